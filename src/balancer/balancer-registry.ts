@@ -1,0 +1,78 @@
+import { invalidConfig } from "../core/errors.ts";
+import { describe } from "../core/validate.ts";
+import type { LoadBalancerConfig } from "../registry/service-config.ts";
+import type { BalancerEnv, BalancerPlugin, PickTarget, Picker } from "./picker.ts";
+import { roundRobin } from "./round-robin.ts";
+
+/** A balancer with its config parsed: ready to build pickers. */
+export interface BoundBalancer {
+  /** The policy name. */
+  readonly policy: string;
+  /**
+   * Builds a picker over a non-empty list of targets.
+   *
+   * @param targets - at least one target
+   * @param env - clock and random source
+   */
+  createPicker<T extends PickTarget>(targets: readonly T[], env: BalancerEnv): Picker<T>;
+}
+
+const NAME = /^[a-z][a-z0-9_]*$/;
+
+/** The balancers shipped with proxyless. */
+export const builtinBalancers: readonly BalancerPlugin[] = Object.freeze([roundRobin]);
+
+/**
+ * The balancer plugins one mesh knows, by name. Each mesh has its own; nothing is global.
+ * @internal
+ */
+export class BalancerRegistry {
+  readonly #plugins = new Map<string, BalancerPlugin>();
+
+  /** @param plugins - plugins to register, built-ins first then the user's */
+  constructor(plugins: Iterable<BalancerPlugin>) {
+    for (const plugin of plugins) this.register(plugin);
+  }
+
+  /** Adds a plugin; a name can be registered once. */
+  register(plugin: BalancerPlugin): void {
+    if (plugin === null || typeof plugin !== "object" || typeof plugin.name !== "string" || !NAME.test(plugin.name)) {
+      throw invalidConfig("balancers", `a balancer plugin needs a name of lower-case letters, digits and '_'`);
+    }
+    if (typeof plugin.parseConfig !== "function" || typeof plugin.createPicker !== "function") {
+      throw invalidConfig("balancers", `balancer '${plugin.name}' must have parseConfig() and createPicker()`);
+    }
+    if (this.#plugins.has(plugin.name)) {
+      throw invalidConfig("balancers", `a balancer named '${plugin.name}' is already registered`);
+    }
+    this.#plugins.set(plugin.name, plugin);
+  }
+
+  /** The registered names. */
+  names(): string[] {
+    return [...this.#plugins.keys()];
+  }
+
+  /**
+   * Resolves and validates a load-balancer config.
+   *
+   * @param lb - policy name and raw config
+   * @param field - the config path of `lb`, for error messages
+   * @throws MeshError `ERR_INVALID_CONFIG` for an unknown policy or a bad config
+   */
+  bind(lb: LoadBalancerConfig, field: string): BoundBalancer {
+    if (lb === null || typeof lb !== "object") throw invalidConfig(field, `expected { policy, config? }, got ${describe(lb)}`);
+    const plugin = typeof lb.policy === "string" ? this.#plugins.get(lb.policy) : undefined;
+    if (plugin === undefined) {
+      throw invalidConfig(
+        `${field}.policy`,
+        `unknown balancer ${describe(lb.policy)}; registered: ${this.names().join(", ")}`,
+      );
+    }
+    const config = plugin.parseConfig(lb.config, `${field}.config`);
+    return {
+      policy: plugin.name,
+      createPicker: (targets, env) => plugin.createPicker(targets, config, env),
+    };
+  }
+}

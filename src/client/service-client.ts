@@ -1,0 +1,155 @@
+import { fetch as undiciFetch, type Dispatcher, type RequestInit, type Response } from "undici";
+import type { PickContext } from "../balancer/picker.ts";
+import { MeshError } from "../core/errors.ts";
+import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
+import { withHost } from "../transport/http/headers.ts";
+import type { ServiceState } from "./service-state.ts";
+
+/** Options for {@link ServiceClient.request}: undici's request options without `origin`; `method` defaults to GET. */
+export type ServiceRequestOptions = Omit<Dispatcher.RequestOptions, "origin" | "method"> & {
+  /** HTTP method; default `GET`. */
+  readonly method?: Dispatcher.HttpMethod;
+};
+
+/** What {@link ServiceClient.request} resolves to: undici's response data (status, headers, streamed body). */
+export type ServiceResponseData = Dispatcher.ResponseData;
+
+const NO_CONTEXT: PickContext = Object.freeze({});
+
+/**
+ * Sends requests to one upstream service. Get one with `mesh.client(name)`; clients are cached per mesh,
+ * so calling `mesh.client("orders")` on every request costs a map lookup.
+ */
+export class ServiceClient {
+  /** The upstream service name. */
+  readonly service: string;
+  readonly #state: ServiceState;
+  readonly #hostOnly: Readonly<Record<string, string>>;
+  readonly #base: string;
+  readonly #fetchDispatcher: Dispatcher;
+
+  /** @internal */
+  constructor(state: ServiceState) {
+    this.service = state.service;
+    this.#state = state;
+    this.#hostOnly = Object.freeze({ host: state.service });
+    this.#base = `http://${state.service}`;
+    this.#fetchDispatcher = new ForwardingDispatcher(
+      (options, handler) => this.dispatch(options, handler, this.service),
+      () => Promise.resolve(),
+    );
+  }
+
+  /**
+   * The fast path: undici's `request` API, sent to an endpoint the balancer picks. The `Host` header is
+   * the service name unless you set one.
+   *
+   * @param options - undici request options; `path` is relative to the service and starts with `/`
+   * @returns status, headers and a streamed body; consume or dump the body
+   * @throws MeshError `ERR_NO_ENDPOINTS`, `ERR_UNKNOWN_SERVICE`, `ERR_MESH_CLOSED`, `ERR_INVALID_ARGUMENT`, ...
+   *
+   * @example
+   * ```ts
+   * const { statusCode, body } = await mesh.client("orders").request({ path: "/v1/orders/42" });
+   * const order = await body.json();
+   * ```
+   */
+  request(options: ServiceRequestOptions): Promise<ServiceResponseData> {
+    const prepared = this.#prepare(options);
+    if (prepared instanceof MeshError) return Promise.reject(prepared);
+    const picker = this.#state.picker;
+    if (picker !== undefined) return picker.pick(NO_CONTEXT).pool.request(prepared);
+    return this.#state.waitForPicker().then(() => this.#requestLater(prepared));
+  }
+
+  /**
+   * The WHATWG `fetch` API, sent through the mesh (undici's `fetch`, so redirects, decompression and
+   * `AbortSignal` behave as in Node's own `fetch`).
+   *
+   * @param input - a path relative to the service (`"/v1/orders"`), or a URL whose host is the service
+   *   name (`"http://orders/v1/orders"`)
+   * @param init - the usual `fetch` options; `dispatcher` is replaced by the mesh's
+   * @returns a WHATWG `Response` (undici's class)
+   * @throws MeshError when the service cannot be reached at all (`ERR_NO_ENDPOINTS`, ...); network errors
+   *   after an endpoint was picked reject as `fetch` does, with a `TypeError` whose `cause` says why
+   */
+  async fetch(input: string | URL, init?: RequestInit): Promise<Response> {
+    const url = this.#resolve(input);
+    if (this.#state.picker === undefined) await this.#state.waitForPicker();
+    return undiciFetch(url, { ...init, dispatcher: this.#fetchDispatcher });
+  }
+
+  /**
+   * Sends an undici dispatch through this client (used by `mesh.dispatcher`). @internal
+   *
+   * @param host - the `Host` header to set when the caller set none
+   */
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string): boolean {
+    const picker = this.#state.picker;
+    if (picker !== undefined) return picker.pick(NO_CONTEXT).pool.dispatch(this.#dispatchOptions(options, host), handler);
+    this.#state.waitForPicker().then(
+      () => this.#dispatchLater(options, handler, host),
+      (err: unknown) => failHandler(handler, err as Error),
+    );
+    return true;
+  }
+
+  #requestLater(prepared: Dispatcher.RequestOptions): Promise<ServiceResponseData> {
+    const picker = this.#state.picker;
+    if (picker === undefined) return Promise.reject(this.#state.unavailableError());
+    return picker.pick(NO_CONTEXT).pool.request(prepared);
+  }
+
+  #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string): void {
+    const picker = this.#state.picker;
+    if (picker === undefined) failHandler(handler, this.#state.unavailableError());
+    else picker.pick(NO_CONTEXT).pool.dispatch(this.#dispatchOptions(options, host), handler);
+  }
+
+  #dispatchOptions(options: Dispatcher.DispatchOptions, host: string): Dispatcher.DispatchOptions {
+    const hostOnly = host === this.service ? this.#hostOnly : { host };
+    return { ...options, headers: withHost(options.headers, host, hostOnly) };
+  }
+
+  #prepare(options: ServiceRequestOptions): Dispatcher.RequestOptions | MeshError {
+    if (options === null || typeof options !== "object") {
+      return invalidArgument(`request() takes an options object such as { path: "/v1/orders" }`);
+    }
+    const path = options.path;
+    if (typeof path !== "string" || path.charCodeAt(0) !== 47 /* "/" */) {
+      return invalidArgument(
+        `'path' must start with '/' (it is relative to service '${this.service}'), got ${JSON.stringify(path)}`,
+      );
+    }
+    return {
+      ...options,
+      method: options.method ?? "GET",
+      headers: withHost(options.headers, this.service, this.#hostOnly),
+    };
+  }
+
+  #resolve(input: string | URL): string {
+    if (typeof input === "string" && input.charCodeAt(0) === 47 /* "/" */) {
+      if (input.charCodeAt(1) === 47) throw invalidArgument(`a path must not start with '//', got ${JSON.stringify(input)}`);
+      return this.#base + input;
+    }
+    let url: URL;
+    try {
+      url = typeof input === "string" ? new URL(input) : input;
+    } catch (err) {
+      throw invalidArgument(`expected a path starting with '/' or a URL, got ${JSON.stringify(input)}`, err);
+    }
+    if (!(url instanceof URL)) throw invalidArgument(`expected a path string or a URL`);
+    if (url.protocol !== "http:" || url.hostname !== this.service) {
+      throw invalidArgument(
+        `this client sends to service '${this.service}': give a path such as "/v1/orders" or a URL such as ` +
+          `"http://${this.service}/v1/orders", got ${JSON.stringify(url.href)}`,
+      );
+    }
+    return url.href;
+  }
+}
+
+function invalidArgument(message: string, cause?: unknown): MeshError {
+  return new MeshError("ERR_INVALID_ARGUMENT", `Invalid argument: ${message}`, { cause });
+}

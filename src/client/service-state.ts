@@ -1,0 +1,239 @@
+import type { EventEmitter } from "node:events";
+import type { BalancerRegistry, BoundBalancer } from "../balancer/balancer-registry.ts";
+import type { BalancerEnv, Picker } from "../balancer/picker.ts";
+import type { Clock } from "../core/clock.ts";
+import { MeshError, isMeshError } from "../core/errors.ts";
+import type { MeshEvents } from "../core/events.ts";
+import type { EndpointSet } from "../endpoint/endpoint-set.ts";
+import type { Registry, RegistryUpdate, RegistryWatch } from "../registry/registry.ts";
+import type { LoadBalancerConfig, ServiceConfig } from "../registry/service-config.ts";
+import { EndpointHandle } from "../transport/http/endpoint-handle.ts";
+import type { Pool } from "undici";
+
+/** What every service state of one mesh shares. @internal */
+export interface MeshContext {
+  readonly registry: Registry;
+  readonly balancers: BalancerRegistry;
+  readonly defaultBalancer: BoundBalancer;
+  readonly env: BalancerEnv & { readonly clock: Clock };
+  readonly poolOptions: Pool.Options;
+  readonly discoveryTimeout: number;
+  readonly events: EventEmitter<MeshEvents>;
+}
+
+type Status = "pending" | "missing" | "known" | "closed";
+
+/**
+ * Everything the mesh knows about one upstream service: the registry's last answer, a handle per
+ * endpoint, and the picker over the ready ones. Registry updates build a new picker and swap it in
+ * whole; a request reads `picker` once. @internal
+ */
+export class ServiceState {
+  readonly service: string;
+  /** The picker over ready endpoints; undefined when none can take traffic or nothing is known yet. */
+  picker: Picker<EndpointHandle> | undefined;
+  #status: Status = "pending";
+  #endpoints: EndpointSet | undefined;
+  #handles = new Map<string, EndpointHandle>();
+  #balancer: BoundBalancer;
+  #lastError: Error | undefined;
+  readonly #retiring = new Set<Promise<void>>();
+  readonly #waiters = new Set<() => void>();
+  readonly #ctx: MeshContext;
+  readonly #watch: RegistryWatch;
+
+  constructor(service: string, ctx: MeshContext) {
+    this.service = service;
+    this.#ctx = ctx;
+    this.#balancer = ctx.defaultBalancer;
+    this.#watch = ctx.registry.watch(service, (update) => this.#onUpdate(update));
+  }
+
+  /** The current endpoint set, if the registry has answered. */
+  get endpoints(): EndpointSet | undefined {
+    return this.#endpoints;
+  }
+
+  /** The balancer in force. */
+  get policy(): string {
+    return this.#balancer.policy;
+  }
+
+  /** The number of endpoint handles whose pool has been created. */
+  get openPools(): number {
+    let n = 0;
+    for (const handle of this.#handles.values()) if (handle.hasPool) n++;
+    return n;
+  }
+
+  /**
+   * Waits until the registry has answered (or failed for good) or the discovery timeout passes, then
+   * returns the picker, or throws the error that explains why there is none.
+   */
+  async waitForPicker(): Promise<Picker<EndpointHandle>> {
+    const clock = this.#ctx.env.clock;
+    const deadline = clock.now() + this.#ctx.discoveryTimeout;
+    for (let left = this.#ctx.discoveryTimeout; this.#status === "pending" && left > 0; left = deadline - clock.now()) {
+      await this.#nextUpdate(left);
+    }
+    if (this.picker !== undefined) return this.picker;
+    throw this.unavailableError();
+  }
+
+  /** The error for a request that finds no picker. */
+  unavailableError(): MeshError {
+    const service = this.service;
+    switch (this.#status) {
+      case "closed":
+        return meshClosedError();
+      case "missing":
+        return new MeshError(
+          "ERR_UNKNOWN_SERVICE",
+          `Service '${service}' is not in the registry. Check the name, or register the service before calling it.`,
+          { details: { service } },
+        );
+      case "pending":
+        return this.#lastError === undefined
+          ? new MeshError(
+              "ERR_DISCOVERY_TIMEOUT",
+              `The registry gave no answer for service '${service}' within ${this.#ctx.discoveryTimeout} ms. ` +
+                `Check that the registry is reachable, or raise the mesh's 'discoveryTimeout'.`,
+              { details: { service } },
+            )
+          : new MeshError(
+              "ERR_REGISTRY_UNAVAILABLE",
+              `The registry failed before it answered for service '${service}': ${this.#lastError.message}`,
+              { cause: this.#lastError, details: { service } },
+            );
+      case "known": {
+        const all = this.#endpoints?.all ?? [];
+        if (all.length === 0) {
+          return new MeshError(
+            "ERR_NO_ENDPOINTS",
+            `Service '${service}' has no endpoints registered. Start an instance or check its registration.`,
+            { details: { service, endpoints: 0 } },
+          );
+        }
+        const critical = all.filter((e) => e.health === "critical").length;
+        return new MeshError(
+          "ERR_NO_ENDPOINTS",
+          `None of the ${all.length} endpoints of service '${service}' can take traffic ` +
+            `(${critical} critical, ${all.length - critical} with weight 0). Check their health checks.`,
+          { details: { service, endpoints: all.length, critical } },
+        );
+      }
+    }
+  }
+
+  /** Stops the watch, then lets in-flight requests finish and closes every pool. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#status !== "closed") {
+      this.#status = "closed";
+      this.picker = undefined;
+      this.#watch.close();
+      this.#wake();
+      for (const handle of this.#handles.values()) this.#retire(handle);
+      this.#handles = new Map();
+    }
+    while (this.#retiring.size > 0) await Promise.all(this.#retiring);
+  }
+
+  #onUpdate(update: RegistryUpdate): void {
+    if (this.#status === "closed") return;
+    switch (update.type) {
+      case "endpoints":
+        this.#applyEndpoints(update.endpoints);
+        break;
+      case "missing":
+        this.#status = "missing";
+        this.#lastError = undefined;
+        this.#applyEndpoints(undefined);
+        break;
+      case "config":
+        this.#applyConfig(update.config);
+        break;
+      case "error":
+        this.#lastError = update.error;
+        this.#ctx.events.emit("registry_error", { service: this.service, error: update.error });
+        return;
+    }
+    this.#wake();
+  }
+
+  #applyEndpoints(set: EndpointSet | undefined): void {
+    const previous = this.#endpoints;
+    const next = new Map<string, EndpointHandle>();
+    for (const endpoint of set?.all ?? []) {
+      let handle = this.#handles.get(endpoint.id);
+      if (handle !== undefined && handle.endpoint.origin !== endpoint.origin) handle = undefined;
+      if (handle === undefined) handle = new EndpointHandle(endpoint, this.#ctx.poolOptions);
+      else handle.update(endpoint);
+      next.set(endpoint.id, handle);
+    }
+    for (const [id, handle] of this.#handles) if (next.get(id) !== handle) this.#retire(handle);
+    this.#handles = next;
+    this.#endpoints = set;
+    if (set !== undefined) {
+      this.#status = "known";
+      this.#lastError = undefined;
+    }
+    this.#rebuildPicker();
+    if (set !== undefined) {
+      this.#ctx.events.emit("endpoints_changed", { service: this.service, endpoints: set, diff: set.diff(previous) });
+    }
+  }
+
+  #applyConfig(config: ServiceConfig): void {
+    let balancer: BoundBalancer;
+    try {
+      balancer = bindBalancer(this.#ctx, config.loadBalancer);
+    } catch (err) {
+      if (!isMeshError(err)) throw err;
+      this.#ctx.events.emit("config_rejected", { service: this.service, error: err });
+      return;
+    }
+    this.#balancer = balancer;
+    this.#rebuildPicker();
+    this.#ctx.events.emit("config_applied", { service: this.service, policy: balancer.policy });
+  }
+
+  #rebuildPicker(): void {
+    const ready: EndpointHandle[] = [];
+    for (const endpoint of this.#endpoints?.ready ?? []) {
+      const handle = this.#handles.get(endpoint.id);
+      if (handle !== undefined) ready.push(handle);
+    }
+    this.picker = ready.length === 0 ? undefined : this.#balancer.createPicker(ready, this.#ctx.env);
+  }
+
+  #retire(handle: EndpointHandle): void {
+    const closing = handle.close().finally(() => this.#retiring.delete(closing));
+    this.#retiring.add(closing);
+  }
+
+  #wake(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  #nextUpdate(timeout: number): Promise<void> {
+    const clock = this.#ctx.env.clock;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clock.clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      const timer = clock.setTimeout(done, timeout);
+      this.#waiters.add(done);
+    });
+  }
+}
+
+function bindBalancer(ctx: MeshContext, lb: LoadBalancerConfig | undefined): BoundBalancer {
+  return lb === undefined ? ctx.defaultBalancer : ctx.balancers.bind(lb, "loadBalancer");
+}
+
+/** The error for any call after `mesh.close()`. @internal */
+export function meshClosedError(): MeshError {
+  return new MeshError("ERR_MESH_CLOSED", "The mesh is closed. Create a new mesh with createMesh() to send more requests.");
+}

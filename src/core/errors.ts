@@ -1,0 +1,85 @@
+/**
+ * Stable error codes. Code is the contract: messages may be reworded, codes never change meaning.
+ */
+export type MeshErrorCode =
+  /** The service is known to the registry but has no endpoint that can take traffic. */
+  | "ERR_NO_ENDPOINTS"
+  /** The registry says no service of that name exists. */
+  | "ERR_UNKNOWN_SERVICE"
+  /** The name is not a valid DNS label (lower case letters, digits and `-`, at most 63 characters). */
+  | "ERR_INVALID_SERVICE_NAME"
+  /** The mesh was closed; create a new mesh to send more requests. */
+  | "ERR_MESH_CLOSED"
+  /** A configuration value (mesh option, service config, balancer config) is invalid. */
+  | "ERR_INVALID_CONFIG"
+  /** An endpoint record given to a registry is invalid. */
+  | "ERR_INVALID_ENDPOINT"
+  /** An argument to a request method (URL, path, service host) is invalid. */
+  | "ERR_INVALID_ARGUMENT"
+  /** The registry gave no answer for the service within the discovery timeout. */
+  | "ERR_DISCOVERY_TIMEOUT"
+  /** The registry failed before it ever answered for the service. */
+  | "ERR_REGISTRY_UNAVAILABLE";
+
+/** Extra, machine-readable facts about an error (the service, the field at fault, ...). */
+export interface MeshErrorDetails {
+  /** The upstream service the error concerns. */
+  readonly service?: string;
+  /** The configuration field at fault, as a dotted path such as `loadBalancer.policy`. */
+  readonly field?: string;
+  /** Any other facts worth logging. */
+  readonly [key: string]: unknown;
+}
+
+/** Options for {@link MeshError}. */
+export interface MeshErrorOptions {
+  /** The error that led to this one. */
+  readonly cause?: unknown;
+  /** Machine-readable facts about the error. */
+  readonly details?: MeshErrorDetails;
+}
+
+/**
+ * The one error type proxyless throws. Switch on {@link MeshError.code}, never on the message.
+ *
+ * @example
+ * ```ts
+ * try { await orders.fetch("/v1/orders"); }
+ * catch (err) { if (isMeshError(err, "ERR_NO_ENDPOINTS")) { ... } }
+ * ```
+ */
+export class MeshError extends Error {
+  /** The stable code. */
+  readonly code: MeshErrorCode;
+  /** Machine-readable facts about the error. */
+  readonly details: MeshErrorDetails;
+
+  /**
+   * @param code - the stable code
+   * @param message - what happened and what to do about it
+   * @param options - cause and details
+   */
+  constructor(code: MeshErrorCode, message: string, options: MeshErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "MeshError";
+    this.code = code;
+    this.details = Object.freeze({ ...options.details });
+  }
+}
+
+/**
+ * Tells whether `err` is a {@link MeshError}, optionally with the given code.
+ *
+ * @param err - any thrown value
+ * @param code - the code to match; any code when omitted
+ */
+export function isMeshError(err: unknown, code?: MeshErrorCode): err is MeshError {
+  return err instanceof MeshError && (code === undefined || err.code === code);
+}
+
+/** Builds an `ERR_INVALID_CONFIG` error naming the field at fault. @internal */
+export function invalidConfig(field: string, problem: string, extra: MeshErrorDetails = {}): MeshError {
+  return new MeshError("ERR_INVALID_CONFIG", `Invalid configuration at '${field}': ${problem}`, {
+    details: { ...extra, field },
+  });
+}

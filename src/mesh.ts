@@ -1,0 +1,215 @@
+import { EventEmitter } from "node:events";
+import type { Dispatcher } from "undici";
+import { BalancerRegistry, builtinBalancers } from "./balancer/balancer-registry.ts";
+import type { BalancerPlugin } from "./balancer/picker.ts";
+import { ServiceClient } from "./client/service-client.ts";
+import { meshClosedError, ServiceState, type MeshContext } from "./client/service-state.ts";
+import { systemClock, type Clock } from "./core/clock.ts";
+import { MeshError, invalidConfig } from "./core/errors.ts";
+import type { MeshEvents } from "./core/events.ts";
+import { systemRandom, type Random } from "./core/random.ts";
+import { assertServiceName } from "./core/service-name.ts";
+import { expectOptions, optionalNumber } from "./core/validate.ts";
+import type { Registry } from "./registry/registry.ts";
+import type { LoadBalancerConfig } from "./registry/service-config.ts";
+import { failHandler, ForwardingDispatcher } from "./transport/http/forwarding-dispatcher.ts";
+import { toUndiciPoolOptions, type PoolOptions } from "./transport/http/pool-options.ts";
+
+/** Options for {@link createMesh}. Only `registry` is required. */
+export interface MeshOptions {
+  /** Where services and their config come from: `StaticRegistry`, `MockRegistry`, or your own. */
+  readonly registry: Registry;
+  /** The name of the service this process is (for telemetry and identity). Optional. */
+  readonly service?: string;
+  /** The default balancer; a service's config from the registry overrides it. Default `round_robin`. */
+  readonly loadBalancer?: LoadBalancerConfig;
+  /** Balancer plugins to add to the built-in ones. */
+  readonly balancers?: readonly BalancerPlugin[];
+  /** Connection pool settings per endpoint. */
+  readonly pool?: PoolOptions;
+  /** How long a request waits for the registry's first answer about a service, in ms. Default 5000. */
+  readonly discoveryTimeout?: number;
+  /** The clock; inject a fake one in tests. */
+  readonly clock?: Clock;
+  /** The random source; inject a seeded one in tests. */
+  readonly random?: Random;
+}
+
+const OPTION_KEYS = [
+  "registry",
+  "service",
+  "loadBalancer",
+  "balancers",
+  "pool",
+  "discoveryTimeout",
+  "clock",
+  "random",
+] as const;
+
+/** What {@link Mesh.inspect} tells about one upstream service. */
+export interface ServiceInspection {
+  /** The balancer in force. */
+  readonly policy: string;
+  /** Endpoints known, ready or not. */
+  readonly endpoints: number;
+  /** Endpoints that may take traffic. */
+  readonly ready: number;
+  /** Endpoints whose connection pool has been created (pools are created on first pick). */
+  readonly openPools: number;
+}
+
+const MAX_CACHED_ORIGINS = 1024;
+
+/**
+ * A service mesh inside this process. Create it once at start-up with {@link createMesh}, take clients
+ * with {@link Mesh.client}, and {@link Mesh.close} it at shutdown.
+ *
+ * Emits the events of {@link MeshEvents} (`endpoints_changed`, `config_applied`, `config_rejected`,
+ * `registry_error`).
+ */
+export class Mesh extends EventEmitter<MeshEvents> {
+  /** The name of this process's own service, if given. */
+  readonly service: string | undefined;
+  /**
+   * An undici `Dispatcher` that reads the URL host as a service name, for code that already uses
+   * `fetch` or undici: `fetch("http://orders/v1/orders", { dispatcher: mesh.dispatcher })`.
+   * Only `http:` URLs are accepted. Closing it closes the mesh.
+   */
+  readonly dispatcher: Dispatcher;
+  readonly #ctx: MeshContext;
+  readonly #clients = new Map<string, ServiceClient>();
+  readonly #states = new Map<string, ServiceState>();
+  readonly #origins = new Map<string, { readonly client: ServiceClient; readonly host: string }>();
+  #closing: Promise<void> | undefined;
+
+  /**
+   * Prefer {@link createMesh}.
+   *
+   * @param options - see {@link MeshOptions}
+   * @throws MeshError `ERR_INVALID_CONFIG` naming the option at fault
+   */
+  constructor(options: MeshOptions) {
+    super();
+    const o = expectOptions(options, "options", OPTION_KEYS) as unknown as MeshOptions;
+    if (o.registry === undefined || o.registry === null || typeof o.registry.watch !== "function") {
+      throw invalidConfig("registry", "a registry is required: pass { registry: new StaticRegistry(...) } or a MockRegistry");
+    }
+    if (o.service !== undefined) assertServiceName(o.service);
+    if (o.balancers !== undefined && !Array.isArray(o.balancers)) throw invalidConfig("balancers", "expected an array of plugins");
+    const extra: readonly BalancerPlugin[] = o.balancers ?? [];
+    const balancers = new BalancerRegistry([...builtinBalancers, ...extra]);
+    this.service = o.service;
+    this.#ctx = {
+      registry: o.registry,
+      balancers,
+      defaultBalancer: balancers.bind(o.loadBalancer ?? { policy: "round_robin" }, "loadBalancer"),
+      env: { clock: o.clock ?? systemClock, random: o.random ?? systemRandom },
+      poolOptions: toUndiciPoolOptions(o.pool, "pool"),
+      discoveryTimeout: optionalNumber(o.discoveryTimeout, "discoveryTimeout", { min: 0 }) ?? 5000,
+      events: this,
+    };
+    this.dispatcher = new ForwardingDispatcher(
+      (opts, handler) => this.#dispatch(opts, handler),
+      () => this.close(),
+    );
+  }
+
+  /** Whether {@link Mesh.close} has been called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * The client for an upstream service, created on first call and cached. The service is watched in the
+   * registry from then on.
+   *
+   * @param name - the service name, a DNS label such as `orders`
+   * @throws MeshError `ERR_INVALID_SERVICE_NAME` for a bad name, `ERR_MESH_CLOSED` after `close()`
+   */
+  client(name: string): ServiceClient {
+    const cached = this.#clients.get(name);
+    if (cached !== undefined && this.#closing === undefined) return cached;
+    assertServiceName(name);
+    if (this.#closing !== undefined) throw meshClosedError();
+    const state = new ServiceState(name, this.#ctx);
+    const client = new ServiceClient(state);
+    this.#states.set(name, state);
+    this.#clients.set(name, client);
+    return client;
+  }
+
+  /**
+   * The policy and counts for a service the mesh is watching, for debugging and tests.
+   *
+   * @param name - a service name
+   */
+  inspect(name: string): ServiceInspection | undefined {
+    const state = this.#states.get(name);
+    if (state === undefined) return undefined;
+    return {
+      policy: state.policy,
+      endpoints: state.endpoints?.size ?? 0,
+      ready: state.endpoints?.ready.length ?? 0,
+      openPools: state.openPools,
+    };
+  }
+
+  /**
+   * Stops every registry watch, lets requests in flight finish, and closes every connection pool.
+   * Idempotent: later calls return the same promise. Afterwards every call fails with `ERR_MESH_CLOSED`.
+   */
+  close(): Promise<void> {
+    return (this.#closing ??= Promise.all([...this.#states.values()].map((s) => s.close())).then(() => undefined));
+  }
+
+  #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    let target: { readonly client: ServiceClient; readonly host: string };
+    try {
+      if (this.#closing !== undefined) throw meshClosedError();
+      target = this.#target(options.origin);
+    } catch (err) {
+      failHandler(handler, err as Error);
+      return false;
+    }
+    return target.client.dispatch(options, handler, target.host);
+  }
+
+  #target(origin: string | URL | undefined): { readonly client: ServiceClient; readonly host: string } {
+    const key = origin === undefined ? "" : typeof origin === "string" ? origin : origin.origin;
+    const cached = this.#origins.get(key);
+    if (cached !== undefined) return cached;
+    let url: URL;
+    try {
+      url = new URL(key);
+    } catch (err) {
+      throw new MeshError("ERR_INVALID_ARGUMENT", `Invalid argument: the mesh dispatcher needs a URL such as "http://orders/v1/orders", got origin ${JSON.stringify(key)}`, { cause: err });
+    }
+    if (url.protocol !== "http:") {
+      throw new MeshError(
+        "ERR_INVALID_ARGUMENT",
+        `Invalid argument: the mesh dispatcher takes http:// URLs whose host is a service name, got ${JSON.stringify(key)}; ` +
+          `transport security between services is the mesh's job, not the URL's`,
+      );
+    }
+    const target = { client: this.client(url.hostname), host: url.host };
+    if (this.#origins.size < MAX_CACHED_ORIGINS) this.#origins.set(key, target);
+    return target;
+  }
+}
+
+/**
+ * Creates a mesh.
+ *
+ * @param options - see {@link MeshOptions}; only `registry` is required
+ * @throws MeshError `ERR_INVALID_CONFIG` naming the option at fault
+ *
+ * @example
+ * ```ts
+ * const mesh = createMesh({ registry: new StaticRegistry({ orders: [{ address: "127.0.0.1", port: 8080 }] }) });
+ * const res = await mesh.client("orders").fetch("/v1/orders/42");
+ * await mesh.close();
+ * ```
+ */
+export function createMesh(options: MeshOptions): Mesh {
+  return new Mesh(options);
+}

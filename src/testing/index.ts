@@ -1,0 +1,8 @@
+/**
+ * The test kit: an in-memory registry driven by tests, a fake clock and a seeded random source.
+ *
+ * @module proxyless/testing
+ */
+export { MockRegistry } from "./mock-registry.ts";
+export { FakeClock } from "./fake-clock.ts";
+export { createSeededRandom } from "../core/random.ts";

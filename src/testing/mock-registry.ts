@@ -1,0 +1,120 @@
+import { MeshError } from "../core/errors.ts";
+import type { EndpointSet } from "../endpoint/endpoint-set.ts";
+import { withHealth, type Endpoint, type EndpointInput, type HealthStatus } from "../endpoint/endpoint.ts";
+import { InMemoryRegistry, type ServiceMap } from "../registry/in-memory-registry.ts";
+import type { ServiceConfig } from "../registry/service-config.ts";
+
+/**
+ * An in-memory registry driven by tests. Every change reaches the mesh synchronously, so the next
+ * request sees it.
+ *
+ * @example
+ * ```ts
+ * const registry = new MockRegistry();
+ * registry.setEndpoints("orders", [{ address: "127.0.0.1", port: 8081 }, { address: "127.0.0.1", port: 8082 }]);
+ * const mesh = createMesh({ registry });
+ * registry.setHealth("orders", "127.0.0.1:8081", "critical"); // the next request goes to 8082
+ * ```
+ */
+export class MockRegistry extends InMemoryRegistry {
+  /**
+   * @param services - initial endpoints by service
+   * @param configs - initial config by service
+   */
+  constructor(services: ServiceMap = {}, configs: Readonly<Record<string, ServiceConfig>> = {}) {
+    super(services, configs);
+  }
+
+  /**
+   * Replaces all endpoints of a service (and makes the service known). Inputs are validated first; on a
+   * bad one nothing changes.
+   *
+   * @param service - the service name
+   * @param endpoints - every endpoint of the service; `[]` makes it *known empty*
+   * @returns the new endpoint set
+   * @throws MeshError `ERR_INVALID_ENDPOINT` or `ERR_INVALID_SERVICE_NAME`
+   */
+  setEndpoints(service: string, endpoints: Iterable<Endpoint | EndpointInput>): EndpointSet {
+    return this.putEndpoints(service, endpoints);
+  }
+
+  /**
+   * Adds one endpoint to a service, or replaces the one with the same id.
+   *
+   * @param service - the service name
+   * @param endpoint - the endpoint
+   */
+  addEndpoint(service: string, endpoint: Endpoint | EndpointInput): EndpointSet {
+    const current = this.endpoints(service)?.all ?? [];
+    const id = endpoint.id ?? `${endpoint.address}:${endpoint.port}`;
+    return this.putEndpoints(service, [...current.filter((e) => e.id !== id), endpoint]);
+  }
+
+  /**
+   * Changes the health of one endpoint (its weight follows: `weights.warning` when warning, none when
+   * critical).
+   *
+   * @param service - the service name
+   * @param id - the endpoint id (`address:port` unless one was given)
+   * @param health - the new health
+   * @throws MeshError `ERR_INVALID_ENDPOINT` when there is no such endpoint
+   */
+  setHealth(service: string, id: string, health: HealthStatus): EndpointSet {
+    const endpoint = this.#find(service, id);
+    const all = this.endpoints(service)?.all ?? [];
+    return this.putEndpoints(service, all.map((e) => (e === endpoint ? withHealth(e, health) : e)));
+  }
+
+  /**
+   * Removes one endpoint from a service.
+   *
+   * @param service - the service name
+   * @param id - the endpoint id
+   * @throws MeshError `ERR_INVALID_ENDPOINT` when there is no such endpoint
+   */
+  removeEndpoint(service: string, id: string): EndpointSet {
+    const endpoint = this.#find(service, id);
+    return this.putEndpoints(service, (this.endpoints(service)?.all ?? []).filter((e) => e !== endpoint));
+  }
+
+  /**
+   * Forgets a service entirely: it becomes *unknown* (`ERR_UNKNOWN_SERVICE`), not empty.
+   *
+   * @param service - the service name
+   */
+  removeService(service: string): void {
+    this.deleteService(service);
+  }
+
+  /**
+   * Replaces a service's configuration. The mesh validates it: an invalid config is refused with a
+   * `config_rejected` event and the previous one keeps serving.
+   *
+   * @param service - the service name
+   * @param config - the whole config; `{}` for defaults
+   */
+  setConfig(service: string, config: ServiceConfig): void {
+    this.putConfig(service, config);
+  }
+
+  /**
+   * Reports a registry failure for a service, as a real registry does when its backend is unreachable.
+   * Watchers keep their last good state.
+   *
+   * @param service - the service name
+   * @param error - what failed
+   */
+  fail(service: string, error: Error): void {
+    this.emit(service, { type: "error", error });
+  }
+
+  #find(service: string, id: string): Endpoint {
+    const endpoint = this.endpoints(service)?.get(id);
+    if (endpoint === undefined) {
+      throw new MeshError("ERR_INVALID_ENDPOINT", `Service '${service}' has no endpoint with id '${id}'.`, {
+        details: { service, field: "id" },
+      });
+    }
+    return endpoint;
+  }
+}
