@@ -1,4 +1,4 @@
-import { invalidConfig } from "../core/errors.ts";
+import { invalidConfig, isMeshError } from "../core/errors.ts";
 import { describe } from "../core/validate.ts";
 import type { LoadBalancerConfig } from "../registry/service-config.ts";
 import type { BalancerEnv, BalancerPlugin, PickTarget, Picker } from "./picker.ts";
@@ -69,7 +69,14 @@ export class BalancerRegistry {
         `unknown balancer ${describe(lb.policy)}; registered: ${this.names().join(", ")}`,
       );
     }
-    const config = plugin.parseConfig(lb.config, `${field}.config`);
+    let config: unknown;
+    try {
+      config = plugin.parseConfig(lb.config, `${field}.config`);
+    } catch (err) {
+      if (isMeshError(err)) throw err;
+      const reason = err instanceof Error ? err.message : describe(err);
+      throw invalidConfig(`${field}.config`, `balancer '${plugin.name}' refused its config: ${reason}`, { cause: err });
+    }
     return {
       policy: plugin.name,
       createPicker: (targets, env) => plugin.createPicker(targets, config, env),

@@ -78,8 +78,9 @@ export function isMeshError(err: unknown, code?: MeshErrorCode): err is MeshErro
 }
 
 /** Builds an `ERR_INVALID_CONFIG` error naming the field at fault. @internal */
-export function invalidConfig(field: string, problem: string, extra: MeshErrorDetails = {}): MeshError {
+export function invalidConfig(field: string, problem: string, options: { readonly cause?: unknown } = {}): MeshError {
   return new MeshError("ERR_INVALID_CONFIG", `Invalid configuration at '${field}': ${problem}`, {
-    details: { ...extra, field },
+    cause: options.cause,
+    details: { field },
   });
 }

@@ -23,6 +23,8 @@ export class Backend {
   #onHeld: (() => void) | undefined;
   #onSocketsClosed: (() => void) | undefined;
   port = 0;
+  /** Connections accepted so far. */
+  accepted = 0;
 
   private constructor(name: string) {
     this.name = name;
@@ -31,6 +33,7 @@ export class Backend {
     });
     this.#server.on("connection", (socket: Socket) => {
       this.#sockets.add(socket);
+      this.accepted++;
       socket.on("close", () => {
         this.#sockets.delete(socket);
         if (this.#sockets.size === 0) this.#onSocketsClosed?.();
