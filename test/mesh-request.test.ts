@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Readable } from "node:stream";
 import { fetch as undiciFetch, request as undiciRequest } from "undici";
-import { createMesh, type Mesh } from "proxyless";
+import { createMesh, isMeshError, type Mesh } from "proxyless";
 import { createSeededRandom, MockRegistry } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 
@@ -87,6 +87,26 @@ describe("requests through the mesh reach a real backend", () => {
     assert.equal(seen.url, "/v1/items?a=b");
     assert.equal(seen.body, '{"n":1}');
     assert.equal(seen.headers.host, "orders");
+  });
+
+  it("mesh.dispatcher works with Node's global fetch", async () => {
+    const init = { dispatcher: mesh.dispatcher } as RequestInit; // the dispatcher option is Node's, not in lib.dom
+    const res = await fetch("http://orders/v1/global", init);
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { url: string }).url, "/v1/global");
+  });
+
+  it("mesh.dispatcher refuses https:// rather than send in clear", async () => {
+    await assert.rejects(undiciRequest("https://orders/", { dispatcher: mesh.dispatcher }), (err: unknown) => {
+      return isMeshError(err, "ERR_INVALID_ARGUMENT") && /http:\/\//.test(err.message);
+    });
+  });
+
+  it("client.fetch refuses a URL for another service and a path without '/'", async () => {
+    const client = mesh.client("orders");
+    await assert.rejects(client.fetch("http://payments/x"), (err: unknown) => isMeshError(err, "ERR_INVALID_ARGUMENT"));
+    await assert.rejects(client.fetch("v1/orders"), (err: unknown) => isMeshError(err, "ERR_INVALID_ARGUMENT"));
+    await assert.rejects(client.request({ path: "v1/orders" }), (err: unknown) => isMeshError(err, "ERR_INVALID_ARGUMENT") && /must start with '\/'/.test(err.message));
   });
 
   it("mesh.dispatcher routes undici.request by URL host", async () => {
