@@ -97,6 +97,26 @@ describe("service config from the registry", () => {
     await mesh.close();
   });
 
+  it("falls back to round robin, and says so, when a plugin fails to build a picker", async () => {
+    const broken: BalancerPlugin<Record<string, never>> = {
+      name: "broken",
+      parseConfig: () => ({}),
+      createPicker: () => {
+        throw new Error("boom");
+      },
+    };
+    const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
+    const mesh = createMesh({ registry, balancers: [broken] });
+    const rejected: ConfigRejectedEvent[] = [];
+    mesh.on("config_rejected", (e) => rejected.push(e));
+    mesh.client("orders");
+    assert.doesNotThrow(() => registry.setConfig("orders", { loadBalancer: { policy: "broken" } }));
+    assert.equal(rejected.length, 1);
+    assert.match(rejected[0]!.error.message, /'broken' failed to build a picker \(boom\); using round_robin/);
+    assert.equal(new Set(await instances(mesh, 3)).size, 3);
+    await mesh.close();
+  });
+
   it("StaticRegistry serves a fixed list, and the mesh default balancer applies", async () => {
     const registry = new StaticRegistry({ orders: backends.map((b) => b.endpoint) });
     const mesh = createMesh({ registry, balancers: [first], loadBalancer: { policy: "first" } });

@@ -2,7 +2,8 @@ import type { EventEmitter } from "node:events";
 import type { BalancerRegistry, BoundBalancer } from "../balancer/balancer-registry.ts";
 import type { BalancerEnv, Picker } from "../balancer/picker.ts";
 import type { Clock } from "../core/clock.ts";
-import { MeshError, isMeshError } from "../core/errors.ts";
+import { MeshError, invalidConfig, isMeshError } from "../core/errors.ts";
+import { roundRobin } from "../balancer/round-robin.ts";
 import type { MeshEvents } from "../core/events.ts";
 import type { EndpointSet } from "../endpoint/endpoint-set.ts";
 import type { Registry, RegistryUpdate, RegistryWatch } from "../registry/registry.ts";
@@ -203,7 +204,20 @@ export class ServiceState {
       const handle = this.#handles.get(endpoint.id);
       if (handle !== undefined) ready.push(handle);
     }
-    this.picker = ready.length === 0 ? undefined : this.#balancer.createPicker(ready, this.#ctx.env);
+    if (ready.length === 0) {
+      this.picker = undefined;
+      return;
+    }
+    try {
+      this.picker = this.#balancer.createPicker(ready, this.#ctx.env);
+    } catch (err) {
+      // A plugin bug must not leave the old picker (which may hold retired endpoints) in place, nor throw
+      // into the registry: serve with round robin and say so.
+      this.picker = roundRobin.createPicker(ready, {}, this.#ctx.env);
+      const reason = err instanceof Error ? err.message : String(err);
+      const error = invalidConfig("loadBalancer.policy", `balancer '${this.#balancer.policy}' failed to build a picker (${reason}); using round_robin until the next change`, { cause: err });
+      this.#ctx.events.emit("config_rejected", { service: this.service, error });
+    }
   }
 
   #retire(handle: EndpointHandle): void {
