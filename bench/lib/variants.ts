@@ -1,0 +1,91 @@
+import { fetch as undiciFetch, Pool } from "undici";
+import { createMesh, type PoolOptions } from "proxyless";
+import { MockRegistry } from "proxyless/testing";
+
+/** The four ways of sending the same request that the bench compares. */
+export type VariantKey = "raw_request" | "client_request" | "client_fetch" | "undici_fetch";
+
+/** One way of sending a request: `send` sends one GET and consumes the whole body. */
+export interface Variant {
+  readonly key: VariantKey;
+  readonly label: string;
+  readonly send: () => Promise<void>;
+}
+
+/** The variants, all sending to the same backend, plus what closes their pools. */
+export interface VariantSet {
+  /** Raw `Pool.request` first: it is the baseline of every ratio. */
+  readonly variants: readonly Variant[];
+  close(): Promise<void>;
+}
+
+/** The service name the mesh knows the backend by. */
+const SERVICE = "bench";
+
+function expectOk(status: number, variant: VariantKey): void {
+  if (status !== 200) throw new Error(`${variant}: expected status 200, got ${status}`);
+}
+
+/**
+ * Creates the four variants against one backend. The raw pool, the mesh's endpoint pool and the pool
+ * under `undici.fetch` all get the same settings.
+ *
+ * @param origin - the backend, `http://127.0.0.1:<port>`
+ * @param path - the request path
+ * @param pool - pool settings for every variant
+ */
+export function createVariants(origin: string, path: string, pool: PoolOptions): VariantSet {
+  const url = new URL(origin);
+  const rawPool = new Pool(origin, pool);
+  const fetchPool = new Pool(origin, pool);
+  const fetchUrl = origin + path;
+  const registry = new MockRegistry({ [SERVICE]: [{ address: url.hostname, port: Number(url.port) }] });
+  const mesh = createMesh({ registry, pool });
+  const client = mesh.client(SERVICE);
+
+  const variants: Variant[] = [
+    {
+      key: "raw_request",
+      label: "undici Pool.request (raw)",
+      send: async () => {
+        const { statusCode, body } = await rawPool.request({ path, method: "GET" });
+        await body.text();
+        expectOk(statusCode, "raw_request");
+      },
+    },
+    {
+      key: "client_request",
+      label: "mesh client.request",
+      send: async () => {
+        const { statusCode, body } = await client.request({ path });
+        await body.text();
+        expectOk(statusCode, "client_request");
+      },
+    },
+    {
+      key: "client_fetch",
+      label: "mesh client.fetch",
+      send: async () => {
+        const res = await client.fetch(path);
+        await res.text();
+        expectOk(res.status, "client_fetch");
+      },
+    },
+    {
+      key: "undici_fetch",
+      label: "undici.fetch (Pool dispatcher)",
+      send: async () => {
+        const res = await undiciFetch(fetchUrl, { dispatcher: fetchPool });
+        await res.text();
+        expectOk(res.status, "undici_fetch");
+      },
+    },
+  ];
+
+  return {
+    variants,
+    close: async () => {
+      await Promise.all([rawPool.close(), fetchPool.close(), mesh.close()]);
+    },
+  };
+}
