@@ -15,16 +15,29 @@ function short(s: RoundSample): string {
   return `${s.rps.toFixed(0)} req/s ${s.cpuUsPerReq.toFixed(1)}us`;
 }
 
+/** Everything a bench run measured. */
+export interface BenchResults {
+  /** The interleaved rounds of all four variants, raw `Pool.request` first. */
+  readonly rounds: readonly VariantRounds[];
+  /** The paired phase: raw `Pool.request` and `client.request` alternating, nothing else in between. */
+  readonly pairs: { readonly raw: VariantRounds; readonly mesh: VariantRounds } | undefined;
+}
+
 /**
  * Warms every variant up, then runs the interleaved rounds against the backend, printing one line per
  * round. The order follows {@link balancedSchedule}; each run starts with a full GC, a short pause and
  * an unmeasured lead-in. Closes every pool before returning.
  *
+ * Before all that, when `settings.pairs` > 0, runs raw and `client.request` alone in alternating pairs
+ * (each first in half of them): the measure of the request path as a service that never calls `fetch`
+ * sees it.
+ *
  * @param origin - the backend, `http://127.0.0.1:<port>`
  * @param settings - rounds, durations, concurrency, pool settings
- * @returns every round of every variant, in the variants' fixed order (raw `Pool.request` first)
+ *
+ * @returns every round of every variant, and the pairs
  */
-export async function runBench(origin: string, settings: BenchSettings): Promise<VariantRounds[]> {
+export async function runBench(origin: string, settings: BenchSettings): Promise<BenchResults> {
   const set = createVariants(origin, settings.path, settings.pool);
   const recorder = new LatencyRecorder();
   const samples = new Map<Variant, RoundSample[]>(set.variants.map((v) => [v, []]));
@@ -36,7 +49,25 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
     if (settings.leadInMs > 0) await runRound(v.send, settings.concurrency, settings.leadInMs, recorder);
     return runRound(v.send, settings.concurrency, ms, recorder);
   };
+  const raw = set.variants.find((v) => v.key === "raw_request")!;
+  const mesh = set.variants.find((v) => v.key === "client_request")!;
   try {
+    // Pairs first, before any fetch variant has run in this process: fetch and request share undici code,
+    // and once fetch has run, V8's view of that code is no longer the one a request-only service has.
+    const pairs = new Map<Variant, RoundSample[]>([[raw, []], [mesh, []]]);
+    if (settings.pairs > 0) {
+      console.log(`warm-up of raw and client.request: ${settings.warmupMs} ms each, concurrency ${settings.concurrency}`);
+      for (const v of [raw, mesh]) await measure(v, settings.warmupMs);
+    }
+    for (let p = 0; p < settings.pairs; p++) {
+      const parts: string[] = [];
+      for (const v of p % 2 === 0 ? [raw, mesh] : [mesh, raw]) {
+        const s = await measure(v, settings.roundMs);
+        pairs.get(v)!.push(s);
+        parts.push(`${v.key} ${short(s)}`);
+      }
+      console.log(`pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
+    }
     console.log(`warm-up: ${settings.warmupMs} ms per variant, concurrency ${settings.concurrency}`);
     for (const v of ordered(set.variants, schedule.warmup)) await measure(v, settings.warmupMs);
     for (let r = 0; r < settings.rounds; r++) {
@@ -48,8 +79,12 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
       }
       console.log(`round ${r + 1}/${settings.rounds}: ${parts.join(" | ")}`);
     }
+    const asRounds = (v: Variant): VariantRounds => ({ key: v.key, label: v.label, rounds: pairs.get(v)! });
+    return {
+      rounds: set.variants.map((v) => ({ key: v.key, label: v.label, rounds: samples.get(v)! })),
+      pairs: settings.pairs > 0 ? { raw: asRounds(raw), mesh: asRounds(mesh) } : undefined,
+    };
   } finally {
     await set.close();
   }
-  return set.variants.map((v) => ({ key: v.key, label: v.label, rounds: samples.get(v)! }));
 }

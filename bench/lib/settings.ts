@@ -6,6 +6,8 @@ import type { PoolOptions } from "proxyless";
 export interface BenchSettings {
   readonly concurrency: number;
   readonly rounds: number;
+  /** Alternating raw / `client.request` pairs measured after the rounds, nothing else in between. */
+  readonly pairs: number;
   readonly roundMs: number;
   readonly warmupMs: number;
   /** Idle time between two measured runs, so one variant's leftovers settle before the next starts. */
@@ -26,13 +28,14 @@ function envInt(name: string, fallback: number, min: number): number {
 
 /**
  * Reads the settings: `BENCH_CONCURRENCY` (50), `BENCH_ROUNDS` (12: one balanced schedule for 4
- * variants), `BENCH_ROUND_MS` (1000), `BENCH_LEAD_IN_MS` (250), `BENCH_WARMUP_MS` (1000).
+ * variants), `BENCH_PAIRS` (16), `BENCH_ROUND_MS` (1000), `BENCH_LEAD_IN_MS` (250), `BENCH_WARMUP_MS` (1000).
  */
 export function readSettings(): BenchSettings {
   const concurrency = envInt("BENCH_CONCURRENCY", 50, 1);
   return {
     concurrency,
     rounds: envInt("BENCH_ROUNDS", 12, 1),
+    pairs: envInt("BENCH_PAIRS", 16, 0),
     roundMs: envInt("BENCH_ROUND_MS", 1000, 10),
     warmupMs: envInt("BENCH_WARMUP_MS", 1000, 0),
     pauseMs: 100,
