@@ -3,7 +3,7 @@ import type { Dispatcher } from "undici";
 import { BalancerRegistry, builtinBalancers } from "./balancer/balancer-registry.ts";
 import type { BalancerPlugin } from "./balancer/picker.ts";
 import { ServiceClient } from "./client/service-client.ts";
-import { meshClosedError, ServiceState, type MeshContext } from "./client/service-state.ts";
+import { meshClosedError, ServiceState, type MeshContext, type SlowStart } from "./client/service-state.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { MeshError, invalidConfig } from "./core/errors.ts";
 import type { MeshEvents } from "./core/events.ts";
@@ -29,6 +29,14 @@ export interface MeshOptions {
   readonly pool?: PoolOptions;
   /** How long a request waits for the registry's first answer about a service, in ms. Default 5000. */
   readonly discoveryTimeout?: number;
+  /**
+   * Panic threshold, in percent (Envoy's): when fewer than this share of a service's endpoints are ready,
+   * traffic is spread over all of them, critical ones included, rather than piled on the few left.
+   * Default 50; 0 turns it off (then a service with no ready endpoint fails with `ERR_NO_ENDPOINTS`).
+   */
+  readonly panicThreshold?: number;
+  /** Ramp up the weight of endpoints that join a running service. Off unless given. */
+  readonly slowStart?: SlowStartOptions;
   /** The clock; inject a fake one in tests. */
   readonly clock?: Clock;
   /** The random source; inject a seeded one in tests. */
@@ -42,9 +50,26 @@ const OPTION_KEYS = [
   "balancers",
   "pool",
   "discoveryTimeout",
+  "panicThreshold",
+  "slowStart",
   "clock",
   "random",
 ] as const;
+
+/**
+ * Slow start (Envoy's): an endpoint that joins a running service gets
+ * `weight × max(minWeightPercent / 100, (age / window)^(1 / aggression))` until it is `window` ms old.
+ * Applies to the policies that use weights (`weighted_round_robin`, `least_request` and `random` with
+ * unequal weights, `peak_ewma`); `round_robin` ignores weights.
+ */
+export interface SlowStartOptions {
+  /** How long the ramp lasts, in ms. */
+  readonly window: number;
+  /** Shape of the ramp: 1 is linear, larger is faster at first. Default 1. */
+  readonly aggression?: number;
+  /** The least share of its weight a new endpoint gets, in percent. Default 10. */
+  readonly minWeightPercent?: number;
+}
 
 /** What {@link Mesh.inspect} tells about one upstream service. */
 export interface ServiceInspection {
@@ -56,6 +81,8 @@ export interface ServiceInspection {
   readonly ready: number;
   /** Endpoints whose connection pool has been created (pools are created on first pick). */
   readonly openPools: number;
+  /** Whether fewer endpoints than the panic threshold are ready, so traffic goes to all of them. */
+  readonly panic: boolean;
 }
 
 const MAX_CACHED_ORIGINS = 1024;
@@ -106,6 +133,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       env: { clock: o.clock ?? systemClock, random: o.random ?? systemRandom },
       poolOptions: toUndiciPoolOptions(o.pool, "pool"),
       discoveryTimeout: optionalNumber(o.discoveryTimeout, "discoveryTimeout", { min: 0 }) ?? 5000,
+      panicThreshold: optionalNumber(o.panicThreshold, "panicThreshold", { min: 0, max: 100 }) ?? 50,
+      slowStart: parseSlowStart(o.slowStart),
       events: this,
     };
     this.dispatcher = new ForwardingDispatcher(
@@ -151,6 +180,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       endpoints: state.endpoints?.size ?? 0,
       ready: state.endpoints?.ready.length ?? 0,
       openPools: state.openPools,
+      panic: state.panic,
     };
   }
 
@@ -195,6 +225,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.#origins.size < MAX_CACHED_ORIGINS) this.#origins.set(key, target);
     return target;
   }
+}
+
+function parseSlowStart(raw: SlowStartOptions | undefined): SlowStart | undefined {
+  if (raw === undefined) return undefined;
+  const o = expectOptions(raw, "slowStart", ["window", "aggression", "minWeightPercent"]);
+  const window = optionalNumber(o.window, "slowStart.window", { min: 1 });
+  if (window === undefined) throw invalidConfig("slowStart.window", "required: the ramp's length in ms");
+  return {
+    window,
+    aggression: optionalNumber(o.aggression, "slowStart.aggression", { min: 0.01, max: 100 }) ?? 1,
+    minWeightPercent: optionalNumber(o.minWeightPercent, "slowStart.minWeightPercent", { min: 0.01, max: 100 }) ?? 10,
+  };
 }
 
 /**

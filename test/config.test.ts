@@ -82,7 +82,7 @@ describe("service config from the registry", () => {
     registry.setConfig("orders", { loadBalancer: { policy: "fastest" } });
     assert.equal(rejected.length, 1);
     assert.ok(invalidAt("loadBalancer.policy")(rejected[0]!.error));
-    assert.match(rejected[0]!.error.message, /unknown balancer "fastest"; registered: round_robin, first/);
+    assert.match(rejected[0]!.error.message, /unknown balancer "fastest"; registered: round_robin, weighted_round_robin, least_request, peak_ewma, random, ring_hash, maglev, first/);
     assert.deepEqual(await instances(mesh, 2), ["orders-1", "orders-1"], "the last good config keeps serving");
 
     registry.setConfig("orders", { loadBalancer: { policy: "first", config: { index: "x" } } });

@@ -22,7 +22,7 @@ describe("unknown, known empty and unhealthy services fail fast with distinct er
       { address: "127.0.0.1", port: 2, health: "critical" },
     ],
   });
-  const mesh = createMesh({ registry });
+  const mesh = createMesh({ registry, panicThreshold: 0 });
   after(() => mesh.close());
 
   it("a service the registry does not know is ERR_UNKNOWN_SERVICE", async () => {
@@ -34,7 +34,7 @@ describe("unknown, known empty and unhealthy services fail fast with distinct er
     await assert.rejects(mesh.client("empty").request({ path: "/" }), hasCode("ERR_NO_ENDPOINTS", /has no endpoints registered/));
   });
 
-  it("a service whose endpoints are all critical is ERR_NO_ENDPOINTS, saying so", async () => {
+  it("a service whose endpoints are all critical is ERR_NO_ENDPOINTS, saying so, when panic is off", async () => {
     await assert.rejects(mesh.client("sick").fetch("/"), hasCode("ERR_NO_ENDPOINTS", /None of the 2 endpoints .* \(2 critical/));
   });
 

@@ -2,7 +2,14 @@ import { invalidConfig, isMeshError } from "../core/errors.ts";
 import { describe } from "../core/validate.ts";
 import type { LoadBalancerConfig } from "../registry/service-config.ts";
 import type { BalancerEnv, BalancerPlugin, PickTarget, Picker } from "./picker.ts";
+import type { RequestHasher } from "./hash-policy.ts";
+import { leastRequest } from "./least-request.ts";
+import { maglev } from "./maglev.ts";
+import { peakEwma } from "./peak-ewma.ts";
+import { random } from "./random.ts";
+import { ringHash } from "./ring-hash.ts";
 import { roundRobin } from "./round-robin.ts";
+import { weightedRoundRobin } from "./weighted-round-robin.ts";
 
 /** A balancer with its config parsed: ready to build pickers. */
 export interface BoundBalancer {
@@ -15,12 +22,22 @@ export interface BoundBalancer {
    * @param env - clock and random source
    */
   createPicker<T extends PickTarget>(targets: readonly T[], env: BalancerEnv): Picker<T>;
+  /** How to hash a request, for hash-based policies; undefined otherwise. */
+  readonly hasher: RequestHasher | undefined;
 }
 
 const NAME = /^[a-z][a-z0-9_]*$/;
 
 /** The balancers shipped with proxyless. */
-export const builtinBalancers: readonly BalancerPlugin[] = Object.freeze([roundRobin]);
+export const builtinBalancers: readonly BalancerPlugin[] = Object.freeze([
+  roundRobin,
+  weightedRoundRobin,
+  leastRequest,
+  peakEwma,
+  random,
+  ringHash,
+  maglev,
+] as BalancerPlugin[]);
 
 /**
  * The balancer plugins one mesh knows, by name. Each mesh has its own; nothing is global.
@@ -80,6 +97,7 @@ export class BalancerRegistry {
     return {
       policy: plugin.name,
       createPicker: (targets, env) => plugin.createPicker(targets, config, env),
+      hasher: plugin.requestHasher?.(config),
     };
   }
 }

@@ -1,17 +1,26 @@
 import type { Clock } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
 import type { Endpoint } from "../endpoint/endpoint.ts";
+import type { EndpointLoad } from "./load.ts";
+import type { RequestHasher } from "./hash-policy.ts";
 
-/** Anything a picker can choose: an endpoint handle in the HTTP transport, a fake in tests. */
+/** Anything a picker can choose: an endpoint handle in the HTTP transport, a simulated backend in tests. */
 export interface PickTarget {
   /** The endpoint this target sends to. */
   readonly endpoint: Endpoint;
+  /**
+   * The weight to balance by, read when a picker is built: the endpoint's weight for its health, reduced
+   * while it is in slow start. Always > 0.
+   */
+  readonly weight: number;
+  /** Requests in flight and the round-trip estimate, kept by the transport; pickers only read it. */
+  readonly load: EndpointLoad;
 }
 
-/** Facts about the request that a picker may use. Hash-based policies read `hash`. */
+/** Facts about the request that a picker may use. */
 export interface PickContext {
-  /** A hash of the request's affinity key, when the route defines one. */
-  readonly hash?: number;
+  /** A 32-bit hash of the request's affinity key, for hash-based policies; undefined when it has none. */
+  readonly hash: number | undefined;
 }
 
 /**
@@ -61,4 +70,11 @@ export interface BalancerPlugin<C = unknown> {
    * @param env - clock and random source
    */
   createPicker<T extends PickTarget>(targets: readonly T[], config: C, env: BalancerEnv): Picker<T>;
+  /**
+   * For hash-based policies: how to compute a request's hash (from a header, cookie or query parameter),
+   * compiled once from the config. Omit it, or return undefined, when the policy does not hash.
+   *
+   * @param config - the parsed config
+   */
+  requestHasher?(config: C): RequestHasher | undefined;
 }

@@ -5,7 +5,8 @@ import type { BalancerEnv, BalancerPlugin, PickTarget, Picker } from "./picker.t
 /** `round_robin` takes no options. */
 export type RoundRobinConfig = Readonly<Record<string, never>>;
 
-class RoundRobinPicker<T extends PickTarget> implements Picker<T> {
+/** Each target in turn from `start`. @internal */
+export class RoundRobinPicker<T extends PickTarget> implements Picker<T> {
   readonly #targets: readonly T[];
   #next: number;
 

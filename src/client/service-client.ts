@@ -1,4 +1,5 @@
 import { fetch as undiciFetch, type Dispatcher, type RequestInit, type Response } from "undici";
+import { hash32 } from "../balancer/hash.ts";
 import type { PickContext } from "../balancer/picker.ts";
 import { MeshError } from "../core/errors.ts";
 import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
@@ -9,12 +10,20 @@ import type { ServiceState } from "./service-state.ts";
 export type ServiceRequestOptions = Omit<Dispatcher.RequestOptions, "origin" | "method"> & {
   /** HTTP method; default `GET`. */
   readonly method?: Dispatcher.HttpMethod;
+  /** Affinity key for `ring_hash` and `maglev`: requests with the same key go to the same endpoint. */
+  readonly hashKey?: string;
+};
+
+/** `fetch` options: undici's, plus an affinity key for hash-based balancers. */
+export type ServiceFetchInit = RequestInit & {
+  /** Affinity key for `ring_hash` and `maglev`: requests with the same key go to the same endpoint. */
+  readonly hashKey?: string;
 };
 
 /** What {@link ServiceClient.request} resolves to: undici's response data (status, headers, streamed body). */
 export type ServiceResponseData = Dispatcher.ResponseData;
 
-const NO_CONTEXT: PickContext = Object.freeze({});
+const NO_CONTEXT: PickContext = Object.freeze({ hash: undefined });
 
 /**
  * Sends requests to one upstream service. Get one with `mesh.client(name)`; clients are cached per mesh,
@@ -27,6 +36,8 @@ export class ServiceClient {
   readonly #hostOnly: Readonly<Record<string, string>>;
   readonly #base: string;
   readonly #fetchDispatcher: Dispatcher;
+  /** Reused for every hashed pick: a pick is synchronous, so one object serves all requests. */
+  readonly #context: { hash: number | undefined } = { hash: undefined };
 
   /** @internal */
   constructor(state: ServiceState) {
@@ -58,8 +69,8 @@ export class ServiceClient {
     const prepared = this.#prepare(options);
     if (prepared instanceof MeshError) return Promise.reject(prepared);
     const picker = this.#state.picker;
-    if (picker !== undefined) return picker.pick(NO_CONTEXT).pool.request(prepared);
-    return this.#state.waitForPicker().then(() => this.#requestLater(prepared));
+    if (picker !== undefined) return picker.pick(this.#pickContext(prepared, options.hashKey)).pool.request(prepared);
+    return this.#state.waitForPicker().then(() => this.#requestLater(prepared, options.hashKey));
   }
 
   /**
@@ -73,10 +84,15 @@ export class ServiceClient {
    * @throws MeshError when the service cannot be reached at all (`ERR_NO_ENDPOINTS`, ...); network errors
    *   after an endpoint was picked reject as `fetch` does, with a `TypeError` whose `cause` says why
    */
-  async fetch(input: string | URL, init?: RequestInit): Promise<Response> {
+  async fetch(input: string | URL, init?: ServiceFetchInit): Promise<Response> {
     const url = this.#resolve(input);
     if (this.#state.picker === undefined) await this.#state.waitForPicker();
-    return undiciFetch(url, { ...init, dispatcher: this.#fetchDispatcher });
+    const hashKey = init?.hashKey;
+    const dispatcher =
+      hashKey === undefined
+        ? this.#fetchDispatcher
+        : new ForwardingDispatcher((options, handler) => this.dispatch(options, handler, this.service, hashKey), () => Promise.resolve());
+    return undiciFetch(url, { ...init, dispatcher });
   }
 
   /**
@@ -84,26 +100,40 @@ export class ServiceClient {
    *
    * @param host - the `Host` header to set when the caller set none
    */
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string): boolean {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey?: string): boolean {
     const picker = this.#state.picker;
-    if (picker !== undefined) return picker.pick(NO_CONTEXT).pool.dispatch(this.#dispatchOptions(options, host), handler);
+    if (picker !== undefined) {
+      return picker.pick(this.#pickContext(options, hashKey)).pool.dispatch(this.#dispatchOptions(options, host), handler);
+    }
     this.#state.waitForPicker().then(
-      () => this.#dispatchLater(options, handler, host),
+      () => this.#dispatchLater(options, handler, host, hashKey),
       (err: unknown) => failHandler(handler, err as Error),
     );
     return true;
   }
 
-  #requestLater(prepared: Dispatcher.RequestOptions): Promise<ServiceResponseData> {
-    const picker = this.#state.picker;
-    if (picker === undefined) return Promise.reject(this.#state.unavailableError());
-    return picker.pick(NO_CONTEXT).pool.request(prepared);
+  /** The pick context of a request: its hash when the caller gave a key or the balancer hashes. */
+  #pickContext(request: { readonly path: string; readonly headers?: unknown }, hashKey: string | undefined): PickContext {
+    if (hashKey !== undefined) {
+      this.#context.hash = hash32(hashKey);
+      return this.#context;
+    }
+    const hasher = this.#state.hasher;
+    if (hasher === undefined) return NO_CONTEXT;
+    this.#context.hash = hasher(request);
+    return this.#context;
   }
 
-  #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string): void {
+  #requestLater(prepared: Dispatcher.RequestOptions, hashKey: string | undefined): Promise<ServiceResponseData> {
+    const picker = this.#state.picker;
+    if (picker === undefined) return Promise.reject(this.#state.unavailableError());
+    return picker.pick(this.#pickContext(prepared, hashKey)).pool.request(prepared);
+  }
+
+  #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined): void {
     const picker = this.#state.picker;
     if (picker === undefined) failHandler(handler, this.#state.unavailableError());
-    else picker.pick(NO_CONTEXT).pool.dispatch(this.#dispatchOptions(options, host), handler);
+    else picker.pick(this.#pickContext(options, hashKey)).pool.dispatch(this.#dispatchOptions(options, host), handler);
   }
 
   #dispatchOptions(options: Dispatcher.DispatchOptions, host: string): Dispatcher.DispatchOptions {

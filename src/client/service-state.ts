@@ -10,6 +10,7 @@ import type { Registry, RegistryUpdate, RegistryWatch } from "../registry/regist
 import type { LoadBalancerConfig, ServiceConfig } from "../registry/service-config.ts";
 import { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import type { Pool } from "undici";
+import type { RequestHasher } from "../balancer/hash-policy.ts";
 
 /** What every service state of one mesh shares. @internal */
 export interface MeshContext {
@@ -20,6 +21,17 @@ export interface MeshContext {
   readonly poolOptions: Pool.Options;
   readonly discoveryTimeout: number;
   readonly events: EventEmitter<MeshEvents>;
+  /** Percent of endpoints that must be ready; below it, balance over all of them. 0 turns it off. */
+  readonly panicThreshold: number;
+  /** Weight ramp for endpoints that join a known set; undefined turns it off. */
+  readonly slowStart: SlowStart | undefined;
+}
+
+/** Slow start settings, validated. @internal */
+export interface SlowStart {
+  readonly window: number;
+  readonly aggression: number;
+  readonly minWeightPercent: number;
 }
 
 type Status = "pending" | "missing" | "known" | "closed";
@@ -37,6 +49,8 @@ export class ServiceState {
   #endpoints: EndpointSet | undefined;
   #handles = new Map<string, EndpointHandle>();
   #balancer: BoundBalancer;
+  #panic = false;
+  #slowStartTimer: unknown;
   #lastError: Error | undefined;
   readonly #retiring = new Set<Promise<void>>();
   readonly #waiters = new Set<() => void>();
@@ -58,6 +72,16 @@ export class ServiceState {
   /** The balancer in force. */
   get policy(): string {
     return this.#balancer.policy;
+  }
+
+  /** How the balancer in force hashes requests, if it does. */
+  get hasher(): RequestHasher | undefined {
+    return this.#balancer.hasher;
+  }
+
+  /** Whether too few endpoints are ready and traffic is spread over all of them. */
+  get panic(): boolean {
+    return this.#panic;
   }
 
   /** The number of endpoint handles whose pool has been created. */
@@ -131,6 +155,7 @@ export class ServiceState {
     if (this.#status !== "closed") {
       this.#status = "closed";
       this.picker = undefined;
+      this.#ctx.env.clock.clearTimeout(this.#slowStartTimer);
       this.#watch.close();
       this.#wake();
       for (const handle of this.#handles.values()) this.#retire(handle);
@@ -164,10 +189,13 @@ export class ServiceState {
   #applyEndpoints(set: EndpointSet | undefined): void {
     const previous = this.#endpoints;
     const next = new Map<string, EndpointHandle>();
+    const clock = this.#ctx.env.clock;
+    // Endpoints in the first answer are not "new": slow start is for those that join a running service.
+    const addedAt = previous === undefined ? undefined : clock.now();
     for (const endpoint of set?.all ?? []) {
       let handle = this.#handles.get(endpoint.id);
       if (handle !== undefined && handle.endpoint.origin !== endpoint.origin) handle = undefined;
-      if (handle === undefined) handle = new EndpointHandle(endpoint, this.#ctx.poolOptions);
+      if (handle === undefined) handle = new EndpointHandle(endpoint, this.#ctx.poolOptions, clock, addedAt);
       else handle.update(endpoint);
       next.set(endpoint.id, handle);
     }
@@ -199,21 +227,48 @@ export class ServiceState {
   }
 
   #rebuildPicker(): void {
+    const { clock } = this.#ctx.env;
+    clock.clearTimeout(this.#slowStartTimer);
+    const set = this.#endpoints;
     const ready: EndpointHandle[] = [];
-    for (const endpoint of this.#endpoints?.ready ?? []) {
+    for (const endpoint of set?.ready ?? []) {
       const handle = this.#handles.get(endpoint.id);
       if (handle !== undefined) ready.push(handle);
     }
-    if (ready.length === 0) {
+    const all = set?.all ?? [];
+    // Panic (Envoy): when too few endpoints are ready, the unready ones are likely fine and the checks
+    // wrong, or the ready ones would be overwhelmed; spread traffic over all of them.
+    this.#panic = all.length > 0 && ready.length * 100 < this.#ctx.panicThreshold * all.length;
+    const targets = this.#panic ? all.map((e) => this.#handles.get(e.id)).filter((h) => h !== undefined) : ready;
+    if (targets.length === 0) {
       this.picker = undefined;
       return;
     }
+    const now = clock.now();
+    let ramping = false;
+    for (const handle of targets) {
+      const endpoint = handle.endpoint;
+      const base = endpoint.weight > 0 ? endpoint.weight : endpoint.weights.passing;
+      const factor = slowStartFactor(this.#ctx.slowStart, handle.addedAt, now);
+      if (factor < 1) ramping = true;
+      handle.weight = base * factor;
+    }
+    if (ramping && this.#ctx.slowStart !== undefined) {
+      const step = Math.max(100, this.#ctx.slowStart.window / 16);
+      this.#slowStartTimer = clock.setTimeout(() => {
+        if (this.#status !== "closed") this.#rebuildPicker();
+      }, step);
+    }
+    this.#build(targets);
+  }
+
+  #build(targets: EndpointHandle[]): void {
     try {
-      this.picker = this.#balancer.createPicker(ready, this.#ctx.env);
+      this.picker = this.#balancer.createPicker(targets, this.#ctx.env);
     } catch (err) {
       // A plugin bug must not leave the old picker (which may hold retired endpoints) in place, nor throw
       // into the registry: serve with round robin and say so.
-      this.picker = roundRobin.createPicker(ready, {}, this.#ctx.env);
+      this.picker = roundRobin.createPicker(targets, {}, this.#ctx.env);
       const reason = err instanceof Error ? err.message : String(err);
       const error = invalidConfig("loadBalancer.policy", `balancer '${this.#balancer.policy}' failed to build a picker (${reason}); using round_robin until the next change`, { cause: err });
       this.#ctx.events.emit("config_rejected", { service: this.service, error });
@@ -241,6 +296,18 @@ export class ServiceState {
       this.#waiters.add(done);
     });
   }
+}
+
+/**
+ * Envoy's slow-start factor: `max(minWeightPercent / 100, (elapsed / window)^(1 / aggression))` while an
+ * endpoint that joined a running service is younger than the window, 1 otherwise.
+ */
+function slowStartFactor(slowStart: SlowStart | undefined, addedAt: number | undefined, now: number): number {
+  if (slowStart === undefined || addedAt === undefined) return 1;
+  const elapsed = now - addedAt;
+  if (elapsed >= slowStart.window) return 1;
+  const ramp = Math.pow(Math.max(0, elapsed) / slowStart.window, 1 / slowStart.aggression);
+  return Math.max(slowStart.minWeightPercent / 100, ramp);
 }
 
 function bindBalancer(ctx: MeshContext, lb: LoadBalancerConfig | undefined): BoundBalancer {

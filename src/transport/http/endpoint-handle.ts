@@ -1,6 +1,9 @@
-import { Pool } from "undici";
+import type { Pool } from "undici";
+import { EndpointLoad } from "../../balancer/load.ts";
 import type { PickTarget } from "../../balancer/picker.ts";
+import type { Clock } from "../../core/clock.ts";
 import type { Endpoint } from "../../endpoint/endpoint.ts";
+import { LoadTrackingPool } from "./load-tracking-pool.ts";
 
 /**
  * The mesh's live object for one endpoint: the current endpoint record and a connection pool created on
@@ -8,18 +11,30 @@ import type { Endpoint } from "../../endpoint/endpoint.ts";
  * pools it never picks). @internal
  */
 export class EndpointHandle implements PickTarget {
+  /** Requests in flight and round-trip estimate, kept by the pool, read by balancers. */
+  readonly load = new EndpointLoad();
+  /** The weight balancers use; set by the service state before it builds a picker. */
+  weight: number;
+  /** When the endpoint joined (the clock's time), for slow start; undefined if it was there from the start. */
+  readonly addedAt: number | undefined;
   #endpoint: Endpoint;
   #pool: Pool | undefined;
   readonly #options: Pool.Options;
+  readonly #clock: Clock;
   #closing: Promise<void> | undefined;
 
   /**
    * @param endpoint - the endpoint record
    * @param options - undici pool options
+   * @param clock - the mesh's clock, for round-trip times
+   * @param addedAt - when the endpoint joined an already known set, for slow start
    */
-  constructor(endpoint: Endpoint, options: Pool.Options) {
+  constructor(endpoint: Endpoint, options: Pool.Options, clock: Clock, addedAt: number | undefined) {
     this.#endpoint = endpoint;
     this.#options = options;
+    this.#clock = clock;
+    this.addedAt = addedAt;
+    this.weight = endpoint.weight > 0 ? endpoint.weight : endpoint.weights.passing;
   }
 
   /** The current record. */
@@ -34,7 +49,7 @@ export class EndpointHandle implements PickTarget {
 
   /** The pool, created on first call. */
   get pool(): Pool {
-    return (this.#pool ??= new Pool(this.#endpoint.origin, this.#options));
+    return (this.#pool ??= new LoadTrackingPool(this.#endpoint.origin, this.#options, this.load, this.#clock));
   }
 
   /** Whether a pool has been created. */

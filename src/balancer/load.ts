@@ -1,0 +1,50 @@
+/**
+ * Load of one endpoint, kept apart from any pick algorithm: the transport counts requests in flight and
+ * feeds round-trip times; balancers only read. Attached to the endpoint handle, so it survives picker
+ * swaps. The round-trip estimate is a peak-sensitive EWMA (Finagle, Linkerd): a slower sample replaces
+ * the estimate at once, a faster one blends in, and with no samples the estimate decays towards zero so
+ * an endpoint that was slow is tried again later.
+ */
+export class EndpointLoad {
+  /** Requests sent and not yet finished. */
+  pending = 0;
+  /** Time constant of the decay, in ms; set by the balancer that reads the estimate. Default 10 s. */
+  decayMs = 10_000;
+  #estimate = 0;
+  #stamp = 0;
+  #samples = 0;
+
+  /** Round-trip samples seen so far. */
+  get samples(): number {
+    return this.#samples;
+  }
+
+  /**
+   * Records one round-trip time.
+   *
+   * @param rttMs - the measured time, in ms
+   * @param now - the clock's time when it was measured
+   */
+  observe(rttMs: number, now: number): void {
+    if (this.#samples === 0 || rttMs > this.#estimate) {
+      this.#estimate = rttMs;
+    } else {
+      const decay = Math.exp(-(now - this.#stamp) / this.decayMs);
+      this.#estimate = this.#estimate * decay + rttMs * (1 - decay);
+    }
+    this.#stamp = now;
+    this.#samples++;
+  }
+
+  /**
+   * The round-trip estimate at `now`, decayed since the last sample; `fallback` when there is none.
+   *
+   * @param now - the clock's time
+   * @param fallback - the estimate for an endpoint with no samples, in ms
+   */
+  rtt(now: number, fallback: number): number {
+    if (this.#samples === 0) return fallback;
+    const elapsed = now - this.#stamp;
+    return elapsed <= 0 ? this.#estimate : this.#estimate * Math.exp(-elapsed / this.decayMs);
+  }
+}

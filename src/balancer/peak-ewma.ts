@@ -1,0 +1,60 @@
+import { expectOptions, optionalNumber } from "../core/validate.ts";
+import type { BalancerEnv, BalancerPlugin, PickTarget, Picker } from "./picker.ts";
+import { twoChoices } from "./weights.ts";
+
+/** Settings of `peak_ewma`. */
+export interface PeakEwmaConfig {
+  /** How fast the round-trip estimate forgets, in ms (the EWMA's time constant). Default 10000. */
+  readonly decay: number;
+  /** The round-trip estimate of an endpoint with no samples yet, in ms. Default 30. */
+  readonly defaultRtt: number;
+}
+
+class PeakEwmaPicker<T extends PickTarget> implements Picker<T> {
+  readonly #targets: readonly T[];
+  readonly #defaultRtt: number;
+  readonly #env: BalancerEnv;
+
+  constructor(targets: readonly T[], config: PeakEwmaConfig, env: BalancerEnv) {
+    this.#targets = targets;
+    this.#defaultRtt = config.defaultRtt;
+    this.#env = env;
+  }
+
+  #cost(target: T, now: number): number {
+    const load = target.load;
+    return (load.rtt(now, this.#defaultRtt) * (load.pending + 1)) / target.weight;
+  }
+
+  pick(): T {
+    const targets = this.#targets;
+    if (targets.length === 1) return targets[0] as T;
+    const [a, b] = twoChoices(targets.length, this.#env.random);
+    const now = this.#env.clock.now();
+    const first = targets[a] as T;
+    const second = targets[b] as T;
+    return this.#cost(second, now) < this.#cost(first, now) ? second : first;
+  }
+}
+
+/**
+ * `peak_ewma` (Finagle, Linkerd): power of two choices on cost = round-trip estimate × (requests in
+ * flight + 1) ÷ weight. The estimate is a peak-sensitive EWMA kept per endpoint: a slow response raises
+ * it at once, fast ones bring it down over `decay`; it moves traffic away from slow endpoints before
+ * their queues grow. O(1) per pick.
+ */
+export const peakEwma: BalancerPlugin<PeakEwmaConfig> = Object.freeze({
+  name: "peak_ewma",
+  parseConfig(raw: unknown, field: string): PeakEwmaConfig {
+    const o = expectOptions(raw, field, ["decay", "defaultRtt"]);
+    return {
+      decay: optionalNumber(o.decay, `${field}.decay`, { min: 1 }) ?? 10_000,
+      defaultRtt: optionalNumber(o.defaultRtt, `${field}.defaultRtt`, { min: 0 }) ?? 30,
+    };
+  },
+  createPicker<T extends PickTarget>(targets: readonly T[], config: PeakEwmaConfig, env: BalancerEnv): Picker<T> {
+    // The estimate lives on each endpoint's load, apart from the picker; its time constant is this policy's.
+    for (const target of targets) target.load.decayMs = config.decay;
+    return new PeakEwmaPicker(targets, config, env);
+  },
+});
