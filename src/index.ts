@@ -3,7 +3,14 @@
  *
  * @module proxyless
  */
-export { createMesh, Mesh, type MeshOptions, type ServiceInspection } from "./mesh.ts";
+export {
+  createMesh,
+  Mesh,
+  type MeshOptions,
+  type ServiceInspection,
+  type TargetInspection,
+  type SlowStartOptions,
+} from "./mesh.ts";
 export { ServiceClient, type ServiceRequestOptions, type ServiceResponseData } from "./client/service-client.ts";
 export { MeshError, isMeshError, type MeshErrorCode, type MeshErrorDetails, type MeshErrorOptions } from "./core/errors.ts";
 export type {
@@ -42,4 +49,15 @@ export { StaticRegistry } from "./registry/static-registry.ts";
 export type { ServiceMap } from "./registry/in-memory-registry.ts";
 export type { BalancerPlugin, BalancerEnv, Picker, PickContext, PickTarget } from "./balancer/picker.ts";
 export { roundRobin, type RoundRobinConfig } from "./balancer/round-robin.ts";
+export { weightedRoundRobin, type WeightedRoundRobinConfig } from "./balancer/weighted-round-robin.ts";
+export { leastRequest, type LeastRequestConfig } from "./balancer/least-request.ts";
+export { peakEwma, type PeakEwmaConfig } from "./balancer/peak-ewma.ts";
+export { random, type RandomConfig } from "./balancer/random.ts";
+export { ringHash, type RingHashConfig } from "./balancer/ring-hash.ts";
+export { maglev, type MaglevConfig } from "./balancer/maglev.ts";
+export { builtinBalancers } from "./balancer/balancer-registry.ts";
+export { EndpointLoad } from "./balancer/load.ts";
+export { hash32 } from "./balancer/hash.ts";
+export type { HashPolicy, HashableRequest, RequestHasher } from "./balancer/hash-policy.ts";
+export type { ServiceFetchInit } from "./client/service-client.ts";
 export type { PoolOptions } from "./transport/http/pool-options.ts";

@@ -83,6 +83,20 @@ export interface ServiceInspection {
   readonly openPools: number;
   /** Whether fewer endpoints than the panic threshold are ready, so traffic goes to all of them. */
   readonly panic: boolean;
+  /** The endpoints the current picker balances over, with the weight it uses and their load. */
+  readonly targets: readonly TargetInspection[];
+}
+
+/** One endpoint as the balancer sees it. */
+export interface TargetInspection {
+  /** Endpoint id. */
+  readonly id: string;
+  /** The weight in use: the endpoint's weight for its health, reduced during slow start. */
+  readonly weight: number;
+  /** Requests in flight. */
+  readonly pending: number;
+  /** Registry health. */
+  readonly health: string;
 }
 
 const MAX_CACHED_ORIGINS = 1024;
@@ -181,6 +195,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       ready: state.endpoints?.ready.length ?? 0,
       openPools: state.openPools,
       panic: state.panic,
+      targets: state.targets.map((h) => ({ id: h.endpoint.id, weight: h.weight, pending: h.load.pending, health: h.endpoint.health })),
     };
   }
 

@@ -22,14 +22,22 @@ class RingPicker<T extends PickTarget> implements Picker<T> {
   constructor(targets: readonly T[], config: RingHashConfig, env: BalancerEnv) {
     this.#targets = targets;
     this.#env = env;
-    const total = targets.reduce((sum, t) => sum + t.weight, 0);
-    const minShare = Math.min(...targets.map((t) => t.weight)) / total;
-    // As Envoy: enough points that the lightest endpoint gets its share of the minimum ring size.
-    const scale = Math.min(Math.ceil(minShare * config.minimumRingSize) / minShare, config.maximumRingSize);
+    // Points per unit of weight (the lightest endpoint's weight), a power of two: the smallest that
+    // makes the ring at least minimumRingSize, within maximumRingSize. An endpoint's points then depend
+    // only on its own relative weight and on that power, which changes only when the ring crosses a
+    // power-of-two threshold; so when one endpoint leaves or joins, the others keep their points and
+    // only its keys move. (Envoy sizes the ring to the endpoint count instead, which moves a few more.)
+    const unit = Math.min(...targets.map((t) => t.weight));
+    const countAt = (perUnit: number): number[] => targets.map((t) => Math.max(1, Math.round((perUnit * t.weight) / unit)));
+    const sum = (counts: number[]): number => counts.reduce((a, b) => a + b, 0);
+    let perUnit = 1;
+    while (perUnit < 2 ** 23 && sum(countAt(perUnit * 2)) <= config.maximumRingSize && sum(countAt(perUnit)) < config.minimumRingSize) {
+      perUnit *= 2;
+    }
+    const counts = countAt(perUnit);
     const points: { hash: number; owner: number }[] = [];
     targets.forEach((target, owner) => {
-      const count = Math.max(1, Math.round((scale * target.weight) / total));
-      for (let k = 0; k < count; k++) points.push({ hash: hash32(`${target.endpoint.id}_${k}`), owner });
+      for (let k = 0; k < (counts[owner] ?? 1); k++) points.push({ hash: hash32(`${target.endpoint.id}_${k}`), owner });
     });
     points.sort((a, b) => a.hash - b.hash || a.owner - b.owner);
     this.#hashes = Uint32Array.from(points, (p) => p.hash);

@@ -50,6 +50,7 @@ export class ServiceState {
   #handles = new Map<string, EndpointHandle>();
   #balancer: BoundBalancer;
   #panic = false;
+  #targets: readonly EndpointHandle[] = [];
   #slowStartTimer: unknown;
   #lastError: Error | undefined;
   readonly #retiring = new Set<Promise<void>>();
@@ -77,6 +78,11 @@ export class ServiceState {
   /** How the balancer in force hashes requests, if it does. */
   get hasher(): RequestHasher | undefined {
     return this.#balancer.hasher;
+  }
+
+  /** The handles the current picker was built over. */
+  get targets(): readonly EndpointHandle[] {
+    return this.#targets;
   }
 
   /** Whether too few endpoints are ready and traffic is spread over all of them. */
@@ -155,6 +161,7 @@ export class ServiceState {
     if (this.#status !== "closed") {
       this.#status = "closed";
       this.picker = undefined;
+      this.#targets = [];
       this.#ctx.env.clock.clearTimeout(this.#slowStartTimer);
       this.#watch.close();
       this.#wake();
@@ -240,6 +247,7 @@ export class ServiceState {
     // wrong, or the ready ones would be overwhelmed; spread traffic over all of them.
     this.#panic = all.length > 0 && ready.length * 100 < this.#ctx.panicThreshold * all.length;
     const targets = this.#panic ? all.map((e) => this.#handles.get(e.id)).filter((h) => h !== undefined) : ready;
+    this.#targets = targets;
     if (targets.length === 0) {
       this.picker = undefined;
       return;

@@ -26,6 +26,9 @@ export class Backend {
   /** Connections accepted so far. */
   accepted = 0;
 
+  /** Time each response is held before it is sent, in ms: a slow instance. */
+  delayMs = 0;
+
   private constructor(name: string) {
     this.name = name;
     this.#server = createServer((req, res) => {
@@ -92,6 +95,7 @@ export class Backend {
         this.#onHeld?.();
       });
     }
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     res.setHeader("x-instance", this.name);
     if (req.url === "/stream") {
       res.writeHead(200, { "content-type": "text/plain" });

@@ -1,0 +1,175 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { createMesh, type LoadBalancerConfig, type Mesh } from "proxyless";
+import { createSeededRandom, FakeClock, MockRegistry } from "proxyless/testing";
+import { startBackends, type Backend } from "./helpers/backend.ts";
+
+/** Sends `total` requests, `concurrency` at a time, and counts them by answering instance. */
+async function load(mesh: Mesh, total: number, concurrency: number): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (sent < total) {
+        sent++;
+        const { headers, body } = await mesh.client("orders").request({ path: "/" });
+        await body.dump();
+        const id = String(headers["x-instance"]);
+        counts[id] = (counts[id] ?? 0) + 1;
+      }
+    }),
+  );
+  return counts;
+}
+
+describe("load-aware balancing on real servers", () => {
+  let backends: Backend[];
+  before(async () => {
+    backends = await startBackends(3);
+    backends[2]!.delayMs = 40; // one slow instance
+  });
+  after(() => Promise.all(backends.map((b) => b.close())));
+
+  for (const [policy, config] of [
+    ["least_request", undefined],
+    ["peak_ewma", { defaultRtt: 1 }],
+  ] as const) {
+    it(`${policy} moves traffic away from a slow backend`, async () => {
+      const loadBalancer: LoadBalancerConfig = config === undefined ? { policy } : { policy, config };
+      const mesh = createMesh({ registry: new MockRegistry({ orders: backends.map((b) => b.endpoint) }), loadBalancer, random: createSeededRandom(4) });
+      const counts = await load(mesh, 600, 12);
+      const slowShare = (counts["orders-2"] ?? 0) / 600;
+      assert.ok(slowShare < 0.15, `${policy} sent ${(slowShare * 100).toFixed(1)}% to the slow backend (round robin: 33%)`);
+      await mesh.close();
+    });
+  }
+
+  it("round robin, for contrast, keeps sending a third to the slow backend", async () => {
+    const mesh = createMesh({ registry: new MockRegistry({ orders: backends.map((b) => b.endpoint) }) });
+    const counts = await load(mesh, 120, 12);
+    assert.equal(counts["orders-2"], 40);
+    await mesh.close();
+  });
+});
+
+describe("load is tracked for request() and fetch()", () => {
+  let backends: Backend[];
+  before(async () => {
+    backends = await startBackends(2);
+  });
+  after(() => Promise.all(backends.map((b) => b.close())));
+
+  it("counts requests in flight until their response ends, so least_request avoids the busy endpoint", async () => {
+    const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
+    const mesh = createMesh({ registry, loadBalancer: { policy: "least_request" }, random: createSeededRandom(1) });
+    const client = mesh.client("orders");
+    registry.setEndpoints("orders", [backends[0]!.endpoint]);
+    const heldRequest = client.request({ path: "/hold" });
+    const heldFetch = client.fetch("/hold");
+    await backends[0]!.waitForHeld();
+    registry.setEndpoints("orders", backends.map((b) => b.endpoint));
+    assert.deepEqual(
+      mesh.inspect("orders")?.targets.map((t) => [t.id, t.pending]),
+      [["orders-0", 2], ["orders-1", 0]],
+    );
+    for (let i = 0; i < 5; i++) {
+      const res = await client.request({ path: "/" });
+      assert.equal(res.headers["x-instance"], "orders-1");
+      await res.body.dump();
+    }
+    backends[0]!.release();
+    const [a, b] = await Promise.all([heldRequest, heldFetch]);
+    await a.body.dump();
+    await b.text();
+    assert.deepEqual(mesh.inspect("orders")?.targets.map((t) => t.pending), [0, 0]);
+    await mesh.close();
+  });
+});
+
+describe("hash affinity", () => {
+  let backends: Backend[];
+  before(async () => {
+    backends = await startBackends(4);
+  });
+  after(() => Promise.all(backends.map((b) => b.close())));
+
+  it("a caller's hashKey keeps a user on one endpoint, for request() and fetch()", async () => {
+    const mesh = createMesh({ registry: new MockRegistry({ orders: backends.map((b) => b.endpoint) }), loadBalancer: { policy: "maglev" } });
+    const client = mesh.client("orders");
+    for (const user of ["ann", "bob", "cyd"]) {
+      const seen = new Set<string>();
+      for (let i = 0; i < 5; i++) {
+        const res = await client.request({ path: "/", hashKey: user });
+        seen.add(String(res.headers["x-instance"]));
+        await res.body.dump();
+        const f = await client.fetch("/", { hashKey: user });
+        seen.add(String(f.headers.get("x-instance")));
+        await f.text();
+      }
+      assert.equal(seen.size, 1, `${user} went to ${[...seen].join(", ")}`);
+    }
+    await mesh.close();
+  });
+
+  it("a header hash policy from the service config keeps a user on one endpoint", async () => {
+    const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
+    registry.setConfig("orders", { loadBalancer: { policy: "ring_hash", config: { hashPolicies: [{ field: "header", name: "x-user" }] } } });
+    const mesh = createMesh({ registry });
+    const instances = new Map<string, Set<string>>();
+    for (let i = 0; i < 40; i++) {
+      const user = `u${i % 8}`;
+      const res = await mesh.client("orders").request({ path: "/", headers: { "x-user": user } });
+      await res.body.dump();
+      instances.set(user, (instances.get(user) ?? new Set()).add(String(res.headers["x-instance"])));
+    }
+    assert.ok([...instances.values()].every((s) => s.size === 1));
+    assert.ok(new Set([...instances.values()].map((s) => [...s][0])).size > 1, "users are spread over endpoints");
+    await mesh.close();
+  });
+});
+
+describe("panic threshold", () => {
+  let backends: Backend[];
+  before(async () => {
+    backends = await startBackends(3);
+  });
+  after(() => Promise.all(backends.map((b) => b.close())));
+
+  it("spreads over all endpoints when fewer than the threshold are ready", async () => {
+    const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
+    registry.setHealth("orders", "orders-0", "critical");
+    registry.setHealth("orders", "orders-1", "critical");
+    const mesh = createMesh({ registry, panicThreshold: 50 });
+    assert.deepEqual(await load(mesh, 30, 1), { "orders-0": 10, "orders-1": 10, "orders-2": 10 });
+    assert.equal(mesh.inspect("orders")?.panic, true);
+    await mesh.close();
+
+    const strict = createMesh({ registry, panicThreshold: 30 }); // 1 of 3 ready = 33% >= 30%
+    assert.deepEqual(await load(strict, 10, 1), { "orders-2": 10 });
+    assert.equal(strict.inspect("orders")?.panic, false);
+    await strict.close();
+  });
+});
+
+describe("slow start", () => {
+  it("ramps a new endpoint's weight over the window, in virtual time", async () => {
+    const clock = new FakeClock();
+    const registry = new MockRegistry({ orders: [{ id: "a", address: "127.0.0.1", port: 1 }] });
+    const mesh = createMesh({ registry, clock, loadBalancer: { policy: "weighted_round_robin" }, slowStart: { window: 10_000, minWeightPercent: 10 } });
+    mesh.client("orders");
+    const weight = (id: string): number | undefined => mesh.inspect("orders")?.targets.find((t) => t.id === id)?.weight;
+    assert.equal(weight("a"), 1, "endpoints of the first answer are not ramped");
+    registry.addEndpoint("orders", { id: "b", address: "127.0.0.1", port: 2 });
+    assert.equal(weight("b"), 0.1, "starts at minWeightPercent");
+    clock.advance(5000);
+    assert.equal(weight("b"), 0.5, "linear with aggression 1");
+    clock.advance(5000);
+    assert.equal(weight("b"), 1);
+    assert.equal(clock.pendingTimers, 0, "no timer once the ramp is over");
+    await mesh.close();
+  });
+
+  it("rejects slow start without a window", () => {
+    assert.throws(() => createMesh({ registry: new MockRegistry(), slowStart: {} as never }), /slowStart\.window/);
+  });
+});
