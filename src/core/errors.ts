@@ -77,7 +77,13 @@ export function isMeshError(err: unknown, code?: MeshErrorCode): err is MeshErro
   return err instanceof MeshError && (code === undefined || err.code === code);
 }
 
-/** Builds an `ERR_INVALID_CONFIG` error naming the field at fault. @internal */
+/**
+ * Builds an `ERR_INVALID_CONFIG` error naming the field at fault: for balancer plugins' `parseConfig`.
+ *
+ * @param field - the config path, such as `loadBalancer.config.tag`
+ * @param problem - what is wrong and what is expected
+ * @param options - the underlying error, if any
+ */
 export function invalidConfig(field: string, problem: string, options: { readonly cause?: unknown } = {}): MeshError {
   return new MeshError("ERR_INVALID_CONFIG", `Invalid configuration at '${field}': ${problem}`, {
     cause: options.cause,

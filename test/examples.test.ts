@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+/** Runs an example the way its README line does, and returns what it printed. */
+async function example(path: string): Promise<string> {
+  const { stdout } = await run(process.execPath, ["--conditions=proxyless-source", path], { cwd: root, timeout: 15_000 });
+  return stdout;
+}
+
+describe("examples run and say what the docs say", () => {
+  it("npm run demo: three instances, then traffic carries on over two", async () => {
+    const out = await example("examples/demo/main.ts");
+    assert.match(out, /300 requests over three instances:[\s\S]*orders-1 +100[\s\S]*orders-2 +100[\s\S]*orders-3 +100/);
+    assert.match(out, /orders-2 deregistered and stopped/);
+    assert.match(out, /traffic carries on over the other two:\n.*\n +orders-1 +100 [^\n]*\n +orders-3 +100/);
+  });
+
+  it("custom balancer: prefer_tag keeps traffic in zone-a until zone-a is down", async () => {
+    const out = await example("examples/custom-balancer/main.ts");
+    assert.match(out, /zone-a healthy: +\{ a\d: 10, a\d: 10 \}/);
+    assert.match(out, /zone-a down: +\{ b1: 20 \}/);
+  });
+});
