@@ -113,7 +113,20 @@ describe("peak_ewma", () => {
     assert.equal(picker.pick(NO_HASH).endpoint.id, "t1");
   });
 
-  it("rejects a non-positive decay", () => {
+  it("with three choices, takes the cheapest of three", () => {
+    const clock = new FakeClock(0);
+    const list = targets(Array<number>(10).fill(1));
+    list.forEach((t, i) => t.load.observe(10 + i, 0));
+    const picker = peakEwma.createPicker(list, peakEwma.parseConfig({ choiceCount: 3 }, "c"), { clock, random: createSeededRandom(3) });
+    const counts = tally(() => picker.pick(NO_HASH), 20_000);
+    assert.equal(counts.get("t9"), undefined);
+    // The third draw is with replacement, so t8 wins only on draws {t8, t9} then t8 or t9: (2/90) × 0.2.
+    assert.ok((counts.get("t8") ?? 0) / 20_000 < 0.01, `t8: ${counts.get("t8")}`);
+    assert.ok((counts.get("t0") ?? 0) / 20_000 > 0.25, "the cheapest wins whenever drawn: about 27%");
+  });
+
+  it("rejects a non-positive decay and fewer than two choices", () => {
+    assert.throws(() => peakEwma.parseConfig({ choiceCount: 1 }, "c"), invalidAt("c.choiceCount"));
     assert.throws(() => peakEwma.parseConfig({ decay: 0 }, "c"), invalidAt("c.decay"));
     assert.throws(() => peakEwma.parseConfig({ defaultRtt: Number.NaN }, "c"), invalidAt("c.defaultRtt"));
   });
