@@ -143,6 +143,19 @@ describe("EndpointLoad's peak EWMA", () => {
     assert.ok(Math.abs(load.rtt(10_001, 30) - (100 * Math.exp(-1) + 10 * (1 - Math.exp(-1)))) < 1e-9);
     assert.ok(Math.abs(load.rtt(20_001, 30) - load.rtt(10_001, 30) * Math.exp(-1)) < 1e-9, "decays towards zero unsampled");
   });
+
+  it("compares two endpoints at a reference time in the same order as at any real time", () => {
+    const rnd = createSeededRandom(11);
+    for (let i = 0; i < 1000; i++) {
+      const [x, y] = [new EndpointLoad(), new EndpointLoad()];
+      x.observe(1 + rnd.next() * 200, rnd.next() * 60_000);
+      y.observe(1 + rnd.next() * 200, rnd.next() * 60_000);
+      const now = 60_000 + rnd.next() * 60_000;
+      const real = Math.sign(x.rtt(now, 0) - y.rtt(now, 0));
+      const relative = Math.sign(x.relativeRtt(x.stamp) - y.relativeRtt(x.stamp));
+      assert.equal(relative, real);
+    }
+  });
 });
 
 describe("random", () => {

@@ -1,7 +1,7 @@
 import { expectOptions, optionalNumber } from "../core/validate.ts";
 import { EdfScheduler } from "./edf.ts";
 import type { BalancerEnv, BalancerPlugin, PickTarget, Picker } from "./picker.ts";
-import { equalWeights, randomOffsets, twoChoices } from "./weights.ts";
+import { equalWeights, randomOffsets, secondChoice } from "./weights.ts";
 
 /** Settings of `least_request` (Envoy's `LeastRequestLbConfig`, Consul's `LeastRequestConfig`). */
 export interface LeastRequestConfig {
@@ -27,7 +27,8 @@ class PowerOfChoicesPicker<T extends PickTarget> implements Picker<T> {
     const n = targets.length;
     if (n === 1) return targets[0] as T;
     const random = this.#env.random;
-    const [a, b] = twoChoices(n, random);
+    const a = Math.floor(random.next() * n);
+    const b = secondChoice(a, n, random);
     let best = targets[a] as T;
     const other = targets[b] as T;
     if (other.load.pending < best.load.pending) best = other;

@@ -36,6 +36,24 @@ export class EndpointLoad {
     this.#samples++;
   }
 
+  /** The clock's time of the last sample. */
+  get stamp(): number {
+    return this.#stamp;
+  }
+
+  /**
+   * The estimate decayed to `reference` as if it were now, scaled by the common factor that every
+   * endpoint's estimate shares at any real time: comparing two endpoints' values at the same reference
+   * gives the same order as comparing them at the real time, without reading the clock. Only for
+   * endpoints with samples, and the same `decayMs`.
+   *
+   * @param reference - any time, usually another endpoint's {@link EndpointLoad.stamp}
+   */
+  relativeRtt(reference: number): number {
+    const exponent = (this.#stamp - reference) / this.decayMs;
+    return this.#estimate * Math.exp(exponent > 700 ? 700 : exponent < -700 ? -700 : exponent);
+  }
+
   /**
    * The round-trip estimate at `now`, decayed since the last sample; `fallback` when there is none.
    *

@@ -1,6 +1,6 @@
 import { expectOptions, optionalNumber } from "../core/validate.ts";
 import type { BalancerEnv, BalancerPlugin, PickTarget, Picker } from "./picker.ts";
-import { twoChoices } from "./weights.ts";
+import { secondChoice } from "./weights.ts";
 
 /** Settings of `peak_ewma`. */
 export interface PeakEwmaConfig {
@@ -29,28 +29,36 @@ class PeakEwmaPicker<T extends PickTarget> implements Picker<T> {
     this.#env = env;
   }
 
-  #cost(target: T, now: number): number {
+  /**
+   * Cost at `reference`: with `relative`, the estimate decayed to a reference sample time (the clock's
+   * common factor cancels out of comparisons); otherwise the estimate at the real time `reference`.
+   */
+  #cost(target: T, reference: number, relative: boolean): number {
     const load = target.load;
-    return (load.rtt(now, this.#defaultRtt) * (load.pending + 1)) / target.weight;
+    const rtt = relative ? load.relativeRtt(reference) : load.rtt(reference, this.#defaultRtt);
+    return (rtt * (load.pending + 1)) / target.weight;
   }
 
   pick(): T {
     const targets = this.#targets;
-    if (targets.length === 1) return targets[0] as T;
+    const n = targets.length;
+    if (n === 1) return targets[0] as T;
     const random = this.#env.random;
-    const [a, b] = twoChoices(targets.length, random);
-    const now = this.#env.clock.now();
-    let best = targets[a] as T;
-    let bestCost = this.#cost(best, now);
+    const a = Math.floor(random.next() * n);
+    const b = secondChoice(a, n, random);
+    const first = targets[a] as T;
     const second = targets[b] as T;
-    const secondCost = this.#cost(second, now);
-    if (secondCost < bestCost) {
-      best = second;
-      bestCost = secondCost;
+    if (this.#choices === 2 && first.load.samples > 0 && second.load.samples > 0) {
+      // The common case: no clock read, no allocation.
+      const reference = first.load.stamp;
+      return this.#cost(second, reference, true) < this.#cost(first, reference, true) ? second : first;
     }
-    for (let c = 2; c < this.#choices; c++) {
-      const candidate = targets[Math.floor(random.next() * targets.length)] as T;
-      const cost = this.#cost(candidate, now);
+    const now = this.#env.clock.now();
+    let best = first;
+    let bestCost = this.#cost(first, now, false);
+    for (let c = 1; c < this.#choices; c++) {
+      const candidate = c === 1 ? second : (targets[Math.floor(random.next() * n)] as T);
+      const cost = this.#cost(candidate, now, false);
       if (cost < bestCost) {
         best = candidate;
         bestCost = cost;

@@ -13,11 +13,9 @@ export function randomOffsets(n: number, random: Random): number[] {
 }
 
 /**
- * Two distinct random indices below `n` (n >= 2), for power-of-two-choices. @internal
+ * A random index below `n` (n >= 2) other than `first`, for power-of-two-choices. @internal
  */
-export function twoChoices(n: number, random: Random): [number, number] {
-  const a = Math.floor(random.next() * n);
-  let b = Math.floor(random.next() * (n - 1));
-  if (b >= a) b++;
-  return [a, b];
+export function secondChoice(first: number, n: number, random: Random): number {
+  const b = Math.floor(random.next() * (n - 1));
+  return b >= first ? b + 1 : b;
 }

@@ -24,18 +24,20 @@ export function createSeededRandom(seed: number): Random {
     z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
     return (z ^ (z >>> 16)) >>> 0;
   };
-  let a = splitmix();
-  let b = splitmix();
-  let c = splitmix();
-  let d = splitmix();
+  // State in a typed array: plain variables above 2^30 would box a heap number on every draw.
+  const state = Uint32Array.of(splitmix(), splitmix(), splitmix(), splitmix());
   return {
     next(): number {
+      const a = state[0] ?? 0;
+      const b = state[1] ?? 0;
+      const c = state[2] ?? 0;
+      const d = state[3] ?? 0;
       const t = (((a + b) >>> 0) + d) >>> 0;
-      d = (d + 1) >>> 0;
-      a = b ^ (b >>> 9);
-      b = (c + (c << 3)) >>> 0;
-      c = (c << 21) | (c >>> 11);
-      c = (c + t) >>> 0;
+      state[3] = d + 1;
+      state[0] = b ^ (b >>> 9);
+      state[1] = c + (c << 3);
+      const rotated = (c << 21) | (c >>> 11);
+      state[2] = rotated + t;
       return t / 4294967296;
     },
   };
