@@ -1,3 +1,4 @@
+import { envInt } from "../lib/env.ts";
 /** How a backend serves requests. */
 export type ServerModel = "fifo_queue" | "unlimited";
 
@@ -31,14 +32,6 @@ export interface SimSettings {
   readonly slowMeanMs: number;
   /** Offered load as a share of the healthy backends' capacity. */
   readonly utilization: number;
-}
-
-function envInt(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
-  return value;
 }
 
 /** Reads the settings; `LB_SIM_SEED` (42) and `LB_SIM_REQUESTS` (200000) may override the defaults. */

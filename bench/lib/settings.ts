@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import os from "node:os";
 import type { PoolOptions } from "proxyless";
+import { envInt } from "./env.ts";
 
 /** What a bench run does; every number can be overridden through the environment. */
 export interface BenchSettings {
@@ -16,14 +17,6 @@ export interface BenchSettings {
   readonly leadInMs: number;
   readonly path: string;
   readonly pool: PoolOptions;
-}
-
-function envInt(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
-  return value;
 }
 
 /**

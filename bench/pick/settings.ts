@@ -1,3 +1,4 @@
+import { envInt } from "../lib/env.ts";
 /** What a `bench:pick` run does; every number can be overridden through the environment. */
 export interface PickSettings {
   /** Passes over every case, each case in a fresh worker per pass. */
@@ -12,14 +13,6 @@ export interface PickSettings {
   readonly builds: number;
   /** `BENCH_PICK_ONLY`: the cases to run, empty for all. */
   readonly only: string;
-}
-
-function envInt(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
-  return value;
 }
 
 /**
