@@ -2,126 +2,124 @@ import { Pool, type Dispatcher } from "undici";
 import type { EndpointLoad } from "../../balancer/load.ts";
 import type { Clock } from "../../core/clock.ts";
 
-type Handler = Dispatcher.DispatchHandler & Record<string, unknown>;
-type Method = (...args: unknown[]) => unknown;
+/** A handler of either undici API, as seen by the wrappers: every method optional. */
+interface AnyHandler {
+  onConnect?(abort: unknown, context: unknown): unknown;
+  onHeaders?(statusCode: number, headers: unknown, resume: unknown, statusText: string): unknown;
+  onData?(chunk: unknown): unknown;
+  onComplete?(trailers: unknown): unknown;
+  onError?(error: Error): unknown;
+  onUpgrade?(statusCode: number, headers: unknown, socket: unknown): unknown;
+  onResponseStarted?(): unknown;
+  onBodySent?(chunk: unknown, totalBytesSent?: unknown): unknown;
+  onRequestSent?(): unknown;
+  onRequestStart?(controller: unknown, context: unknown): unknown;
+  onRequestUpgrade?(controller: unknown, statusCode: number, headers: unknown, socket: unknown): unknown;
+  onResponseStart?(controller: unknown, statusCode: number, headers: unknown, statusMessage: unknown): unknown;
+  onResponseData?(controller: unknown, chunk: unknown): unknown;
+  onResponseEnd?(controller: unknown, trailers: unknown): unknown;
+  onResponseError?(controller: unknown, error: Error): unknown;
+}
 
-/** Counts one request: in flight until it ends, round trip measured to the response headers. */
-class Tracker {
+/** Counts one request in an endpoint's load: in flight until it ends, round trip to the response headers. */
+class Tracked {
+  protected readonly handler: AnyHandler;
   readonly #load: EndpointLoad;
   readonly #clock: Clock;
   readonly #start: number;
   #state = 0; // 0: waiting for headers, 1: headers seen, 2: done
 
-  constructor(load: EndpointLoad, clock: Clock) {
+  constructor(handler: AnyHandler, load: EndpointLoad, clock: Clock) {
+    this.handler = handler;
     this.#load = load;
     this.#clock = clock;
     this.#start = clock.now();
     load.pending++;
   }
 
-  headers(): void {
+  protected headers(): void {
     if (this.#state !== 0) return;
     this.#state = 1;
     const now = this.#clock.now();
     this.#load.observe(now - this.#start, now);
   }
 
-  done(): void {
+  protected done(): void {
     if (this.#state === 2) return;
     this.#state = 2;
     this.#load.pending--;
   }
 }
 
-function call(handler: Handler, name: string, args: unknown[]): unknown {
-  const method = handler[name];
-  return typeof method === "function" ? (method as Method).apply(handler, args) : undefined;
-}
-
-/** Wraps a handler of undici's older API (`onConnect`, `onHeaders`, `onComplete`, `onError`). */
-class LegacyHandler {
-  readonly #handler: Handler;
-  readonly #tracker: Tracker;
-
-  constructor(handler: Handler, tracker: Tracker) {
-    this.#handler = handler;
-    this.#tracker = tracker;
+/** Wraps a handler of undici's older API (`onConnect`, `onHeaders`, `onData`, `onComplete`, `onError`). */
+class LegacyHandler extends Tracked {
+  onConnect(abort: unknown, context: unknown): unknown {
+    return this.handler.onConnect?.(abort, context);
   }
-
-  onConnect(...args: unknown[]): unknown {
-    return call(this.#handler, "onConnect", args);
+  onHeaders(statusCode: number, headers: unknown, resume: unknown, statusText: string): unknown {
+    this.headers();
+    return this.handler.onHeaders?.(statusCode, headers, resume, statusText);
   }
-  onHeaders(...args: unknown[]): unknown {
-    this.#tracker.headers();
-    return call(this.#handler, "onHeaders", args);
+  onData(chunk: unknown): unknown {
+    return this.handler.onData?.(chunk);
   }
-  onData(...args: unknown[]): unknown {
-    return call(this.#handler, "onData", args);
-  }
-  onComplete(...args: unknown[]): unknown {
-    this.#tracker.done();
-    return call(this.#handler, "onComplete", args);
+  onComplete(trailers: unknown): unknown {
+    this.done();
+    return this.handler.onComplete?.(trailers);
   }
   onError(error: Error): unknown {
-    this.#tracker.done();
-    if (typeof this.#handler["onError" as keyof Handler] !== "function") throw error;
-    return call(this.#handler, "onError", [error]);
+    this.done();
+    if (this.handler.onError === undefined) throw error;
+    return this.handler.onError(error);
   }
-  onUpgrade(...args: unknown[]): unknown {
-    this.#tracker.headers();
-    this.#tracker.done();
-    return call(this.#handler, "onUpgrade", args);
+  onUpgrade(statusCode: number, headers: unknown, socket: unknown): unknown {
+    this.headers();
+    this.done();
+    return this.handler.onUpgrade?.(statusCode, headers, socket);
   }
-  onResponseStarted(...args: unknown[]): unknown {
-    return call(this.#handler, "onResponseStarted", args);
+  onResponseStarted(): unknown {
+    return this.handler.onResponseStarted?.();
   }
-  onBodySent(...args: unknown[]): unknown {
-    return call(this.#handler, "onBodySent", args);
+  onBodySent(chunk: unknown, totalBytesSent?: unknown): unknown {
+    return this.handler.onBodySent?.(chunk, totalBytesSent);
   }
-  onRequestSent(...args: unknown[]): unknown {
-    return call(this.#handler, "onRequestSent", args);
+  onRequestSent(): unknown {
+    return this.handler.onRequestSent?.();
   }
 }
 
 /** Wraps a handler of undici's newer API (`onRequestStart`, `onResponseStart`, `onResponseEnd`, ...). */
-class ControllerHandler {
-  readonly #handler: Handler;
-  readonly #tracker: Tracker;
-
-  constructor(handler: Handler, tracker: Tracker) {
-    this.#handler = handler;
-    this.#tracker = tracker;
+class ControllerHandler extends Tracked {
+  onRequestStart(controller: unknown, context: unknown): unknown {
+    return this.handler.onRequestStart?.(controller, context);
   }
-
-  onRequestStart(...args: unknown[]): unknown {
-    return call(this.#handler, "onRequestStart", args);
+  onRequestUpgrade(controller: unknown, statusCode: number, headers: unknown, socket: unknown): unknown {
+    this.headers();
+    this.done();
+    return this.handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
   }
-  onRequestUpgrade(...args: unknown[]): unknown {
-    this.#tracker.headers();
-    this.#tracker.done();
-    return call(this.#handler, "onRequestUpgrade", args);
+  onResponseStart(controller: unknown, statusCode: number, headers: unknown, statusMessage: unknown): unknown {
+    this.headers();
+    return this.handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
-  onResponseStart(...args: unknown[]): unknown {
-    this.#tracker.headers();
-    return call(this.#handler, "onResponseStart", args);
+  onResponseData(controller: unknown, chunk: unknown): unknown {
+    return this.handler.onResponseData?.(controller, chunk);
   }
-  onResponseData(...args: unknown[]): unknown {
-    return call(this.#handler, "onResponseData", args);
+  onResponseEnd(controller: unknown, trailers: unknown): unknown {
+    this.done();
+    return this.handler.onResponseEnd?.(controller, trailers);
   }
-  onResponseEnd(...args: unknown[]): unknown {
-    this.#tracker.done();
-    return call(this.#handler, "onResponseEnd", args);
-  }
-  onResponseError(...args: unknown[]): unknown {
-    this.#tracker.done();
-    return call(this.#handler, "onResponseError", args);
+  onResponseError(controller: unknown, error: Error): unknown {
+    this.done();
+    return this.handler.onResponseError?.(controller, error);
   }
 }
 
 /**
  * An undici `Pool` that keeps an endpoint's load: every request dispatched through it (by `request`,
  * `fetch` or `dispatch`) counts as in flight until its response ends or fails, and its time to response
- * headers feeds the round-trip estimate. @internal
+ * headers feeds the round-trip estimate. One small object per request wraps the caller's handler.
+ * @internal
  */
 export class LoadTrackingPool extends Pool {
   readonly #load: EndpointLoad;
@@ -141,9 +139,8 @@ export class LoadTrackingPool extends Pool {
 
   /** Sends one request, counting it in the endpoint's load. */
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const h = handler as Handler;
-    const tracker = new Tracker(this.#load, this.#clock);
-    const wrapped = typeof h.onRequestStart === "function" ? new ControllerHandler(h, tracker) : new LegacyHandler(h, tracker);
-    return super.dispatch(options, wrapped as unknown as Dispatcher.DispatchHandler);
+    const h = handler as AnyHandler;
+    const wrapped = h.onRequestStart === undefined ? new LegacyHandler(h, this.#load, this.#clock) : new ControllerHandler(h, this.#load, this.#clock);
+    return super.dispatch(options, wrapped as Dispatcher.DispatchHandler);
   }
 }
