@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Dispatcher } from "undici";
 import { BalancerRegistry, builtinBalancers } from "./balancer/balancer-registry.ts";
 import type { BalancerPlugin } from "./balancer/picker.ts";
-import { ServiceClient } from "./client/service-client.ts";
+import { ServiceClient, type Affinity } from "./client/service-client.ts";
 import { meshClosedError, ServiceState, type MeshContext, type SlowStart } from "./client/service-state.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { MeshError, invalidConfig } from "./core/errors.ts";
@@ -175,7 +175,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     assertServiceName(name);
     if (this.#closing !== undefined) throw meshClosedError();
     const state = new ServiceState(name, this.#ctx);
-    const client = new ServiceClient(state);
+    const client = new ServiceClient(state, (options, handler, affinity) => this.#dispatch(options, handler, affinity));
     this.#states.set(name, state);
     this.#clients.set(name, client);
     return client;
@@ -207,7 +207,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return (this.#closing ??= Promise.all([...this.#states.values()].map((s) => s.close())).then(() => undefined));
   }
 
-  #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, affinity?: Affinity): boolean {
     let target: { readonly client: ServiceClient; readonly host: string };
     try {
       if (this.#closing !== undefined) throw meshClosedError();
@@ -216,7 +216,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       failHandler(handler, err as Error);
       return false;
     }
-    return target.client.dispatch(options, handler, target.host);
+    const hashKey = affinity !== undefined && affinity.service === target.client.service ? affinity.hashKey : undefined;
+    return target.client.dispatch(options, handler, target.host, hashKey);
   }
 
   #target(origin: string | URL | undefined): { readonly client: ServiceClient; readonly host: string } {

@@ -25,6 +25,18 @@ export type ServiceResponseData = Dispatcher.ResponseData;
 
 const NO_CONTEXT: PickContext = Object.freeze({ hash: undefined });
 
+/** A caller's affinity key, for the service it was given for. @internal */
+export interface Affinity {
+  readonly service: string;
+  readonly hashKey: string;
+}
+
+/**
+ * Sends a dispatch to the service named by its origin (the mesh's routing), so a redirect to another
+ * service goes there, and one to a host that is no service is refused. @internal
+ */
+export type RouteByOrigin = (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, affinity?: Affinity) => boolean;
+
 /**
  * Sends requests to one upstream service. Get one with `mesh.client(name)`; clients are cached per mesh,
  * so calling `mesh.client("orders")` on every request costs a map lookup.
@@ -36,19 +48,19 @@ export class ServiceClient {
   readonly #hostOnly: Readonly<Record<string, string>>;
   readonly #base: string;
   readonly #fetchDispatcher: Dispatcher;
+  readonly #route: RouteByOrigin;
   /** Reused for every hashed pick: a pick is synchronous, so one object serves all requests. */
   readonly #context: { hash: number | undefined } = { hash: undefined };
 
   /** @internal */
-  constructor(state: ServiceState) {
+  constructor(state: ServiceState, route: RouteByOrigin) {
     this.service = state.service;
     this.#state = state;
+    this.#route = route;
     this.#hostOnly = Object.freeze({ host: state.service });
     this.#base = `http://${state.service}`;
-    this.#fetchDispatcher = new ForwardingDispatcher(
-      (options, handler) => this.dispatch(options, handler, this.service),
-      () => Promise.resolve(),
-    );
+    // fetch follows redirects through this dispatcher: every hop is routed by its own origin.
+    this.#fetchDispatcher = new ForwardingDispatcher(route, () => Promise.resolve());
   }
 
   /**
@@ -80,7 +92,9 @@ export class ServiceClient {
    * @param input - a path relative to the service (`"/v1/orders"`), or a URL whose host is the service
    *   name (`"http://orders/v1/orders"`)
    * @param init - the usual `fetch` options; `dispatcher` is replaced by the mesh's
-   * @returns a WHATWG `Response` (undici's class)
+   * @returns a WHATWG `Response` (undici's class). Redirects are followed through the mesh: a redirect to
+   *   `http://payments/...` goes to the `payments` service; one to `https://` or to a host that is not a
+   *   service name fails, rather than being sent to this service's endpoint.
    * @throws MeshError when the service cannot be reached at all (`ERR_NO_ENDPOINTS`, ...); network errors
    *   after an endpoint was picked reject as `fetch` does, with a `TypeError` whose `cause` says why
    */
@@ -88,10 +102,11 @@ export class ServiceClient {
     const url = this.#resolve(input);
     if (this.#state.picker === undefined) await this.#state.waitForPicker();
     const hashKey = init?.hashKey;
+    const affinity = hashKey === undefined ? undefined : { service: this.service, hashKey };
     const dispatcher =
-      hashKey === undefined
+      affinity === undefined
         ? this.#fetchDispatcher
-        : new ForwardingDispatcher((options, handler) => this.dispatch(options, handler, this.service, hashKey), () => Promise.resolve());
+        : new ForwardingDispatcher((options, handler) => this.#route(options, handler, affinity), () => Promise.resolve());
     return undiciFetch(url, { ...init, dispatcher });
   }
 

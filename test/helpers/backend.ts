@@ -97,6 +97,11 @@ export class Backend {
     }
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     res.setHeader("x-instance", this.name);
+    if (req.url?.startsWith("/redirect?to=") === true) {
+      res.writeHead(302, { location: decodeURIComponent(req.url.slice("/redirect?to=".length)) });
+      res.end();
+      return;
+    }
     if (req.url === "/stream") {
       res.writeHead(200, { "content-type": "text/plain" });
       for (let i = 0; i < 5; i++) res.write(`chunk-${i};`);
