@@ -95,6 +95,8 @@ export interface TargetInspection {
   readonly weight: number;
   /** Requests in flight. */
   readonly pending: number;
+  /** The round-trip estimate now, in ms (failures before a response count as a penalty); undefined before any sample. */
+  readonly rtt: number | undefined;
   /** Registry health. */
   readonly health: string;
 }
@@ -195,7 +197,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
       ready: state.endpoints?.ready.length ?? 0,
       openPools: state.openPools,
       panic: state.panic,
-      targets: state.targets.map((h) => ({ id: h.endpoint.id, weight: h.weight, pending: h.load.pending, health: h.endpoint.health })),
+      targets: state.targets.map((h) => ({
+        id: h.endpoint.id,
+        weight: h.weight,
+        pending: h.load.pending,
+        rtt: h.load.samples === 0 ? undefined : h.load.rtt(this.#ctx.env.clock.now(), 0),
+        health: h.endpoint.health,
+      })),
     };
   }
 

@@ -52,6 +52,48 @@ describe("load-aware balancing on real servers", () => {
   });
 });
 
+describe("an endpoint that fails fast", () => {
+  it("peak_ewma charges a failure before any response as a slow round trip, so a dead endpoint stops drawing traffic", async () => {
+    const [alive, dead] = await startBackends(2);
+    const deadEndpoint = dead!.endpoint;
+    await dead!.close(); // still registered as passing: connections are refused
+    const mesh = createMesh({
+      registry: new MockRegistry({ orders: [alive!.endpoint, deadEndpoint] }),
+      loadBalancer: { policy: "peak_ewma", config: { defaultRtt: 1 } },
+      random: createSeededRandom(8),
+    });
+    let failed = 0;
+    for (let i = 0; i < 100; i++) {
+      try {
+        await (await mesh.client("orders").request({ path: "/" })).body.dump();
+      } catch {
+        failed++;
+      }
+    }
+    assert.ok(failed >= 1 && failed <= 3, `${failed} of 100 failed (round robin: 50)`);
+    const load = mesh.inspect("orders")?.targets.find((t) => t.id === deadEndpoint.id);
+    assert.equal(load?.pending, 0);
+    assert.ok((load?.rtt ?? 0) > 900, `the dead endpoint's estimate is the penalty, decayed: ${load?.rtt}`);
+    await mesh.close();
+    await alive!.close();
+  });
+
+  it("a request the caller aborts is no penalty for the endpoint", async () => {
+    const [backend] = await startBackends(1);
+    const mesh = createMesh({ registry: new MockRegistry({ orders: [backend!.endpoint] }), loadBalancer: { policy: "peak_ewma" } });
+    const controller = new AbortController();
+    const pending = mesh.client("orders").request({ path: "/hold", signal: controller.signal });
+    await backend!.waitForHeld();
+    controller.abort();
+    await assert.rejects(pending);
+    const target = mesh.inspect("orders")?.targets[0];
+    assert.equal(target?.pending, 0);
+    assert.equal(target?.rtt, undefined, "no sample, no penalty");
+    await mesh.close();
+    await backend!.close();
+  });
+});
+
 describe("load is tracked for request() and fetch()", () => {
   let backends: Backend[];
   before(async () => {

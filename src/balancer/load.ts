@@ -10,6 +10,12 @@ export class EndpointLoad {
   pending = 0;
   /** Time constant of the decay, in ms; set by the balancer that reads the estimate. Default 10 s. */
   decayMs = 10_000;
+  /**
+   * The round trip charged for a request that failed before any response (connection refused or reset,
+   * timeout), in ms; set by the balancer. Default 1000. Without it an endpoint that fails fast would look
+   * cheaper than a healthy one and draw more traffic.
+   */
+  failurePenaltyMs = 1000;
   #estimate = 0;
   #stamp = 0;
   #samples = 0;
@@ -34,6 +40,16 @@ export class EndpointLoad {
     }
     this.#stamp = now;
     this.#samples++;
+  }
+
+  /**
+   * Records a request that failed before any response: a sample of at least `failurePenaltyMs`.
+   *
+   * @param elapsedMs - how long the request took to fail
+   * @param now - the clock's time
+   */
+  fail(elapsedMs: number, now: number): void {
+    this.observe(elapsedMs > this.failurePenaltyMs ? elapsedMs : this.failurePenaltyMs, now);
   }
 
   /** The clock's time of the last sample. */

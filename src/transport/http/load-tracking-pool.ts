@@ -49,6 +49,20 @@ class Tracked {
     this.#state = 2;
     this.#load.pending--;
   }
+
+  /** The request failed: before any response, that is a penalty sample unless the caller aborted it. */
+  protected failed(error: Error): void {
+    if (this.#state === 0 && !isCallerAbort(error)) {
+      const now = this.#clock.now();
+      this.#load.fail(now - this.#start, now);
+    }
+    this.done();
+  }
+}
+
+/** Whether an error is the caller giving up (an AbortSignal), which says nothing about the endpoint. */
+function isCallerAbort(error: Error): boolean {
+  return error.name === "AbortError" || (error as { code?: unknown }).code === "UND_ERR_ABORTED";
 }
 
 /** Wraps a handler of undici's older API (`onConnect`, `onHeaders`, `onData`, `onComplete`, `onError`). */
@@ -68,7 +82,7 @@ class LegacyHandler extends Tracked {
     return this.handler.onComplete?.(trailers);
   }
   onError(error: Error): unknown {
-    this.done();
+    this.failed(error);
     if (this.handler.onError === undefined) throw error;
     return this.handler.onError(error);
   }
@@ -110,7 +124,7 @@ class ControllerHandler extends Tracked {
     return this.handler.onResponseEnd?.(controller, trailers);
   }
   onResponseError(controller: unknown, error: Error): unknown {
-    this.done();
+    this.failed(error);
     return this.handler.onResponseError?.(controller, error);
   }
 }
