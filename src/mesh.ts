@@ -156,6 +156,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.dispatcher = new ForwardingDispatcher(
       (opts, handler) => this.#dispatch(opts, handler),
       () => this.close(),
+      (error) => this.destroy(error),
     );
   }
 
@@ -213,6 +214,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   close(): Promise<void> {
     return (this.#closing ??= Promise.all([...this.#states.values()].map((s) => s.close())).then(() => undefined));
+  }
+
+  /**
+   * Shuts down at once: stops every watch, aborts requests in flight (they fail with `error`, by default
+   * `ERR_MESH_CLOSED`) and closes every connection. Use it when {@link Mesh.close} would wait too long,
+   * for instance on a response body nobody reads or a long poll. Afterwards the mesh is closed.
+   *
+   * @param error - what requests in flight fail with
+   */
+  destroy(error: Error = meshClosedError()): Promise<void> {
+    const destroying = Promise.all([...this.#states.values()].map((s) => s.destroy(error))).then(() => undefined);
+    this.#closing ??= destroying;
+    return destroying;
   }
 
   #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, affinity?: Affinity): boolean {

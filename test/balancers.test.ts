@@ -68,8 +68,13 @@ describe("least_request", () => {
   it("with more choices, concentrates on the least loaded", () => {
     const list = targets(Array<number>(10).fill(1));
     list.forEach((t, i) => (t.load.pending = i));
-    const counts = tally(() => build(leastRequest, list, { choiceCount: 5 }).pick(NO_HASH), 2000);
-    assert.ok((counts.get("t0") ?? 0) > (counts.get("t4") ?? 0));
+    const share = (choiceCount: number): number => {
+      const picker = build(leastRequest, list, { choiceCount });
+      return (tally(() => picker.pick(NO_HASH), 20_000).get("t0") ?? 0) / 20_000;
+    };
+    // t0 wins whenever drawn: 1 - P(not drawn) = 0.2 with two distinct draws, 1 - 0.9 × 0.8^... with more.
+    assert.ok(Math.abs(share(2) - 0.2) < 0.015, `choiceCount 2: ${share(2)}`);
+    assert.ok(Math.abs(share(5) - (1 - 0.9 * (8 / 9) * 0.9 ** 3)) < 0.015, `choiceCount 5: ${share(5)}`);
   });
 
   it("with unequal weights, splits by weight / (active + 1)", () => {
@@ -225,6 +230,37 @@ for (const plugin of [ringHash, maglev] as BalancerPlugin[]) {
   });
 }
 
+describe("ring_hash sizing", () => {
+  const rnd = createSeededRandom(21);
+  const keys = Array.from({ length: 20_000 }, () => Math.floor(rnd.next() * 2 ** 32));
+
+  for (const n of [2, 4, 8, 16, 32]) {
+    it(`moves only the leaving endpoint's keys from ${n} to ${n - 1} endpoints`, () => {
+      const all = targets(Array<number>(n).fill(1));
+      const before = mapping(build(ringHash, all), keys);
+      const after = mapping(build(ringHash, all.slice(1)), keys);
+      for (let i = 0; i < keys.length; i++) if (before[i] !== after[i]) assert.equal(before[i], "t0");
+    });
+  }
+
+  it("keeps extreme weight ratios within maximumRingSize, quickly, and every endpoint on the ring", () => {
+    for (const weights of [[1e-7, 1], [1, 65_535], [1e-300, 1]]) {
+      const started = performance.now();
+      const picker = build(ringHash, targets(weights), { maximumRingSize: 100_000 });
+      const counts = new Map<string, number>();
+      for (const hash of keys) counts.set(picker.pick({ hash }).endpoint.id, 0);
+      assert.ok(performance.now() - started < 2000, `built in ${performance.now() - started} ms`);
+      assert.ok(counts.has("t1"), `weights ${weights.join(", ")}`);
+    }
+  });
+
+  it("grows the ring to minimumRingSize when asked", () => {
+    const grown = build(ringHash, targets([1, 1]), { pointsPerWeight: 1, minimumRingSize: 4096 });
+    const share = keys.filter((hash) => grown.pick({ hash }).endpoint.id === "t0").length / keys.length;
+    assert.ok(Math.abs(share - 0.5) < 0.03, `with 4096 points instead of 2 the split is even: ${share}`);
+  });
+});
+
 describe("hash policies", () => {
   const config = {
     hashPolicies: [
@@ -255,7 +291,8 @@ describe("hash policies", () => {
     assert.throws(() => ringHash.parseConfig({ hashPolicies: [{ field: "ip", name: "x" }] }, "c"), invalidAt("c.hashPolicies[0].field"));
     assert.throws(() => maglev.parseConfig({ hashPolicies: [{ field: "header" }] }, "c"), invalidAt("c.hashPolicies[0].name"));
     assert.throws(() => maglev.parseConfig({ tableSize: 65536 }, "c"), invalidAt("c.tableSize"));
-    assert.throws(() => ringHash.parseConfig({ minimumRingSize: 0 }, "c"), invalidAt("c.minimumRingSize"));
+    assert.throws(() => ringHash.parseConfig({ minimumRingSize: -1 }, "c"), invalidAt("c.minimumRingSize"));
+    assert.throws(() => ringHash.parseConfig({ minimumRingSize: 10, maximumRingSize: 5 }, "c"), invalidAt("c.minimumRingSize"));
   });
 });
 

@@ -211,6 +211,17 @@ describe("slow start", () => {
     await mesh.close();
   });
 
+  it("leaves hash policies' weights alone, so keys do not move during the ramp", async () => {
+    const clock = new FakeClock();
+    const registry = new MockRegistry({ orders: [{ id: "a", address: "127.0.0.1", port: 1 }] });
+    const mesh = createMesh({ registry, clock, loadBalancer: { policy: "ring_hash" }, slowStart: { window: 10_000 } });
+    mesh.client("orders");
+    registry.addEndpoint("orders", { id: "b", address: "127.0.0.1", port: 2 });
+    assert.equal(mesh.inspect("orders")?.targets.find((t) => t.id === "b")?.weight, 1);
+    assert.equal(clock.pendingTimers, 0);
+    await mesh.close();
+  });
+
   it("rejects slow start without a window", () => {
     assert.throws(() => createMesh({ registry: new MockRegistry(), slowStart: {} as never }), /slowStart\.window/);
   });

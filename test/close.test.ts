@@ -74,3 +74,32 @@ describe("mesh.close()", () => {
     assert.equal(mesh.closed, true);
   });
 });
+
+describe("mesh.destroy()", () => {
+  it("aborts a request in flight that close() would wait for, and closes the mesh", async () => {
+    const [backend] = await startBackends(1);
+    const mesh = createMesh({ registry: new MockRegistry({ orders: [backend!.endpoint] }) });
+    const client = mesh.client("orders");
+    const inFlight = client.request({ path: "/hold" });
+    await backend!.waitForHeld();
+    try {
+      await mesh.destroy();
+      await assert.rejects(inFlight, closedError);
+      assert.equal(mesh.closed, true);
+      await assert.rejects(client.request({ path: "/" }), closedError);
+    } finally {
+      await backend!.close();
+    }
+  });
+
+  it("is what mesh.dispatcher.destroy(err) does, failing requests with err", async () => {
+    const [backend] = await startBackends(1);
+    const mesh = createMesh({ registry: new MockRegistry({ orders: [backend!.endpoint] }) });
+    const inFlight = mesh.client("orders").request({ path: "/hold" });
+    await backend!.waitForHeld();
+    const reason = new Error("shutting down");
+    await mesh.dispatcher.destroy(reason);
+    await assert.rejects(inFlight, (err: unknown) => err === reason);
+    await backend!.close();
+  });
+});

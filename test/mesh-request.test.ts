@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Readable } from "node:stream";
-import { fetch as undiciFetch, request as undiciRequest } from "undici";
+import { once } from "node:events";
+import { createServer } from "node:http";
+import { fetch as undiciFetch, request as undiciRequest, upgrade as undiciUpgrade } from "undici";
 import { createMesh, isMeshError, type Mesh } from "proxyless";
 import { createSeededRandom, MockRegistry } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
@@ -120,5 +122,24 @@ describe("requests through the mesh reach a real backend", () => {
 
   it("mesh.client returns the same client for the same name", () => {
     assert.equal(mesh.client("orders"), mesh.client("orders"));
+  });
+});
+
+describe("upgrades through mesh.dispatcher", () => {
+  it("hands over the socket and counts no load", async () => {
+    const server = createServer();
+    server.on("upgrade", (_req, socket) => {
+      socket.end("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n");
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const port = (server.address() as { port: number }).port;
+    const mesh = createMesh({ registry: new MockRegistry({ orders: [{ address: "127.0.0.1", port }] }) });
+    const upgraded = await undiciUpgrade("http://orders/", { dispatcher: mesh.dispatcher, protocol: "echo" });
+    assert.equal(upgraded.headers.upgrade, "echo");
+    assert.equal(mesh.inspect("orders")?.targets[0]?.pending, 0);
+    upgraded.socket.destroy();
+    await mesh.close();
+    server.close();
   });
 });

@@ -24,6 +24,8 @@ export interface BoundBalancer {
   createPicker<T extends PickTarget>(targets: readonly T[], env: BalancerEnv): Picker<T>;
   /** How to hash a request, for hash-based policies; undefined otherwise. */
   readonly hasher: RequestHasher | undefined;
+  /** Whether the policy maps keys to endpoints (no slow start). */
+  readonly consistentHashing: boolean;
 }
 
 const NAME = /^[a-z][a-z0-9_]*$/;
@@ -98,6 +100,7 @@ export class BalancerRegistry {
       policy: plugin.name,
       createPicker: (targets, env) => plugin.createPicker(targets, config, env),
       hasher: plugin.requestHasher?.(config),
+      consistentHashing: plugin.consistentHashing === true,
     };
   }
 }

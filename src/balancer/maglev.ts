@@ -66,6 +66,7 @@ class MaglevPicker<T extends PickTarget> implements Picker<T> {
  */
 export const maglev: BalancerPlugin<MaglevConfig> = Object.freeze({
   name: "maglev",
+  consistentHashing: true,
   parseConfig(raw: unknown, field: string): MaglevConfig {
     const o = expectOptions(raw, field, ["tableSize", "hashPolicies"]);
     const tableSize = optionalNumber(o.tableSize, `${field}.tableSize`, { min: 3, max: 5_000_011, integer: true }) ?? 65_537;

@@ -55,6 +55,11 @@ export interface BalancerPlugin<C = unknown> {
   /** The name used in config, such as `round_robin`. Lower-case letters, digits and `_`. */
   readonly name: string;
   /**
+   * True for policies that map keys to endpoints (`ring_hash`, `maglev`): slow start does not change
+   * their weights, since that would move keys at every step of the ramp (Envoy does the same).
+   */
+  readonly consistentHashing?: boolean;
+  /**
    * Validates raw config (from code or a registry) and returns the typed config.
    *
    * @param raw - the user's config, `undefined` when none was given

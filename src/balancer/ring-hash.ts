@@ -1,17 +1,27 @@
+import { invalidConfig } from "../core/errors.ts";
 import { expectOptions, optionalNumber } from "../core/validate.ts";
 import { hash32 } from "./hash.ts";
 import { compileHashPolicies, type RequestHasher } from "./hash-policy.ts";
 import type { BalancerEnv, BalancerPlugin, PickContext, PickTarget, Picker } from "./picker.ts";
 
-/** Settings of `ring_hash` (Envoy's `RingHashLbConfig`, Consul's `RingHashConfig` and `HashPolicies`). */
+/** Settings of `ring_hash`. */
 export interface RingHashConfig {
-  /** The ring has at least this many points. Default 1024. */
+  /** Points on the ring per unit of endpoint weight. Default 128. */
+  readonly pointsPerWeight: number;
+  /**
+   * Grow the ring to at least this many points. Off (0) by default: growing it makes every endpoint's
+   * points depend on how many endpoints there are, so each membership change moves a few more keys
+   * (as in Envoy, whose default is 1024).
+   */
   readonly minimumRingSize: number;
-  /** And at most this many. Default 8,388,608. */
+  /** Shrink the ring to at most this many points. Default 1,048,576. */
   readonly maximumRingSize: number;
   /** Where a request's key comes from; a caller's `hashKey` takes precedence. */
   readonly hasher: RequestHasher | undefined;
 }
+
+/** Owners fit in the low bits of a packed (hash, owner) double: 2^21 endpoints. */
+const OWNER_BITS = 2 ** 21;
 
 class RingPicker<T extends PickTarget> implements Picker<T> {
   readonly #targets: readonly T[];
@@ -22,26 +32,31 @@ class RingPicker<T extends PickTarget> implements Picker<T> {
   constructor(targets: readonly T[], config: RingHashConfig, env: BalancerEnv) {
     this.#targets = targets;
     this.#env = env;
-    // Points per unit of weight (the lightest endpoint's weight), a power of two: the smallest that
-    // makes the ring at least minimumRingSize, within maximumRingSize. An endpoint's points then depend
-    // only on its own relative weight and on that power, which changes only when the ring crosses a
-    // power-of-two threshold; so when one endpoint leaves or joins, the others keep their points and
-    // only its keys move. (Envoy sizes the ring to the endpoint count instead, which moves a few more.)
-    const unit = Math.min(...targets.map((t) => t.weight));
-    const countAt = (perUnit: number): number[] => targets.map((t) => Math.max(1, Math.round((perUnit * t.weight) / unit)));
-    const sum = (counts: number[]): number => counts.reduce((a, b) => a + b, 0);
-    let perUnit = 1;
-    while (perUnit < 2 ** 23 && sum(countAt(perUnit * 2)) <= config.maximumRingSize && sum(countAt(perUnit)) < config.minimumRingSize) {
-      perUnit *= 2;
-    }
-    const counts = countAt(perUnit);
-    const points: { hash: number; owner: number }[] = [];
+    // Points per unit of absolute weight: an endpoint's points depend on its own weight only, so when one
+    // endpoint leaves or joins the others keep theirs and only its keys move. The ring is scaled only
+    // when it would fall outside [minimumRingSize, maximumRingSize].
+    const totalWeight = targets.reduce((sum, t) => sum + t.weight, 0);
+    let perWeight = config.pointsPerWeight;
+    if (perWeight * totalWeight < config.minimumRingSize) perWeight = config.minimumRingSize / totalWeight;
+    if (perWeight * totalWeight > config.maximumRingSize) perWeight = config.maximumRingSize / totalWeight;
+    const counts = targets.map((t) => Math.max(1, Math.round(perWeight * t.weight)));
+    const total = counts.reduce((a, b) => a + b, 0);
+    // Sort (hash, owner) pairs packed into doubles: a native numeric sort, no object per point.
+    const packed = new Float64Array(total);
+    let at = 0;
     targets.forEach((target, owner) => {
-      for (let k = 0; k < (counts[owner] ?? 1); k++) points.push({ hash: hash32(`${target.endpoint.id}_${k}`), owner });
+      const id = target.endpoint.id;
+      for (let k = 0; k < (counts[owner] ?? 1); k++) packed[at++] = hash32(id, k) * OWNER_BITS + owner;
     });
-    points.sort((a, b) => a.hash - b.hash || a.owner - b.owner);
-    this.#hashes = Uint32Array.from(points, (p) => p.hash);
-    this.#owners = Int32Array.from(points, (p) => p.owner);
+    packed.sort();
+    this.#hashes = new Uint32Array(total);
+    this.#owners = new Int32Array(total);
+    for (let i = 0; i < total; i++) {
+      const value = packed[i] ?? 0;
+      const hash = Math.floor(value / OWNER_BITS);
+      this.#hashes[i] = hash;
+      this.#owners[i] = value - hash * OWNER_BITS;
+    }
   }
 
   pick(context: PickContext): T {
@@ -60,19 +75,22 @@ class RingPicker<T extends PickTarget> implements Picker<T> {
 }
 
 /**
- * `ring_hash` (consistent hashing, Ketama): requests with the same key go to the same endpoint, and
- * removing one of N endpoints moves only about 1/N of the keys. Points per endpoint follow its weight.
- * O(log n) per pick. A request without a key goes to a random endpoint.
+ * `ring_hash` (consistent hashing, Ketama): requests with the same key go to the same endpoint; when one
+ * of N endpoints leaves, only its keys move (about 1/N). Points per endpoint follow its weight. O(log n)
+ * per pick. A request without a key goes to a random endpoint.
  */
 export const ringHash: BalancerPlugin<RingHashConfig> = Object.freeze({
   name: "ring_hash",
+  consistentHashing: true,
   parseConfig(raw: unknown, field: string): RingHashConfig {
-    const o = expectOptions(raw, field, ["minimumRingSize", "maximumRingSize", "hashPolicies"]);
-    const minimumRingSize = optionalNumber(o.minimumRingSize, `${field}.minimumRingSize`, { min: 1, max: 8_388_608, integer: true }) ?? 1024;
-    const maximumRingSize =
-      optionalNumber(o.maximumRingSize, `${field}.maximumRingSize`, { min: minimumRingSize, max: 8_388_608, integer: true }) ??
-      8_388_608;
-    return { minimumRingSize, maximumRingSize, hasher: compileHashPolicies(o.hashPolicies, `${field}.hashPolicies`) };
+    const o = expectOptions(raw, field, ["pointsPerWeight", "minimumRingSize", "maximumRingSize", "hashPolicies"]);
+    const pointsPerWeight = optionalNumber(o.pointsPerWeight, `${field}.pointsPerWeight`, { min: 1, max: 65_536, integer: true }) ?? 128;
+    const maximumRingSize = optionalNumber(o.maximumRingSize, `${field}.maximumRingSize`, { min: 1, max: 8_388_608, integer: true }) ?? 1_048_576;
+    const minimumRingSize = optionalNumber(o.minimumRingSize, `${field}.minimumRingSize`, { min: 0, max: 8_388_608, integer: true }) ?? 0;
+    if (minimumRingSize > maximumRingSize) {
+      throw invalidConfig(`${field}.minimumRingSize`, `must not exceed maximumRingSize (${maximumRingSize}), got ${minimumRingSize}`);
+    }
+    return { pointsPerWeight, minimumRingSize, maximumRingSize, hasher: compileHashPolicies(o.hashPolicies, `${field}.hashPolicies`) };
   },
   createPicker<T extends PickTarget>(targets: readonly T[], config: RingHashConfig, env: BalancerEnv): Picker<T> {
     return new RingPicker(targets, config, env);

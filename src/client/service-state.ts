@@ -54,6 +54,7 @@ export class ServiceState {
   #slowStartTimer: unknown;
   #lastError: Error | undefined;
   readonly #retiring = new Set<Promise<void>>();
+  readonly #retiringHandles = new Set<EndpointHandle>();
   readonly #waiters = new Set<() => void>();
   readonly #ctx: MeshContext;
   readonly #watch: RegistryWatch;
@@ -257,7 +258,7 @@ export class ServiceState {
     for (const handle of targets) {
       const endpoint = handle.endpoint;
       const base = endpoint.weight > 0 ? endpoint.weight : endpoint.weights.passing;
-      const factor = slowStartFactor(this.#ctx.slowStart, handle.addedAt, now);
+      const factor = this.#balancer.consistentHashing ? 1 : slowStartFactor(this.#ctx.slowStart, handle.addedAt, now);
       if (factor < 1) ramping = true;
       handle.weight = base * factor;
     }
@@ -284,8 +285,25 @@ export class ServiceState {
   }
 
   #retire(handle: EndpointHandle): void {
-    const closing = handle.close().finally(() => this.#retiring.delete(closing));
+    this.#retiringHandles.add(handle);
+    const closing = handle.close().finally(() => {
+      this.#retiring.delete(closing);
+      this.#retiringHandles.delete(handle);
+    });
     this.#retiring.add(closing);
+  }
+
+  /**
+   * Like {@link ServiceState.close}, but aborts requests in flight, including those on endpoints that
+   * were already draining.
+   *
+   * @param error - what the aborted requests fail with
+   */
+  async destroy(error: Error): Promise<void> {
+    const handles = [...this.#handles.values(), ...this.#retiringHandles];
+    const closing = this.close();
+    await Promise.all(handles.map((h) => h.destroy(error)));
+    await closing;
   }
 
   #wake(): void {

@@ -68,4 +68,14 @@ export class EndpointHandle implements PickTarget {
   close(): Promise<void> {
     return (this.#closing ??= this.#pool === undefined ? Promise.resolve() : this.#pool.close());
   }
+
+  /**
+   * Aborts requests in flight and closes the connections now, even if a graceful close is under way.
+   *
+   * @param error - what the aborted requests fail with
+   */
+  destroy(error: Error): Promise<void> {
+    this.#closing ??= Promise.resolve();
+    return this.#pool === undefined || this.#pool.destroyed ? Promise.resolve() : this.#pool.destroy(error);
+  }
 }

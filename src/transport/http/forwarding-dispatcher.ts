@@ -19,18 +19,22 @@ export function failHandler(handler: Dispatcher.DispatchHandler, error: Error): 
 export class ForwardingDispatcher extends Dispatcher {
   readonly #dispatch: (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => boolean;
   readonly #close: () => Promise<void>;
+  readonly #destroy: (error: Error | undefined) => Promise<void>;
 
   /**
    * @param dispatch - sends one request
-   * @param close - what `close()` and `destroy()` do
+   * @param close - what `close()` does
+   * @param destroy - what `destroy()` does; `close` when not given
    */
   constructor(
     dispatch: (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => boolean,
     close: () => Promise<void>,
+    destroy?: (error: Error | undefined) => Promise<void>,
   ) {
     super();
     this.#dispatch = dispatch;
     this.#close = close;
+    this.#destroy = destroy ?? close;
   }
 
   /** Sends one request through the mesh. */
@@ -47,13 +51,15 @@ export class ForwardingDispatcher extends Dispatcher {
     closing.then(callback, callback);
   }
 
-  /** Same as {@link ForwardingDispatcher.close}: requests in flight are allowed to finish. */
+  /** Destroys the mesh: requests in flight are aborted with `err` and every connection closes now. */
   override destroy(err?: Error | null): Promise<void>;
   override destroy(callback: () => void): void;
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
     const callback = typeof a === "function" ? a : b;
-    if (callback === undefined) return this.close();
-    this.close(callback);
+    const error = typeof a === "function" || a === null ? undefined : a;
+    const destroying = this.#destroy(error);
+    if (callback === undefined) return destroying;
+    destroying.then(callback, callback);
   }
 }

@@ -86,11 +86,6 @@ class LegacyHandler extends Tracked {
     if (this.handler.onError === undefined) throw error;
     return this.handler.onError(error);
   }
-  onUpgrade(statusCode: number, headers: unknown, socket: unknown): unknown {
-    this.headers();
-    this.done();
-    return this.handler.onUpgrade?.(statusCode, headers, socket);
-  }
   onResponseStarted(): unknown {
     return this.handler.onResponseStarted?.();
   }
@@ -107,11 +102,6 @@ class ControllerHandler extends Tracked {
   onRequestStart(controller: unknown, context: unknown): unknown {
     return this.handler.onRequestStart?.(controller, context);
   }
-  onRequestUpgrade(controller: unknown, statusCode: number, headers: unknown, socket: unknown): unknown {
-    this.headers();
-    this.done();
-    return this.handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
-  }
   onResponseStart(controller: unknown, statusCode: number, headers: unknown, statusMessage: unknown): unknown {
     this.headers();
     return this.handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
@@ -126,6 +116,9 @@ class ControllerHandler extends Tracked {
   onResponseError(controller: unknown, error: Error): unknown {
     this.failed(error);
     return this.handler.onResponseError?.(controller, error);
+  }
+  onResponseStarted(): unknown {
+    return this.handler.onResponseStarted?.();
   }
 }
 
@@ -153,6 +146,9 @@ export class LoadTrackingPool extends Pool {
 
   /** Sends one request, counting it in the endpoint's load. */
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // Upgrades and CONNECT hand over a socket rather than a response: not load, and undici must see the
+    // caller's own handler to check it has onUpgrade.
+    if (options.upgrade != null || options.method === "CONNECT") return super.dispatch(options, handler);
     const h = handler as AnyHandler;
     const wrapped = h.onRequestStart === undefined ? new LegacyHandler(h, this.#load, this.#clock) : new ControllerHandler(h, this.#load, this.#clock);
     return super.dispatch(options, wrapped as Dispatcher.DispatchHandler);
