@@ -6,3 +6,5 @@
 export { MockRegistry } from "./mock-registry.ts";
 export { FakeClock } from "./fake-clock.ts";
 export { createSeededRandom } from "../core/random.ts";
+export { FakeConsul, type FakeConsulOptions } from "./fake-consul/fake-consul.ts";
+export type { CheckStatus } from "./fake-consul/consul-state.ts";

@@ -1,0 +1,425 @@
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { compileFilter, type FilterPredicate } from "../../registry/consul/filter-expression.ts";
+import { checkKey, ConsulState, type CheckRecord, type CheckStatus, type NodeRecord, type ServiceRecord } from "./consul-state.ts";
+import { parseGoBool, parseGoDuration, queryHeaders, sendJson, sendText } from "./http-util.ts";
+import { parseCatalogRegistration, parseServiceRegistration, RegistrationError } from "./registration.ts";
+
+/** Options for {@link FakeConsul.start}. */
+export interface FakeConsulOptions {
+  /** The agent's node name. Default `fake-node`. */
+  readonly node?: string;
+  /** The datacenter. Default `dc1`. */
+  readonly datacenter?: string;
+}
+
+interface Waiter {
+  readonly wake: () => void;
+}
+
+const MAX_WAIT_MS = 10 * 60_000;
+const DEFAULT_WAIT_MS = 5 * 60_000;
+
+/**
+ * A fake Consul agent for tests: a real HTTP server on 127.0.0.1 (port chosen by the OS) that speaks the
+ * part of Consul's HTTP API proxyless uses, as Consul documents it: blocking queries with
+ * `X-Consul-Index`, `/v1/health/service/:name` with `passing`, `tag` and `filter`,
+ * `/v1/catalog/services`, `/v1/catalog/register`, agent service registration and deregistration, and TTL
+ * check updates. Errors are plain text with Consul's status codes and messages.
+ *
+ * Hooks let a test break it the ways a real Consul breaks: {@link FakeConsul.rewindIndex},
+ * {@link FakeConsul.zeroIndexNext}, {@link FakeConsul.churn}, {@link FakeConsul.failNext},
+ * {@link FakeConsul.garbageNext}, {@link FakeConsul.hang}, {@link FakeConsul.dropConnections} and
+ * {@link FakeConsul.restart}.
+ *
+ * The fake does not run HTTP, TCP or gRPC checks: their status is the one registered (critical by
+ * default, as in Consul) until a test changes it with {@link FakeConsul.setCheck}. TTL checks expire.
+ */
+export class FakeConsul {
+  /** `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  readonly #server: Server;
+  readonly #state = new ConsulState();
+  readonly #sockets = new Set<Socket>();
+  readonly #waiters = new Set<Waiter>();
+  readonly #ttlTimers = new Map<string, NodeJS.Timeout>();
+  readonly #ttls = new Map<string, number>();
+  readonly #requests = new Map<string, number>();
+  readonly #nodeName: string;
+  readonly #datacenter: string;
+  #failures: { count: number; status: number; body: string } = { count: 0, status: 500, body: "" };
+  #garbage = 0;
+  #zeroIndex = 0;
+  #hanging = false;
+
+  private constructor(server: Server, url: string, options: FakeConsulOptions) {
+    this.#server = server;
+    this.url = url;
+    this.#nodeName = options.node ?? "fake-node";
+    this.#datacenter = options.datacenter ?? "dc1";
+    this.#addAgentNode();
+  }
+
+  /**
+   * Starts a fake Consul on 127.0.0.1, on a port the OS chooses.
+   *
+   * @param options - node name and datacenter
+   */
+  static async start(options: FakeConsulOptions = {}): Promise<FakeConsul> {
+    const server = createServer();
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const fake = new FakeConsul(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, options);
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      fake.handle(req, res);
+    });
+    server.on("connection", (socket: Socket) => {
+      fake.#sockets.add(socket);
+      socket.on("close", () => fake.#sockets.delete(socket));
+    });
+    return fake;
+  }
+
+  /** Stops the server, ends blocked queries and clears TTL timers. */
+  async close(): Promise<void> {
+    for (const timer of this.#ttlTimers.values()) clearTimeout(timer);
+    this.#ttlTimers.clear();
+    this.#wakeAll();
+    this.dropConnections();
+    this.#server.close();
+    if (this.#server.listening) await once(this.#server, "close");
+  }
+
+  /**
+   * How many requests reached a path prefix, such as `/v1/health/service/orders`.
+   *
+   * @param prefix - a path prefix
+   */
+  requestCount(prefix: string): number {
+    let n = 0;
+    for (const [path, count] of this.#requests) if (path.startsWith(prefix)) n += count;
+    return n;
+  }
+
+  /**
+   * Sets a check's status, as the agent would after running it. Wakes blocked queries.
+   *
+   * @param checkId - the check's ID, such as `service:orders-1`
+   * @param status - the new status
+   * @throws Error when there is no such check
+   */
+  setCheck(checkId: string, status: CheckStatus): void {
+    if (!this.#state.setCheck(this.#nodeName, checkId, status, "")) throw new Error(`FakeConsul: no check ${checkId} on the agent`);
+    this.#wakeAll();
+  }
+
+  /** Moves every index back (a restored Raft snapshot); blocked queries return the lower index. */
+  rewindIndex(to = 1): void {
+    this.#state.rewind(to);
+    this.#wakeAll();
+  }
+
+  /** The next `count` query responses carry `X-Consul-Index: 0` (an old Consul bug). */
+  zeroIndexNext(count = 1): void {
+    this.#zeroIndex = count;
+  }
+
+  /** Raises a service's index `times` times without changing it, waking blocked queries each time. */
+  churn(service: string, times = 1): void {
+    for (let i = 0; i < times; i++) {
+      this.#state.touch(service);
+      this.#wakeAll();
+    }
+  }
+
+  /**
+   * The next `count` requests fail with `status` and a plain-text body, as a Consul server in trouble.
+   *
+   * @param count - how many requests
+   * @param status - the status code, 500 by default
+   * @param body - the body, `rpc error: No cluster leader` by default
+   */
+  failNext(count: number, status = 500, body = "rpc error making call: No cluster leader"): void {
+    this.#failures = { count, status, body };
+  }
+
+  /** The next `count` responses are 200 with a body that is not JSON. */
+  garbageNext(count = 1): void {
+    this.#garbage = count;
+  }
+
+  /** While on, requests get no answer at all (a hung agent). Turning it off does not answer them. */
+  hang(on: boolean): void {
+    this.#hanging = on;
+  }
+
+  /** Closes every open connection, blocked queries included. */
+  dropConnections(): void {
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  /** An agent restarted with no data: every service, check and index is gone and connections drop. */
+  restart(): void {
+    for (const timer of this.#ttlTimers.values()) clearTimeout(timer);
+    this.#ttlTimers.clear();
+    this.#state.clear();
+    this.#addAgentNode();
+    this.dropConnections();
+  }
+
+  /** @internal */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? "/", "http://fake");
+    this.#requests.set(url.pathname, (this.#requests.get(url.pathname) ?? 0) + 1);
+    if (this.#hanging) return;
+    if (this.#failures.count > 0) {
+      this.#failures.count--;
+      sendText(res, this.#failures.status, this.#failures.body);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      this.#route(req.method ?? "GET", url, Buffer.concat(chunks).toString("utf8"), res).catch((err: unknown) => {
+        if (!res.headersSent) sendText(res, 500, err instanceof Error ? err.message : String(err));
+      });
+    });
+  }
+
+  async #route(method: string, url: URL, body: string, res: ServerResponse): Promise<void> {
+    const path = url.pathname;
+    let m: RegExpExecArray | null;
+    if ((m = /^\/v1\/health\/service\/(.*)$/.exec(path)) !== null) {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      return this.#health(decodeURIComponent(m[1] ?? ""), url.searchParams, res);
+    }
+    if (path === "/v1/catalog/services") {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      return this.#query(url.searchParams, res, () => this.#state.catalogIndex, () => this.#state.services());
+    }
+    if (path === "/v1/catalog/register") {
+      if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
+      return this.#write(res, () => {
+        const { node, service, checks } = parseCatalogRegistration(body, this.#datacenter);
+        this.#state.putNode(node);
+        if (service !== undefined) this.#state.putService(node.Node, service, checks);
+        return true;
+      });
+    }
+    if (path === "/v1/agent/service/register") {
+      if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
+      return this.#write(res, () => {
+        const { service, checks, ttls } = parseServiceRegistration(body, this.#nodeName);
+        this.#state.putService(this.#nodeName, service, checks);
+        for (const [checkId, ttl] of ttls) this.#armTtl(checkId, ttl);
+        return "";
+      });
+    }
+    if ((m = /^\/v1\/agent\/service\/deregister\/(.+)$/.exec(path)) !== null) {
+      if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
+      const id = decodeURIComponent(m[1] ?? "");
+      return this.#write(res, () => {
+        this.#state.deleteService(id);
+        return "";
+      });
+    }
+    if (path === "/v1/agent/services") {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      const services: Record<string, ServiceRecord & { Datacenter: string }> = {};
+      for (const [id, instance] of this.#state.instances()) {
+        if (instance.node === this.#nodeName) services[id] = { ...instance.service, Datacenter: this.#datacenter };
+      }
+      sendJson(res, 200, services);
+      return;
+    }
+    if ((m = /^\/v1\/agent\/check\/(pass|warn|fail|update)\/(.+)$/.exec(path)) !== null) {
+      if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
+      return this.#checkUpdate(m[1] ?? "", decodeURIComponent(m[2] ?? ""), url.searchParams, body, res);
+    }
+    sendText(res, 404, `Invalid URL path: not a recognized HTTP API endpoint: ${path}`);
+  }
+
+  #health(name: string, params: URLSearchParams, res: ServerResponse): Promise<void> | undefined {
+    if (name === "") {
+      sendText(res, 400, "Missing service name");
+      return undefined;
+    }
+    const passingParam = params.get("passing");
+    const passing = passingParam === null ? false : parseGoBool(passingParam);
+    if (passing === undefined) {
+      sendText(res, 400, "Invalid value for ?passing");
+      return undefined;
+    }
+    const tags = params.getAll("tag");
+    let filter: FilterPredicate | undefined;
+    const filterText = params.get("filter");
+    if (filterText !== null && filterText !== "") {
+      try {
+        filter = compileFilter(filterText);
+      } catch (err) {
+        sendText(res, 400, `Failed to create boolean expression evaluator: ${(err as Error).message}`);
+        return undefined;
+      }
+    }
+    return this.#query(params, res, () => this.#state.serviceIndex(name), () =>
+      this.#state
+        .health(name)
+        .filter((e) => !passing || e.Checks.every((c) => c.Status === "passing"))
+        .filter((e) => tags.every((t) => e.Service.Tags.includes(t)))
+        .filter((e) => filter === undefined || filter(e)),
+    );
+  }
+
+  /** A read with blocking-query semantics: waits while the index is <= `?index`, up to `?wait`. */
+  async #query(params: URLSearchParams, res: ServerResponse, index: () => number, body: () => unknown): Promise<void> {
+    if (params.has("stale") && params.has("consistent")) {
+      sendText(res, 400, "Cannot specify ?stale with ?consistent, conflicting semantics.");
+      return;
+    }
+    const indexText = params.get("index");
+    const minIndex = indexText === null ? 0 : /^\d+$/.test(indexText) ? Number(indexText) : Number.NaN;
+    if (Number.isNaN(minIndex)) {
+      sendText(res, 400, "Invalid index");
+      return;
+    }
+    const waitText = params.get("wait");
+    const wait = waitText === null ? DEFAULT_WAIT_MS : parseGoDuration(waitText);
+    if (wait === undefined) {
+      sendText(res, 400, "Invalid wait time");
+      return;
+    }
+    if (minIndex > 0) await this.#block(minIndex, index, Math.min(wait, MAX_WAIT_MS), res);
+    if (res.destroyed) return;
+    if (this.#garbage > 0) {
+      this.#garbage--;
+      res.writeHead(200, { "content-type": "application/json", ...queryHeaders(Math.max(1, index())) });
+      res.end('{"this is": not json');
+      return;
+    }
+    let reported = Math.max(1, index());
+    if (this.#zeroIndex > 0) {
+      this.#zeroIndex--;
+      reported = 0;
+    }
+    sendJson(res, 200, body(), queryHeaders(reported));
+  }
+
+  #block(minIndex: number, index: () => number, wait: number, res: ServerResponse): Promise<void> {
+    // Consul blocks while the index is <= the client's; a rewind ends the wait too (restored snapshot).
+    if (index() > minIndex) return Promise.resolve();
+    const startIndex = index();
+    return new Promise<void>((resolve) => {
+      const waiter: Waiter = {
+        wake: () => {
+          if (index() > minIndex || index() < startIndex) finish();
+        },
+      };
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(waiter);
+        res.off("close", finish);
+        resolve();
+      };
+      const timer = setTimeout(finish, wait);
+      timer.unref();
+      res.on("close", finish);
+      this.#waiters.add(waiter);
+    });
+  }
+
+  #write(res: ServerResponse, apply: () => unknown): void {
+    let result: unknown;
+    try {
+      result = apply();
+    } catch (err) {
+      if (err instanceof RegistrationError) {
+        sendText(res, 400, err.message);
+        return;
+      }
+      throw err;
+    }
+    this.#wakeAll();
+    if (result === "") {
+      res.writeHead(200, { "content-length": 0 });
+      res.end();
+    } else sendJson(res, 200, result);
+  }
+
+  #checkUpdate(verb: string, checkId: string, params: URLSearchParams, body: string, res: ServerResponse): void {
+    let status: CheckStatus;
+    let output = params.get("note") ?? "";
+    if (verb === "update") {
+      let parsed: { Status?: unknown; Output?: unknown };
+      try {
+        parsed = JSON.parse(body) as { Status?: unknown; Output?: unknown };
+      } catch (err) {
+        sendText(res, 400, `Request decode failed: ${(err as Error).message}`);
+        return;
+      }
+      if (parsed.Status !== "passing" && parsed.Status !== "warning" && parsed.Status !== "critical") {
+        sendText(res, 400, "Invalid check status: " + String(parsed.Status));
+        return;
+      }
+      status = parsed.Status;
+      output = typeof parsed.Output === "string" ? parsed.Output : "";
+    } else {
+      status = verb === "pass" ? "passing" : verb === "warn" ? "warning" : "critical";
+    }
+    const check = this.#state.checks.get(checkKey(this.#nodeName, checkId));
+    if (check === undefined) {
+      sendText(res, 404, `Unknown check ID "${checkId}". Ensure that the check ID is passed, not the check name.`);
+      return;
+    }
+    this.#state.setCheck(this.#nodeName, checkId, status, output);
+    const ttl = this.#ttls.get(checkId);
+    if (ttl !== undefined) this.#armTtl(checkId, ttl);
+    this.#wakeAll();
+    res.writeHead(200, { "content-length": 0 });
+    res.end();
+  }
+
+  #armTtl(checkId: string, ttlMs: number): void {
+    this.#ttls.set(checkId, ttlMs);
+    clearTimeout(this.#ttlTimers.get(checkId));
+    const timer = setTimeout(() => {
+      this.#ttlTimers.delete(checkId);
+      if (this.#state.setCheck(this.#nodeName, checkId, "critical", "TTL expired")) this.#wakeAll();
+    }, ttlMs);
+    timer.unref();
+    this.#ttlTimers.set(checkId, timer);
+  }
+
+  #methodNotAllowed(res: ServerResponse, allow: string): void {
+    sendText(res, 405, "method not allowed", { allow });
+  }
+
+  #wakeAll(): void {
+    for (const waiter of [...this.#waiters]) waiter.wake();
+  }
+
+  #addAgentNode(): void {
+    const node: NodeRecord = {
+      ID: "00000000-0000-4000-8000-000000000001",
+      Node: this.#nodeName,
+      Address: "127.0.0.1",
+      Datacenter: this.#datacenter,
+      TaggedAddresses: { lan: "127.0.0.1", wan: "127.0.0.1" },
+      Meta: {},
+    };
+    this.#state.putNode(node);
+    const serf: CheckRecord = {
+      Node: this.#nodeName,
+      CheckID: "serfHealth",
+      Name: "Serf Health Status",
+      Status: "passing",
+      Notes: "",
+      Output: "Agent alive and reachable",
+      ServiceID: "",
+      ServiceName: "",
+      ServiceTags: [],
+      Namespace: "default",
+    };
+    this.#state.checks.set(checkKey(serf.Node, serf.CheckID), serf);
+  }
+}
