@@ -46,6 +46,9 @@ export type {
 } from "./registry/registry.ts";
 export type { ServiceConfig, LoadBalancerConfig } from "./registry/service-config.ts";
 export { StaticRegistry } from "./registry/static-registry.ts";
+export { ConsulRegistry, type ConsulRegistryOptions } from "./registry/consul/consul-registry.ts";
+export { decodeHealth, ConsulDecodeError, type DecodedHealth } from "./registry/consul/decode-health.ts";
+export { compileFilter, type FilterPredicate } from "./registry/consul/filter-expression.ts";
 export type { ServiceMap } from "./registry/in-memory-registry.ts";
 export type { BalancerPlugin, BalancerEnv, Picker, PickContext, PickTarget } from "./balancer/picker.ts";
 export { roundRobin, type RoundRobinConfig } from "./balancer/round-robin.ts";

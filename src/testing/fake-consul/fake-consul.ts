@@ -46,6 +46,7 @@ export class FakeConsul {
   readonly #ttlTimers = new Map<string, NodeJS.Timeout>();
   readonly #ttls = new Map<string, number>();
   readonly #requests = new Map<string, number>();
+  readonly #queries: { readonly path: string; readonly params: URLSearchParams }[] = [];
   readonly #nodeName: string;
   readonly #datacenter: string;
   #failures: { count: number; status: number; body: string } = { count: 0, status: 500, body: "" };
@@ -100,6 +101,20 @@ export class FakeConsul {
     let n = 0;
     for (const [path, count] of this.#requests) if (path.startsWith(prefix)) n += count;
     return n;
+  }
+
+  /**
+   * The query parameters of the requests to a path, oldest first (the last 1000 requests are kept).
+   *
+   * @param path - a path, such as `/v1/health/service/orders`
+   */
+  queries(path: string): URLSearchParams[] {
+    return this.#queries.filter((q) => q.path === path).map((q) => q.params);
+  }
+
+  /** Blocking queries waiting right now. */
+  get blockedQueries(): number {
+    return this.#waiters.size;
   }
 
   /**
@@ -172,6 +187,8 @@ export class FakeConsul {
   handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://fake");
     this.#requests.set(url.pathname, (this.#requests.get(url.pathname) ?? 0) + 1);
+    this.#queries.push({ path: url.pathname, params: url.searchParams });
+    if (this.#queries.length > 1000) this.#queries.shift();
     if (this.#hanging) return;
     if (this.#failures.count > 0) {
       this.#failures.count--;

@@ -1,0 +1,293 @@
+import { EventEmitter } from "node:events";
+import { Agent as HttpAgent } from "node:http";
+import Consul from "consul";
+import { systemClock, type Clock, type TimerHandle } from "../../core/clock.ts";
+import { invalidConfig } from "../../core/errors.ts";
+import { systemRandom, type Random } from "../../core/random.ts";
+import { assertServiceName } from "../../core/service-name.ts";
+import { expectOptions, optionalNumber } from "../../core/validate.ts";
+import { EndpointSet } from "../../endpoint/endpoint-set.ts";
+import type { Registry, RegistryListener, RegistryWatch } from "../registry.ts";
+import { decodeHealth } from "./decode-health.ts";
+import { TokenBucket } from "./token-bucket.ts";
+
+/** Options for {@link ConsulRegistry}. */
+export interface ConsulRegistryOptions {
+  /** The agent's HTTP address. Default `http://127.0.0.1:8500`. */
+  readonly url?: string;
+  /** ACL token, sent as `X-Consul-Token`. */
+  readonly token?: string;
+  /** Datacenter to query; the agent's own when left out. */
+  readonly datacenter?: string;
+  /** How long a blocking query may wait, in seconds. Default 60 (Consul caps it at 600). */
+  readonly waitSeconds?: number;
+  /** Queries allowed at once per watched service before rate limiting starts. Default 2. */
+  readonly burst?: number;
+  /** Sustained queries per second per watched service when its data churns. Default 1. */
+  readonly queriesPerSecond?: number;
+  /** Retry delay after a failure: the first one, in ms, doubled each time up to `maxBackoffMs`. Default 250. */
+  readonly initialBackoffMs?: number;
+  /** Longest retry delay, in ms. Default 30000. */
+  readonly maxBackoffMs?: number;
+  /** The clock, for the rate limit and backoff. */
+  readonly clock?: Clock;
+  /** The random source, for backoff jitter. */
+  readonly random?: Random;
+}
+
+/** The registry's options, validated. */
+interface Settings {
+  readonly url: string;
+  readonly token: string | undefined;
+  readonly datacenter: string | undefined;
+  readonly waitSeconds: number;
+  readonly burst: number;
+  readonly queriesPerSecond: number;
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+  readonly clock: Clock;
+  readonly random: Random;
+}
+
+interface HealthServiceCall {
+  readonly service: string;
+  readonly index: string;
+  readonly wait: string;
+  readonly timeout: number;
+  readonly ctx: EventEmitter;
+  readonly dc?: string;
+  readonly token?: string;
+}
+
+interface IncomingHeaders {
+  readonly headers: Record<string, string | string[] | undefined>;
+}
+
+const KEYS = ["url", "token", "datacenter", "waitSeconds", "burst", "queriesPerSecond", "initialBackoffMs", "maxBackoffMs", "clock", "random"] as const;
+
+/**
+ * Services and their instances from Consul: one blocking query on `/v1/health/service/:name` per watched
+ * service, through the `consul` client. Follows Consul's rules for blocking loops: the index is reset
+ * when it goes backwards, never below 1 after the first answer, and the loop is rate-limited (token
+ * bucket, burst 2) so churn degrades into polling. Critical instances are left out; warning ones keep
+ * their `Weights.Warning`. When Consul fails, the mesh keeps serving the last good endpoints; the loop
+ * retries with jittered exponential backoff and reports each failure.
+ *
+ * @example
+ * ```ts
+ * const mesh = createMesh({ registry: new ConsulRegistry({ url: "http://127.0.0.1:8500" }) });
+ * ```
+ */
+export class ConsulRegistry implements Registry {
+  /** The agent's address, as given. */
+  readonly url: string;
+  readonly #options: Settings;
+  readonly #loops = new Set<WatchLoop>();
+  #client: { readonly consul: Consul; readonly agent: HttpAgent } | undefined;
+
+  /**
+   * @param options - see {@link ConsulRegistryOptions}
+   * @throws MeshError `ERR_INVALID_CONFIG` naming the option at fault
+   */
+  constructor(options: ConsulRegistryOptions = {}) {
+    const o = expectOptions(options, "consul", KEYS) as ConsulRegistryOptions;
+    const url = o.url ?? "http://127.0.0.1:8500";
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw invalidConfig("consul.url", `expected a URL such as "http://127.0.0.1:8500", got ${JSON.stringify(url)}`);
+    }
+    if (parsed.protocol !== "http:") throw invalidConfig("consul.url", `only http:// is supported so far, got ${JSON.stringify(url)}`);
+    this.url = parsed.origin;
+    this.#options = {
+      url: parsed.origin,
+      token: o.token,
+      datacenter: o.datacenter,
+      waitSeconds: optionalNumber(o.waitSeconds, "consul.waitSeconds", { min: 1, max: 600 }) ?? 60,
+      burst: optionalNumber(o.burst, "consul.burst", { min: 1, max: 100, integer: true }) ?? 2,
+      queriesPerSecond: optionalNumber(o.queriesPerSecond, "consul.queriesPerSecond", { min: 0.001, max: 1000 }) ?? 1,
+      initialBackoffMs: optionalNumber(o.initialBackoffMs, "consul.initialBackoffMs", { min: 1 }) ?? 250,
+      maxBackoffMs: optionalNumber(o.maxBackoffMs, "consul.maxBackoffMs", { min: 1 }) ?? 30_000,
+      clock: o.clock ?? systemClock,
+      random: o.random ?? systemRandom,
+    };
+  }
+
+  /** Watches a service's instances; see {@link Registry.watch}. */
+  watch(service: string, listener: RegistryListener): RegistryWatch {
+    assertServiceName(service);
+    const loop = new WatchLoop(service, listener, this.#options, () => this.#connection(), (l) => this.#stopped(l));
+    this.#loops.add(loop);
+    loop.start();
+    return { close: () => loop.stop() };
+  }
+
+  /** The number of services being watched. */
+  get watchCount(): number {
+    return this.#loops.size;
+  }
+
+  /**
+   * Milliseconds since a service's data last came from Consul; undefined when it never has or is not
+   * watched. How stale the endpoints in use may be.
+   *
+   * @param service - a watched service
+   */
+  staleness(service: string): number | undefined {
+    for (const loop of this.#loops) if (loop.service === service) return loop.staleness();
+    return undefined;
+  }
+
+  /** Stops every watch and closes the connections to Consul. */
+  close(): void {
+    for (const loop of [...this.#loops]) loop.stop();
+  }
+
+  #connection(): { readonly consul: Consul; readonly agent: HttpAgent } {
+    if (this.#client === undefined) {
+      const url = new URL(this.#options.url);
+      const agent = new HttpAgent({ keepAlive: true });
+      const consul = new Consul({ host: url.hostname, port: Number(url.port === "" ? 80 : url.port), secure: false, agent });
+      this.#client = { consul, agent };
+    }
+    return this.#client;
+  }
+
+  #stopped(loop: WatchLoop): void {
+    this.#loops.delete(loop);
+    if (this.#loops.size === 0 && this.#client !== undefined) {
+      this.#client.agent.destroy();
+      this.#client = undefined;
+    }
+  }
+}
+
+/** One blocking-query loop for one service. */
+class WatchLoop {
+  readonly service: string;
+  readonly #listener: RegistryListener;
+  readonly #settings: Settings;
+  readonly #connect: () => { readonly consul: Consul };
+  readonly #onStop: (loop: WatchLoop) => void;
+  readonly #bucket: TokenBucket;
+  #index = 0;
+  #failures = 0;
+  #stopped = false;
+  #timer: TimerHandle;
+  #ctx: EventEmitter | undefined;
+  #lastSuccess: number | undefined;
+  #last: EndpointSet | undefined;
+
+  constructor(service: string, listener: RegistryListener, settings: Settings, connect: () => { readonly consul: Consul }, onStop: (loop: WatchLoop) => void) {
+    this.service = service;
+    this.#listener = listener;
+    this.#settings = settings;
+    this.#connect = connect;
+    this.#onStop = onStop;
+    this.#bucket = new TokenBucket(settings.clock, settings.burst, settings.queriesPerSecond);
+  }
+
+  start(): void {
+    this.#next(0);
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#settings.clock.clearTimeout(this.#timer);
+    this.#ctx?.emit("cancel");
+    this.#onStop(this);
+  }
+
+  staleness(): number | undefined {
+    return this.#lastSuccess === undefined ? undefined : this.#settings.clock.now() - this.#lastSuccess;
+  }
+
+  #next(delay: number): void {
+    if (this.#stopped) return;
+    const wait = delay > 0 ? delay : this.#bucket.take();
+    if (wait > 0) {
+      this.#timer = this.#settings.clock.setTimeout(() => this.#next(0), wait);
+      return;
+    }
+    void this.#query();
+  }
+
+  async #query(): Promise<void> {
+    const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
+    this.#ctx = ctx;
+    const waitSeconds = this.#settings.waitSeconds;
+    const call: HealthServiceCall = {
+      service: this.service,
+      index: String(this.#index),
+      wait: `${waitSeconds}s`,
+      // Consul may add up to wait/16 of jitter; allow that and a margin before giving up.
+      timeout: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000),
+      ctx,
+      ...(this.#settings.datacenter === undefined ? {} : { dc: this.#settings.datacenter }),
+      ...(this.#settings.token === undefined ? {} : { token: this.#settings.token }),
+    };
+    let response: unknown;
+    try {
+      const { consul } = this.#connect();
+      response = await consul.health.service(call as unknown as Parameters<Consul["health"]["service"]>[0]);
+    } catch (err) {
+      if (this.#stopped) return;
+      this.#fail(err);
+      return;
+    }
+    if (this.#stopped) return;
+    try {
+      this.#accept(response);
+    } catch (err) {
+      this.#fail(err);
+      return;
+    }
+    this.#failures = 0;
+    this.#next(0);
+  }
+
+  #accept(response: unknown): void {
+    const [res, body] = Array.isArray(response) ? (response as [IncomingHeaders, unknown]) : [undefined, response];
+    const header = res?.headers["x-consul-index"];
+    const index = Number(Array.isArray(header) ? header[0] : header);
+    if (!Number.isFinite(index) || index < 0) throw new Error(`Consul sent no usable X-Consul-Index (${String(header)})`);
+    const decoded = decodeHealth(body);
+    const set = EndpointSet.of(this.service, decoded.endpoints);
+    // Consul's rules: never block on an index below 1 (0 would make every query return at once: block
+    // on 1, which is always safe); an index that goes backwards restarts the loop at 0.
+    this.#index = index === 0 ? 1 : index < this.#index ? 0 : index;
+    this.#lastSuccess = this.#settings.clock.now();
+    if (decoded.skipped.length > 0) {
+      this.#listener({ type: "error", error: new Error(`Consul at ${this.#settings.url}: skipped instances of '${this.service}': ${decoded.skipped.join("; ")}`) });
+    }
+    const diff = set.diff(this.#last);
+    if (this.#last === undefined || diff.added.length + diff.removed.length + diff.changed.length > 0 || !sameOrder(this.#last, set)) {
+      this.#last = set;
+      this.#listener({ type: "endpoints", endpoints: set });
+    }
+  }
+
+  #fail(err: unknown): void {
+    this.#failures++;
+    const reason = describeFailure(err);
+    this.#listener({ type: "error", error: new Error(`Consul at ${this.#settings.url} failed for '${this.service}': ${reason}`, { cause: err }) });
+    const { initialBackoffMs, maxBackoffMs, random } = this.#settings;
+    const base = Math.min(maxBackoffMs, initialBackoffMs * 2 ** (this.#failures - 1));
+    // Full jitter between half and all of the delay: a fleet retrying together spreads out.
+    this.#next(Math.max(1, Math.round(base * (0.5 + random.next() * 0.5))));
+  }
+}
+
+function sameOrder(a: EndpointSet, b: EndpointSet): boolean {
+  return a.all.length === b.all.length && a.all.every((e, i) => e.id === b.all[i]?.id);
+}
+
+function describeFailure(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const status = (err as { statusCode?: unknown }).statusCode;
+  if (status === 403) return `permission denied (HTTP 403: ${err.message}); check the ACL token`;
+  if (typeof status === "number") return `HTTP ${status}: ${err.message}`;
+  return err.message;
+}

@@ -1,0 +1,209 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { after, afterEach, before, describe, it } from "node:test";
+import { request } from "undici";
+import { ConsulDecodeError, ConsulRegistry, createMesh, decodeHealth, isMeshError, type Mesh } from "proxyless";
+import { FakeClock, FakeConsul } from "proxyless/testing";
+import { startBackends, type Backend } from "./helpers/backend.ts";
+import { nextEndpoints, nextRegistryError, until } from "./helpers/events.ts";
+
+const sample = (name: string): unknown => JSON.parse(readFileSync(new URL(`../../shared/consul-api/${name}`, import.meta.url), "utf8"));
+
+async function register(fake: FakeConsul, id: string, port: number, extra: Record<string, unknown> = {}): Promise<void> {
+  const res = await request(`${fake.url}/v1/agent/service/register`, {
+    method: "PUT",
+    body: JSON.stringify({ Name: "orders", ID: id, Address: "127.0.0.1", Port: port, Check: { TTL: "1h", Status: "passing" }, ...extra }),
+  });
+  assert.equal(res.statusCode, 200, await res.body.text());
+}
+
+async function deregister(fake: FakeConsul, id: string): Promise<void> {
+  const res = await request(`${fake.url}/v1/agent/service/deregister/${id}`, { method: "PUT" });
+  await res.body.dump();
+}
+
+async function instances(mesh: Mesh, n: number): Promise<Set<string>> {
+  const seen = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    const res = await mesh.client("orders").request({ path: "/" });
+    seen.add(String(res.headers["x-instance"]));
+    await res.body.dump();
+  }
+  return seen;
+}
+
+describe("decodeHealth", () => {
+  it("decodes the documented sample", () => {
+    assert.deepEqual(decodeHealth(sample("health-service.json")), {
+      endpoints: [
+        {
+          id: "foobar/redis",
+          address: "10.1.10.12",
+          port: 8000,
+          health: "passing",
+          weights: { passing: 10, warning: 1 },
+          tags: ["primary"],
+          meta: { redis_version: "4.0" },
+        },
+      ],
+      skipped: [],
+    });
+  });
+
+  it("drops critical instances, keeps warning ones, falls back to the node address", () => {
+    const entry = (id: string, status: string, address: string) => ({
+      Node: { Node: "n1", Address: "10.0.0.9" },
+      Service: { ID: id, Service: "s", Address: address, Port: 80, Weights: { Passing: 5, Warning: 2 } },
+      Checks: [{ Status: "passing" }, { Status: status }],
+    });
+    const { endpoints } = decodeHealth([entry("a", "passing", ""), entry("b", "warning", "10.0.0.2"), entry("c", "critical", "10.0.0.3")]);
+    assert.deepEqual(endpoints.map((e) => [e.id, e.address, e.health]), [["n1/a", "10.0.0.9", "passing"], ["n1/b", "10.0.0.2", "warning"]]);
+  });
+
+  it("refuses what is not an array of entries", () => {
+    assert.throws(() => decodeHealth({ not: "an array" }), ConsulDecodeError);
+    assert.throws(() => decodeHealth([{ Node: {} }]), ConsulDecodeError);
+  });
+});
+
+describe("ConsulRegistry against FakeConsul", () => {
+  let fake: FakeConsul;
+  let backends: Backend[];
+  const meshes: Mesh[] = [];
+  before(async () => {
+    [fake, backends] = await Promise.all([FakeConsul.start(), startBackends(3)]);
+  });
+  afterEach(async () => {
+    // Whatever a test left, the next one starts from an empty catalog and no running watch.
+    await Promise.all(meshes.splice(0).map((m) => m.close()));
+    fake.restart();
+  });
+  after(async () => {
+    await fake.close();
+    await Promise.all(backends.map((b) => b.close()));
+  });
+
+  it("registrations, deregistrations and health flips reach the next pick", async () => {
+    await register(fake, "orders-0", backends[0]!.port, { Weights: { Passing: 4, Warning: 1 } });
+    await register(fake, "orders-1", backends[1]!.port);
+    const registry = new ConsulRegistry({ url: fake.url });
+    const mesh = createMesh({ registry });
+    meshes.push(mesh);
+    assert.deepEqual([...(await instances(mesh, 4))].sort(), ["orders-0", "orders-1"]);
+
+    let changed = nextEndpoints(mesh, "orders");
+    await deregister(fake, "orders-1");
+    await changed;
+    assert.deepEqual([...(await instances(mesh, 3))], ["orders-0"]);
+
+    changed = nextEndpoints(mesh, "orders");
+    await register(fake, "orders-2", backends[2]!.port);
+    await changed;
+    changed = nextEndpoints(mesh, "orders");
+    fake.setCheck("service:orders-0", "warning");
+    await changed;
+    assert.equal(mesh.inspect("orders")?.targets.find((t) => t.id === "fake-node/orders-0")?.weight, 1, "Weights.Warning while warning");
+
+    changed = nextEndpoints(mesh, "orders");
+    fake.setCheck("service:orders-0", "critical");
+    await changed;
+    assert.deepEqual([...(await instances(mesh, 3))], ["orders-2"]);
+    assert.ok((registry.staleness("orders") ?? Infinity) < 60_000);
+
+    await mesh.close();
+    assert.equal(registry.watchCount, 0);
+    await until(() => fake.blockedQueries === 0);
+  });
+
+  it("resets the index when it goes backwards, and never blocks on an index below 1", async () => {
+    await register(fake, "orders-0", backends[0]!.port);
+    const registry = new ConsulRegistry({ url: fake.url, queriesPerSecond: 1000 });
+    const mesh = createMesh({ registry });
+    meshes.push(mesh);
+    await instances(mesh, 1);
+    const path = "/v1/health/service/orders";
+    await until(() => fake.blockedQueries > 0);
+
+    const seen = fake.queries(path).length;
+    fake.rewindIndex(1);
+    await until(() => fake.queries(path).slice(seen).some((q) => q.get("index") === "0"));
+
+    fake.zeroIndexNext();
+    const before = fake.queries(path).length;
+    fake.churn("orders");
+    await until(() => fake.queries(path).length > before + 1);
+    const after = fake.queries(path).slice(before).map((q) => Number(q.get("index")));
+    assert.ok(after.every((i) => i >= 1), `queries after an index of 0 block on ${after.join(", ")}`);
+
+    const changed = nextEndpoints(mesh, "orders");
+    await register(fake, "orders-1", backends[1]!.port);
+    await changed;
+    await mesh.close();
+  });
+
+  it("rate-limits the loop when the index churns: burst 2, then one query per second", async () => {
+    await register(fake, "orders-0", backends[0]!.port);
+    const clock = new FakeClock();
+    const registry = new ConsulRegistry({ url: fake.url, clock });
+    const mesh = createMesh({ registry });
+    meshes.push(mesh);
+    await instances(mesh, 1);
+    await until(() => fake.blockedQueries > 0);
+    const path = "/v1/health/service/orders";
+    const start = fake.queries(path).length;
+    fake.churn("orders");
+    await until(() => clock.pendingTimers > 0);
+    assert.equal(fake.queries(path).length, start, "the third query waits for a token");
+    clock.advance(1000);
+    await until(() => fake.queries(path).length === start + 1);
+    await mesh.close();
+  });
+
+  it("keeps the last good endpoints through 5xx, garbage and 403, reporting each", async () => {
+    await register(fake, "orders-0", backends[0]!.port);
+    const registry = new ConsulRegistry({ url: fake.url, initialBackoffMs: 5, maxBackoffMs: 20, queriesPerSecond: 1000 });
+    const mesh = createMesh({ registry });
+    meshes.push(mesh);
+    await instances(mesh, 1);
+    await until(() => fake.blockedQueries > 0);
+
+    for (const [breakIt, expected] of [
+      [() => fake.failNext(1, 500), /HTTP 500/],
+      [() => fake.garbageNext(1), /Consul at http:\/\/127\.0\.0\.1:\d+ failed for 'orders'/],
+      [() => fake.failNext(1, 403, "Permission denied"), /permission denied .*check the ACL token/],
+    ] as const) {
+      await until(() => fake.blockedQueries > 0);
+      const error = nextRegistryError(mesh);
+      breakIt();
+      fake.churn("orders"); // the blocked query returns; the next one meets the failure
+      const { error: reported } = await error;
+      assert.match(reported.message, expected);
+      assert.deepEqual([...(await instances(mesh, 2))], ["orders-0"], "the last good endpoints still serve");
+    }
+    await mesh.close();
+  });
+});
+
+describe("ConsulRegistry without Consul", () => {
+  it("fails the first request with ERR_REGISTRY_UNAVAILABLE naming the URL, after the discovery timeout", async () => {
+    const server = createServer().listen(0, "127.0.0.1");
+    await new Promise((resolve) => server.once("listening", resolve));
+    const port = (server.address() as { port: number }).port;
+    await new Promise((resolve) => server.close(resolve)); // nothing listens there now
+    const registry = new ConsulRegistry({ url: `http://127.0.0.1:${port}`, initialBackoffMs: 10 });
+    const mesh = createMesh({ registry, discoveryTimeout: 300 });
+    await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => {
+      assert.ok(isMeshError(err, "ERR_REGISTRY_UNAVAILABLE"), String(err));
+      assert.match(err.message, new RegExp(`Consul at http://127\\.0\\.0\\.1:${port} failed for 'orders'`));
+      return true;
+    });
+    await mesh.close();
+    assert.equal(registry.watchCount, 0);
+  });
+
+  it("rejects a bad URL and options with ERR_INVALID_CONFIG", () => {
+    assert.throws(() => new ConsulRegistry({ url: "not a url" }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === "consul.url");
+    assert.throws(() => new ConsulRegistry({ burst: 0 }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === "consul.burst");
+  });
+});
