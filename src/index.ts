@@ -45,6 +45,7 @@ export type {
   ErrorUpdate,
 } from "./registry/registry.ts";
 export type { ServiceConfig, LoadBalancerConfig } from "./registry/service-config.ts";
+export type { ServiceRegistration, CheckDefinition, Registration } from "./registry/registration.ts";
 export { StaticRegistry } from "./registry/static-registry.ts";
 export { ConsulRegistry, type ConsulRegistryOptions } from "./registry/consul/consul-registry.ts";
 export { decodeHealth, ConsulDecodeError, type DecodedHealth } from "./registry/consul/decode-health.ts";

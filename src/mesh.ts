@@ -10,6 +10,7 @@ import type { MeshEvents } from "./core/events.ts";
 import { systemRandom, type Random } from "./core/random.ts";
 import { assertServiceName } from "./core/service-name.ts";
 import { expectOptions, optionalNumber } from "./core/validate.ts";
+import type { Registration, ServiceRegistration } from "./registry/registration.ts";
 import type { Registry } from "./registry/registry.ts";
 import type { LoadBalancerConfig } from "./registry/service-config.ts";
 import { failHandler, ForwardingDispatcher } from "./transport/http/forwarding-dispatcher.ts";
@@ -123,6 +124,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #clients = new Map<string, ServiceClient>();
   readonly #states = new Map<string, ServiceState>();
   readonly #origins = new Map<string, { readonly client: ServiceClient; readonly host: string }>();
+  readonly #registrations = new Map<Registration, string>();
   #closing: Promise<void> | undefined;
 
   /**
@@ -209,11 +211,49 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * Stops every registry watch, lets requests in flight finish, and closes every connection pool.
-   * Idempotent: later calls return the same promise. Afterwards every call fails with `ERR_MESH_CLOSED`.
+   * Registers this process as an instance of a service in the registry (Consul, or a MockRegistry in
+   * tests). The mesh deregisters it on {@link Mesh.close}; deregister earlier with the returned handle.
+   *
+   * @param registration - name, port, address, tags, meta, weights and health check
+   * @throws MeshError `ERR_INVALID_CONFIG` when the registry cannot register or refuses the registration,
+   *   `ERR_REGISTRY_UNAVAILABLE` when it cannot be reached, `ERR_MESH_CLOSED` after close
+   */
+  async register(registration: ServiceRegistration): Promise<Registration> {
+    if (this.#closing !== undefined) throw meshClosedError();
+    const registry = this.#ctx.registry;
+    if (registry.register === undefined) {
+      throw invalidConfig("registry", "this registry cannot register services (ConsulRegistry and MockRegistry can)");
+    }
+    const inner = await registry.register(registration);
+    this.#registrations.set(inner, registration.name);
+    return {
+      id: inner.id,
+      deregister: () => {
+        this.#registrations.delete(inner);
+        return inner.deregister();
+      },
+    };
+  }
+
+  /**
+   * Deregisters what {@link Mesh.register} registered, stops every registry watch, lets requests in
+   * flight finish, and closes every connection pool. Idempotent: later calls return the same promise.
+   * Afterwards every call fails with `ERR_MESH_CLOSED`.
    */
   close(): Promise<void> {
-    return (this.#closing ??= Promise.all([...this.#states.values()].map((s) => s.close())).then(() => undefined));
+    return (this.#closing ??= this.#deregisterAll().then(() => Promise.all([...this.#states.values()].map((s) => s.close()))).then(() => undefined));
+  }
+
+  async #deregisterAll(): Promise<void> {
+    const registrations = [...this.#registrations];
+    this.#registrations.clear();
+    await Promise.all(
+      registrations.map(([r, service]) =>
+        r.deregister().catch((err: unknown) => {
+          this.emit("registry_error", { service, error: err instanceof Error ? err : new Error(String(err)) });
+        }),
+      ),
+    );
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { EndpointSet } from "../endpoint/endpoint-set.ts";
+import type { Registration, ServiceRegistration } from "./registration.ts";
 import type { ServiceConfig } from "./service-config.ts";
 
 /**
@@ -62,4 +63,11 @@ export interface Registry {
    * @param listener - receives updates
    */
   watch(service: string, listener: RegistryListener): RegistryWatch;
+  /**
+   * Registers this process as an instance of a service, for registries that support it. Prefer
+   * `mesh.register()`, which deregisters on `mesh.close()`.
+   *
+   * @param registration - the instance
+   */
+  register?(registration: ServiceRegistration): Promise<Registration>;
 }

@@ -2,6 +2,7 @@ import { MeshError } from "../core/errors.ts";
 import type { EndpointSet } from "../endpoint/endpoint-set.ts";
 import { withHealth, type Endpoint, type EndpointInput, type HealthStatus } from "../endpoint/endpoint.ts";
 import { InMemoryRegistry, type ServiceMap } from "../registry/in-memory-registry.ts";
+import type { Registration, ServiceRegistration } from "../registry/registration.ts";
 import type { ServiceConfig } from "../registry/service-config.ts";
 
 /**
@@ -95,6 +96,39 @@ export class MockRegistry extends InMemoryRegistry {
    */
   setConfig(service: string, config: ServiceConfig): void {
     this.putConfig(service, config);
+  }
+
+  /**
+   * Registers an instance, as `ConsulRegistry.register` does against Consul: it is added to the
+   * service's endpoints (address 127.0.0.1 unless given) until deregistered. Checks are not run: the
+   * instance is passing.
+   *
+   * @param registration - the instance
+   */
+  register(registration: ServiceRegistration): Promise<Registration> {
+    const { name, port } = registration;
+    const id = registration.id ?? `${name}-${registration.address ?? "127.0.0.1"}-${port}`;
+    try {
+      this.addEndpoint(name, {
+        id,
+        address: registration.address ?? "127.0.0.1",
+        port,
+        tags: registration.tags ?? [],
+        meta: registration.meta ?? {},
+        ...(registration.weights === undefined ? {} : { weights: registration.weights }),
+      });
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    let done = false;
+    return Promise.resolve({
+      id,
+      deregister: () => {
+        if (!done && this.endpoints(name)?.get(id) !== undefined) this.removeEndpoint(name, id);
+        done = true;
+        return Promise.resolve();
+      },
+    });
   }
 
   /**

@@ -7,7 +7,9 @@ import { systemRandom, type Random } from "../../core/random.ts";
 import { assertServiceName } from "../../core/service-name.ts";
 import { expectOptions, optionalNumber } from "../../core/validate.ts";
 import { EndpointSet } from "../../endpoint/endpoint-set.ts";
+import type { Registration, ServiceRegistration } from "../registration.ts";
 import type { Registry, RegistryListener, RegistryWatch } from "../registry.ts";
+import { ConsulRegistration } from "./consul-registration.ts";
 import { decodeHealth } from "./decode-health.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
@@ -83,6 +85,7 @@ export class ConsulRegistry implements Registry {
   readonly url: string;
   readonly #options: Settings;
   readonly #loops = new Set<WatchLoop>();
+  readonly #registrationListeners = new Set<(error: Error) => void>();
   #client: { readonly consul: Consul; readonly agent: HttpAgent } | undefined;
 
   /**
@@ -121,6 +124,33 @@ export class ConsulRegistry implements Registry {
     this.#loops.add(loop);
     loop.start();
     return { close: () => loop.stop() };
+  }
+
+  /**
+   * Registers this process with the local agent; see {@link Registry.register}. Prefer
+   * `mesh.register()`, which deregisters on `mesh.close()`.
+   *
+   * @param registration - the instance
+   * @throws MeshError `ERR_INVALID_CONFIG` for a registration the agent refuses (its reason quoted)
+   */
+  register(registration: ServiceRegistration): Promise<Registration> {
+    return ConsulRegistration.create(registration, {
+      url: this.url,
+      token: this.#options.token,
+      clock: this.#options.clock,
+      onError: (error) => {
+        for (const listener of this.#registrationListeners) listener(error);
+      },
+    });
+  }
+
+  /**
+   * Listens for failures of registrations' heartbeats and restores (they keep retrying).
+   *
+   * @param listener - receives each failure
+   */
+  onRegistrationError(listener: (error: Error) => void): void {
+    this.#registrationListeners.add(listener);
   }
 
   /** The number of services being watched. */

@@ -241,6 +241,17 @@ export class FakeConsul {
         return "";
       });
     }
+    if ((m = /^\/v1\/agent\/service\/([^/]+)$/.exec(path)) !== null && m[1] !== "register") {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      const id = decodeURIComponent(m[1] ?? "");
+      const instance = this.#state.instances().get(id);
+      if (instance === undefined || instance.node !== this.#nodeName) {
+        sendText(res, 404, `unknown service ID: ${id}`);
+        return;
+      }
+      sendJson(res, 200, { ...instance.service, Datacenter: this.#datacenter, ContentHash: String(this.#state.serviceIndex(instance.service.Service)) });
+      return;
+    }
     if (path === "/v1/agent/services") {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
       const services: Record<string, ServiceRecord & { Datacenter: string }> = {};

@@ -1,0 +1,191 @@
+import { request } from "undici";
+import type { Clock, TimerHandle } from "../../core/clock.ts";
+import { invalidConfig, MeshError } from "../../core/errors.ts";
+import { assertServiceName } from "../../core/service-name.ts";
+import type { CheckDefinition, Registration, ServiceRegistration } from "../registration.ts";
+
+/** What a Consul registration needs from its registry. @internal */
+export interface ConsulAgentContext {
+  readonly url: string;
+  readonly token: string | undefined;
+  readonly clock: Clock;
+  /** Reported when a heartbeat or a restore fails; the registration keeps trying. */
+  readonly onError: (error: Error) => void;
+}
+
+const seconds = (ms: number): string => `${Math.max(1, Math.round(ms / 1000))}s`;
+
+function checkBody(check: CheckDefinition): Record<string, unknown> {
+  const kinds = (["http", "tcp", "grpc", "ttl"] as const).filter((k) => check[k] !== undefined);
+  if (kinds.length !== 1) throw invalidConfig("registration.check", `give exactly one of http, tcp, grpc or ttl, got ${kinds.join(", ") || "none"}`);
+  const body: Record<string, unknown> = {};
+  if (check.ttl !== undefined) {
+    if (!(check.ttl >= 1000)) throw invalidConfig("registration.check.ttl", `expected at least 1000 ms, got ${check.ttl}`);
+    body.TTL = seconds(check.ttl);
+    // A TTL check starts critical in Consul; the first heartbeat goes right after registration.
+  } else {
+    if (check.http !== undefined) body.HTTP = check.http;
+    if (check.tcp !== undefined) body.TCP = check.tcp;
+    if (check.grpc !== undefined) body.GRPC = check.grpc;
+    body.Interval = seconds(check.interval ?? 10_000);
+  }
+  if (check.timeout !== undefined) body.Timeout = seconds(check.timeout);
+  if (check.deregisterCriticalServiceAfter !== undefined) body.DeregisterCriticalServiceAfter = seconds(check.deregisterCriticalServiceAfter);
+  return body;
+}
+
+/**
+ * Builds the body of `PUT /v1/agent/service/register`. Validated here, so a mistake is a clear error
+ * before anything is sent. @internal
+ */
+export function registrationBody(r: ServiceRegistration): { readonly id: string; readonly body: Record<string, unknown> } {
+  assertServiceName(r.name);
+  if (!Number.isInteger(r.port) || r.port < 1 || r.port > 65535) throw invalidConfig("registration.port", `expected a port from 1 to 65535, got ${String(r.port)}`);
+  const id = r.id ?? `${r.name}-${r.address ?? "node"}-${r.port}`;
+  const body: Record<string, unknown> = { ID: id, Name: r.name, Port: r.port, Tags: [...(r.tags ?? [])], Meta: { ...r.meta } };
+  if (r.address !== undefined) body.Address = r.address;
+  if (r.weights !== undefined) {
+    if (!(r.weights.passing > 0) || !(r.weights.warning >= 0)) throw invalidConfig("registration.weights", "passing must be > 0 and warning >= 0");
+    body.Weights = { Passing: r.weights.passing, Warning: r.weights.warning };
+  }
+  if (r.check !== undefined) body.Check = checkBody(r.check);
+  return { id, body };
+}
+
+/**
+ * One instance registered with the local Consul agent. The `consul` client drops `Weights` when it
+ * registers, so registration calls the agent's HTTP API directly. A TTL check gets a heartbeat every
+ * third of its TTL; any registration is checked for at that pace (every 30 s without a TTL), and put back
+ * if the agent has forgotten it (restarted with no data). @internal
+ */
+export class ConsulRegistration implements Registration {
+  readonly id: string;
+  readonly #body: Record<string, unknown>;
+  readonly #ctx: ConsulAgentContext;
+  readonly #period: number;
+  readonly #ttl: boolean;
+  #timer: TimerHandle;
+  #stopped = false;
+  #deregistering: Promise<void> | undefined;
+  readonly #onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+
+  private constructor(registration: ServiceRegistration, ctx: ConsulAgentContext) {
+    const { id, body } = registrationBody(registration);
+    this.id = id;
+    this.#body = body;
+    this.#ctx = ctx;
+    this.#ttl = registration.check?.ttl !== undefined;
+    this.#period = this.#ttl ? Math.max(250, (registration.check?.ttl ?? 0) / 3) : 30_000;
+    if (registration.deregisterOnSignals === true) {
+      const onSignal = (signal: NodeJS.Signals): void => {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+        void this.deregister().finally(() => {
+          // Do what the signal would have done, unless the application handles it itself.
+          if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+        });
+      };
+      this.#onSignal = onSignal;
+      process.on("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+    }
+  }
+
+  /**
+   * Registers the instance, sends the first heartbeat, and starts the maintenance loop.
+   *
+   * @throws MeshError `ERR_INVALID_CONFIG` when the agent refuses the registration (its reason quoted),
+   *   `ERR_REGISTRY_UNAVAILABLE` when the agent cannot be reached
+   */
+  static async create(registration: ServiceRegistration, ctx: ConsulAgentContext): Promise<ConsulRegistration> {
+    const r = new ConsulRegistration(registration, ctx);
+    try {
+      await r.#register();
+      if (r.#ttl) await r.#heartbeat();
+    } catch (err) {
+      r.#stop();
+      throw err;
+    }
+    r.#schedule();
+    return r;
+  }
+
+  /** Removes the instance from the agent and stops its heartbeats. Idempotent. */
+  deregister(): Promise<void> {
+    return (this.#deregistering ??= (async () => {
+      this.#stop();
+      await this.#call("PUT", `/v1/agent/service/deregister/${encodeURIComponent(this.id)}`);
+    })());
+  }
+
+  #stop(): void {
+    this.#stopped = true;
+    this.#ctx.clock.clearTimeout(this.#timer);
+    if (this.#onSignal !== undefined) {
+      process.off("SIGTERM", this.#onSignal);
+      process.off("SIGINT", this.#onSignal);
+    }
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = this.#ctx.clock.setTimeout(() => void this.#maintain(), this.#period);
+  }
+
+  async #maintain(): Promise<void> {
+    try {
+      if (this.#ttl) await this.#heartbeat();
+      else if ((await this.#call("GET", `/v1/agent/service/${encodeURIComponent(this.id)}`, undefined, [404])) === 404) await this.#restore();
+    } catch (err) {
+      this.#ctx.onError(err instanceof Error ? err : new Error(String(err)));
+    }
+    this.#schedule();
+  }
+
+  async #heartbeat(): Promise<void> {
+    const status = await this.#call("PUT", `/v1/agent/check/pass/service:${encodeURIComponent(this.id)}`, undefined, [404]);
+    if (status === 404) {
+      await this.#restore();
+      await this.#call("PUT", `/v1/agent/check/pass/service:${encodeURIComponent(this.id)}`);
+    }
+  }
+
+  async #restore(): Promise<void> {
+    if (this.#stopped) return;
+    await this.#register();
+    this.#ctx.onError(new Error(`Consul at ${this.#ctx.url} had forgotten instance '${this.id}'; registered it again`));
+  }
+
+  #register(): Promise<number> {
+    return this.#call("PUT", "/v1/agent/service/register", JSON.stringify(this.#body));
+  }
+
+  /**
+   * Calls the agent; a status in `allowed` is returned, any other non-2xx throws. Every call made here
+   * (register, deregister, check pass, read) is idempotent in Consul, so a connection that fails before
+   * any response (a kept-alive socket the agent closed when it restarted) is retried once.
+   */
+  async #call(method: "GET" | "PUT", path: string, body?: string, allowed: readonly number[] = []): Promise<number> {
+    const send = () =>
+      request(`${this.#ctx.url}${path}`, {
+        method,
+        ...(body === undefined ? {} : { body }),
+        headers: this.#ctx.token === undefined ? {} : { "x-consul-token": this.#ctx.token },
+      });
+    let res;
+    try {
+      res = await send().catch(() => send());
+    } catch (err) {
+      throw new MeshError("ERR_REGISTRY_UNAVAILABLE", `Consul at ${this.#ctx.url} is unreachable: ${(err as Error).message}`, { cause: err });
+    }
+    const text = await res.body.text();
+    if ((res.statusCode >= 200 && res.statusCode < 300) || allowed.includes(res.statusCode)) return res.statusCode;
+    if (res.statusCode === 400) {
+      throw new MeshError("ERR_INVALID_CONFIG", `Consul at ${this.#ctx.url} refused the registration of '${this.id}': ${text}`, {
+        details: { field: "registration" },
+      });
+    }
+    const hint = res.statusCode === 403 ? "; check the ACL token" : "";
+    throw new MeshError("ERR_REGISTRY_UNAVAILABLE", `Consul at ${this.#ctx.url} answered ${res.statusCode} to ${method} ${path}: ${text}${hint}`);
+  }
+}
