@@ -3,13 +3,15 @@ import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { request } from "undici";
+import { FakeConsul } from "proxyless/testing";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 /** Runs an example the way its README line does, and returns what it printed. */
-async function example(path: string): Promise<string> {
-  const { stdout } = await run(process.execPath, ["--conditions=proxyless-source", path], { cwd: root, timeout: 15_000 });
+async function example(path: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, ["--conditions=proxyless-source", path, ...args], { cwd: root, timeout: 15_000 });
   return stdout;
 }
 
@@ -19,6 +21,19 @@ describe("examples run and say what the docs say", () => {
     assert.match(out, /300 requests over three instances:[\s\S]*orders-1 +100[\s\S]*orders-2 +100[\s\S]*orders-3 +100/);
     assert.match(out, /orders-2 deregistered and stopped/);
     assert.match(out, /traffic carries on over the other two:\n.*\n +orders-1 +100 [^\n]*\n +orders-3 +100/);
+  });
+
+  it("npm run demo -- --consul URL: the same through a Consul agent (here FakeConsul)", async () => {
+    const fake = await FakeConsul.start();
+    try {
+      const out = await example("examples/demo/main.ts", "--consul", fake.url);
+      assert.match(out, new RegExp(`registry: ${fake.url.replaceAll(".", "\\.")}`));
+      assert.match(out, /traffic carries on over the other two:\n.*\n +orders-1 +100 [^\n]*\n +orders-3 +100/);
+      const res = await request(`${fake.url}/v1/health/service/orders`);
+      assert.deepEqual(await res.body.json(), [], "mesh.close() deregistered the rest");
+    } finally {
+      await fake.close();
+    }
   });
 
   it("custom balancer: prefer_tag keeps traffic in zone-a until zone-a is down", async () => {

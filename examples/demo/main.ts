@@ -1,10 +1,12 @@
 /**
- * The proxyless demo: three instances of an `orders` service, an embedded registry, a few hundred
+ * The proxyless demo: three instances of an `orders` service, registered in a registry, a few hundred
  * requests through `mesh.client("orders")`, then one instance leaves and traffic carries on.
  *
- *   npm run demo
+ *   npm run demo                                      # an embedded in-memory registry
+ *   npm run demo -- --consul http://127.0.0.1:8500    # a real Consul agent (consul agent -dev)
  */
-import { createMesh } from "proxyless";
+import { parseArgs } from "node:util";
+import { ConsulRegistry, createMesh, type Registry } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { startOrdersInstance, type OrdersInstance } from "./orders-service.ts";
 
@@ -27,6 +29,17 @@ function printTable(title: string, tallies: ReadonlyMap<string, Tally>): void {
   }
 }
 
+/** Resolves at the next change of `orders`' endpoints. */
+function nextChange(mesh: ReturnType<typeof createMesh>): Promise<void> {
+  return new Promise((resolve) => mesh.once("endpoints_changed", () => resolve()));
+}
+
+/** Waits until the registry lists `n` ready instances of `orders` (at once in memory; a moment with Consul). */
+async function allRegistered(mesh: ReturnType<typeof createMesh>, n: number): Promise<void> {
+  mesh.client("orders");
+  while ((mesh.inspect("orders")?.ready ?? 0) < n) await nextChange(mesh);
+}
+
 /** Sends `total` requests, `concurrency` at a time, and tallies them by the instance that answered. */
 async function drive(mesh: ReturnType<typeof createMesh>, total: number, concurrency: number): Promise<Map<string, Tally>> {
   const tallies = new Map<string, Tally>();
@@ -46,24 +59,29 @@ async function drive(mesh: ReturnType<typeof createMesh>, total: number, concurr
   return tallies;
 }
 
+const { values } = parseArgs({ options: { consul: { type: "string" } } });
+const registry: Registry = values.consul === undefined ? new MockRegistry() : new ConsulRegistry({ url: values.consul });
 const instances: OrdersInstance[] = await Promise.all(["orders-1", "orders-2", "orders-3"].map((id) => startOrdersInstance(id, 2)));
-const registry = new MockRegistry();
-registry.setEndpoints(
-  "orders",
-  instances.map((i) => ({ id: i.id, address: "127.0.0.1", port: i.port })),
-);
 const mesh = createMesh({ registry, service: "checkout" });
-console.log(`orders is running on ports ${instances.map((i) => i.port).join(", ")}; balancer: round_robin`);
+const registrations = await Promise.all(
+  instances.map((i) => mesh.register({ name: "orders", id: i.id, address: "127.0.0.1", port: i.port, check: { ttl: 10_000 } })),
+);
+console.log(
+  `orders is running on ports ${instances.map((i) => i.port).join(", ")}; registry: ${values.consul ?? "embedded"}; balancer: round_robin`,
+);
+await allRegistered(mesh, 3);
 
 printTable("300 requests over three instances:", await drive(mesh, 300, 10));
 
 const leaving = instances[1]!;
-registry.removeEndpoint("orders", leaving.id); // deregistration: the mesh stops picking it at once
+const gone = nextChange(mesh);
+await registrations[1]!.deregister(); // the mesh stops picking it as soon as the registry says so
+await gone;
 await leaving.stop();
 console.log(`\n${leaving.id} deregistered and stopped.`);
 
 printTable("200 more requests: traffic carries on over the other two:", await drive(mesh, 200, 10));
 
-await mesh.close();
+await mesh.close(); // deregisters the other two
 await Promise.all(instances.filter((i) => i !== leaving).map((i) => i.stop()));
 console.log("\nmesh closed; done.");
