@@ -11,6 +11,7 @@ import type { Registration, ServiceRegistration } from "../registration.ts";
 import type { Registry, RegistryListener, RegistryWatch } from "../registry.ts";
 import { ConsulRegistration } from "./consul-registration.ts";
 import { decodeHealth } from "./decode-health.ts";
+import { SnapshotCache } from "./snapshot-cache.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
 /** Options for {@link ConsulRegistry}. */
@@ -31,6 +32,11 @@ export interface ConsulRegistryOptions {
   readonly initialBackoffMs?: number;
   /** Longest retry delay, in ms. Default 30000. */
   readonly maxBackoffMs?: number;
+  /**
+   * A file to keep the last endpoints of every watched service in, so that a process restarted while
+   * Consul is unreachable serves from it until Consul answers. Off unless given.
+   */
+  readonly cacheFile?: string;
   /** The clock, for the rate limit and backoff. */
   readonly clock?: Clock;
   /** The random source, for backoff jitter. */
@@ -65,7 +71,7 @@ interface IncomingHeaders {
   readonly headers: Record<string, string | string[] | undefined>;
 }
 
-const KEYS = ["url", "token", "datacenter", "waitSeconds", "burst", "queriesPerSecond", "initialBackoffMs", "maxBackoffMs", "clock", "random"] as const;
+const KEYS = ["url", "token", "datacenter", "waitSeconds", "burst", "queriesPerSecond", "initialBackoffMs", "maxBackoffMs", "cacheFile", "clock", "random"] as const;
 
 /**
  * Services and their instances from Consul: one blocking query on `/v1/health/service/:name` per watched
@@ -86,6 +92,9 @@ export class ConsulRegistry implements Registry {
   readonly #options: Settings;
   readonly #loops = new Set<WatchLoop>();
   readonly #registrationListeners = new Set<(error: Error) => void>();
+  readonly #cache: SnapshotCache | undefined;
+  /** Cache problems found before any watch could hear of them. */
+  readonly #cacheErrors: Error[] = [];
   #client: { readonly consul: Consul; readonly agent: HttpAgent } | undefined;
 
   /**
@@ -115,13 +124,24 @@ export class ConsulRegistry implements Registry {
       clock: o.clock ?? systemClock,
       random: o.random ?? systemRandom,
     };
+    if (o.cacheFile !== undefined && (typeof o.cacheFile !== "string" || o.cacheFile === "")) {
+      throw invalidConfig("consul.cacheFile", "expected a file path");
+    }
+    this.#cache =
+      o.cacheFile === undefined
+        ? undefined
+        : new SnapshotCache(o.cacheFile, (error) => {
+            if (this.#loops.size === 0) this.#cacheErrors.push(error);
+            for (const loop of this.#loops) loop.report(error);
+          });
   }
 
   /** Watches a service's instances; see {@link Registry.watch}. */
   watch(service: string, listener: RegistryListener): RegistryWatch {
     assertServiceName(service);
-    const loop = new WatchLoop(service, listener, this.#options, () => this.#connection(), (l) => this.#stopped(l));
+    const loop = new WatchLoop(service, listener, this.#options, this.#cache, () => this.#connection(), (l) => this.#stopped(l));
     this.#loops.add(loop);
+    for (const error of this.#cacheErrors.splice(0)) loop.report(error);
     loop.start();
     return { close: () => loop.stop() };
   }
@@ -198,6 +218,7 @@ class WatchLoop {
   readonly service: string;
   readonly #listener: RegistryListener;
   readonly #settings: Settings;
+  readonly #cache: SnapshotCache | undefined;
   readonly #connect: () => { readonly consul: Consul };
   readonly #onStop: (loop: WatchLoop) => void;
   readonly #bucket: TokenBucket;
@@ -209,17 +230,40 @@ class WatchLoop {
   #lastSuccess: number | undefined;
   #last: EndpointSet | undefined;
 
-  constructor(service: string, listener: RegistryListener, settings: Settings, connect: () => { readonly consul: Consul }, onStop: (loop: WatchLoop) => void) {
+  constructor(
+    service: string,
+    listener: RegistryListener,
+    settings: Settings,
+    cache: SnapshotCache | undefined,
+    connect: () => { readonly consul: Consul },
+    onStop: (loop: WatchLoop) => void,
+  ) {
     this.service = service;
     this.#listener = listener;
     this.#settings = settings;
+    this.#cache = cache;
     this.#connect = connect;
     this.#onStop = onStop;
     this.#bucket = new TokenBucket(settings.clock, settings.burst, settings.queriesPerSecond);
   }
 
   start(): void {
+    const cached = this.#cache?.get(this.service);
+    if (cached !== undefined) {
+      // Serve the last endpoints seen, from before a restart, until Consul answers.
+      try {
+        this.#last = EndpointSet.of(this.service, cached.endpoints);
+        this.#listener({ type: "endpoints", endpoints: this.#last });
+      } catch (err) {
+        this.report(new Error(`ignoring cached endpoints of '${this.service}': ${(err as Error).message}`, { cause: err }));
+      }
+    }
     this.#next(0);
+  }
+
+  /** Passes a problem on to the mesh; the last good state stays in force. */
+  report(error: Error): void {
+    if (!this.#stopped) this.#listener({ type: "error", error: new Error(`Consul at ${this.#settings.url}: ${error.message}`, { cause: error }) });
   }
 
   stop(): void {
@@ -296,6 +340,7 @@ class WatchLoop {
     if (this.#last === undefined || diff.added.length + diff.removed.length + diff.changed.length > 0 || !sameOrder(this.#last, set)) {
       this.#last = set;
       this.#listener({ type: "endpoints", endpoints: set });
+      void this.#cache?.save(this.service, set);
     }
   }
 

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { request } from "undici";
+import { ConsulRegistry, createMesh, isMeshError, type RegistryErrorEvent } from "proxyless";
+import { FakeConsul } from "proxyless/testing";
+import { startBackends, type Backend } from "./helpers/backend.ts";
+import { nextRegistryError, until } from "./helpers/events.ts";
+
+describe("ConsulRegistry's cacheFile", () => {
+  let dir: string;
+  let backends: Backend[];
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "proxyless-cache-"));
+    backends = await startBackends(1);
+  });
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await Promise.all(backends.map((b) => b.close()));
+  });
+
+  it("lets a process restarted while Consul is down serve the last endpoints it saw", async () => {
+    const cacheFile = join(dir, "mesh-cache.json");
+    const fake = await FakeConsul.start();
+    const put = await request(`${fake.url}/v1/agent/service/register`, {
+      method: "PUT",
+      body: JSON.stringify({ Name: "orders", ID: "orders-0", Address: "127.0.0.1", Port: backends[0]!.port }),
+    });
+    await put.body.dump();
+
+    const first = createMesh({ registry: new ConsulRegistry({ url: fake.url, cacheFile }) });
+    const res = await first.client("orders").request({ path: "/" });
+    await res.body.dump();
+    await until(() => existsSync(cacheFile) && readFileSync(cacheFile, "utf8").includes("orders-0"));
+    await first.close();
+    const url = fake.url;
+    await fake.close(); // Consul is down from here on
+
+    const restarted = createMesh({ registry: new ConsulRegistry({ url, cacheFile, initialBackoffMs: 10 }), discoveryTimeout: 200 });
+    const errors: RegistryErrorEvent[] = [];
+    restarted.on("registry_error", (e) => errors.push(e));
+    const again = await restarted.client("orders").request({ path: "/" });
+    assert.equal(again.headers["x-instance"], backends[0]!.name, "served from the cache");
+    await again.body.dump();
+    await until(() => errors.length > 0);
+    assert.match(errors[0]!.error.message, new RegExp(`Consul at ${url.replaceAll(".", "\\.")} failed for 'orders'`));
+    await restarted.close();
+  });
+
+  it("reports a corrupt cache file and carries on without it", async () => {
+    const cacheFile = join(dir, "corrupt.json");
+    writeFileSync(cacheFile, "{ not json");
+    const registry = new ConsulRegistry({ url: "http://127.0.0.1:9", cacheFile, initialBackoffMs: 10 });
+    const mesh = createMesh({ registry, discoveryTimeout: 100 });
+    const reported = nextRegistryError(mesh);
+    const pending = mesh.client("orders").request({ path: "/" });
+    assert.match((await reported).error.message, /ignoring the cache file .*corrupt\.json/);
+    await assert.rejects(pending, (err: unknown) => isMeshError(err, "ERR_REGISTRY_UNAVAILABLE"));
+    await mesh.close();
+  });
+});
