@@ -91,6 +91,11 @@ export class ConsulState {
     return this.#catalogIndex;
   }
 
+  /** Raises the global index for a write elsewhere (config entries, KV) and returns it. */
+  bump(): number {
+    return ++this.#index;
+  }
+
   /** Raises the index of a service without changing it (churn). */
   touch(service: string): number {
     this.#index++;

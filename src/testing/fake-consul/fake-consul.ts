@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { compileFilter, type FilterPredicate } from "../../registry/consul/filter-expression.ts";
 import { checkKey, ConsulState, type CheckRecord, type CheckStatus, type NodeRecord, type ServiceRecord } from "./consul-state.ts";
 import { parseGoBool, parseGoDuration, queryHeaders, sendJson, sendText } from "./http-util.ts";
+import { ConfigEntries, ConfigEntryError } from "./config-entries.ts";
 import { parseCatalogRegistration, parseServiceRegistration, RegistrationError } from "./registration.ts";
 
 /** Options for {@link FakeConsul.start}. */
@@ -25,8 +26,8 @@ const DEFAULT_WAIT_MS = 5 * 60_000;
  * A fake Consul agent for tests: a real HTTP server on 127.0.0.1 (port chosen by the OS) that speaks the
  * part of Consul's HTTP API proxyless uses, as Consul documents it: blocking queries with
  * `X-Consul-Index`, `/v1/health/service/:name` with `passing`, `tag` and `filter`,
- * `/v1/catalog/services`, `/v1/catalog/register`, agent service registration and deregistration, and TTL
- * check updates. Errors are plain text with Consul's status codes and messages.
+ * `/v1/catalog/services`, `/v1/catalog/register`, agent service registration and deregistration, TTL
+ * check updates, and config entries (`/v1/config`, with Consul's validation and discovery-chain checks). Errors are plain text with Consul's status codes and messages.
  *
  * Hooks let a test break it the ways a real Consul breaks: {@link FakeConsul.rewindIndex},
  * {@link FakeConsul.zeroIndexNext}, {@link FakeConsul.churn}, {@link FakeConsul.failNext},
@@ -41,6 +42,7 @@ export class FakeConsul {
   readonly url: string;
   readonly #server: Server;
   readonly #state = new ConsulState();
+  readonly #config = new ConfigEntries();
   readonly #sockets = new Set<Socket>();
   readonly #waiters = new Set<Waiter>();
   readonly #ttlTimers = new Map<string, NodeJS.Timeout>();
@@ -179,6 +181,7 @@ export class FakeConsul {
     for (const timer of this.#ttlTimers.values()) clearTimeout(timer);
     this.#ttlTimers.clear();
     this.#state.clear();
+    this.#config.clear();
     this.#addAgentNode();
     this.dropConnections();
   }
@@ -210,6 +213,25 @@ export class FakeConsul {
     if ((m = /^\/v1\/health\/service\/(.*)$/.exec(path)) !== null) {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
       return this.#health(decodeURIComponent(m[1] ?? ""), url.searchParams, res);
+    }
+    if (path === "/v1/config") {
+      if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
+      return this.#configWrite(res, url.searchParams, (cas) => this.#config.apply(body, this.#state.bump(), cas));
+    }
+    if ((m = /^\/v1\/config\/([^/]+)\/([^/]+)$/.exec(path)) !== null) {
+      const kind = decodeURIComponent(m[1] ?? "");
+      const name = decodeURIComponent(m[2] ?? "");
+      if (method === "DELETE") return this.#configWrite(res, url.searchParams, (cas) => this.#config.delete(kind, name, cas));
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET, DELETE");
+      return this.#query(url.searchParams, res, () => this.#config.index(kind, name) || this.#config.index(kind), () => {
+        const entry = this.#config.get(kind, name);
+        return entry === undefined ? { status: 404, text: `Config entry not found for "${kind}" / "${name}"` } : entry;
+      });
+    }
+    if ((m = /^\/v1\/config\/([^/]+)$/.exec(path)) !== null) {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      const kind = decodeURIComponent(m[1] ?? "");
+      return this.#query(url.searchParams, res, () => this.#config.index(kind), () => this.#config.list(kind));
     }
     if (path === "/v1/catalog/services") {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
@@ -330,7 +352,29 @@ export class FakeConsul {
       this.#zeroIndex--;
       reported = 0;
     }
-    sendJson(res, 200, body(), queryHeaders(reported));
+    const answer = body();
+    if (answer instanceof Object && "status" in answer && "text" in answer && typeof answer.text === "string" && typeof answer.status === "number") {
+      sendText(res, answer.status, answer.text, queryHeaders(reported));
+      return;
+    }
+    sendJson(res, 200, answer, queryHeaders(reported));
+  }
+
+  #configWrite(res: ServerResponse, params: URLSearchParams, write: (cas: number | undefined) => boolean): void {
+    const casText = params.get("cas");
+    const cas = casText === null ? undefined : Number(casText);
+    let ok: boolean;
+    try {
+      ok = write(cas);
+    } catch (err) {
+      if (err instanceof ConfigEntryError) {
+        sendText(res, err.status, err.message);
+        return;
+      }
+      throw err;
+    }
+    this.#wakeAll();
+    sendJson(res, 200, ok);
   }
 
   #block(minIndex: number, index: () => number, wait: number, res: ServerResponse): Promise<void> {
