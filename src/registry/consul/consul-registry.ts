@@ -1,7 +1,8 @@
 import { EventEmitter } from "node:events";
 import { Agent as HttpAgent } from "node:http";
 import Consul from "consul";
-import { systemClock, type Clock, type TimerHandle } from "../../core/clock.ts";
+import { request } from "undici";
+import { systemClock, type Clock } from "../../core/clock.ts";
 import { invalidConfig } from "../../core/errors.ts";
 import { systemRandom, type Random } from "../../core/random.ts";
 import { assertServiceName } from "../../core/service-name.ts";
@@ -10,9 +11,10 @@ import { EndpointSet } from "../../endpoint/endpoint-set.ts";
 import type { Registration, ServiceRegistration } from "../registration.ts";
 import type { Registry, RegistryListener, RegistryWatch } from "../registry.ts";
 import { ConsulRegistration } from "./consul-registration.ts";
+import { BlockingLoop, type BlockingAnswer } from "./blocking-loop.ts";
 import { decodeHealth } from "./decode-health.ts";
+import { decodeResolver } from "./decode-resolver.ts";
 import { SnapshotCache } from "./snapshot-cache.ts";
-import { TokenBucket } from "./token-bucket.ts";
 
 /** Options for {@link ConsulRegistry}. */
 export interface ConsulRegistryOptions {
@@ -213,22 +215,18 @@ export class ConsulRegistry implements Registry {
   }
 }
 
-/** One blocking-query loop for one service. */
+/** The loops watching one service: its instances, and its service-resolver entry. */
 class WatchLoop {
   readonly service: string;
   readonly #listener: RegistryListener;
   readonly #settings: Settings;
   readonly #cache: SnapshotCache | undefined;
-  readonly #connect: () => { readonly consul: Consul };
   readonly #onStop: (loop: WatchLoop) => void;
-  readonly #bucket: TokenBucket;
-  #index = 0;
-  #failures = 0;
+  readonly #health: BlockingLoop;
+  readonly #resolver: BlockingLoop;
   #stopped = false;
-  #timer: TimerHandle;
-  #ctx: EventEmitter | undefined;
-  #lastSuccess: number | undefined;
   #last: EndpointSet | undefined;
+  #lastConfig: string | undefined;
 
   constructor(
     service: string,
@@ -242,9 +240,18 @@ class WatchLoop {
     this.#listener = listener;
     this.#settings = settings;
     this.#cache = cache;
-    this.#connect = connect;
     this.#onStop = onStop;
-    this.#bucket = new TokenBucket(settings.clock, settings.burst, settings.queriesPerSecond);
+    const report = (error: Error): void => {
+      if (!this.#stopped) this.#listener({ type: "error", error });
+    };
+    this.#health = new BlockingLoop(`'${service}'`, settings, (index, wait, cancel) => healthQuery(connect().consul, settings, service, index, wait, cancel), (body) => this.#acceptHealth(body), report);
+    this.#resolver = new BlockingLoop(
+      `the service-resolver of '${service}'`,
+      settings,
+      (index, wait, cancel) => configQuery(settings, "service-resolver", service, index, wait, cancel),
+      (body) => this.#acceptResolver(body),
+      report,
+    );
   }
 
   start(): void {
@@ -258,7 +265,8 @@ class WatchLoop {
         this.report(new Error(`ignoring cached endpoints of '${this.service}': ${(err as Error).message}`, { cause: err }));
       }
     }
-    this.#next(0);
+    this.#health.start();
+    this.#resolver.start();
   }
 
   /** Passes a problem on to the mesh; the last good state stays in force. */
@@ -269,70 +277,19 @@ class WatchLoop {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#settings.clock.clearTimeout(this.#timer);
-    this.#ctx?.emit("cancel");
+    this.#health.stop();
+    this.#resolver.stop();
     this.#onStop(this);
   }
 
   staleness(): number | undefined {
-    return this.#lastSuccess === undefined ? undefined : this.#settings.clock.now() - this.#lastSuccess;
+    const last = this.#health.lastSuccess;
+    return last === undefined ? undefined : this.#settings.clock.now() - last;
   }
 
-  #next(delay: number): void {
-    if (this.#stopped) return;
-    const wait = delay > 0 ? delay : this.#bucket.take();
-    if (wait > 0) {
-      this.#timer = this.#settings.clock.setTimeout(() => this.#next(0), wait);
-      return;
-    }
-    void this.#query();
-  }
-
-  async #query(): Promise<void> {
-    const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
-    this.#ctx = ctx;
-    const waitSeconds = this.#settings.waitSeconds;
-    const call: HealthServiceCall = {
-      service: this.service,
-      index: String(this.#index),
-      wait: `${waitSeconds}s`,
-      // Consul may add up to wait/16 of jitter; allow that and a margin before giving up.
-      timeout: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000),
-      ctx,
-      ...(this.#settings.datacenter === undefined ? {} : { dc: this.#settings.datacenter }),
-      ...(this.#settings.token === undefined ? {} : { token: this.#settings.token }),
-    };
-    let response: unknown;
-    try {
-      const { consul } = this.#connect();
-      response = await consul.health.service(call as unknown as Parameters<Consul["health"]["service"]>[0]);
-    } catch (err) {
-      if (this.#stopped) return;
-      this.#fail(err);
-      return;
-    }
-    if (this.#stopped) return;
-    try {
-      this.#accept(response);
-    } catch (err) {
-      this.#fail(err);
-      return;
-    }
-    this.#failures = 0;
-    this.#next(0);
-  }
-
-  #accept(response: unknown): void {
-    const [res, body] = Array.isArray(response) ? (response as [IncomingHeaders, unknown]) : [undefined, response];
-    const header = res?.headers["x-consul-index"];
-    const index = Number(Array.isArray(header) ? header[0] : header);
-    if (!Number.isFinite(index) || index < 0) throw new Error(`Consul sent no usable X-Consul-Index (${String(header)})`);
+  #acceptHealth(body: unknown): void {
     const decoded = decodeHealth(body);
     const set = EndpointSet.of(this.service, decoded.endpoints);
-    // Consul's rules: never block on an index below 1 (0 would make every query return at once: block
-    // on 1, which is always safe); an index that goes backwards restarts the loop at 0.
-    this.#index = index === 0 ? 1 : index < this.#index ? 0 : index;
-    this.#lastSuccess = this.#settings.clock.now();
     if (decoded.skipped.length > 0) {
       this.#listener({ type: "error", error: new Error(`Consul at ${this.#settings.url}: skipped instances of '${this.service}': ${decoded.skipped.join("; ")}`) });
     }
@@ -344,25 +301,58 @@ class WatchLoop {
     }
   }
 
-  #fail(err: unknown): void {
-    this.#failures++;
-    const reason = describeFailure(err);
-    this.#listener({ type: "error", error: new Error(`Consul at ${this.#settings.url} failed for '${this.service}': ${reason}`, { cause: err }) });
-    const { initialBackoffMs, maxBackoffMs, random } = this.#settings;
-    const base = Math.min(maxBackoffMs, initialBackoffMs * 2 ** (this.#failures - 1));
-    // Full jitter between half and all of the delay: a fleet retrying together spreads out.
-    this.#next(Math.max(1, Math.round(base * (0.5 + random.next() * 0.5))));
+  #acceptResolver(body: unknown): void {
+    const config = decodeResolver(body);
+    const key = JSON.stringify(config);
+    if (key === this.#lastConfig) return;
+    this.#lastConfig = key;
+    this.#listener({ type: "config", config });
   }
+}
+
+/** One blocking `/v1/health/service/:name` through the consul client (its ctx gives the headers). */
+async function healthQuery(consul: Consul, settings: Settings, service: string, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
+  const ctx = Object.assign(cancel, { includeResponse: true });
+  const call: HealthServiceCall = {
+    service,
+    index: String(index),
+    wait: `${waitSeconds}s`,
+    // Consul may add up to wait/16 of jitter; allow that and a margin before giving up.
+    timeout: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000),
+    ctx,
+    ...(settings.datacenter === undefined ? {} : { dc: settings.datacenter }),
+    ...(settings.token === undefined ? {} : { token: settings.token }),
+  };
+  const response = (await consul.health.service(call as unknown as Parameters<Consul["health"]["service"]>[0])) as unknown;
+  const [res, body] = Array.isArray(response) ? (response as [IncomingHeaders, unknown]) : [undefined, response];
+  return { index: headerIndex(res?.headers["x-consul-index"]), body };
+}
+
+/**
+ * One blocking `/v1/config/:kind/:name`, over undici: the consul client has no config-entry calls. A
+ * 404 (no entry) is an answer with no body.
+ */
+async function configQuery(settings: Settings, kind: string, name: string, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
+  const abort = new AbortController();
+  cancel.once("cancel", () => abort.abort());
+  const query = new URLSearchParams({ index: String(index), wait: `${waitSeconds}s` });
+  if (settings.datacenter !== undefined) query.set("dc", settings.datacenter);
+  const res = await request(`${settings.url}/v1/config/${kind}/${encodeURIComponent(name)}?${query.toString()}`, {
+    signal: abort.signal,
+    headersTimeout: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000),
+    headers: settings.token === undefined ? {} : { "x-consul-token": settings.token },
+  });
+  const text = await res.body.text();
+  const headerValue = res.headers["x-consul-index"];
+  if (res.statusCode === 404) return { index: headerIndex(headerValue), body: undefined };
+  if (res.statusCode !== 200) throw Object.assign(new Error(text), { statusCode: res.statusCode });
+  return { index: headerIndex(headerValue), body: JSON.parse(text) as unknown };
+}
+
+function headerIndex(header: string | string[] | undefined): number {
+  return Number(Array.isArray(header) ? header[0] : header);
 }
 
 function sameOrder(a: EndpointSet, b: EndpointSet): boolean {
   return a.all.length === b.all.length && a.all.every((e, i) => e.id === b.all[i]?.id);
-}
-
-function describeFailure(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const status = (err as { statusCode?: unknown }).statusCode;
-  if (status === 403) return `permission denied (HTTP 403: ${err.message}); check the ACL token`;
-  if (typeof status === "number") return `HTTP ${status}: ${err.message}`;
-  return err.message;
 }
