@@ -11,7 +11,7 @@ import { EndpointSet } from "../../endpoint/endpoint-set.ts";
 import type { Registration, ServiceRegistration } from "../registration.ts";
 import type { Registry, RegistryListener, RegistryWatch } from "../registry.ts";
 import { ConsulRegistration } from "./consul-registration.ts";
-import { BlockingLoop, type BlockingAnswer } from "./blocking-loop.ts";
+import { BlockingLoop, type BlockingAnswer, type LoopSettings } from "./blocking-loop.ts";
 import { decodeHealth } from "./decode-health.ts";
 import { decodeResolver } from "./decode-resolver.ts";
 import { SnapshotCache } from "./snapshot-cache.ts";
@@ -46,17 +46,9 @@ export interface ConsulRegistryOptions {
 }
 
 /** The registry's options, validated. */
-interface Settings {
-  readonly url: string;
+interface Settings extends LoopSettings {
   readonly token: string | undefined;
   readonly datacenter: string | undefined;
-  readonly waitSeconds: number;
-  readonly burst: number;
-  readonly queriesPerSecond: number;
-  readonly initialBackoffMs: number;
-  readonly maxBackoffMs: number;
-  readonly clock: Clock;
-  readonly random: Random;
 }
 
 interface HealthServiceCall {

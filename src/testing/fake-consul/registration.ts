@@ -66,6 +66,29 @@ function meta(value: unknown): Record<string, string> {
   return m;
 }
 
+/** A service instance from a registration body (agent: `Name`; catalog: `Service`), with Consul's defaults. */
+function serviceRecord(o: Json, id: string, name: string): ServiceRecord {
+  const port = field(o, "Port");
+  return {
+    ID: id,
+    Service: name,
+    Tags: strings(field(o, "Tags")),
+    Address: str(field(o, "Address")),
+    TaggedAddresses: (object(field(o, "TaggedAddresses")) ?? {}) as ServiceRecord["TaggedAddresses"],
+    Meta: meta(field(o, "Meta")),
+    Port: typeof port === "number" ? port : 0,
+    Weights: weights(field(o, "Weights")),
+    Namespace: "default",
+  };
+}
+
+/** `Check` and `Checks` of a registration body, in order. */
+function checkDefinitions(o: Json): Json[] {
+  const single = object(field(o, "Check"));
+  const many = (Array.isArray(field(o, "Checks")) ? (field(o, "Checks") as unknown[]) : []).map(object).filter((c) => c !== undefined);
+  return [...(single === undefined ? [] : [single]), ...many];
+}
+
 const CHECK_TYPES = ["HTTP", "TCP", "UDP", "GRPC", "H2PING", "Args", "TTL", "AliasService", "AliasNode", "DockerContainerID", "OSService"];
 
 function status(value: unknown): CheckStatus {
@@ -93,21 +116,8 @@ export function parseServiceRegistration(body: string, node: string): ServiceReg
   const id = typeof field(o, "ID") === "string" && field(o, "ID") !== "" ? (field(o, "ID") as string) : name;
   const address = typeof field(o, "Address") === "string" ? (field(o, "Address") as string) : "";
   if (address === "0.0.0.0" || address === "::" || address === "[::]") throw new RegistrationError("Invalid service address");
-  const port = field(o, "Port");
-  const service: ServiceRecord = {
-    ID: id,
-    Service: name,
-    Tags: strings(field(o, "Tags")),
-    Address: address,
-    TaggedAddresses: (object(field(o, "TaggedAddresses")) ?? {}) as ServiceRecord["TaggedAddresses"],
-    Meta: meta(field(o, "Meta")),
-    Port: typeof port === "number" ? port : 0,
-    Weights: weights(field(o, "Weights")),
-    Namespace: "default",
-  };
-  const single = object(field(o, "Check"));
-  const many = (Array.isArray(field(o, "Checks")) ? (field(o, "Checks") as unknown[]) : []).map(object).filter((c) => c !== undefined);
-  const definitions = [...(single === undefined ? [] : [single]), ...many];
+  const service = serviceRecord(o, id, name);
+  const definitions = checkDefinitions(o);
   const checks: CheckRecord[] = [];
   const ttls = new Map<string, number>();
   definitions.forEach((def, i) => {
@@ -167,22 +177,9 @@ export function parseCatalogRegistration(body: string, datacenter: string): Cata
   if (s !== undefined) {
     const name = field(s, "Service");
     if (typeof name !== "string" || name === "") throw new RegistrationError("Must provide service name");
-    const port = field(s, "Port");
-    service = {
-      ID: typeof field(s, "ID") === "string" && field(s, "ID") !== "" ? (field(s, "ID") as string) : name,
-      Service: name,
-      Tags: strings(field(s, "Tags")),
-      Address: typeof field(s, "Address") === "string" ? (field(s, "Address") as string) : "",
-      TaggedAddresses: (object(field(s, "TaggedAddresses")) ?? {}) as ServiceRecord["TaggedAddresses"],
-      Meta: meta(field(s, "Meta")),
-      Port: typeof port === "number" ? port : 0,
-      Weights: weights(field(s, "Weights")),
-      Namespace: "default",
-    };
+    service = serviceRecord(s, str(field(s, "ID")) === "" ? name : str(field(s, "ID")), name);
   }
-  const single = object(field(o, "Check"));
-  const many = (Array.isArray(field(o, "Checks")) ? (field(o, "Checks") as unknown[]) : []).map(object).filter((c) => c !== undefined);
-  const checks = [...(single === undefined ? [] : [single]), ...many].map((c): CheckRecord => {
+  const checks = checkDefinitions(o).map((c): CheckRecord => {
     const serviceId = typeof field(c, "ServiceID") === "string" ? (field(c, "ServiceID") as string) : "";
     return {
       Node: nodeName,
