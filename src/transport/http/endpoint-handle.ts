@@ -57,11 +57,6 @@ export class EndpointHandle implements PickTarget {
     return this.#pool !== undefined;
   }
 
-  /** Whether {@link close} has been called. */
-  get closed(): boolean {
-    return this.#closing !== undefined;
-  }
-
   /**
    * Lets requests already sent finish, then closes the connections. Idempotent.
    */
