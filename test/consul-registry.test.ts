@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, afterEach, before, describe, it } from "node:test";
 import { request } from "undici";
@@ -7,8 +6,8 @@ import { ConsulDecodeError, ConsulRegistry, createMesh, decodeHealth, isMeshErro
 import { FakeClock, FakeConsul } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 import { nextEndpoints, nextRegistryError, until } from "./helpers/events.ts";
+import { consulSample } from "./helpers/consul-samples.ts";
 
-const sample = (name: string): unknown => JSON.parse(readFileSync(new URL(`../../shared/consul-api/${name}`, import.meta.url), "utf8"));
 
 async function register(fake: FakeConsul, id: string, port: number, extra: Record<string, unknown> = {}): Promise<void> {
   const res = await request(`${fake.url}/v1/agent/service/register`, {
@@ -35,7 +34,7 @@ async function instances(mesh: Mesh, n: number): Promise<Set<string>> {
 
 describe("decodeHealth", () => {
   it("decodes the documented sample", () => {
-    assert.deepEqual(decodeHealth(sample("health-service.json")), {
+    assert.deepEqual(decodeHealth(consulSample("health-service.json")), {
       endpoints: [
         {
           id: "foobar/redis",

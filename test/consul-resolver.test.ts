@@ -1,17 +1,16 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import { ConsulRegistry, createMesh, type ConfigAppliedEvent, type ConfigRejectedEvent, type Mesh } from "proxyless";
 import { decodeResolver } from "../src/registry/consul/decode-resolver.ts";
 import { FakeConsul } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
+import { consulSample } from "./helpers/consul-samples.ts";
 
-const sample = (name: string): unknown => JSON.parse(readFileSync(new URL(`../../shared/consul-api/${name}`, import.meta.url), "utf8"));
 
 describe("decodeResolver", () => {
   it("maps the documented maglev example onto the maglev balancer with a header hash policy", () => {
-    const example = (sample("config-service-resolver.examples.json") as { LoadBalancer?: unknown }[]).find((e) => e.LoadBalancer !== undefined);
+    const example = (consulSample("config-service-resolver.examples.json") as { LoadBalancer?: unknown }[]).find((e) => e.LoadBalancer !== undefined);
     assert.deepEqual(decodeResolver(example), { loadBalancer: { policy: "maglev", config: { hashPolicies: [{ field: "header", name: "x-user-id" }] } } });
   });
 
@@ -23,7 +22,7 @@ describe("decodeResolver", () => {
       decodeResolver({ LoadBalancer: { Policy: "ring_hash", RingHashConfig: { MinimumRingSize: 2048 }, HashPolicies: [{ SourceIP: true }, { Field: "cookie", FieldValue: "s", Terminal: true }] } }),
       { loadBalancer: { policy: "ring_hash", config: { minimumRingSize: 2048, hashPolicies: [{ field: "cookie", name: "s", terminal: true }] } } },
     );
-    assert.deepEqual(decodeResolver(sample("config-service-resolver.json")), {});
+    assert.deepEqual(decodeResolver(consulSample("config-service-resolver.json")), {});
     assert.deepEqual(decodeResolver(undefined), {});
   });
 });

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import { FakeConsul } from "proxyless/testing";
+import { consulSample } from "./helpers/consul-samples.ts";
 
-const sample = (name: string): unknown => JSON.parse(readFileSync(new URL(`../../shared/consul-api/${name}`, import.meta.url), "utf8"));
 const keys = (value: unknown): string[] => Object.keys(value as object).sort();
 
 describe("FakeConsul config entries", () => {
@@ -22,16 +21,16 @@ describe("FakeConsul config entries", () => {
   const apply = (entry: unknown) => call("PUT", "/v1/config", entry);
 
   it("applies the documented request, and GET and list answer in the documented shapes", async () => {
-    const put = await apply(sample("config-apply.request.json"));
+    const put = await apply(consulSample("config-apply.request.json"));
     assert.deepEqual([put.status, put.text], [200, "true"]);
     const got = await call("GET", "/v1/config/service-defaults/web");
     assert.equal(got.status, 200);
-    assert.deepEqual(keys(JSON.parse(got.text)), keys(sample("config-get.json")));
+    assert.deepEqual(keys(JSON.parse(got.text)), keys(consulSample("config-get.json")));
     assert.ok(Number(got.headers["x-consul-index"]) >= 1);
     await apply({ Kind: "service-defaults", Name: "db", Protocol: "tcp" });
     const list = JSON.parse((await call("GET", "/v1/config/service-defaults")).text) as { Name: string }[];
     assert.deepEqual(list.map((e) => e.Name), ["db", "web"]);
-    assert.deepEqual(keys(list[0]), keys((sample("config-list.json") as unknown[])[0]));
+    assert.deepEqual(keys(list[0]), keys((consulSample("config-list.json") as unknown[])[0]));
   });
 
   it("accepts every documented example, given what their discovery chains need", async () => {
@@ -46,7 +45,7 @@ describe("FakeConsul config entries", () => {
       "config-service-splitter.examples.json",
       "config-service-intentions.examples.json",
     ]) {
-      for (const [i, entry] of (sample(file) as { Kind: string; Name: string }[]).entries()) {
+      for (const [i, entry] of (consulSample(file) as { Kind: string; Name: string }[]).entries()) {
         if (entry.Kind === "service-resolver" && entry.Name === "web") {
           // Keep the subsets the routers and splitters name: an example without them would be refused.
           const res = await apply({ ...entry, Subsets: { ...webSubsets, ...(entry as { Subsets?: object }).Subsets } });
@@ -58,7 +57,7 @@ describe("FakeConsul config entries", () => {
       }
     }
     for (const file of ["config-service-router.json", "config-service-splitter.json", "config-service-resolver.json", "config-service-intentions.json"]) {
-      const entry = sample(file) as { Kind: string };
+      const entry = consulSample(file) as { Kind: string };
       const res = await apply(entry.Kind === "service-resolver" ? { ...entry, Subsets: { ...webSubsets, ...(entry as { Subsets?: object }).Subsets } } : entry);
       assert.deepEqual([res.status, res.text], [200, "true"], file);
     }

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import { FakeConsul } from "proxyless/testing";
+import { consulSample } from "./helpers/consul-samples.ts";
 
-const sample = (name: string): unknown => JSON.parse(readFileSync(new URL(`../../shared/consul-api/${name}`, import.meta.url), "utf8"));
 
 /** The keys of a JSON value, recursively: the documented shape without the values. */
 function shape(value: unknown): unknown {
@@ -29,7 +28,7 @@ describe("FakeConsul serves the documented shapes", () => {
   after(() => fake.close());
 
   it("health/service returns health-service.json's shape, with Consul's headers", async () => {
-    const doc = sample("health-service.json") as [{ Node: Record<string, unknown>; Service: Record<string, unknown>; Checks: Record<string, unknown>[] }];
+    const doc = consulSample("health-service.json") as [{ Node: Record<string, unknown>; Service: Record<string, unknown>; Checks: Record<string, unknown>[] }];
     const entry = doc[0];
     const register = {
       Datacenter: "dc1",
@@ -53,17 +52,17 @@ describe("FakeConsul serves the documented shapes", () => {
   });
 
   it("catalog/register accepts the documented request, and catalog/services lists it", async () => {
-    assert.equal((await call(fake, "PUT", "/v1/catalog/register", sample("catalog-register.request.json"))).status, 200);
+    assert.equal((await call(fake, "PUT", "/v1/catalog/register", consulSample("catalog-register.request.json"))).status, 200);
     const services = (await call(fake, "GET", "/v1/catalog/services")).json() as Record<string, string[]>;
-    const documented = sample("catalog-services.json") as Record<string, unknown>;
+    const documented = consulSample("catalog-services.json") as Record<string, unknown>;
     assert.ok(Object.values(documented).every(Array.isArray), "the documented shape: name -> tags");
     assert.ok(Object.values(services).every(Array.isArray));
     assert.deepEqual(services.redis?.sort(), ["primary", "v1"]);
   });
 
   it("agent/service/register accepts the documented payloads; checks default to critical", async () => {
-    assert.equal((await call(fake, "PUT", "/v1/agent/service/register", sample("agent-service-register.json"))).status, 200);
-    const composite = sample("agent-service-register.composite.json") as Record<string, unknown>;
+    assert.equal((await call(fake, "PUT", "/v1/agent/service/register", consulSample("agent-service-register.json"))).status, 200);
+    const composite = consulSample("agent-service-register.composite.json") as Record<string, unknown>;
     assert.equal((await call(fake, "PUT", "/v1/agent/service/register", { ...composite, ID: "redis2" })).status, 200);
     const agent = (await call(fake, "GET", "/v1/agent/services")).json() as Record<string, { Service: string; Weights: unknown }>;
     assert.equal(agent.redis1?.Service, "redis");

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { isMeshError } from "proxyless";
 import { compileFilter } from "../src/registry/consul/filter-expression.ts";
+import { consulSample } from "./helpers/consul-samples.ts";
 
 const entry = { Service: { Tags: ["primary", "v1"], Meta: { version: "v1", zone: "eu-1" }, Port: 8000 }, Node: { Meta: { os: "linux" } } };
 
@@ -33,7 +33,7 @@ describe("Consul filter expressions", () => {
   }
 
   it("matches the documented catalog filtering example", () => {
-    const doc = JSON.parse(readFileSync(new URL("../../shared/consul-api/catalog-service.filter-example.json", import.meta.url), "utf8")) as {
+    const doc = consulSample("catalog-service.filter-example.json") as {
       filter: string;
       unfiltered: unknown[];
       filtered: unknown[];
