@@ -14,7 +14,7 @@ function shape(value: unknown): unknown {
   return typeof value;
 }
 
-async function call(fake: FakeConsul, method: "GET" | "PUT", path: string, body?: unknown) {
+async function call(fake: FakeConsul, method: "GET" | "PUT" | "DELETE", path: string, body?: unknown) {
   const res = await request(`${fake.url}${path}`, { method, ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }) });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text, json: (): unknown => JSON.parse(text) };
@@ -193,5 +193,66 @@ describe("FakeConsul's health queries", () => {
     other.restart();
     assert.deepEqual((await call(other, "GET", "/v1/health/service/gone")).json(), []);
     await other.close();
+  });
+});
+
+describe("FakeConsul's catalog, agent and KV reads match the documented samples", () => {
+  let fake: FakeConsul;
+  before(async () => {
+    fake = await FakeConsul.start();
+  });
+  after(() => fake.close());
+
+  /** Every key of the documented sample is in the answer (the fake may add documented fields). */
+  const covers = (answer: unknown, documented: unknown): void => {
+    const missing = Object.keys(documented as object).filter((k) => !(k in (answer as object)));
+    assert.deepEqual(missing, [], `missing keys ${missing.join(", ")}`);
+  };
+
+  it("catalog/service answers in catalog-service.json's shape", async () => {
+    await call(fake, "PUT", "/v1/catalog/register", consulSample("catalog-register.request.json"));
+    const answer = (await call(fake, "GET", "/v1/catalog/service/redis")).json() as Record<string, unknown>[];
+    assert.equal(answer.length, 1);
+    covers(answer[0], (consulSample("catalog-service.json") as unknown[])[0]);
+    assert.deepEqual([answer[0]?.ServiceID, answer[0]?.ServiceAddress, answer[0]?.Address], ["redis1", "127.0.0.1", "192.168.10.10"]);
+  });
+
+  it("agent/services, agent/service/:id and agent/health/service answer in their documented shapes and status codes", async () => {
+    await call(fake, "PUT", "/v1/agent/service/register", { Name: "web", ID: "web2", Tags: ["rails"], Port: 80, Check: { TTL: "1h" } });
+    const services = (await call(fake, "GET", "/v1/agent/services")).json() as Record<string, unknown>;
+    covers(services.web2, (consulSample("agent-services.json") as Record<string, unknown>).redis);
+    const one = (await call(fake, "GET", "/v1/agent/service/web2")).json();
+    for (const key of ["ID", "Service", "Tags", "Meta", "Port", "Address", "Weights", "Datacenter", "ContentHash"]) assert.ok(key in (one as object), key);
+    const critical = await call(fake, "GET", "/v1/agent/health/service/id/web2");
+    assert.equal(critical.status, 503, "critical is 503");
+    const documented = consulSample("agent-health-service-id.json") as { Service: unknown; Checks: unknown[] };
+    covers(critical.json(), documented);
+    covers((critical.json() as { Service: unknown }).Service, documented.Service);
+    covers((critical.json() as { Checks: unknown[] }).Checks[0], documented.Checks[0]);
+    await call(fake, "PUT", "/v1/agent/check/warn/service:web2");
+    assert.deepEqual([(await call(fake, "GET", "/v1/agent/health/service/name/web?format=text")).status], [429]);
+    await call(fake, "PUT", "/v1/agent/check/pass/service:web2");
+    const passing = await call(fake, "GET", "/v1/agent/health/service/id/web2?format=text");
+    assert.deepEqual([passing.status, passing.text], [200, "passing"]);
+    assert.equal((await call(fake, "GET", "/v1/agent/health/service/id/nosuch")).status, 404);
+  });
+
+  it("KV answers in kv-get.json's and kv-get-keys.json's shapes; a missing key is 404 with an index", async () => {
+    for (const key of ["web/bar", "web/foo", "web/subdir/x"]) assert.equal((await call(fake, "PUT", `/v1/kv/${key}`, "test")).text, "true");
+    const entries = (await call(fake, "GET", "/v1/kv/web/foo")).json() as Record<string, unknown>[];
+    // The sample's key is held by a lock session; an unlocked key has no Session field.
+    const documented = { ...(consulSample("kv-get.json") as Record<string, unknown>[])[0] };
+    delete documented.Session;
+    covers(entries[0], documented);
+    assert.equal(Buffer.from(String(entries[0]?.Value), "base64").toString(), "test");
+    const keys = (await call(fake, "GET", "/v1/kv/web/?keys&separator=/")).json();
+    assert.deepEqual(keys, ["web/bar", "web/foo", "web/subdir/"]);
+    assert.deepEqual(keys, (consulSample("kv-get-keys.json") as string[]).map((k) => k.slice(1)), "the documented keys, without their leading /");
+    const missing = await call(fake, "GET", "/v1/kv/nosuch");
+    assert.deepEqual([missing.status, missing.text], [404, ""]);
+    assert.ok(Number(missing.headers["x-consul-index"]) >= 1);
+    assert.equal((await call(fake, "PUT", "/v1/kv/web/bar?cas=1", "x")).text, "false", "cas mismatch");
+    assert.equal((await call(fake, "DELETE", "/v1/kv/web/?recurse")).text, "true");
+    assert.equal((await call(fake, "GET", "/v1/kv/web/?recurse")).status, 404);
   });
 });

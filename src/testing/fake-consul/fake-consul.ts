@@ -2,9 +2,11 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { compileFilter, type FilterPredicate } from "../../registry/consul/filter-expression.ts";
-import { checkKey, ConsulState, type CheckRecord, type CheckStatus, type NodeRecord, type ServiceRecord } from "./consul-state.ts";
+import { checkKey, ConsulState, type CheckRecord, type CheckStatus, type NodeRecord } from "./consul-state.ts";
 import { parseGoBool, parseGoDuration, queryHeaders, sendJson, sendText } from "./http-util.ts";
 import { ConfigEntries, ConfigEntryError } from "./config-entries.ts";
+import { KvStore } from "./kv-store.ts";
+import { agentHealth, agentService, aggregateStatus, catalogService, healthStatusCode } from "./views.ts";
 import { parseCatalogRegistration, parseServiceRegistration, RegistrationError } from "./registration.ts";
 
 /** Options for {@link FakeConsul.start}. */
@@ -27,7 +29,8 @@ const DEFAULT_WAIT_MS = 5 * 60_000;
  * part of Consul's HTTP API proxyless uses, as Consul documents it: blocking queries with
  * `X-Consul-Index`, `/v1/health/service/:name` with `passing`, `tag` and `filter`,
  * `/v1/catalog/services`, `/v1/catalog/register`, agent service registration and deregistration, TTL
- * check updates, and config entries (`/v1/config`, with Consul's validation and discovery-chain checks). Errors are plain text with Consul's status codes and messages.
+ * check updates, agent health, `/v1/catalog/service/:name`, KV (`/v1/kv`), and config entries
+ * (`/v1/config`, with Consul's validation and discovery-chain checks). Errors are plain text with Consul's status codes and messages.
  *
  * Hooks let a test break it the ways a real Consul breaks: {@link FakeConsul.rewindIndex},
  * {@link FakeConsul.zeroIndexNext}, {@link FakeConsul.churn}, {@link FakeConsul.failNext},
@@ -43,6 +46,8 @@ export class FakeConsul {
   readonly #server: Server;
   readonly #state = new ConsulState();
   readonly #config = new ConfigEntries();
+  readonly #kvStore = new KvStore();
+  #kvIndex = 1;
   readonly #sockets = new Set<Socket>();
   readonly #waiters = new Set<Waiter>();
   readonly #ttlTimers = new Map<string, NodeJS.Timeout>();
@@ -182,6 +187,8 @@ export class FakeConsul {
     this.#ttlTimers.clear();
     this.#state.clear();
     this.#config.clear();
+    this.#kvStore.clear();
+    this.#kvIndex = 1;
     this.#addAgentNode();
     this.dropConnections();
   }
@@ -201,15 +208,26 @@ export class FakeConsul {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
-      this.#route(req.method ?? "GET", url, Buffer.concat(chunks).toString("utf8"), res).catch((err: unknown) => {
+      this.#route(req.method ?? "GET", url, Buffer.concat(chunks), res).catch((err: unknown) => {
         if (!res.headersSent) sendText(res, 500, err instanceof Error ? err.message : String(err));
       });
     });
   }
 
-  async #route(method: string, url: URL, body: string, res: ServerResponse): Promise<void> {
+  async #route(method: string, url: URL, raw: Buffer, res: ServerResponse): Promise<void> {
     const path = url.pathname;
+    const body = raw.toString("utf8");
     let m: RegExpExecArray | null;
+    if ((m = /^\/v1\/kv\/(.*)$/.exec(path)) !== null) return this.#kv(method, decodeURIComponent(m[1] ?? ""), url.searchParams, raw, res);
+    if ((m = /^\/v1\/catalog\/service\/(.+)$/.exec(path)) !== null) {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      const name = decodeURIComponent(m[1] ?? "");
+      return this.#query(url.searchParams, res, () => this.#state.serviceIndex(name), () => catalogService(this.#state, name));
+    }
+    if ((m = /^\/v1\/agent\/health\/service\/(id|name)\/(.+)$/.exec(path)) !== null) {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      return this.#agentHealth(m[1] === "id", decodeURIComponent(m[2] ?? ""), url.searchParams, res);
+    }
     if ((m = /^\/v1\/health\/service\/(.*)$/.exec(path)) !== null) {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
       return this.#health(decodeURIComponent(m[1] ?? ""), url.searchParams, res);
@@ -271,14 +289,14 @@ export class FakeConsul {
         sendText(res, 404, `unknown service ID: ${id}`);
         return;
       }
-      sendJson(res, 200, { ...instance.service, Datacenter: this.#datacenter, ContentHash: String(this.#state.serviceIndex(instance.service.Service)) });
+      sendJson(res, 200, { ...agentService(instance.service, this.#datacenter), ContentHash: String(this.#state.serviceIndex(instance.service.Service)) });
       return;
     }
     if (path === "/v1/agent/services") {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
-      const services: Record<string, ServiceRecord & { Datacenter: string }> = {};
+      const services: Record<string, unknown> = {};
       for (const [id, instance] of this.#state.instances()) {
-        if (instance.node === this.#nodeName) services[id] = { ...instance.service, Datacenter: this.#datacenter };
+        if (instance.node === this.#nodeName) services[id] = agentService(instance.service, this.#datacenter);
       }
       sendJson(res, 200, services);
       return;
@@ -358,6 +376,55 @@ export class FakeConsul {
       return;
     }
     sendJson(res, 200, answer, queryHeaders(reported));
+  }
+
+  #agentHealth(byId: boolean, key: string, params: URLSearchParams, res: ServerResponse): void {
+    const mine = [...this.#state.instances().values()].filter((i) => i.node === this.#nodeName && (byId ? i.service.ID === key : i.service.Service === key));
+    if (mine.length === 0) {
+      sendText(res, 404, byId ? `ServiceId ${key} not found` : `ServiceName ${key} Not Found`);
+      return;
+    }
+    const views = mine.map((i) => agentHealth(this.#state, this.#nodeName, i.service, this.#datacenter));
+    const worst = aggregateStatus(views.map((v) => ({ Status: v.AggregatedStatus }) as CheckRecord));
+    const status = healthStatusCode(worst);
+    if (params.get("format") === "text") sendText(res, status, worst);
+    else sendJson(res, status, byId ? views[0] : views);
+  }
+
+  #kv(method: string, key: string, params: URLSearchParams, value: Buffer, res: ServerResponse): Promise<void> | undefined {
+    const recurse = params.has("recurse");
+    if (method === "PUT") {
+      const flags = params.get("flags");
+      this.#kvIndex = this.#state.bump();
+      const cas = params.get("cas");
+      sendJson(res, 200, this.#kvStore.put(key, value, this.#kvIndex, cas === null ? undefined : Number(cas), flags === null ? undefined : Number(flags)));
+      this.#wakeAll();
+      return undefined;
+    }
+    if (method === "DELETE") {
+      this.#kvIndex = this.#state.bump();
+      const cas = params.get("cas");
+      sendJson(res, 200, this.#kvStore.delete(key, recurse, cas === null ? undefined : Number(cas)));
+      this.#wakeAll();
+      return undefined;
+    }
+    if (method !== "GET") {
+      this.#methodNotAllowed(res, "GET, PUT, DELETE");
+      return undefined;
+    }
+    if (key === "" && !recurse && !params.has("keys")) {
+      sendText(res, 400, "Missing key name");
+      return undefined;
+    }
+    const keysOnly = params.has("keys");
+    return this.#query(params, res, () => this.#kvStore.index(key, recurse || keysOnly, this.#kvIndex), () => {
+      if (keysOnly) {
+        const keys = this.#kvStore.keys(key, params.get("separator") ?? undefined);
+        return keys.length === 0 ? { status: 404, text: "" } : keys;
+      }
+      const entries = this.#kvStore.read(key, recurse);
+      return entries.length === 0 ? { status: 404, text: "" } : entries;
+    });
   }
 
   #configWrite(res: ServerResponse, params: URLSearchParams, write: (cas: number | undefined) => boolean): void {
