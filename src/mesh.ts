@@ -125,6 +125,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #states = new Map<string, ServiceState>();
   readonly #origins = new Map<string, { readonly client: ServiceClient; readonly host: string }>();
   readonly #registrations = new Map<Registration, string>();
+  readonly #pendingRegistrations = new Set<Promise<Registration>>();
   #closing: Promise<void> | undefined;
 
   /**
@@ -224,7 +225,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (registry.register === undefined) {
       throw invalidConfig("registry", "this registry cannot register services (ConsulRegistry and MockRegistry can)");
     }
-    const inner = await registry.register(registration);
+    // Tracked before it resolves, so that a close() meanwhile still deregisters it.
+    const pending = registry.register(registration);
+    this.#pendingRegistrations.add(pending);
+    let inner: Registration;
+    try {
+      inner = await pending;
+    } finally {
+      this.#pendingRegistrations.delete(pending);
+    }
+    // close() began meanwhile: it deregisters this one (see #deregisterAll).
+    if (this.#closing !== undefined) throw meshClosedError();
     this.#registrations.set(inner, registration.name);
     return {
       id: inner.id,
@@ -245,7 +256,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   async #deregisterAll(): Promise<void> {
-    const registrations = [...this.#registrations];
+    // Registrations in flight when close() began are deregistered here once they are made.
+    const inFlight = await Promise.allSettled([...this.#pendingRegistrations]);
+    const registrations: [Registration, string][] = [...this.#registrations];
+    for (const settled of inFlight) if (settled.status === "fulfilled") registrations.push([settled.value, "registration"]);
     this.#registrations.clear();
     await Promise.all(
       registrations.map(([r, service]) =>
@@ -257,14 +271,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * Shuts down at once: stops every watch, aborts requests in flight (they fail with `error`, by default
+   * Shuts down at once: deregisters what {@link Mesh.register} registered, stops every watch, aborts requests in flight (they fail with `error`, by default
    * `ERR_MESH_CLOSED`) and closes every connection. Use it when {@link Mesh.close} would wait too long,
    * for instance on a response body nobody reads or a long poll. Afterwards the mesh is closed.
    *
    * @param error - what requests in flight fail with
    */
   destroy(error: Error = meshClosedError()): Promise<void> {
-    const destroying = Promise.all([...this.#states.values()].map((s) => s.destroy(error))).then(() => undefined);
+    const destroying = Promise.all([this.#deregisterAll(), ...[...this.#states.values()].map((s) => s.destroy(error))]).then(() => undefined);
     this.#closing ??= destroying;
     return destroying;
   }

@@ -49,6 +49,31 @@ describe("ConsulRegistry's cacheFile", () => {
     await restarted.close();
   });
 
+  it("does not serve the cache while Consul answers, and keeps other registries' services in a shared file", async () => {
+    const cacheFile = join(dir, "shared.json");
+    writeFileSync(
+      cacheFile,
+      JSON.stringify({ version: 1, services: { orders: { savedAt: "2020-01-01T00:00:00Z", endpoints: [{ id: "old", address: "127.0.0.1", port: 9 }] }, users: { savedAt: "2020-01-01T00:00:00Z", endpoints: [{ id: "u", address: "127.0.0.1", port: 9 }] } } }),
+    );
+    const fake = await FakeConsul.start();
+    try {
+      const put = await request(`${fake.url}/v1/agent/service/register`, {
+        method: "PUT",
+        body: JSON.stringify({ Name: "orders", ID: "orders-0", Address: "127.0.0.1", Port: backends[0]!.port }),
+      });
+      await put.body.dump();
+      const mesh = createMesh({ registry: new ConsulRegistry({ url: fake.url, cacheFile }) });
+      const res = await mesh.client("orders").request({ path: "/" });
+      assert.equal(res.headers["x-instance"], backends[0]!.name, "Consul's answer, not the 2020 cache");
+      await res.body.dump();
+      await until(() => readFileSync(cacheFile, "utf8").includes("orders-0"));
+      assert.ok(readFileSync(cacheFile, "utf8").includes('"users"'), "the other service stays in the file");
+      await mesh.close();
+    } finally {
+      await fake.close();
+    }
+  });
+
   it("reports a corrupt cache file and carries on without it", async () => {
     const cacheFile = join(dir, "corrupt.json");
     writeFileSync(cacheFile, "{ not json");

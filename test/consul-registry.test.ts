@@ -84,7 +84,7 @@ describe("ConsulRegistry against FakeConsul", () => {
   });
 
   it("registrations, deregistrations and health flips reach the next pick", async () => {
-    await register(fake, "orders-0", backends[0]!.port, { Weights: { Passing: 4, Warning: 1 } });
+    await register(fake, "orders-0", backends[0]!.port, { Weights: { Passing: 4, Warning: 2 } });
     await register(fake, "orders-1", backends[1]!.port);
     const registry = new ConsulRegistry({ url: fake.url });
     const mesh = createMesh({ registry });
@@ -102,7 +102,7 @@ describe("ConsulRegistry against FakeConsul", () => {
     changed = nextEndpoints(mesh, "orders");
     fake.setCheck("service:orders-0", "warning");
     await changed;
-    assert.equal(mesh.inspect("orders")?.targets.find((t) => t.id === "fake-node/orders-0")?.weight, 1, "Weights.Warning while warning");
+    assert.equal(mesh.inspect("orders")?.targets.find((t) => t.id === "fake-node/orders-0")?.weight, 2, "Weights.Warning while warning");
 
     changed = nextEndpoints(mesh, "orders");
     fake.setCheck("service:orders-0", "critical");

@@ -110,4 +110,13 @@ describe("FakeConsul config entries", () => {
     assert.equal((JSON.parse(res.text) as { Protocol: string }).Protocol, "http2");
     assert.ok(Number(res.headers["x-consul-index"]) > index);
   });
+
+  it("reports a rising index when an entry is deleted, as Consul's tables do", async () => {
+    await apply({ Kind: "service-resolver", Name: "gone" });
+    const before = Number((await call("GET", "/v1/config/service-resolver/gone")).headers["x-consul-index"]);
+    await call("DELETE", "/v1/config/service-resolver/gone");
+    const after = await call("GET", "/v1/config/service-resolver/gone");
+    assert.equal(after.status, 404);
+    assert.ok(Number(after.headers["x-consul-index"]) > before, `${String(after.headers["x-consul-index"])} > ${before}`);
+  });
 });

@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import { FakeConsul } from "proxyless/testing";
 import { consulSample } from "./helpers/consul-samples.ts";
+import { until } from "./helpers/events.ts";
 
 
 /** The keys of a JSON value, recursively: the documented shape without the values. */
@@ -165,6 +166,7 @@ describe("FakeConsul's health queries", () => {
   it("hooks: index backwards, index 0, failures, garbage, churn", async () => {
     const index = Number((await call(fake, "GET", "/v1/health/service/web")).headers["x-consul-index"]);
     const blocked = call(fake, "GET", `/v1/health/service/web?index=${index}&wait=30s`);
+    await until(() => fake.blockedQueries > 0); // the query is waiting before the index goes back
     fake.rewindIndex(1);
     assert.equal(Number((await blocked).headers["x-consul-index"]), 1, "a blocked query returns the lower index");
     fake.zeroIndexNext();

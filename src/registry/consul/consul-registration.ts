@@ -15,6 +15,12 @@ export interface ConsulAgentContext {
 
 const seconds = (ms: number): string => `${Math.max(1, Math.round(ms / 1000))}s`;
 
+/**
+ * Deregistrations started by a signal and not yet finished, across every registration in the process:
+ * the signal is re-raised only when the last one is done, so none is cut short.
+ */
+let signalDeregistrations = 0;
+
 function checkBody(check: CheckDefinition): Record<string, unknown> {
   const kinds = (["http", "tcp", "grpc", "ttl"] as const).filter((k) => check[k] !== undefined);
   if (kinds.length !== 1) throw invalidConfig("registration.check", `give exactly one of http, tcp, grpc or ttl, got ${kinds.join(", ") || "none"}`);
@@ -67,6 +73,8 @@ export class ConsulRegistration implements Registration {
   #timer: TimerHandle;
   #stopped = false;
   #deregistering: Promise<void> | undefined;
+  /** The register call in flight (first registration or a restore): deregistration waits for it. */
+  #registering: Promise<unknown> = Promise.resolve();
   readonly #onSignal: ((signal: NodeJS.Signals) => void) | undefined;
 
   private constructor(registration: ServiceRegistration, ctx: ConsulAgentContext) {
@@ -80,10 +88,14 @@ export class ConsulRegistration implements Registration {
       const onSignal = (signal: NodeJS.Signals): void => {
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);
-        void this.deregister().finally(() => {
-          // Do what the signal would have done, unless the application handles it itself.
-          if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-        });
+        signalDeregistrations++;
+        void this.deregister()
+          .catch(() => undefined)
+          .finally(() => {
+            // Do what the signal would have done, once every deregistration it started is done, unless
+            // the application handles the signal itself.
+            if (--signalDeregistrations === 0 && process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+          });
       };
       this.#onSignal = onSignal;
       process.on("SIGTERM", onSignal);
@@ -110,11 +122,20 @@ export class ConsulRegistration implements Registration {
     return r;
   }
 
-  /** Removes the instance from the agent and stops its heartbeats. Idempotent. */
+  /**
+   * Removes the instance from the agent and stops its heartbeats, after any register call in flight
+   * (so the deregistration cannot arrive first). Idempotent; after a failure, a later call tries again.
+   */
   deregister(): Promise<void> {
     return (this.#deregistering ??= (async () => {
       this.#stop();
-      await this.#call("PUT", `/v1/agent/service/deregister/${encodeURIComponent(this.id)}`);
+      await this.#registering.catch(() => undefined);
+      try {
+        await this.#call("PUT", `/v1/agent/service/deregister/${encodeURIComponent(this.id)}`);
+      } catch (err) {
+        this.#deregistering = undefined;
+        throw err;
+      }
     })());
   }
 
@@ -157,7 +178,9 @@ export class ConsulRegistration implements Registration {
   }
 
   #register(): Promise<number> {
-    return this.#call("PUT", "/v1/agent/service/register", JSON.stringify(this.#body));
+    const registering = this.#call("PUT", "/v1/agent/service/register", JSON.stringify(this.#body));
+    this.#registering = registering;
+    return registering;
   }
 
   /**

@@ -86,6 +86,7 @@ export class ConsulRegistry implements Registry {
   readonly #options: Settings;
   readonly #loops = new Set<WatchLoop>();
   readonly #registrationListeners = new Set<(error: Error) => void>();
+  readonly #registrations = new Set<ConsulRegistration>();
   readonly #cache: SnapshotCache | undefined;
   /** Cache problems found before any watch could hear of them. */
   readonly #cacheErrors: Error[] = [];
@@ -147,8 +148,8 @@ export class ConsulRegistry implements Registry {
    * @param registration - the instance
    * @throws MeshError `ERR_INVALID_CONFIG` for a registration the agent refuses (its reason quoted)
    */
-  register(registration: ServiceRegistration): Promise<Registration> {
-    return ConsulRegistration.create(registration, {
+  async register(registration: ServiceRegistration): Promise<Registration> {
+    const created = await ConsulRegistration.create(registration, {
       url: this.url,
       token: this.#options.token,
       clock: this.#options.clock,
@@ -156,6 +157,14 @@ export class ConsulRegistry implements Registry {
         for (const listener of this.#registrationListeners) listener(error);
       },
     });
+    this.#registrations.add(created);
+    return {
+      id: created.id,
+      deregister: async () => {
+        await created.deregister();
+        this.#registrations.delete(created);
+      },
+    };
   }
 
   /**
@@ -183,9 +192,12 @@ export class ConsulRegistry implements Registry {
     return undefined;
   }
 
-  /** Stops every watch and closes the connections to Consul. */
-  close(): void {
+  /** Deregisters what {@link ConsulRegistry.register} registered, stops every watch, and closes the connections to Consul. */
+  async close(): Promise<void> {
     for (const loop of [...this.#loops]) loop.stop();
+    const registrations = [...this.#registrations];
+    this.#registrations.clear();
+    await Promise.all(registrations.map((r) => r.deregister()));
   }
 
   #connection(): { readonly consul: Consul; readonly agent: HttpAgent } {
@@ -219,6 +231,7 @@ class WatchLoop {
   #stopped = false;
   #last: EndpointSet | undefined;
   #lastConfig: string | undefined;
+  #cacheTried = false;
 
   constructor(
     service: string,
@@ -234,7 +247,9 @@ class WatchLoop {
     this.#cache = cache;
     this.#onStop = onStop;
     const report = (error: Error): void => {
-      if (!this.#stopped) this.#listener({ type: "error", error });
+      if (this.#stopped) return;
+      this.#serveCache();
+      this.#listener({ type: "error", error });
     };
     this.#health = new BlockingLoop(`'${service}'`, settings, (index, wait, cancel) => healthQuery(connect().consul, settings, service, index, wait, cancel), (body) => this.#acceptHealth(body), report);
     this.#resolver = new BlockingLoop(
@@ -247,18 +262,25 @@ class WatchLoop {
   }
 
   start(): void {
-    const cached = this.#cache?.get(this.service);
-    if (cached !== undefined) {
-      // Serve the last endpoints seen, from before a restart, until Consul answers.
-      try {
-        this.#last = EndpointSet.of(this.service, cached.endpoints);
-        this.#listener({ type: "endpoints", endpoints: this.#last });
-      } catch (err) {
-        this.report(new Error(`ignoring cached endpoints of '${this.service}': ${(err as Error).message}`, { cause: err }));
-      }
-    }
     this.#health.start();
     this.#resolver.start();
+  }
+
+  /**
+   * After a failure, and only before Consul has ever answered: serve the last endpoints seen (from
+   * before a restart) until it does. Never while Consul is reachable, since the cache may be old.
+   */
+  #serveCache(): void {
+    if (this.#cacheTried || this.#last !== undefined) return;
+    this.#cacheTried = true;
+    const cached = this.#cache?.get(this.service);
+    if (cached === undefined) return;
+    try {
+      this.#last = EndpointSet.of(this.service, cached.endpoints);
+      this.#listener({ type: "endpoints", endpoints: this.#last });
+    } catch (err) {
+      this.report(new Error(`ignoring cached endpoints of '${this.service}': ${(err as Error).message}`, { cause: err }));
+    }
   }
 
   /** Passes a problem on to the mesh; the last good state stays in force. */

@@ -25,6 +25,9 @@ export class SnapshotCache {
   readonly #services: Record<string, CachedService>;
   #writing: Promise<void> = Promise.resolve();
   #dirty = false;
+  /** The services this process saved: a write keeps the other services already in the file. */
+  readonly #mine = new Set<string>();
+  #writes = 0;
 
   /**
    * @param file - the cache file's path
@@ -64,6 +67,7 @@ export class SnapshotCache {
         meta: { ...e.meta },
       })),
     };
+    this.#mine.add(service);
     this.#dirty = true;
     this.#writing = this.#writing.then(() => this.#write());
     return this.#writing;
@@ -72,8 +76,14 @@ export class SnapshotCache {
   async #write(): Promise<void> {
     if (!this.#dirty) return;
     this.#dirty = false;
-    const body: CacheFile = { version: 1, services: this.#services };
-    const temporary = `${this.#file}.${process.pid}.tmp`;
+    // Another registry (or process) may share the file: keep its services, replace ours.
+    const services: Record<string, CachedService> = { ...this.#readServices(false) };
+    for (const name of this.#mine) {
+      const entry = this.#services[name];
+      if (entry !== undefined) services[name] = entry;
+    }
+    const body: CacheFile = { version: 1, services };
+    const temporary = `${this.#file}.${process.pid}.${++this.#writes}.${Math.random().toString(36).slice(2)}.tmp`;
     try {
       await writeFile(temporary, JSON.stringify(body));
       await rename(temporary, this.#file);
@@ -83,11 +93,16 @@ export class SnapshotCache {
   }
 
   #load(): Record<string, CachedService> {
+    return this.#readServices(true);
+  }
+
+  /** The services in the file; problems are reported when `report`, and read as an empty file. */
+  #readServices(report: boolean): Record<string, CachedService> {
     let text: string;
     try {
       text = readFileSync(this.#file, "utf8");
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+      if (report && (err as NodeJS.ErrnoException).code !== "ENOENT") {
         this.#onError(new Error(`could not read the cache file ${this.#file}: ${(err as Error).message}`, { cause: err }));
       }
       return {};
@@ -97,7 +112,7 @@ export class SnapshotCache {
       if (parsed.version !== 1 || parsed.services === undefined || typeof parsed.services !== "object") throw new Error("not a proxyless cache file (version 1)");
       return { ...parsed.services };
     } catch (err) {
-      this.#onError(new Error(`ignoring the cache file ${this.#file}: ${(err as Error).message}`, { cause: err }));
+      if (report) this.#onError(new Error(`ignoring the cache file ${this.#file}: ${(err as Error).message}`, { cause: err }));
       return {};
     }
   }

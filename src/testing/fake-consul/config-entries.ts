@@ -59,6 +59,8 @@ const invalid = (message: string): ConfigEntryError => new ConfigEntryError(500,
  */
 export class ConfigEntries {
   readonly #entries = new Map<string, ConfigEntry>();
+  /** The index of the last write (deletes included) to each kind: it only rises, as Consul's tables do. */
+  readonly #kindIndex = new Map<string, number>();
 
   /** An entry, or undefined. */
   get(kind: string, name: string): ConfigEntry | undefined {
@@ -70,11 +72,10 @@ export class ConfigEntries {
     return [...this.#entries.values()].filter((e) => e.Kind === kind).sort((a, b) => a.Name.localeCompare(b.Name));
   }
 
-  /** The highest ModifyIndex of a kind (or of one entry): what a blocking read reports. */
+  /** What a blocking read reports: an entry's ModifyIndex, or for a list or a missing entry the kind's last write. */
   index(kind: string, name?: string): number {
-    let max = 0;
-    for (const e of this.#entries.values()) if (e.Kind === kind && (name === undefined || e.Name === name)) max = Math.max(max, e.ModifyIndex);
-    return max;
+    const entry = name === undefined ? undefined : this.get(kind, name);
+    return entry?.ModifyIndex ?? this.#kindIndex.get(kind) ?? 0;
   }
 
   /**
@@ -115,11 +116,12 @@ export class ConfigEntries {
       else this.#entries.set(`${kind}/${name}`, before);
       throw err;
     }
+    this.#kindIndex.set(kind, index);
     return true;
   }
 
-  /** Deletes an entry; false on a `cas` mismatch. */
-  delete(kind: string, name: string, cas: number | undefined): boolean {
+  /** Deletes an entry at `index`; false on a `cas` mismatch. */
+  delete(kind: string, name: string, cas: number | undefined, index: number): boolean {
     const previous = this.get(kind, name);
     if (cas !== undefined && (previous?.ModifyIndex ?? 0) !== cas) return false;
     if (previous === undefined) return true;
@@ -130,12 +132,14 @@ export class ConfigEntries {
       this.#entries.set(`${kind}/${name}`, previous);
       throw err;
     }
+    this.#kindIndex.set(kind, index);
     return true;
   }
 
   /** Forgets everything. */
   clear(): void {
     this.#entries.clear();
+    this.#kindIndex.clear();
   }
 
   #protocol(service: string): string {

@@ -138,6 +138,8 @@ export class ConsulState {
   setCheck(node: string, id: string, status: CheckStatus, output: string): boolean {
     const check = this.checks.get(checkKey(node, id));
     if (check === undefined) return false;
+    // An update that changes nothing is not a change (agents do not sync unchanged TTL heartbeats).
+    if (check.Status === status && check.Output === output) return true;
     check.Status = status;
     check.Output = output;
     this.#index++;

@@ -239,9 +239,9 @@ export class FakeConsul {
     if ((m = /^\/v1\/config\/([^/]+)\/([^/]+)$/.exec(path)) !== null) {
       const kind = decodeURIComponent(m[1] ?? "");
       const name = decodeURIComponent(m[2] ?? "");
-      if (method === "DELETE") return this.#configWrite(res, url.searchParams, (cas) => this.#config.delete(kind, name, cas));
+      if (method === "DELETE") return this.#configWrite(res, url.searchParams, (cas) => this.#config.delete(kind, name, cas, this.#state.bump()));
       if (method !== "GET") return this.#methodNotAllowed(res, "GET, DELETE");
-      return this.#query(url.searchParams, res, () => this.#config.index(kind, name) || this.#config.index(kind), () => {
+      return this.#query(url.searchParams, res, () => this.#config.index(kind, name), () => {
         const entry = this.#config.get(kind, name);
         return entry === undefined ? { status: 404, text: `Config entry not found for "${kind}" / "${name}"` } : entry;
       });
