@@ -45,11 +45,17 @@ export type {
   ErrorUpdate,
 } from "./registry/registry.ts";
 export type { ServiceConfig, LoadBalancerConfig } from "./registry/service-config.ts";
+export type { RouterConfig, RouteConfig, RouteMatch, RouteDestination, HeaderMatch, QueryMatch, HeaderChanges } from "./config/route-config.ts";
+export type { SplitterConfig, SplitConfig } from "./config/split-config.ts";
+export type { ResolverConfig, SubsetConfig, FailoverConfig, TargetRef } from "./config/resolver-config.ts";
+export type { ServiceDefaultsConfig, UpstreamPolicy, UpstreamLimits, PassiveHealthCheck } from "./config/defaults-config.ts";
+export { decodeConsulEntry, decodeConsulEntries, CONSUL_ENTRY_KINDS, type ConsulEntryKind, type DecodedConsulEntry } from "./config/decode-consul.ts";
+export { validateServiceConfig } from "./config/validate-config.ts";
 export type { ServiceRegistration, CheckDefinition, Registration } from "./registry/registration.ts";
 export { StaticRegistry } from "./registry/static-registry.ts";
 export { ConsulRegistry, type ConsulRegistryOptions } from "./registry/consul/consul-registry.ts";
 export { decodeHealth, ConsulDecodeError, type DecodedHealth } from "./registry/consul/decode-health.ts";
-export { compileFilter, type FilterPredicate } from "./registry/consul/filter-expression.ts";
+export { compileFilter, type FilterPredicate } from "./config/filter-expression.ts";
 export type { ServiceMap } from "./registry/in-memory-registry.ts";
 export type { BalancerPlugin, BalancerEnv, Picker, PickContext, PickTarget } from "./balancer/picker.ts";
 export { roundRobin, type RoundRobinConfig } from "./balancer/round-robin.ts";

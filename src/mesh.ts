@@ -12,7 +12,7 @@ import { assertServiceName } from "./core/service-name.ts";
 import { expectOptions, optionalNumber } from "./core/validate.ts";
 import type { Registration, ServiceRegistration } from "./registry/registration.ts";
 import type { Registry } from "./registry/registry.ts";
-import type { LoadBalancerConfig } from "./registry/service-config.ts";
+import type { LoadBalancerConfig, ServiceConfig } from "./registry/service-config.ts";
 import { failHandler, ForwardingDispatcher } from "./transport/http/forwarding-dispatcher.ts";
 import { toUndiciPoolOptions, type PoolOptions } from "./transport/http/pool-options.ts";
 
@@ -86,6 +86,8 @@ export interface ServiceInspection {
   readonly panic: boolean;
   /** The endpoints the current picker balances over, with the weight it uses and their load. */
   readonly targets: readonly TargetInspection[];
+  /** The service's config in force: the last one the registry sent that validated. */
+  readonly config: ServiceConfig;
 }
 
 /** One endpoint as the balancer sees it. */
@@ -201,6 +203,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       ready: state.endpoints?.ready.length ?? 0,
       openPools: state.openPools,
       panic: state.panic,
+      config: state.config,
       targets: state.targets.map((h) => ({
         id: h.endpoint.id,
         weight: h.weight,

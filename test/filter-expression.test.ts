@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isMeshError } from "proxyless";
-import { compileFilter } from "../src/registry/consul/filter-expression.ts";
+import { compileFilter } from "../src/config/filter-expression.ts";
 import { consulSample } from "./helpers/consul-samples.ts";
 
 const entry = { Service: { Tags: ["primary", "v1"], Meta: { version: "v1", zone: "eu-1" }, Port: 8000 }, Node: { Meta: { os: "linux" } } };

@@ -7,6 +7,7 @@ import { roundRobin } from "../balancer/round-robin.ts";
 import type { MeshEvents } from "../core/events.ts";
 import type { EndpointSet } from "../endpoint/endpoint-set.ts";
 import type { Registry, RegistryUpdate, RegistryWatch } from "../registry/registry.ts";
+import { validateServiceConfig } from "../config/validate-config.ts";
 import type { LoadBalancerConfig, ServiceConfig } from "../registry/service-config.ts";
 import { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import type { Pool } from "undici";
@@ -49,6 +50,7 @@ export class ServiceState {
   #endpoints: EndpointSet | undefined;
   #handles = new Map<string, EndpointHandle>();
   #balancer: BoundBalancer;
+  #config: ServiceConfig = {};
   #panic = false;
   #targets: readonly EndpointHandle[] = [];
   #slowStartTimer: unknown;
@@ -72,6 +74,11 @@ export class ServiceState {
   }
 
   /** The balancer in force. */
+  /** The config in force (the last one that validated); `{}` until one arrives. */
+  get config(): ServiceConfig {
+    return this.#config;
+  }
+
   get policy(): string {
     return this.#balancer.policy;
   }
@@ -223,6 +230,7 @@ export class ServiceState {
   #applyConfig(config: ServiceConfig): void {
     let balancer: BoundBalancer;
     try {
+      validateServiceConfig(config, this.service);
       balancer = bindBalancer(this.#ctx, config.loadBalancer);
     } catch (err) {
       if (!isMeshError(err)) throw err;
@@ -230,6 +238,7 @@ export class ServiceState {
       return;
     }
     this.#balancer = balancer;
+    this.#config = config;
     this.#rebuildPicker();
     this.#ctx.events.emit("config_applied", { service: this.service, policy: balancer.policy });
   }

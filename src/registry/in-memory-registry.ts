@@ -67,6 +67,15 @@ export class InMemoryRegistry implements Registry {
     return this.#endpoints.get(service);
   }
 
+  /**
+   * The config last given for a service, or undefined.
+   *
+   * @param service - a service name
+   */
+  config(service: string): ServiceConfig | undefined {
+    return this.#configs.get(service);
+  }
+
   /** Replaces a service's endpoints; validates everything before anything changes. @internal */
   protected putEndpoints(service: string, endpoints: Iterable<Endpoint | EndpointInput>): EndpointSet {
     const set = EndpointSet.of(assertServiceName(service), endpoints);

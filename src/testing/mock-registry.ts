@@ -4,6 +4,21 @@ import { withHealth, type Endpoint, type EndpointInput, type HealthStatus } from
 import { InMemoryRegistry, type ServiceMap } from "../registry/in-memory-registry.ts";
 import type { Registration, ServiceRegistration } from "../registry/registration.ts";
 import type { ServiceConfig } from "../registry/service-config.ts";
+import { decodeConsulEntry, type ConsulEntryKind } from "../config/decode-consul.ts";
+
+/** The fields of a ServiceConfig each kind of entry sets. */
+const KIND_FIELDS: Readonly<Record<ConsulEntryKind, readonly (keyof ServiceConfig)[]>> = {
+  "service-router": ["router"],
+  "service-splitter": ["splitter"],
+  "service-resolver": ["resolver", "loadBalancer"],
+  "service-defaults": ["defaults"],
+};
+
+/** A config without the fields an entry kind sets. */
+function without(config: ServiceConfig | undefined, kind: ConsulEntryKind): ServiceConfig {
+  const fields: readonly string[] = KIND_FIELDS[kind];
+  return Object.fromEntries(Object.entries(config ?? {}).filter(([key]) => !fields.includes(key)));
+}
 
 /**
  * An in-memory registry driven by tests. Every change reaches the mesh synchronously, so the next
@@ -96,6 +111,30 @@ export class MockRegistry extends InMemoryRegistry {
    */
   setConfig(service: string, config: ServiceConfig): void {
     this.putConfig(service, config);
+  }
+
+  /**
+   * Applies Consul config entries (`service-router`, `service-splitter`, `service-resolver`,
+   * `service-defaults`) as `consul config write` would: each replaces its kind's part of its service's
+   * config. So tests can use the very JSON applied to Consul. Every entry is decoded first; if one is
+   * invalid, nothing changes.
+   *
+   * @param entries - one entry's JSON, or several
+   * @throws MeshError `ERR_INVALID_CONFIG` naming the entry (`details.entry`) and Consul field (`details.field`)
+   */
+  applyConsulEntries(entries: unknown): void {
+    const decoded = (Array.isArray(entries) ? entries : [entries]).map((e) => decodeConsulEntry(e));
+    for (const { kind, name, config } of decoded) this.putConfig(name, { ...without(this.config(name), kind), ...config });
+  }
+
+  /**
+   * Deletes a Consul config entry's part of a service's config, as `consul config delete` would.
+   *
+   * @param kind - the entry's kind
+   * @param name - the service
+   */
+  deleteConsulEntry(kind: ConsulEntryKind, name: string): void {
+    this.putConfig(name, without(this.config(name), kind));
   }
 
   /**

@@ -10,10 +10,12 @@ import { expectOptions, optionalNumber } from "../../core/validate.ts";
 import { EndpointSet } from "../../endpoint/endpoint-set.ts";
 import type { Registration, ServiceRegistration } from "../registration.ts";
 import type { Registry, RegistryListener, RegistryWatch } from "../registry.ts";
+import type { ServiceConfig } from "../service-config.ts";
 import { ConsulRegistration } from "./consul-registration.ts";
 import { BlockingLoop, type BlockingAnswer, type LoopSettings } from "./blocking-loop.ts";
+import type { ConsulEntryKind } from "../../config/decode-consul.ts";
 import { decodeHealth } from "./decode-health.ts";
-import { decodeResolver } from "./decode-resolver.ts";
+import { ConfigWatch } from "./config-watch.ts";
 import { SnapshotCache } from "./snapshot-cache.ts";
 
 /** Options for {@link ConsulRegistry}. */
@@ -90,6 +92,7 @@ export class ConsulRegistry implements Registry {
   readonly #cache: SnapshotCache | undefined;
   /** Cache problems found before any watch could hear of them. */
   readonly #cacheErrors: Error[] = [];
+  readonly #config: ConfigWatch;
   #client: { readonly consul: Consul; readonly agent: HttpAgent } | undefined;
 
   /**
@@ -119,6 +122,7 @@ export class ConsulRegistry implements Registry {
       clock: o.clock ?? systemClock,
       random: o.random ?? systemRandom,
     };
+    this.#config = new ConfigWatch(this.#options, (kind, index, wait, cancel) => configQuery(this.#options, kind, index, wait, cancel));
     if (o.cacheFile !== undefined && (typeof o.cacheFile !== "string" || o.cacheFile === "")) {
       throw invalidConfig("consul.cacheFile", "expected a file path");
     }
@@ -134,7 +138,7 @@ export class ConsulRegistry implements Registry {
   /** Watches a service's instances; see {@link Registry.watch}. */
   watch(service: string, listener: RegistryListener): RegistryWatch {
     assertServiceName(service);
-    const loop = new WatchLoop(service, listener, this.#options, this.#cache, () => this.#connection(), (l) => this.#stopped(l));
+    const loop = new WatchLoop(service, listener, this.#options, this.#cache, this.#config, () => this.#connection(), (l) => this.#stopped(l));
     this.#loops.add(loop);
     for (const error of this.#cacheErrors.splice(0)) loop.report(error);
     loop.start();
@@ -219,7 +223,11 @@ export class ConsulRegistry implements Registry {
   }
 }
 
-/** The loops watching one service: its instances, and its service-resolver entry. */
+/**
+ * The watch of one service: its instances (a blocking loop of its own) and its config entries (from the
+ * registry's shared {@link ConfigWatch}). The first endpoints wait for the config, so that no request
+ * is routed before the service's routes and splits are known.
+ */
 class WatchLoop {
   readonly service: string;
   readonly #listener: RegistryListener;
@@ -227,10 +235,13 @@ class WatchLoop {
   readonly #cache: SnapshotCache | undefined;
   readonly #onStop: (loop: WatchLoop) => void;
   readonly #health: BlockingLoop;
-  readonly #resolver: BlockingLoop;
+  readonly #configWatch: ConfigWatch;
+  #unsubscribe: (() => void) | undefined;
   #stopped = false;
   #last: EndpointSet | undefined;
   #lastConfig: string | undefined;
+  /** Endpoints held back until the config is known. */
+  #held: EndpointSet | undefined;
   #cacheTried = false;
 
   constructor(
@@ -238,6 +249,7 @@ class WatchLoop {
     listener: RegistryListener,
     settings: Settings,
     cache: SnapshotCache | undefined,
+    configWatch: ConfigWatch,
     connect: () => { readonly consul: Consul },
     onStop: (loop: WatchLoop) => void,
   ) {
@@ -245,6 +257,7 @@ class WatchLoop {
     this.#listener = listener;
     this.#settings = settings;
     this.#cache = cache;
+    this.#configWatch = configWatch;
     this.#onStop = onStop;
     const report = (error: Error): void => {
       if (this.#stopped) return;
@@ -252,18 +265,17 @@ class WatchLoop {
       this.#listener({ type: "error", error });
     };
     this.#health = new BlockingLoop(`'${service}'`, settings, (index, wait, cancel) => healthQuery(connect().consul, settings, service, index, wait, cancel), (body) => this.#acceptHealth(body), report);
-    this.#resolver = new BlockingLoop(
-      `the service-resolver of '${service}'`,
-      settings,
-      (index, wait, cancel) => configQuery(settings, "service-resolver", service, index, wait, cancel),
-      (body) => this.#acceptResolver(body),
-      report,
-    );
   }
 
   start(): void {
+    this.#unsubscribe = this.#configWatch.subscribe(this.service, {
+      config: (config) => this.#acceptConfig(config),
+      // Loop failures already name the Consul URL; entry problems are MeshErrors naming the entry and field.
+      error: (error) => {
+        if (!this.#stopped) this.#listener({ type: "error", error });
+      },
+    });
     this.#health.start();
-    this.#resolver.start();
   }
 
   /**
@@ -292,7 +304,7 @@ class WatchLoop {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#health.stop();
-    this.#resolver.stop();
+    this.#unsubscribe?.();
     this.#onStop(this);
   }
 
@@ -310,17 +322,22 @@ class WatchLoop {
     const diff = set.diff(this.#last);
     if (this.#last === undefined || diff.added.length + diff.removed.length + diff.changed.length > 0 || !sameOrder(this.#last, set)) {
       this.#last = set;
-      this.#listener({ type: "endpoints", endpoints: set });
       void this.#cache?.save(this.service, set);
+      if (this.#lastConfig === undefined) this.#held = set;
+      else this.#listener({ type: "endpoints", endpoints: set });
     }
   }
 
-  #acceptResolver(body: unknown): void {
-    const config = decodeResolver(body);
+  #acceptConfig(config: ServiceConfig): void {
+    if (this.#stopped) return;
     const key = JSON.stringify(config);
-    if (key === this.#lastConfig) return;
-    this.#lastConfig = key;
-    this.#listener({ type: "config", config });
+    if (key !== this.#lastConfig) {
+      this.#lastConfig = key;
+      this.#listener({ type: "config", config });
+    }
+    const held = this.#held;
+    this.#held = undefined;
+    if (held !== undefined) this.#listener({ type: "endpoints", endpoints: held });
   }
 }
 
@@ -343,24 +360,22 @@ async function healthQuery(consul: Consul, settings: Settings, service: string, 
 }
 
 /**
- * One blocking `/v1/config/:kind/:name`, over undici: the consul client has no config-entry calls. A
- * 404 (no entry) is an answer with no body.
+ * One blocking `GET /v1/config/:kind` (every entry of a kind), over undici: the consul client has no
+ * config-entry calls.
  */
-async function configQuery(settings: Settings, kind: string, name: string, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
+async function configQuery(settings: Settings, kind: ConsulEntryKind, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
   const abort = new AbortController();
   cancel.once("cancel", () => abort.abort());
   const query = new URLSearchParams({ index: String(index), wait: `${waitSeconds}s` });
   if (settings.datacenter !== undefined) query.set("dc", settings.datacenter);
-  const res = await request(`${settings.url}/v1/config/${kind}/${encodeURIComponent(name)}?${query.toString()}`, {
+  const res = await request(`${settings.url}/v1/config/${kind}?${query.toString()}`, {
     signal: abort.signal,
     headersTimeout: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000),
     headers: settings.token === undefined ? {} : { "x-consul-token": settings.token },
   });
   const text = await res.body.text();
-  const headerValue = res.headers["x-consul-index"];
-  if (res.statusCode === 404) return { index: headerIndex(headerValue), body: undefined };
   if (res.statusCode !== 200) throw Object.assign(new Error(text), { statusCode: res.statusCode });
-  return { index: headerIndex(headerValue), body: JSON.parse(text) as unknown };
+  return { index: headerIndex(res.headers["x-consul-index"]), body: JSON.parse(text) as unknown };
 }
 
 function headerIndex(header: string | string[] | undefined): number {

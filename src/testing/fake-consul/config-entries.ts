@@ -1,5 +1,5 @@
-import { compileFilter } from "../../registry/consul/filter-expression.ts";
-import { parseGoDuration } from "./http-util.ts";
+import { compileFilter } from "../../config/filter-expression.ts";
+import { parseGoDuration } from "../../config/duration.ts";
 
 /** A config entry as stored: Consul's JSON plus its indexes. */
 export type ConfigEntry = Record<string, unknown> & { Kind: string; Name: string; CreateIndex: number; ModifyIndex: number };

@@ -1,9 +1,10 @@
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { compileFilter, type FilterPredicate } from "../../registry/consul/filter-expression.ts";
+import { compileFilter, type FilterPredicate } from "../../config/filter-expression.ts";
 import { checkKey, ConsulState, type CheckRecord, type CheckStatus, type NodeRecord } from "./consul-state.ts";
-import { parseGoBool, parseGoDuration, queryHeaders, sendJson, sendText } from "./http-util.ts";
+import { parseGoDuration } from "../../config/duration.ts";
+import { parseGoBool, queryHeaders, sendJson, sendText } from "./http-util.ts";
 import { ConfigEntries, ConfigEntryError } from "./config-entries.ts";
 import { KvStore } from "./kv-store.ts";
 import { agentHealth, agentService, aggregateStatus, catalogService, healthStatusCode } from "./views.ts";
@@ -111,7 +112,7 @@ export class FakeConsul {
   }
 
   /**
-   * The query parameters of the requests to a path, oldest first (the last 1000 requests are kept).
+   * The query parameters of the GET requests to a path, oldest first (the last 1000 are kept).
    *
    * @param path - a path, such as `/v1/health/service/orders`
    */
@@ -197,8 +198,10 @@ export class FakeConsul {
   handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://fake");
     this.#requests.set(url.pathname, (this.#requests.get(url.pathname) ?? 0) + 1);
-    this.#queries.push({ path: url.pathname, params: url.searchParams });
-    if (this.#queries.length > 1000) this.#queries.shift();
+    if (req.method === "GET") {
+      this.#queries.push({ path: url.pathname, params: url.searchParams });
+      if (this.#queries.length > 1000) this.#queries.shift();
+    }
     if (this.#hanging) return;
     if (this.#failures.count > 0) {
       this.#failures.count--;

@@ -1,14 +1,5 @@
 import type { ServerResponse } from "node:http";
 
-/** Parses a Go duration (`10s`, `5m`, `1m30s`, `250ms`) into ms; undefined when it does not parse. @internal */
-export function parseGoDuration(text: string): number | undefined {
-  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) return text === "0" ? 0 : undefined;
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * (units[m[2] ?? "ms"] ?? 1);
-  return total;
-}
-
 /** Parses a Go boolean as Consul's query parameters do; undefined when it does not parse. @internal */
 export function parseGoBool(text: string): boolean | undefined {
   if (["1", "t", "T", "true", "TRUE", "True", ""].includes(text)) return true;

@@ -1,5 +1,5 @@
 import type { CheckRecord, CheckStatus, NodeRecord, ServiceRecord } from "./consul-state.ts";
-import { parseGoDuration } from "./http-util.ts";
+import { parseGoDuration } from "../../config/duration.ts";
 
 /** A registration Consul refuses: 400 with this message. @internal */
 export class RegistrationError extends Error {}

@@ -1,4 +1,4 @@
-import { MeshError } from "../../core/errors.ts";
+import { MeshError } from "../core/errors.ts";
 
 /** A compiled Consul filter expression: true when the value matches. */
 export type FilterPredicate = (value: unknown) => boolean;
