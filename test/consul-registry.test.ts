@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, afterEach, before, describe, it } from "node:test";
 import { request } from "undici";
-import { ConsulDecodeError, ConsulRegistry, createMesh, decodeHealth, isMeshError, type Mesh } from "proxyless";
+import { ConsulDecodeError, ConsulRegistry, createMesh, decodeHealth, isMeshError, type EndpointSet, type Mesh } from "proxyless";
 import { FakeClock, FakeConsul } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 import { nextEndpoints, nextRegistryError, until } from "./helpers/events.ts";
@@ -181,6 +181,37 @@ describe("ConsulRegistry against FakeConsul", () => {
       assert.deepEqual([...(await instances(mesh, 2))], ["orders-0"], "the last good endpoints still serve");
     }
     await mesh.close();
+  });
+});
+
+describe("ConsulRegistry with ACLs on", () => {
+  it("sends its token, and without the right one fails the first request with a message that names the ACL token", async () => {
+    const fake = await FakeConsul.start({ aclTokens: { admin: { serviceWrite: [""] }, ordersOnly: { serviceRead: ["orders"] } } });
+    try {
+      const put = await request(`${fake.url}/v1/agent/service/register`, { method: "PUT", headers: { "x-consul-token": "admin" }, body: JSON.stringify({ Name: "orders", Port: 9 }) });
+      assert.equal(put.statusCode, 200);
+      await put.body.dump();
+      const good = new ConsulRegistry({ url: fake.url, token: "ordersOnly" });
+      const endpoints = await new Promise<EndpointSet>((resolve) => {
+        const watch = good.watch("orders", (u) => {
+          if (u.type !== "endpoints") return;
+          watch.close();
+          resolve(u.endpoints);
+        });
+      });
+      assert.equal(endpoints.size, 1);
+      await good.close();
+
+      const mesh = createMesh({ registry: new ConsulRegistry({ url: fake.url, token: "wrong", initialBackoffMs: 10 }), discoveryTimeout: 300 });
+      await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => {
+        assert.ok(isMeshError(err, "ERR_REGISTRY_UNAVAILABLE"), String(err));
+        assert.match(err.message, /permission denied \(HTTP 403: ACL not found\); check the ACL token/);
+        return true;
+      });
+      await mesh.close();
+    } finally {
+      await fake.close();
+    }
   });
 });
 

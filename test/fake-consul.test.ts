@@ -73,6 +73,20 @@ describe("FakeConsul serves the documented shapes", () => {
     assert.deepEqual(redis1?.Checks.map((c) => [c.CheckID, c.Status]), [["service:redis1", "critical"], ["serfHealth", "passing"]]);
   });
 
+  it("agent/service/:id shows a registered connect-proxy in the documented shape, Kind and Proxy included", async () => {
+    const sample = consulSample("agent-service-get.json") as Record<string, unknown>;
+    const registration = { Name: sample.Service, ...Object.fromEntries(["ID", "Kind", "Port", "Address", "TaggedAddresses", "Weights", "Proxy"].map((k) => [k, sample[k]])) };
+    const put = await call(fake, "PUT", "/v1/agent/service/register", registration);
+    assert.equal(put.status, 200, put.text);
+    const res = await call(fake, "GET", "/v1/agent/service/web-sidecar-proxy");
+    assert.equal(res.status, 200);
+    const got = res.json() as Record<string, unknown>;
+    assert.deepEqual(Object.keys(got).sort(), Object.keys(sample).sort());
+    assert.equal(got.Kind, "connect-proxy");
+    assert.deepEqual(got.Proxy, sample.Proxy);
+    assert.deepEqual(got.TaggedAddresses, sample.TaggedAddresses);
+  });
+
   it("an unknown service is 200 [] with an index of at least 1", async () => {
     const res = await call(fake, "GET", "/v1/health/service/nosuch");
     assert.equal(res.status, 200);

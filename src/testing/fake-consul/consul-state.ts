@@ -22,6 +22,10 @@ export interface ServiceRecord {
   Port: number;
   Weights: { Passing: number; Warning: number };
   Namespace: string;
+  /** `connect-proxy` and the like; absent for a typical service. */
+  Kind?: string;
+  /** A proxy's configuration, as registered. */
+  Proxy?: Record<string, unknown>;
 }
 
 /** A health check, in Consul's JSON shape, plus what the fake needs to run TTLs. */

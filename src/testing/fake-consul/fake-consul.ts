@@ -9,6 +9,9 @@ import { ConfigEntries, ConfigEntryError } from "./config-entries.ts";
 import { KvStore } from "./kv-store.ts";
 import { agentHealth, agentService, aggregateStatus, catalogService, healthStatusCode } from "./views.ts";
 import { parseCatalogRegistration, parseServiceRegistration, RegistrationError } from "./registration.ts";
+import { FakeConnect } from "./connect.ts";
+import { aclAllows, aclCheck, requestToken, type AclNeed, type FakeAclToken } from "./acl.ts";
+import type { TestCertificateAuthority } from "../test-ca.ts";
 
 /** Options for {@link FakeConsul.start}. */
 export interface FakeConsulOptions {
@@ -16,6 +19,17 @@ export interface FakeConsulOptions {
   readonly node?: string;
   /** The datacenter. Default `dc1`. */
   readonly datacenter?: string;
+  /** The Connect CA's SPIFFE trust domain. Default `11111111-2222-3333-4444-555555555555.consul`, as in Consul's docs. */
+  readonly trustDomain?: string;
+  /** Lifetime of the leaf certificates the Connect CA issues, in ms; they are renewed at 80% of it. Default 72 hours, as Consul. */
+  readonly leafValidForMs?: number;
+  /** What authorize answers when no intention matches. Default `allow` (Consul with ACLs off). */
+  readonly defaultIntentionPolicy?: "allow" | "deny";
+  /**
+   * Turns ACLs on, default deny: the tokens that exist, by secret, and what each may do. A request
+   * without a token, or with an unknown one, gets 403 as from Consul. Off unless given.
+   */
+  readonly aclTokens?: Readonly<Record<string, FakeAclToken>>;
 }
 
 interface Waiter {
@@ -30,13 +44,17 @@ const DEFAULT_WAIT_MS = 5 * 60_000;
  * part of Consul's HTTP API proxyless uses, as Consul documents it: blocking queries with
  * `X-Consul-Index`, `/v1/health/service/:name` with `passing`, `tag` and `filter`,
  * `/v1/catalog/services`, `/v1/catalog/register`, agent service registration and deregistration, TTL
- * check updates, agent health, `/v1/catalog/service/:name`, KV (`/v1/kv`), and config entries
- * (`/v1/config`, with Consul's validation and discovery-chain checks). Errors are plain text with Consul's status codes and messages.
+ * check updates, agent health, `/v1/catalog/service/:name`, KV (`/v1/kv`), config entries
+ * (`/v1/config`, with Consul's validation and discovery-chain checks), and Connect: CA roots (agent and
+ * `/v1/connect/ca/roots`, `?pem=true`), leaf certificates (real ECDSA certificates with SPIFFE IDs,
+ * re-issued on rotation and before expiry), authorize and the intention queries, evaluated from
+ * `service-intentions` entries. ACLs are enforced when `aclTokens` is given. Errors are plain text with
+ * Consul's status codes and messages.
  *
  * Hooks let a test break it the ways a real Consul breaks: {@link FakeConsul.rewindIndex},
  * {@link FakeConsul.zeroIndexNext}, {@link FakeConsul.churn}, {@link FakeConsul.failNext},
- * {@link FakeConsul.garbageNext}, {@link FakeConsul.hang}, {@link FakeConsul.dropConnections} and
- * {@link FakeConsul.restart}.
+ * {@link FakeConsul.garbageNext}, {@link FakeConsul.hang}, {@link FakeConsul.dropConnections},
+ * {@link FakeConsul.restart}, {@link FakeConsul.rotateConnectCa} and {@link FakeConsul.renewLeaf}.
  *
  * The fake does not run HTTP, TCP or gRPC checks: their status is the one registered (critical by
  * default, as in Consul) until a test changes it with {@link FakeConsul.setCheck}. TTL checks expire.
@@ -61,13 +79,55 @@ export class FakeConsul {
   #garbage = 0;
   #zeroIndex = 0;
   #hanging = false;
+  readonly #options: FakeConsulOptions;
+  #connect: FakeConnect;
+  /** The ACL token of the request being routed. */
+  #token: string | undefined;
 
   private constructor(server: Server, url: string, options: FakeConsulOptions) {
     this.#server = server;
     this.url = url;
+    this.#options = options;
     this.#nodeName = options.node ?? "fake-node";
     this.#datacenter = options.datacenter ?? "dc1";
+    this.#connect = this.#newConnect();
     this.#addAgentNode();
+  }
+
+  #newConnect(): FakeConnect {
+    return new FakeConnect(
+      {
+        datacenter: this.#datacenter,
+        trustDomain: this.#options.trustDomain ?? "11111111-2222-3333-4444-555555555555.consul",
+        leafValidForMs: this.#options.leafValidForMs ?? 72 * 3_600_000,
+        defaultIntentionPolicy: this.#options.defaultIntentionPolicy ?? "allow",
+        bump: () => this.#state.bump(),
+        wake: () => this.#wakeAll(),
+      },
+      this.#config,
+    );
+  }
+
+  /**
+   * The Connect CA's active root, created on first use: mint client certificates from it in tests
+   * (`(await fake.connectCa()).issue({ uri })`).
+   */
+  connectCa(): Promise<TestCertificateAuthority> {
+    return this.#connect.active();
+  }
+
+  /** Rotates the Connect CA: a new active root (the old one stays in the roots) and new leaves from it; blocked root and leaf queries return. */
+  rotateConnectCa(): Promise<void> {
+    return this.#connect.rotate();
+  }
+
+  /**
+   * Re-issues a service's leaf certificate now, as Consul does when one nears expiry.
+   *
+   * @param service - the service
+   */
+  renewLeaf(service: string): Promise<void> {
+    return this.#connect.renew(service);
   }
 
   /**
@@ -92,6 +152,7 @@ export class FakeConsul {
 
   /** Stops the server, ends blocked queries and clears TTL timers. */
   async close(): Promise<void> {
+    this.#connect.close();
     for (const timer of this.#ttlTimers.values()) clearTimeout(timer);
     this.#ttlTimers.clear();
     this.#wakeAll();
@@ -190,6 +251,8 @@ export class FakeConsul {
     this.#config.clear();
     this.#kvStore.clear();
     this.#kvIndex = 1;
+    this.#connect.close();
+    this.#connect = this.#newConnect();
     this.#addAgentNode();
     this.dropConnections();
   }
@@ -208,10 +271,18 @@ export class FakeConsul {
       sendText(res, this.#failures.status, this.#failures.body);
       return;
     }
+    res.setHeader("x-consul-default-acl-policy", this.#options.aclTokens === undefined ? "allow" : "deny");
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
-      this.#route(req.method ?? "GET", url, Buffer.concat(chunks), res).catch((err: unknown) => {
+      const raw = Buffer.concat(chunks);
+      this.#token = requestToken(url.searchParams, req.headers);
+      const refused = aclCheck(this.#options.aclTokens, this.#token, this.#aclNeed(req.method ?? "GET", url.pathname, raw));
+      if (refused !== undefined) {
+        sendText(res, 403, refused);
+        return;
+      }
+      this.#route(req.method ?? "GET", url, raw, res).catch((err: unknown) => {
         if (!res.headersSent) sendText(res, 500, err instanceof Error ? err.message : String(err));
       });
     });
@@ -252,12 +323,19 @@ export class FakeConsul {
     if ((m = /^\/v1\/config\/([^/]+)$/.exec(path)) !== null) {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
       const kind = decodeURIComponent(m[1] ?? "");
-      return this.#query(url.searchParams, res, () => this.#config.index(kind), () => this.#config.list(kind));
+      const token = this.#token;
+      return this.#query(url.searchParams, res, () => this.#config.index(kind), () =>
+        this.#config.list(kind).filter((e) => this.#mayRead(token, kind === "service-intentions" ? { resource: "intentions", access: "read", name: e.Name } : { resource: "service", access: "read", name: e.Name })),
+      );
     }
     if (path === "/v1/catalog/services") {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
-      return this.#query(url.searchParams, res, () => this.#state.catalogIndex, () => this.#state.services());
+      const token = this.#token;
+      return this.#query(url.searchParams, res, () => this.#state.catalogIndex, () =>
+        Object.fromEntries(Object.entries(this.#state.services()).filter(([name]) => this.#mayRead(token, { resource: "service", access: "read", name }))),
+      );
     }
+    if (path.startsWith("/v1/agent/connect/") || path.startsWith("/v1/connect/")) return this.#connectRoute(method, url, body, res);
     if (path === "/v1/catalog/register") {
       if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
       return this.#write(res, () => {
@@ -307,6 +385,124 @@ export class FakeConsul {
     if ((m = /^\/v1\/agent\/check\/(pass|warn|fail|update)\/(.+)$/.exec(path)) !== null) {
       if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
       return this.#checkUpdate(m[1] ?? "", decodeURIComponent(m[2] ?? ""), url.searchParams, body, res);
+    }
+    sendText(res, 404, `Invalid URL path: not a recognized HTTP API endpoint: ${path}`);
+  }
+
+  #mayRead(token: string | undefined, need: AclNeed): boolean {
+    return aclAllows(this.#options.aclTokens, token, need);
+  }
+
+  /** The permission a request needs (Consul's rules for the endpoints the fake serves); undefined for none. */
+  #aclNeed(method: string, path: string, raw: Buffer): AclNeed | undefined {
+    const read = method === "GET" || method === "HEAD";
+    const service = (name: string, access: "read" | "write" = read ? "read" : "write"): AclNeed => ({ resource: "service", access, name });
+    const field = (key: string): string => {
+      try {
+        const parsed = JSON.parse(raw.toString("utf8")) as Record<string, unknown>;
+        const value = parsed[key] ?? parsed[key.toLowerCase()];
+        return typeof value === "string" ? value : "";
+      } catch {
+        return "";
+      }
+    };
+    let m: RegExpExecArray | null;
+    if ((m = /^\/v1\/(?:health|catalog)\/service\/(.+)$/.exec(path)) !== null) return service(decodeURIComponent(m[1] ?? ""));
+    if ((m = /^\/v1\/agent\/health\/service\/name\/(.+)$/.exec(path)) !== null) return service(decodeURIComponent(m[1] ?? ""));
+    if ((m = /^\/v1\/kv\/(.*)$/.exec(path)) !== null) return { resource: "key", access: read ? "read" : "write", name: decodeURIComponent(m[1] ?? "") };
+    if (path === "/v1/config") return field("Kind") === "service-intentions" ? { resource: "intentions", access: "write", name: field("Name") } : service(field("Name"), "write");
+    if ((m = /^\/v1\/config\/([^/]+)\/([^/]+)$/.exec(path)) !== null) {
+      const name = decodeURIComponent(m[2] ?? "");
+      return m[1] === "service-intentions" ? { resource: "intentions", access: read ? "read" : "write", name } : service(name);
+    }
+    if (path === "/v1/agent/service/register") return service(field("Name"), "write");
+    if ((m = /^\/v1\/agent\/service\/deregister\/(.+)$/.exec(path)) !== null) {
+      return service(this.#state.instances().get(decodeURIComponent(m[1] ?? ""))?.service.Service ?? "", "write");
+    }
+    if ((m = /^\/v1\/agent\/connect\/ca\/leaf\/(.+)$/.exec(path)) !== null) return service(decodeURIComponent(m[1] ?? ""), "write");
+    if (path === "/v1/agent/connect/authorize") return service(field("Target"), "write");
+    if (path.startsWith("/v1/connect/intentions")) return { resource: "intentions", access: "read", name: "*" };
+    return undefined;
+  }
+
+  async #connectRoute(method: string, url: URL, body: string, res: ServerResponse): Promise<void> {
+    const path = url.pathname;
+    const params = url.searchParams;
+    const connect = this.#connect;
+    let m: RegExpExecArray | null;
+    if (path === "/v1/connect/ca/roots" || path === "/v1/agent/connect/ca/roots") {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      await connect.active();
+      if (path === "/v1/connect/ca/roots" && params.get("pem") === "true") {
+        const pem = connect.rootsPem();
+        res.writeHead(200, { "content-type": "application/pem-certificate-chain", "content-length": Buffer.byteLength(pem), ...queryHeaders(connect.rootsIndex) });
+        res.end(pem);
+        return;
+      }
+      return this.#query(params, res, () => connect.rootsIndex, () => connect.rootsBody(path === "/v1/connect/ca/roots"));
+    }
+    if ((m = /^\/v1\/agent\/connect\/ca\/leaf\/(.+)$/.exec(path)) !== null) {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      const service = decodeURIComponent(m[1] ?? "");
+      await connect.ensureLeaf(service);
+      return this.#query(params, res, () => connect.leafIndex(service), () => connect.leafBody(service));
+    }
+    if (path === "/v1/agent/connect/authorize") {
+      if (method !== "POST") return this.#methodNotAllowed(res, "POST");
+      let request: { Target?: unknown; ClientCertURI?: unknown };
+      try {
+        request = JSON.parse(body) as typeof request;
+      } catch (err) {
+        sendText(res, 400, `Request decode failed: ${(err as Error).message}`);
+        return;
+      }
+      if (typeof request.Target !== "string" || request.Target === "") {
+        sendText(res, 400, "Target service must be specified");
+        return;
+      }
+      if (typeof request.ClientCertURI !== "string" || request.ClientCertURI === "") {
+        sendText(res, 400, "ClientCertURI must be specified");
+        return;
+      }
+      try {
+        sendJson(res, 200, connect.authorize(request.Target, request.ClientCertURI));
+      } catch (err) {
+        sendText(res, 400, (err as Error).message);
+      }
+      return;
+    }
+    if (path === "/v1/connect/intentions/check" || path === "/v1/connect/intentions/exact") {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      const source = params.get("source") ?? "";
+      const destination = params.get("destination") ?? "";
+      if (source === "" || destination === "") {
+        sendText(res, 400, "required query parameters 'source' and 'destination' not set");
+        return;
+      }
+      if (path.endsWith("/check")) {
+        const first = connect.matching(source, destination)[0];
+        const allowed = first === undefined ? this.#options.defaultIntentionPolicy !== "deny" : first.Action === "allow" && first.Permissions === undefined;
+        sendJson(res, 200, { Allowed: allowed });
+        return;
+      }
+      const exact = connect.intentions().find((i) => i.SourceName === source && i.DestinationName === destination);
+      if (exact === undefined) sendText(res, 404, "Intention not found");
+      else sendJson(res, 200, exact);
+      return;
+    }
+    if (path === "/v1/connect/intentions/match") {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      const by = params.get("by");
+      if (by !== "source" && by !== "destination") {
+        sendText(res, 400, "required query parameter 'by' must be 'source' or 'destination'");
+        return;
+      }
+      const out: Record<string, unknown[]> = {};
+      for (const name of params.getAll("name")) {
+        out[name] = connect.intentions().filter((i) => (by === "source" ? i.SourceName === name || i.SourceName === "*" : i.DestinationName === name || i.DestinationName === "*"));
+      }
+      sendJson(res, 200, out);
+      return;
     }
     sendText(res, 404, `Invalid URL path: not a recognized HTTP API endpoint: ${path}`);
   }

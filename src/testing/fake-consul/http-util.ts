@@ -14,7 +14,6 @@ export function queryHeaders(index: number): Record<string, string> {
     "x-consul-knownleader": "true",
     "x-consul-lastcontact": "0",
     "x-consul-effective-consistency": "leader",
-    "x-consul-default-acl-policy": "allow",
   };
 }
 

@@ -69,7 +69,11 @@ function meta(value: unknown): Record<string, string> {
 /** A service instance from a registration body (agent: `Name`; catalog: `Service`), with Consul's defaults. */
 function serviceRecord(o: Json, id: string, name: string): ServiceRecord {
   const port = field(o, "Port");
+  const kind = str(field(o, "Kind"));
+  const proxy = object(field(o, "Proxy"));
   return {
+    ...(kind === "" ? {} : { Kind: kind }),
+    ...(proxy === undefined ? {} : { Proxy: proxy }),
     ID: id,
     Service: name,
     Tags: strings(field(o, "Tags")),

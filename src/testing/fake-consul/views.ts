@@ -37,7 +37,8 @@ export function catalogService(state: ConsulState, name: string): Record<string,
 
 /** An instance as the agent endpoints show it. @internal */
 export function agentService(service: ServiceRecord, datacenter: string): Record<string, unknown> {
-  return { ...service, EnableTagOverride: false, Datacenter: datacenter };
+  const { Proxy: proxy, ...rest } = service;
+  return { ...rest, EnableTagOverride: false, Datacenter: datacenter, ...(proxy === undefined ? {} : { Proxy: proxy }) };
 }
 
 /** Consul's aggregate of checks: critical (or maintenance) wins, then warning, then passing. @internal */
