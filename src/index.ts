@@ -53,7 +53,7 @@ export { decodeConsulEntry, decodeConsulEntries, CONSUL_ENTRY_KINDS, type Consul
 export { validateServiceConfig } from "./config/validate-config.ts";
 export type { ServiceRegistration, CheckDefinition, Registration } from "./registry/registration.ts";
 export { StaticRegistry } from "./registry/static-registry.ts";
-export { ConsulRegistry, type ConsulRegistryOptions } from "./registry/consul/consul-registry.ts";
+export { ConsulRegistry, type ConsulRegistryOptions, type ConsulTlsOptions } from "./registry/consul/consul-registry.ts";
 export { decodeHealth, ConsulDecodeError, type DecodedHealth } from "./registry/consul/decode-health.ts";
 export { compileFilter, type FilterPredicate } from "./config/filter-expression.ts";
 export type { ServiceMap } from "./registry/in-memory-registry.ts";

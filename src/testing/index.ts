@@ -7,7 +7,7 @@
 export { MockRegistry } from "./mock-registry.ts";
 export { FakeClock } from "./fake-clock.ts";
 export { createSeededRandom } from "../core/random.ts";
-export { FakeConsul, type FakeConsulOptions } from "./fake-consul/fake-consul.ts";
+export { FakeConsul, type FakeConsulOptions, type FakeConsulTls } from "./fake-consul/fake-consul.ts";
 export type { CheckStatus } from "./fake-consul/consul-state.ts";
 export type { FakeAclToken } from "./fake-consul/acl.ts";
 export { TestCertificateAuthority, type TestCertificate, type LeafOptions, type TestCaOptions } from "./test-ca.ts";

@@ -1,4 +1,4 @@
-import { request } from "undici";
+import { request, type Dispatcher } from "undici";
 import type { Clock, TimerHandle } from "../../core/clock.ts";
 import { invalidConfig, MeshError } from "../../core/errors.ts";
 import { assertServiceName } from "../../core/service-name.ts";
@@ -9,6 +9,8 @@ export interface ConsulAgentContext {
   readonly url: string;
   readonly token: string | undefined;
   readonly clock: Clock;
+  /** The undici dispatcher for an https agent; the global one when undefined. */
+  readonly dispatcher: Dispatcher | undefined;
   /** Reported when a heartbeat or a restore fails; the registration keeps trying. */
   readonly onError: (error: Error) => void;
 }
@@ -193,6 +195,7 @@ export class ConsulRegistration implements Registration {
       request(`${this.#ctx.url}${path}`, {
         method,
         ...(body === undefined ? {} : { body }),
+        ...(this.#ctx.dispatcher === undefined ? {} : { dispatcher: this.#ctx.dispatcher }),
         headers: this.#ctx.token === undefined ? {} : { "x-consul-token": this.#ctx.token },
       });
     let res;

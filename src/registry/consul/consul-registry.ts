@@ -1,7 +1,8 @@
 import { EventEmitter } from "node:events";
 import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import Consul from "consul";
-import { request } from "undici";
+import { Agent as UndiciAgent, request, type Dispatcher } from "undici";
 import { systemClock, type Clock } from "../../core/clock.ts";
 import { invalidConfig } from "../../core/errors.ts";
 import { systemRandom, type Random } from "../../core/random.ts";
@@ -18,10 +19,24 @@ import { decodeHealth } from "./decode-health.ts";
 import { ConfigWatch } from "./config-watch.ts";
 import { SnapshotCache } from "./snapshot-cache.ts";
 
+/** TLS settings for an agent served over HTTPS (Consul's `verify_incoming` needs `cert` and `key`). */
+export interface ConsulTlsOptions {
+  /** CA certificates (PEM) to trust instead of the system's. */
+  readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  /** This client's certificate chain (PEM), for an agent that requires one. */
+  readonly cert?: string | Buffer;
+  /** This client's private key (PEM). */
+  readonly key?: string | Buffer;
+  /** The name to check the agent's certificate against (and send as SNI); default the URL's host. */
+  readonly serverName?: string;
+}
+
 /** Options for {@link ConsulRegistry}. */
 export interface ConsulRegistryOptions {
-  /** The agent's HTTP address. Default `http://127.0.0.1:8500`. */
+  /** The agent's address, `http://` or `https://`. Default `http://127.0.0.1:8500`. */
   readonly url?: string;
+  /** TLS settings when `url` is `https://`. */
+  readonly tls?: ConsulTlsOptions;
   /** ACL token, sent as `X-Consul-Token`. */
   readonly token?: string;
   /** Datacenter to query; the agent's own when left out. */
@@ -51,6 +66,9 @@ export interface ConsulRegistryOptions {
 interface Settings extends LoopSettings {
   readonly token: string | undefined;
   readonly datacenter: string | undefined;
+  /** For the calls made with undici (config entries, registration): TLS settings, when https. */
+  readonly dispatcher: Dispatcher | undefined;
+  readonly tls: ConsulTlsOptions | undefined;
 }
 
 interface HealthServiceCall {
@@ -67,7 +85,7 @@ interface IncomingHeaders {
   readonly headers: Record<string, string | string[] | undefined>;
 }
 
-const KEYS = ["url", "token", "datacenter", "waitSeconds", "burst", "queriesPerSecond", "initialBackoffMs", "maxBackoffMs", "cacheFile", "clock", "random"] as const;
+const KEYS = ["url", "tls", "token", "datacenter", "waitSeconds", "burst", "queriesPerSecond", "initialBackoffMs", "maxBackoffMs", "cacheFile", "clock", "random"] as const;
 
 /**
  * Services and their instances from Consul: one blocking query on `/v1/health/service/:name` per watched
@@ -93,7 +111,7 @@ export class ConsulRegistry implements Registry {
   /** Cache problems found before any watch could hear of them. */
   readonly #cacheErrors: Error[] = [];
   readonly #config: ConfigWatch;
-  #client: { readonly consul: Consul; readonly agent: HttpAgent } | undefined;
+  #client: { readonly consul: Consul; readonly agent: HttpAgent | HttpsAgent } | undefined;
 
   /**
    * @param options - see {@link ConsulRegistryOptions}
@@ -108,7 +126,9 @@ export class ConsulRegistry implements Registry {
     } catch {
       throw invalidConfig("consul.url", `expected a URL such as "http://127.0.0.1:8500", got ${JSON.stringify(url)}`);
     }
-    if (parsed.protocol !== "http:") throw invalidConfig("consul.url", `only http:// is supported so far, got ${JSON.stringify(url)}`);
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw invalidConfig("consul.url", `expected an http:// or https:// URL, got ${JSON.stringify(url)}`);
+    const tls = tlsOptions(o.tls);
+    if (tls !== undefined && parsed.protocol !== "https:") throw invalidConfig("consul.tls", "TLS settings need an https:// url");
     this.url = parsed.origin;
     this.#options = {
       url: parsed.origin,
@@ -121,6 +141,8 @@ export class ConsulRegistry implements Registry {
       maxBackoffMs: optionalNumber(o.maxBackoffMs, "consul.maxBackoffMs", { min: 1 }) ?? 30_000,
       clock: o.clock ?? systemClock,
       random: o.random ?? systemRandom,
+      tls,
+      dispatcher: parsed.protocol === "https:" ? new UndiciAgent({ connect: connectOptions(tls) }) : undefined,
     };
     this.#config = new ConfigWatch(this.#options, (kind, index, wait, cancel) => configQuery(this.#options, kind, index, wait, cancel));
     if (o.cacheFile !== undefined && (typeof o.cacheFile !== "string" || o.cacheFile === "")) {
@@ -157,6 +179,7 @@ export class ConsulRegistry implements Registry {
       url: this.url,
       token: this.#options.token,
       clock: this.#options.clock,
+      dispatcher: this.#options.dispatcher,
       onError: (error) => {
         for (const listener of this.#registrationListeners) listener(error);
       },
@@ -202,13 +225,15 @@ export class ConsulRegistry implements Registry {
     const registrations = [...this.#registrations];
     this.#registrations.clear();
     await Promise.all(registrations.map((r) => r.deregister()));
+    await this.#options.dispatcher?.close();
   }
 
-  #connection(): { readonly consul: Consul; readonly agent: HttpAgent } {
+  #connection(): { readonly consul: Consul; readonly agent: HttpAgent | HttpsAgent } {
     if (this.#client === undefined) {
       const url = new URL(this.#options.url);
-      const agent = new HttpAgent({ keepAlive: true });
-      const consul = new Consul({ host: url.hostname, port: Number(url.port === "" ? 80 : url.port), secure: false, agent });
+      const secure = url.protocol === "https:";
+      const agent = secure ? new HttpsAgent({ keepAlive: true, ...connectOptions(this.#options.tls) }) : new HttpAgent({ keepAlive: true });
+      const consul = new Consul({ host: url.hostname, port: Number(url.port === "" ? (secure ? 443 : 80) : url.port), secure, agent });
       this.#client = { consul, agent };
     }
     return this.#client;
@@ -370,12 +395,35 @@ async function configQuery(settings: Settings, kind: ConsulEntryKind, index: num
   if (settings.datacenter !== undefined) query.set("dc", settings.datacenter);
   const res = await request(`${settings.url}/v1/config/${kind}?${query.toString()}`, {
     signal: abort.signal,
+    ...(settings.dispatcher === undefined ? {} : { dispatcher: settings.dispatcher }),
     headersTimeout: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000),
     headers: settings.token === undefined ? {} : { "x-consul-token": settings.token },
   });
   const text = await res.body.text();
   if (res.statusCode !== 200) throw Object.assign(new Error(text), { statusCode: res.statusCode });
   return { index: headerIndex(res.headers["x-consul-index"]), body: JSON.parse(text) as unknown };
+}
+
+function tlsOptions(raw: unknown): ConsulTlsOptions | undefined {
+  if (raw === undefined) return undefined;
+  const o = expectOptions(raw, "consul.tls", ["ca", "cert", "key", "serverName"]) as ConsulTlsOptions;
+  const pem = (v: unknown): boolean => typeof v === "string" || Buffer.isBuffer(v);
+  if (o.ca !== undefined && !pem(o.ca) && !(Array.isArray(o.ca) && o.ca.every(pem))) throw invalidConfig("consul.tls.ca", "expected PEM text or a Buffer, or a list of them");
+  for (const key of ["cert", "key"] as const) if (o[key] !== undefined && !pem(o[key])) throw invalidConfig(`consul.tls.${key}`, "expected PEM text or a Buffer");
+  if ((o.cert === undefined) !== (o.key === undefined)) throw invalidConfig("consul.tls", "give cert and key together");
+  if (o.serverName !== undefined && (typeof o.serverName !== "string" || o.serverName === "")) throw invalidConfig("consul.tls.serverName", "expected a host name");
+  return o;
+}
+
+/** The TLS options of node:tls `connect` for these settings. */
+function connectOptions(tls: ConsulTlsOptions | undefined): { ca?: (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer; servername?: string } {
+  if (tls === undefined) return {};
+  return {
+    ...(tls.ca === undefined ? {} : { ca: Array.isArray(tls.ca) ? [...(tls.ca as readonly (string | Buffer)[])] : [tls.ca as string | Buffer] }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+    ...(tls.key === undefined ? {} : { key: tls.key }),
+    ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
+  };
 }
 
 function headerIndex(header: string | string[] | undefined): number {

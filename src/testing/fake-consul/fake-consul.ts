@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { compileFilter, type FilterPredicate } from "../../config/filter-expression.ts";
 import { checkKey, ConsulState, type CheckRecord, type CheckStatus, type NodeRecord } from "./consul-state.ts";
@@ -30,6 +31,24 @@ export interface FakeConsulOptions {
    * without a token, or with an unknown one, gets 403 as from Consul. Off unless given.
    */
   readonly aclTokens?: Readonly<Record<string, FakeAclToken>>;
+  /**
+   * Serve HTTPS (as an agent with `tls.https` set) with this certificate; `url` is then `https://`.
+   * With `requireClientCert`, clients must present a certificate that chains to `ca` (Consul's
+   * `verify_incoming`).
+   */
+  readonly tls?: FakeConsulTls;
+}
+
+/** HTTPS settings of a {@link FakeConsul}. */
+export interface FakeConsulTls {
+  /** The server certificate (PEM); for `https://127.0.0.1` it needs the IP SAN 127.0.0.1. */
+  readonly cert: string;
+  /** Its private key (PEM). */
+  readonly key: string;
+  /** CA certificates (PEM) that client certificates must chain to. */
+  readonly ca?: string;
+  /** Require a client certificate (Consul's `verify_incoming`). */
+  readonly requireClientCert?: boolean;
 }
 
 interface Waiter {
@@ -60,7 +79,7 @@ const DEFAULT_WAIT_MS = 5 * 60_000;
  * default, as in Consul) until a test changes it with {@link FakeConsul.setCheck}. TTL checks expire.
  */
 export class FakeConsul {
-  /** `http://127.0.0.1:<port>`. */
+  /** `http://127.0.0.1:<port>`, or `https://` with `tls`. */
   readonly url: string;
   readonly #server: Server;
   readonly #state = new ConsulState();
@@ -136,10 +155,14 @@ export class FakeConsul {
    * @param options - node name and datacenter
    */
   static async start(options: FakeConsulOptions = {}): Promise<FakeConsul> {
-    const server = createServer();
+    const tls = options.tls;
+    const server: Server =
+      tls === undefined
+        ? createServer()
+        : createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca }), requestCert: tls.requireClientCert === true, rejectUnauthorized: tls.requireClientCert === true });
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
-    const fake = new FakeConsul(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, options);
+    const fake = new FakeConsul(server, `${tls === undefined ? "http" : "https"}://127.0.0.1:${(server.address() as AddressInfo).port}`, options);
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
       fake.handle(req, res);
     });
