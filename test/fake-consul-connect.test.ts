@@ -123,6 +123,10 @@ describe("FakeConsul Connect CA, leaf certificates and authorize", () => {
     assert.deepEqual(keys((await call(fake, "GET", "/v1/connect/intentions/check?source=web&destination=api")).json()), keys(consulSample("connect-intentions-check.json")));
     const match = (await call(fake, "GET", "/v1/connect/intentions/match?by=destination&name=api")).json() as Record<string, { SourceName: string }[]>;
     assert.deepEqual(match.api?.map((i) => i.SourceName).sort(), ["hackathon-project", "nightly-reconciler", "web"]);
+    // The documented match sample lacks Precedence, which the exact sample (and Consul's Intention) has.
+    const documented = Object.keys((consulSample("connect-intentions-match.json") as Record<string, object[]>).web?.[0] ?? {});
+    const web = (await call(fake, "GET", "/v1/connect/intentions/match?by=source&name=web")).json() as Record<string, object[]>;
+    for (const key of documented) assert.ok(key in (web.web?.[0] ?? {}), `match results carry ${key}`);
   });
 });
 

@@ -87,6 +87,20 @@ describe("FakeConsul serves the documented shapes", () => {
     assert.deepEqual(got.TaggedAddresses, sample.TaggedAddresses);
   });
 
+  it("accepts each documented check definition (snake_case, as agent config writes them) and the documented check update", async () => {
+    const snippets = consulSample("agent-service-register.check-snippets.json") as Record<string, Record<string, unknown>>;
+    for (const [name, snippet] of Object.entries(snippets)) {
+      const res = await call(fake, "PUT", "/v1/agent/service/register", { Name: `snippet-${name}`, Port: 80, ...snippet });
+      assert.equal(res.status, 200, `${name}: ${res.text}`);
+    }
+    const update = await call(fake, "PUT", "/v1/agent/check/update/web-app", consulSample("agent-check-update.request.json"));
+    assert.equal(update.status, 200, update.text);
+    const entries = (await call(fake, "GET", "/v1/health/service/snippet-ttl-check")).json() as { Checks: { CheckID: string; Status: string; Output: string }[] }[];
+    const check = entries[0]?.Checks.find((c) => c.CheckID === "web-app");
+    assert.equal(check?.Status, "passing");
+    assert.equal(check?.Output, (consulSample("agent-check-update.request.json") as { Output: string }).Output);
+  });
+
   it("an unknown service is 200 [] with an index of at least 1", async () => {
     const res = await call(fake, "GET", "/v1/health/service/nosuch");
     assert.equal(res.status, 200);
