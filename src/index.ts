@@ -46,7 +46,7 @@ export type {
 } from "./registry/registry.ts";
 export type { ServiceConfig, LoadBalancerConfig } from "./registry/service-config.ts";
 export type { RouterConfig, RouteConfig, RouteMatch, RouteDestination, HeaderMatch, QueryMatch, HeaderChanges } from "./config/route-config.ts";
-export type { SplitterConfig, SplitConfig } from "./config/split-config.ts";
+export type { SplitterConfig, SplitConfig, StickySplit } from "./config/split-config.ts";
 export type { ResolverConfig, SubsetConfig, FailoverConfig, TargetRef } from "./config/resolver-config.ts";
 export type { ServiceDefaultsConfig, UpstreamPolicy, UpstreamLimits, PassiveHealthCheck } from "./config/defaults-config.ts";
 export { decodeConsulEntry, decodeConsulEntries, CONSUL_ENTRY_KINDS, type ConsulEntryKind, type DecodedConsulEntry } from "./config/decode-consul.ts";

@@ -183,7 +183,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     assertServiceName(name);
     if (this.#closing !== undefined) throw meshClosedError();
     const state = new ServiceState(name, this.#ctx);
-    const client = new ServiceClient(state, (options, handler, affinity) => this.#dispatch(options, handler, affinity));
+    const client = new ServiceClient(
+      state,
+      (options, handler, affinity) => this.#dispatch(options, handler, affinity),
+      (service) => this.#stateOf(service),
+    );
     this.#states.set(name, state);
     this.#clients.set(name, client);
     return client;
@@ -284,6 +288,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const destroying = Promise.all([this.#deregisterAll(), ...[...this.#states.values()].map((s) => s.destroy(error))]).then(() => undefined);
     this.#closing ??= destroying;
     return destroying;
+  }
+
+  /** The state of a service, watched from its first use (routing to it counts as use). */
+  #stateOf(service: string): ServiceState {
+    const state = this.#states.get(service);
+    if (state !== undefined && this.#closing === undefined) return state;
+    this.client(service);
+    return this.#states.get(service) as ServiceState;
   }
 
   #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, affinity?: Affinity): boolean {

@@ -108,7 +108,8 @@ function pairsValue(pairs: Iterable<readonly unknown[]>, name: string): string |
   return undefined;
 }
 
-function cookieValue(cookie: string | undefined, name: string): string | undefined {
+/** The value of cookie `name` in a `Cookie` header. @internal */
+export function cookieValue(cookie: string | undefined, name: string): string | undefined {
   if (cookie === undefined) return undefined;
   for (const part of cookie.split(";")) {
     const eq = part.indexOf("=");
@@ -117,7 +118,8 @@ function cookieValue(cookie: string | undefined, name: string): string | undefin
   return undefined;
 }
 
-function queryValue(path: string, name: string): string | undefined {
+/** The first value of query parameter `name` in a path with query string. @internal */
+export function queryValue(path: string, name: string): string | undefined {
   const q = path.indexOf("?");
   if (q < 0) return undefined;
   return new URLSearchParams(path.slice(q + 1)).get(name) ?? undefined;

@@ -5,6 +5,7 @@ import { MeshError } from "../core/errors.ts";
 import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
 import { withHost } from "../transport/http/headers.ts";
 import type { ServiceState } from "./service-state.ts";
+import { routedDispatch, routedRequest, type StateLookup } from "./routed-call.ts";
 
 /** Options for {@link ServiceClient.request}: undici's request options without `origin`; `method` defaults to GET. */
 export type ServiceRequestOptions = Omit<Dispatcher.RequestOptions, "origin" | "method"> & {
@@ -49,14 +50,16 @@ export class ServiceClient {
   readonly #base: string;
   readonly #fetchDispatcher: Dispatcher;
   readonly #route: RouteByOrigin;
+  readonly #stateOf: StateLookup;
   /** Reused for every hashed pick: a pick is synchronous, so one object serves all requests. */
   readonly #context: { hash: number | undefined } = { hash: undefined };
 
   /** @internal */
-  constructor(state: ServiceState, route: RouteByOrigin) {
+  constructor(state: ServiceState, route: RouteByOrigin, stateOf: StateLookup) {
     this.service = state.service;
     this.#state = state;
     this.#route = route;
+    this.#stateOf = stateOf;
     this.#hostOnly = Object.freeze({ host: state.service });
     this.#base = `http://${state.service}`;
     // fetch follows redirects through this dispatcher: every hop is routed by its own origin.
@@ -80,9 +83,12 @@ export class ServiceClient {
   request(options: ServiceRequestOptions): Promise<ServiceResponseData> {
     const prepared = this.#prepare(options);
     if (prepared instanceof MeshError) return Promise.reject(prepared);
-    const picker = this.#state.picker;
+    const state = this.#state;
+    // Routing (routes, splits, subsets, failover) when the service's config has any; else straight to its balancer.
+    if (state.routing.active) return routedRequest(this.service, prepared, this.#stateOf, options.hashKey);
+    const picker = state.picker;
     if (picker !== undefined) return picker.pick(this.#pickContext(prepared, options.hashKey)).pool.request(prepared);
-    return this.#state.waitForPicker().then(() => this.#requestLater(prepared, options.hashKey));
+    return state.settle().then(() => (state.routing.active ? routedRequest(this.service, prepared, this.#stateOf, options.hashKey) : this.#requestLater(prepared, options.hashKey)));
   }
 
   /**
@@ -100,7 +106,11 @@ export class ServiceClient {
    */
   async fetch(input: string | URL, init?: ServiceFetchInit): Promise<Response> {
     const url = this.#resolve(input);
-    if (this.#state.picker === undefined) await this.#state.waitForPicker();
+    const state = this.#state;
+    if (state.picker === undefined) {
+      await state.settle();
+      if (!state.routing.active && state.picker === undefined) throw state.unavailableError();
+    }
     const hashKey = init?.hashKey;
     const affinity = hashKey === undefined ? undefined : { service: this.service, hashKey };
     const dispatcher =
@@ -116,15 +126,21 @@ export class ServiceClient {
    * @param host - the `Host` header to set when the caller set none
    */
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey?: string): boolean {
-    const picker = this.#state.picker;
+    const state = this.#state;
+    if (state.routing.active) return this.#routedDispatch(options, handler, host, hashKey);
+    const picker = state.picker;
     if (picker !== undefined) {
       return picker.pick(this.#pickContext(options, hashKey)).pool.dispatch(this.#dispatchOptions(options, host), handler);
     }
-    this.#state.waitForPicker().then(
-      () => this.#dispatchLater(options, handler, host, hashKey),
+    state.settle().then(
+      () => (state.routing.active ? this.#routedDispatch(options, handler, host, hashKey) : this.#dispatchLater(options, handler, host, hashKey)),
       (err: unknown) => failHandler(handler, err as Error),
     );
     return true;
+  }
+
+  #routedDispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined): boolean {
+    return routedDispatch(this.service, options, handler, this.#stateOf, hashKey, (o) => this.#dispatchOptions(o, host));
   }
 
   /** The pick context of a request: its hash when the caller gave a key or the balancer hashes. */

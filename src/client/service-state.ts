@@ -12,6 +12,7 @@ import type { LoadBalancerConfig, ServiceConfig } from "../registry/service-conf
 import { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import type { Pool } from "undici";
 import type { RequestHasher } from "../balancer/hash-policy.ts";
+import { ServiceRouting } from "../routing/service-routing.ts";
 
 /** What every service state of one mesh shares. @internal */
 export interface MeshContext {
@@ -51,6 +52,9 @@ export class ServiceState {
   #handles = new Map<string, EndpointHandle>();
   #balancer: BoundBalancer;
   #config: ServiceConfig = {};
+  #routing: ServiceRouting = ServiceRouting.NONE;
+  /** Pickers over each resolver subset, built on first use and dropped whenever the picker is rebuilt. */
+  #subsetPickers = new Map<string, { readonly picker: Picker<EndpointHandle> | undefined; readonly targets: readonly EndpointHandle[] }>();
   #panic = false;
   #targets: readonly EndpointHandle[] = [];
   #slowStartTimer: unknown;
@@ -73,10 +77,52 @@ export class ServiceState {
     return this.#endpoints;
   }
 
-  /** The balancer in force. */
   /** The config in force (the last one that validated); `{}` until one arrives. */
   get config(): ServiceConfig {
     return this.#config;
+  }
+
+  /** The routing compiled from the config in force. */
+  get routing(): ServiceRouting {
+    return this.#routing;
+  }
+
+  /** Whether the registry has answered for the service (or the state is closed): a wait would not help. */
+  get settled(): boolean {
+    return this.#status !== "pending";
+  }
+
+  /**
+   * The picker over a resolver subset's ready endpoints (those that match its filter, and pass when it
+   * wants only passing ones), with the endpoints it balances over; the picker is undefined when none
+   * can take traffic. Unlike the whole service, a subset does not enter panic: an empty subset fails
+   * over instead.
+   *
+   * @param name - a subset the resolver defines
+   */
+  subsetPicker(name: string): { readonly picker: Picker<EndpointHandle> | undefined; readonly targets: readonly EndpointHandle[] } {
+    const cached = this.#subsetPickers.get(name);
+    if (cached !== undefined) return cached;
+    const subset = this.#routing.subsets.get(name);
+    const targets: EndpointHandle[] = [];
+    if (subset !== undefined && this.#status === "known") {
+      for (const endpoint of this.#endpoints?.ready ?? []) {
+        const handle = this.#handles.get(endpoint.id);
+        if (handle !== undefined && subset.includes(endpoint)) targets.push(handle);
+      }
+    }
+    const built = { picker: targets.length === 0 ? undefined : this.#pickerOver(targets), targets };
+    this.#subsetPickers.set(name, built);
+    return built;
+  }
+
+  /** Waits until the registry has answered for the service, or the discovery timeout passes. Never throws. */
+  async settle(): Promise<void> {
+    const clock = this.#ctx.env.clock;
+    const deadline = clock.now() + this.#ctx.discoveryTimeout;
+    for (let left = this.#ctx.discoveryTimeout; this.#status === "pending" && left > 0; left = deadline - clock.now()) {
+      await this.#nextUpdate(left);
+    }
   }
 
   get policy(): string {
@@ -110,11 +156,7 @@ export class ServiceState {
    * returns the picker, or throws the error that explains why there is none.
    */
   async waitForPicker(): Promise<Picker<EndpointHandle>> {
-    const clock = this.#ctx.env.clock;
-    const deadline = clock.now() + this.#ctx.discoveryTimeout;
-    for (let left = this.#ctx.discoveryTimeout; this.#status === "pending" && left > 0; left = deadline - clock.now()) {
-      await this.#nextUpdate(left);
-    }
+    await this.settle();
     if (this.picker !== undefined) return this.picker;
     throw this.unavailableError();
   }
@@ -170,6 +212,7 @@ export class ServiceState {
       this.#status = "closed";
       this.picker = undefined;
       this.#targets = [];
+      this.#subsetPickers = new Map();
       this.#ctx.env.clock.clearTimeout(this.#slowStartTimer);
       this.#watch.close();
       this.#wake();
@@ -239,6 +282,7 @@ export class ServiceState {
     }
     this.#balancer = balancer;
     this.#config = config;
+    this.#routing = new ServiceRouting(this.service, config);
     this.#rebuildPicker();
     this.#ctx.events.emit("config_applied", { service: this.service, policy: balancer.policy });
   }
@@ -246,6 +290,7 @@ export class ServiceState {
   #rebuildPicker(): void {
     const { clock } = this.#ctx.env;
     clock.clearTimeout(this.#slowStartTimer);
+    this.#subsetPickers = new Map();
     const set = this.#endpoints;
     const ready: EndpointHandle[] = [];
     for (const endpoint of set?.ready ?? []) {
@@ -281,15 +326,19 @@ export class ServiceState {
   }
 
   #build(targets: EndpointHandle[]): void {
+    this.picker = this.#pickerOver(targets);
+  }
+
+  #pickerOver(targets: readonly EndpointHandle[]): Picker<EndpointHandle> {
     try {
-      this.picker = this.#balancer.createPicker(targets, this.#ctx.env);
+      return this.#balancer.createPicker(targets, this.#ctx.env);
     } catch (err) {
       // A plugin bug must not leave the old picker (which may hold retired endpoints) in place, nor throw
       // into the registry: serve with round robin and say so.
-      this.picker = roundRobin.createPicker(targets, {}, this.#ctx.env);
       const reason = err instanceof Error ? err.message : String(err);
       const error = invalidConfig("loadBalancer.policy", `balancer '${this.#balancer.policy}' failed to build a picker (${reason}); using round_robin until the next change`, { cause: err });
       this.#ctx.events.emit("config_rejected", { service: this.service, error });
+      return roundRobin.createPicker(targets, {}, this.#ctx.env);
     }
   }
 

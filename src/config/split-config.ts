@@ -14,8 +14,21 @@ export interface SplitConfig {
   readonly responseHeaders?: HeaderChanges;
 }
 
+/**
+ * Sticky splitting (a proxyless extension): the side is chosen by the hash of a header or cookie, so
+ * one user stays on one side. Requests without it are split in turn as usual.
+ */
+export interface StickySplit {
+  /** A header whose value picks the side (case-insensitive name). */
+  readonly header?: string;
+  /** A cookie whose value picks the side. */
+  readonly cookie?: string;
+}
+
 /** Weighted splits of a service's traffic (Consul's `service-splitter`): the weights sum to 100. */
 export interface SplitterConfig {
   /** The sides. */
   readonly splits: readonly SplitConfig[];
+  /** Choose the side by a header's or cookie's hash instead of in turn. Give one of the two. */
+  readonly sticky?: StickySplit;
 }

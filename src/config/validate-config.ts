@@ -89,7 +89,7 @@ const MAX_MS = 2_147_483_647;
 export function validateServiceConfig(config: unknown, service: string): ServiceConfig {
   const c = new Fields(config, "config", ["loadBalancer", "router", "splitter", "resolver", "defaults"]);
   if (c.has("router")) validateRouter(new Fields(c.raw("router"), "router", ["routes"]));
-  if (c.has("splitter")) validateSplitter(new Fields(c.raw("splitter"), "splitter", ["splits"]), service);
+  if (c.has("splitter")) validateSplitter(new Fields(c.raw("splitter"), "splitter", ["splits", "sticky"]), service);
   if (c.has("resolver")) validateResolver(new Fields(c.raw("resolver"), "resolver", ["subsets", "defaultSubset", "redirect", "failover", "connectTimeoutMs", "requestTimeoutMs"]));
   if (c.has("defaults")) validateDefaults(new Fields(c.raw("defaults"), "defaults", ["protocol", "upstreamDefaults", "upstreamOverrides"]));
   return config as ServiceConfig;
@@ -240,6 +240,12 @@ function validateSplitter(splitter: Fields, service: string): void {
     if (s.has("responseHeaders")) validateHeaderChanges(s.raw("responseHeaders"), s.at("responseHeaders"));
   });
   if (sum !== 10_000) throw invalidConfig(splitter.at("splits"), `the weights must sum to 100, not ${(sum / 100).toFixed(2)}`);
+  if (splitter.has("sticky")) {
+    const sticky = new Fields(splitter.raw("sticky"), splitter.at("sticky"), ["header", "cookie"]);
+    sticky.string("header", { nonEmpty: true });
+    sticky.string("cookie", { nonEmpty: true });
+    if (sticky.has("header") === sticky.has("cookie")) throw invalidConfig(sticky.path, "give one of header or cookie");
+  }
 }
 
 function target(value: unknown, path: string): void {

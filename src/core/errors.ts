@@ -19,7 +19,12 @@ export type MeshErrorCode =
   /** The registry gave no answer for the service within the discovery timeout. */
   | "ERR_DISCOVERY_TIMEOUT"
   /** The registry failed before it ever answered for the service. */
-  | "ERR_REGISTRY_UNAVAILABLE";
+  | "ERR_REGISTRY_UNAVAILABLE"
+  /**
+   * The routing config sends the request where it cannot go: a subset the target's resolver does not
+   * define, a redirect loop, or a datacenter, namespace or peer the registry cannot reach.
+   */
+  | "ERR_NO_ROUTE";
 
 /** Extra, machine-readable facts about an error (the service, the field at fault, ...). */
 export interface MeshErrorDetails {

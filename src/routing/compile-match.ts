@@ -1,0 +1,76 @@
+import type { HeaderMatch, QueryMatch, RouteMatch } from "../config/route-config.ts";
+import type { RequestView } from "./request-view.ts";
+
+/** Whether a request matches a route. @internal */
+export type RouteMatcher = (request: RequestView) => boolean;
+
+/**
+ * Compiles a regular expression written for Consul (Envoy uses RE2) to a JavaScript one that must match
+ * the whole value. RE2's `(?P<name>` is JavaScript's `(?<name>`. @internal
+ */
+export function compileRegex(source: string, flags = ""): RegExp {
+  return new RegExp(`^(?:${source.replaceAll("(?P<", "(?<")})$`, flags);
+}
+
+function valueMatcher(m: HeaderMatch | QueryMatch): (value: string | undefined) => boolean {
+  if (m.exact !== undefined) {
+    const exact = m.exact;
+    return (v) => v === exact;
+  }
+  if (m.regex !== undefined) {
+    const re = compileRegex(m.regex);
+    return (v) => v !== undefined && re.test(v);
+  }
+  if ("prefix" in m && m.prefix !== undefined) {
+    const prefix = m.prefix;
+    return (v) => v !== undefined && v.startsWith(prefix);
+  }
+  if ("suffix" in m && m.suffix !== undefined) {
+    const suffix = m.suffix;
+    return (v) => v !== undefined && v.endsWith(suffix);
+  }
+  return (v) => v !== undefined;
+}
+
+/**
+ * Compiles a route's match into one function, with Consul's (Envoy's) semantics: every condition must
+ * hold; paths compare exactly, by plain string prefix, or by a regex over the whole path, optionally
+ * case-insensitively; header conditions are negated by `invert`. Regexes are compiled here, once per
+ * config, never per request. @internal
+ */
+export function compileMatch(match: RouteMatch | undefined): RouteMatcher {
+  if (match === undefined) return () => true;
+  const checks: RouteMatcher[] = [];
+  const insensitive = match.caseInsensitive === true;
+  if (match.methods !== undefined && match.methods.length > 0) {
+    const methods = new Set(match.methods);
+    checks.push((r) => methods.has(r.method));
+  }
+  if (match.pathExact !== undefined) {
+    const exact = insensitive ? match.pathExact.toLowerCase() : match.pathExact;
+    checks.push(insensitive ? (r) => r.path.toLowerCase() === exact : (r) => r.path === exact);
+  } else if (match.pathPrefix !== undefined) {
+    const prefix = insensitive ? match.pathPrefix.toLowerCase() : match.pathPrefix;
+    checks.push(insensitive ? (r) => r.path.toLowerCase().startsWith(prefix) : (r) => r.path.startsWith(prefix));
+  } else if (match.pathRegex !== undefined) {
+    const re = compileRegex(match.pathRegex, insensitive ? "i" : "");
+    checks.push((r) => re.test(r.path));
+  }
+  for (const h of match.headers ?? []) {
+    const name = h.name.toLowerCase();
+    const test = valueMatcher(h);
+    const invert = h.invert === true;
+    checks.push((r) => test(r.header(name)) !== invert);
+  }
+  for (const q of match.query ?? []) {
+    const name = q.name;
+    const test = valueMatcher(q);
+    checks.push((r) => test(r.query(name)));
+  }
+  if (checks.length === 0) return () => true;
+  if (checks.length === 1) return checks[0] as RouteMatcher;
+  return (r) => {
+    for (const check of checks) if (!check(r)) return false;
+    return true;
+  };
+}

@@ -1,0 +1,70 @@
+import type { HeaderChanges } from "../config/route-config.ts";
+
+/** `[name, value]` pairs of request headers in any shape undici accepts. */
+function pairs(headers: unknown): [string, string][] {
+  const out: [string, string][] = [];
+  if (headers === null || headers === undefined || typeof headers !== "object") return out;
+  const text = (v: unknown): string => (typeof v === "string" ? v : typeof v === "number" || typeof v === "boolean" ? String(v) : "");
+  const push = (name: unknown, value: unknown): void => {
+    if (value === undefined || value === null) return;
+    if (Array.isArray(value)) for (const v of value as unknown[]) out.push([text(name), text(v)]);
+    else out.push([text(name), text(value)]);
+  };
+  if (Array.isArray(headers)) {
+    const flat = headers as readonly unknown[];
+    if (flat.length > 0 && Array.isArray(flat[0])) for (const [n, v] of flat as (readonly unknown[])[]) push(n, v);
+    else for (let i = 0; i + 1 < flat.length; i += 2) push(flat[i], flat[i + 1]);
+    return out;
+  }
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === "function") {
+    for (const [n, v] of headers as Iterable<readonly unknown[]>) push(n, v);
+    return out;
+  }
+  for (const [n, v] of Object.entries(headers)) push(n, v);
+  return out;
+}
+
+/**
+ * Applies header changes to request headers (any shape undici accepts), in order: each change's
+ * `remove`, then `set` (replacing every value), then `add` (appending). Names compare
+ * case-insensitively. Returns a flat `[name, value, ...]` array. @internal
+ */
+export function changeRequestHeaders(headers: unknown, changes: readonly HeaderChanges[]): string[] {
+  return applyToPairs(pairs(headers), changes).flat();
+}
+
+function applyToPairs(start: [string, string][], changes: readonly HeaderChanges[]): [string, string][] {
+  let list = start;
+  for (const change of changes) {
+    const drop = new Set<string>([...(change.remove ?? []), ...Object.keys(change.set ?? {})].map((n) => n.toLowerCase()));
+    if (drop.size > 0) list = list.filter(([n]) => !drop.has(n.toLowerCase()));
+    for (const [n, v] of Object.entries(change.set ?? {})) list.push([n, v]);
+    for (const [n, v] of Object.entries(change.add ?? {})) list.push([n, v]);
+  }
+  return list;
+}
+
+/**
+ * Applies header changes to a response's headers as undici gives them (lower-case names, a string or
+ * an array of strings each), in place. @internal
+ */
+export function changeResponseHeaders(headers: Record<string, string | string[] | undefined>, changes: readonly HeaderChanges[]): void {
+  for (const change of changes) {
+    for (const n of change.remove ?? []) Reflect.deleteProperty(headers, n.toLowerCase());
+    for (const [n, v] of Object.entries(change.set ?? {})) headers[n.toLowerCase()] = v;
+    for (const [n, v] of Object.entries(change.add ?? {})) {
+      const key = n.toLowerCase();
+      const existing = headers[key];
+      headers[key] = existing === undefined ? v : Array.isArray(existing) ? [...existing, v] : [existing, v];
+    }
+  }
+}
+
+/** The same, for the raw `[name, value, ...]` Buffer array of undici's older handler API. @internal */
+export function changeRawResponseHeaders(raw: readonly (Buffer | string)[], changes: readonly HeaderChanges[]): Buffer[] {
+  const list: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) list.push([String(raw[i]), String(raw[i + 1])]);
+  return applyToPairs(list, changes)
+    .flat()
+    .map((s) => Buffer.from(s, "latin1"));
+}

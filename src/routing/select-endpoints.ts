@@ -1,0 +1,79 @@
+import type { Picker } from "../balancer/picker.ts";
+import { MeshError } from "../core/errors.ts";
+import type { ServiceState } from "../client/service-state.ts";
+import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
+import { unreachable, type RouteDecision, type RouteTarget } from "./route-decision.ts";
+
+/** Where a routed request takes its endpoint from. @internal */
+export interface Selection {
+  readonly state: ServiceState;
+  /** The target the endpoints belong to: the decision's, or a failover target. */
+  readonly target: RouteTarget;
+  readonly picker: Picker<EndpointHandle>;
+  /** The endpoints the picker balances over. */
+  readonly targets: readonly EndpointHandle[];
+  /** The targets passed over before this one, and why. */
+  readonly skipped: readonly { readonly target: RouteTarget; readonly reason: string }[];
+}
+
+/** What {@link selectEndpoints} found. @internal */
+export type SelectOutcome =
+  | { readonly kind: "ready"; readonly selection: Selection }
+  | { readonly kind: "wait"; readonly state: ServiceState }
+  | { readonly kind: "fail"; readonly error: MeshError; readonly skipped: readonly { readonly target: RouteTarget; readonly reason: string }[] };
+
+const show = (t: RouteTarget): string => (t.subset === undefined ? `'${t.service}'` : `subset '${t.subset}' of '${t.service}'`);
+
+/**
+ * Finds the endpoints for a routing decision: the target's (its subset's, when it names one), and when
+ * none can take traffic, the resolver's failover targets in order (`Failover[subset]`, else
+ * `Failover["*"]`). Targets in other datacenters, namespaces or peers are passed over: this registry
+ * cannot reach them. A service the registry has not answered for yet is waited for first, unless
+ * `noWait` (then it counts as having no endpoints).
+ *
+ * @internal
+ */
+export function selectEndpoints(decision: RouteDecision, stateOf: (service: string) => ServiceState, noWait: boolean): SelectOutcome {
+  const primary = decision.target;
+  const resolver = stateOf(primary.service).routing.resolver;
+  const failover = resolver?.failover?.[primary.subset ?? "*"] ?? resolver?.failover?.["*"];
+  const candidates: { readonly target: RouteTarget; readonly far?: string }[] = [{ target: primary }];
+  for (const ref of failover?.targets ?? []) {
+    const far = unreachable(ref);
+    const service = ref.service ?? primary.service;
+    const subset = ref.subset ?? (ref.service === undefined ? primary.subset : stateOf(service).routing.resolver?.defaultSubset);
+    candidates.push(far === undefined ? { target: { service, subset } } : { target: { service, subset }, far });
+  }
+  const skipped: { target: RouteTarget; reason: string }[] = [];
+  let firstError: MeshError | undefined;
+  for (const { target, far } of candidates) {
+    if (far !== undefined) {
+      skipped.push({ target, reason: `${far} is not reachable through this registry` });
+      continue;
+    }
+    const state = stateOf(target.service);
+    if (!state.settled && !noWait) return { kind: "wait", state };
+    let picked: { readonly picker: Picker<EndpointHandle> | undefined; readonly targets: readonly EndpointHandle[] };
+    if (target.subset === undefined) {
+      picked = { picker: state.picker, targets: state.targets };
+    } else if (!state.routing.subsets.has(target.subset)) {
+      skipped.push({ target, reason: `'${target.service}' defines no subset '${target.subset}'` });
+      continue;
+    } else {
+      picked = state.subsetPicker(target.subset);
+    }
+    if (picked.picker !== undefined) return { kind: "ready", selection: { state, target, picker: picked.picker, targets: picked.targets, skipped } };
+    const error =
+      target.subset === undefined
+        ? state.unavailableError()
+        : new MeshError("ERR_NO_ENDPOINTS", `Subset '${target.subset}' of service '${target.service}' has no endpoint that can take traffic (none ready matches its filter).`, {
+            details: { service: target.service, subset: target.subset },
+          });
+    firstError ??= error;
+    skipped.push({ target, reason: error.message });
+  }
+  const error = firstError ?? new MeshError("ERR_NO_ENDPOINTS", `No endpoint for ${show(primary)}.`, { details: { service: primary.service } });
+  if (skipped.length <= 1) return { kind: "fail", error, skipped };
+  const tried = skipped.map((s) => `${show(s.target)}: ${s.reason}`).join("; ");
+  return { kind: "fail", error: new MeshError(error.code, `${error.message} Failover found nothing either (${tried}).`, { cause: error, details: { ...error.details, failover: skipped.length - 1 } }), skipped };
+}
