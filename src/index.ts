@@ -51,6 +51,8 @@ export type { ResolverConfig, SubsetConfig, FailoverConfig, TargetRef } from "./
 export type { ServiceDefaultsConfig, UpstreamPolicy, UpstreamLimits, PassiveHealthCheck } from "./config/defaults-config.ts";
 export { decodeConsulEntry, decodeConsulEntries, CONSUL_ENTRY_KINDS, type ConsulEntryKind, type DecodedConsulEntry } from "./config/decode-consul.ts";
 export { validateServiceConfig } from "./config/validate-config.ts";
+export type { RouteExplanation, CandidateEndpoint, RouteTimeouts, RetryPlan, SkippedTarget, MatchedRoute, ExplainedError, ExplainedRequest } from "./routing/explain.ts";
+export type { RouteTarget, ChosenSplit } from "./routing/route-decision.ts";
 export type { ServiceRegistration, CheckDefinition, Registration } from "./registry/registration.ts";
 export { StaticRegistry } from "./registry/static-registry.ts";
 export { ConsulRegistry, type ConsulRegistryOptions, type ConsulTlsOptions } from "./registry/consul/consul-registry.ts";

@@ -13,6 +13,7 @@ import { expectOptions, optionalNumber } from "./core/validate.ts";
 import type { Registration, ServiceRegistration } from "./registry/registration.ts";
 import type { Registry } from "./registry/registry.ts";
 import type { LoadBalancerConfig, ServiceConfig } from "./registry/service-config.ts";
+import { explainRoute, type RouteExplanation } from "./routing/explain.ts";
 import { failHandler, ForwardingDispatcher } from "./transport/http/forwarding-dispatcher.ts";
 import { toUndiciPoolOptions, type PoolOptions } from "./transport/http/pool-options.ts";
 
@@ -216,6 +217,29 @@ export class Mesh extends EventEmitter<MeshEvents> {
         health: h.endpoint.health,
       })),
     };
+  }
+
+  /**
+   * Says where a request to a service would go and why, without sending it: the route that matches,
+   * the split, redirects, the subset, failover, the path and header changes, the balancer and the
+   * endpoints it would pick from, the timeouts and the retry plan. Waits for the services involved to be
+   * discovered (up to `discoveryTimeout`). Split sequences do not advance, so explaining does not
+   * change where the next requests go.
+   *
+   * @param name - the service called
+   * @param request - method (default GET), path (default `/`) with query string, and headers
+   * @throws MeshError `ERR_INVALID_SERVICE_NAME`, `ERR_MESH_CLOSED`; routing failures are reported in the result's `error`
+   *
+   * @example
+   * ```ts
+   * const why = await mesh.explain("web", { path: "/admin/users", headers: { "x-debug": "1" } });
+   * console.log(why.route?.index, why.target, why.candidates.map((c) => c.id));
+   * ```
+   */
+  explain(name: string, request: { readonly method?: string; readonly path?: string; readonly headers?: unknown } = {}): Promise<RouteExplanation> {
+    this.client(name);
+    const path = request.path ?? "/";
+    return explainRoute(name, { ...request, path }, (service) => this.#stateOf(service));
   }
 
   /**

@@ -117,14 +117,17 @@ export class MockRegistry extends InMemoryRegistry {
    * Applies Consul config entries (`service-router`, `service-splitter`, `service-resolver`,
    * `service-defaults`) as `consul config write` would: each replaces its kind's part of its service's
    * config. So tests can use the very JSON applied to Consul. Every entry is decoded first; if one is
-   * invalid, nothing changes.
+   * invalid, nothing changes. Entries of namespaces other than `default` are left out.
    *
    * @param entries - one entry's JSON, or several
    * @throws MeshError `ERR_INVALID_CONFIG` naming the entry (`details.entry`) and Consul field (`details.field`)
    */
   applyConsulEntries(entries: unknown): void {
     const decoded = (Array.isArray(entries) ? entries : [entries]).map((e) => decodeConsulEntry(e));
-    for (const { kind, name, config } of decoded) this.putConfig(name, { ...without(this.config(name), kind), ...config });
+    for (const { kind, name, namespace, config } of decoded) {
+      // Like decodeConsulEntries: an entry of another namespace configures another service.
+      if (namespace === "default") this.putConfig(name, { ...without(this.config(name), kind), ...config });
+    }
   }
 
   /**
