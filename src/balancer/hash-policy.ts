@@ -88,8 +88,12 @@ export function headerValue(headers: unknown, name: string): string | undefined 
   if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === "function") {
     return pairsValue(headers as Iterable<readonly unknown[]>, name);
   }
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() === name && value !== undefined) return headerText(value);
+  const record = headers as Record<string, unknown>;
+  // for-in with a length check first: no array per call, and no lower-casing of names that cannot match.
+  for (const key in record) {
+    if (key.length !== name.length || key.toLowerCase() !== name) continue;
+    const value = record[key];
+    if (value !== undefined) return headerText(value);
   }
   return undefined;
 }

@@ -24,6 +24,7 @@ export class RequestView {
   readonly queryString: string;
   readonly headers: unknown;
   #headerCache: Map<string, string | undefined> | undefined;
+  #lowerPath: string | undefined;
   #query: URLSearchParams | undefined;
 
   constructor(request: RoutableRequest) {
@@ -33,6 +34,11 @@ export class RequestView {
     this.path = q < 0 ? request.path : request.path.slice(0, q);
     this.queryString = q < 0 ? "" : request.path.slice(q + 1);
     this.headers = request.headers;
+  }
+
+  /** The path without query, lower case (for case-insensitive routes). */
+  get lowerPath(): string {
+    return (this.#lowerPath ??= this.path.toLowerCase());
   }
 
   /** A header's value (several joined with `,`), or undefined; `name` is lower case. */
