@@ -45,7 +45,7 @@ export type {
   ErrorUpdate,
 } from "./registry/registry.ts";
 export type { ServiceConfig, LoadBalancerConfig } from "./registry/service-config.ts";
-export type { RouterConfig, RouteConfig, RouteMatch, RouteDestination, HeaderMatch, QueryMatch, HeaderChanges } from "./config/route-config.ts";
+export type { RouterConfig, RouteConfig, RouteMatch, RouteDestination, HeaderMatch, QueryMatch, HeaderChanges, MirrorPolicy, FaultPolicy, FaultDelay, FaultAbort } from "./config/route-config.ts";
 export type { SplitterConfig, SplitConfig, StickySplit } from "./config/split-config.ts";
 export type { ResolverConfig, SubsetConfig, FailoverConfig, TargetRef } from "./config/resolver-config.ts";
 export type { ServiceDefaultsConfig, UpstreamPolicy, UpstreamLimits, PassiveHealthCheck } from "./config/defaults-config.ts";

@@ -6,38 +6,86 @@ import { decideRoute, type RouteDecision } from "../routing/route-decision.ts";
 import { RequestView } from "../routing/request-view.ts";
 import { selectEndpoints, type Selection } from "../routing/select-endpoints.ts";
 import { failHandler } from "../transport/http/forwarding-dispatcher.ts";
+import { respondWith, SyntheticDispatcher } from "../transport/http/synthetic-response.ts";
+import { headerValue } from "../balancer/hash-policy.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Random } from "../core/random.ts";
 import type { ServiceState } from "./service-state.ts";
 
 /** Gives the state of any service, creating its watch on first use. @internal */
 export type StateLookup = (service: string) => ServiceState;
 
-/** A routing decision and the endpoints it found. @internal */
-export interface RoutedTarget {
-  readonly decision: RouteDecision;
-  readonly selection: Selection;
-}
-
 /**
- * Routes a request: decides, then finds endpoints, waiting (once per service, up to the discovery
- * timeout) for services the registry has not answered for yet.
+ * Finds the endpoints for a decision, waiting (once per service, up to the discovery timeout) for
+ * services the registry has not answered for yet.
  *
  * @internal
  */
-export async function routeRequest(service: string, request: { readonly method?: string; readonly path: string; readonly headers?: unknown }, stateOf: StateLookup, advance = true): Promise<RoutedTarget> {
-  const decision = decideRoute(service, new RequestView(request), (s) => stateOf(s).routing, advance);
+export async function selectFor(decision: RouteDecision, stateOf: StateLookup): Promise<Selection> {
   const waited = new Set<ServiceState>();
   for (;;) {
     const outcome = selectEndpoints(decision, stateOf, false);
-    if (outcome.kind === "ready") return { decision, selection: outcome.selection };
+    if (outcome.kind === "ready") return outcome.selection;
     if (outcome.kind === "fail") throw outcome.error;
     if (waited.has(outcome.state)) {
       const last = selectEndpoints(decision, stateOf, true);
-      if (last.kind === "ready") return { decision, selection: last.selection };
+      if (last.kind === "ready") return last.selection;
       throw last.kind === "fail" ? last.error : outcome.state.unavailableError();
     }
     waited.add(outcome.state);
     await outcome.state.settle();
   }
+}
+
+/** What a route's fault policy does to one request. */
+interface Fault {
+  readonly delayMs: number;
+  readonly abortStatus: number | undefined;
+}
+
+const NO_FAULT: Fault = { delayMs: 0, abortStatus: undefined };
+
+function faultFor(decision: RouteDecision, headers: unknown, random: Random): Fault {
+  const fault = decision.route?.config.fault;
+  if (fault === undefined) return NO_FAULT;
+  const applies = (f: { readonly percent?: number; readonly header?: string }): boolean =>
+    (f.header === undefined || headerValue(headers, f.header.toLowerCase()) !== undefined) && random.next() * 100 < (f.percent ?? 100);
+  return {
+    delayMs: fault.delay !== undefined && applies(fault.delay) ? fault.delay.ms : 0,
+    abortStatus: fault.abort !== undefined && applies(fault.abort) ? fault.abort.status : undefined,
+  };
+}
+
+function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimeout(resolve, ms));
+}
+
+const FAULT_HEADERS = Object.freeze({ "content-type": "text/plain", "x-proxyless-fault": "abort" });
+
+/**
+ * Sends a copy of the request to the route's mirror target, when the dice say so and the body can be
+ * sent twice. The copy's response is read and dropped; its failure is ignored. Its Host gets `-shadow`
+ * appended, as Envoy does, so the target can tell copies apart.
+ */
+function mirror(decision: RouteDecision, options: Dispatcher.DispatchOptions, stateOf: StateLookup, random: Random): void {
+  const policy = decision.route?.config.mirror;
+  if (policy === undefined || random.next() * 100 >= policy.percent) return;
+  const body = options.body;
+  if (body !== undefined && body !== null && typeof body !== "string" && !(body instanceof Uint8Array)) return;
+  const service = policy.service ?? decision.service;
+  const target = { service, subset: policy.subset ?? stateOf(service).routing.resolver?.defaultSubset };
+  const outcome = selectEndpoints({ ...decision, target }, stateOf, true);
+  if (outcome.kind !== "ready") return;
+  const host = headerValue(options.headers, "host") ?? decision.service;
+  const copy = routedOptions(options, decision);
+  const handle = outcome.selection.picker.pick({ hash: undefined });
+  handle.pool
+    .request({ ...copy, method: copy.method, headers: changeRequestHeaders(copy.headers, [{ set: { host: `${host}-shadow` } }]) })
+    .then(
+      (res) => res.body.dump(),
+      () => undefined,
+    )
+    .catch(() => undefined);
 }
 
 function pickContext(selection: Selection, request: { readonly path: string; readonly headers?: unknown }, hashKey: string | undefined): PickContext {
@@ -63,7 +111,13 @@ function routedOptions<T extends { readonly path: string; readonly headers?: Dis
  * @internal
  */
 export async function routedRequest(service: string, options: Dispatcher.RequestOptions, stateOf: StateLookup, hashKey: string | undefined): Promise<Dispatcher.ResponseData> {
-  const { decision, selection } = await routeRequest(service, options, stateOf);
+  const decision = decideRoute(service, new RequestView(options), (s) => stateOf(s).routing, true);
+  const { clock, random } = stateOf(service).env;
+  const fault = faultFor(decision, options.headers, random);
+  if (fault.delayMs > 0) await sleep(clock, fault.delayMs);
+  if (fault.abortStatus !== undefined) return new SyntheticDispatcher(fault.abortStatus, FAULT_HEADERS, "fault filter abort").request(routedOptions(options, decision));
+  const selection = await selectFor(decision, stateOf);
+  mirror(decision, options, stateOf, random);
   const handle = selection.picker.pick(pickContext(selection, options, hashKey));
   const res = await handle.pool.request(routedOptions(options, decision));
   if (decision.responseHeaders.length > 0) changeResponseHeaders(res.headers, decision.responseHeaders);
@@ -107,12 +161,20 @@ export function routedDispatch(
   hashKey: string | undefined,
   prepare: (options: Dispatcher.DispatchOptions) => Dispatcher.DispatchOptions,
 ): boolean {
-  routeRequest(service, options, stateOf).then(
-    ({ decision, selection }) => {
-      const handle = selection.picker.pick(pickContext(selection, options, hashKey));
-      handle.pool.dispatch(prepare(routedOptions(options, decision)), rewritingHandler(handler, decision));
-    },
-    (err: unknown) => failHandler(handler, err instanceof Error ? err : new Error(String(err))),
-  );
+  const send = async (): Promise<void> => {
+    const decision = decideRoute(service, new RequestView(options), (s) => stateOf(s).routing, true);
+    const { clock, random } = stateOf(service).env;
+    const fault = faultFor(decision, options.headers, random);
+    if (fault.delayMs > 0) await sleep(clock, fault.delayMs);
+    if (fault.abortStatus !== undefined) {
+      respondWith(rewritingHandler(handler, decision), fault.abortStatus, FAULT_HEADERS, "fault filter abort");
+      return;
+    }
+    const selection = await selectFor(decision, stateOf);
+    mirror(decision, options, stateOf, random);
+    const handle = selection.picker.pick(pickContext(selection, options, hashKey));
+    handle.pool.dispatch(prepare(routedOptions(options, decision)), rewritingHandler(handler, decision));
+  };
+  send().catch((err: unknown) => failHandler(handler, err instanceof Error ? err : new Error(String(err))));
   return true;
 }

@@ -82,6 +82,11 @@ export class ServiceState {
     return this.#config;
   }
 
+  /** The mesh's clock and random source. */
+  get env(): MeshContext["env"] {
+    return this.#ctx.env;
+  }
+
   /** The routing compiled from the config in force. */
   get routing(): ServiceRouting {
     return this.#routing;

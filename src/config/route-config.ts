@@ -94,12 +94,58 @@ export interface RouteDestination {
   readonly responseHeaders?: HeaderChanges;
 }
 
-/** One route: a match and a destination (Consul's `Routes[]` item). */
+/**
+ * Traffic mirroring (a proxyless extension): a copy of a share of the route's requests goes to another
+ * service or subset. The copy's response and failure never reach the caller; requests with a streamed
+ * body are not copied.
+ */
+export interface MirrorPolicy {
+  /** The service that gets the copies; default the routed service. */
+  readonly service?: string;
+  /** A subset of it. */
+  readonly subset?: string;
+  /** Share of requests copied, in percent (0 to 100). */
+  readonly percent: number;
+}
+
+/** Delay injected into a share of requests. */
+export interface FaultDelay {
+  /** How long, in ms. */
+  readonly ms: number;
+  /** Share of requests delayed, in percent; default 100. */
+  readonly percent?: number;
+  /** Only requests carrying this header (any value) are delayed. */
+  readonly header?: string;
+}
+
+/** Abort injected into a share of requests: they get this status without being sent. */
+export interface FaultAbort {
+  /** The status code answered, such as 503. */
+  readonly status: number;
+  /** Share of requests aborted, in percent; default 100. */
+  readonly percent?: number;
+  /** Only requests carrying this header (any value) are aborted. */
+  readonly header?: string;
+}
+
+/** Fault injection (a proxyless extension), for testing how callers cope: delays and aborts. */
+export interface FaultPolicy {
+  /** Delay a share of requests. */
+  readonly delay?: FaultDelay;
+  /** Answer a share of requests with an error status, without sending them. */
+  readonly abort?: FaultAbort;
+}
+
+/** One route: a match and a destination (Consul's `Routes[]` item), and proxyless's mirror and fault options. */
 export interface RouteConfig {
   /** When the route applies; left out, it matches every request. */
   readonly match?: RouteMatch;
   /** Where matching requests go; left out, to the routed service's splitter or resolver. */
   readonly destination?: RouteDestination;
+  /** Copy a share of the requests elsewhere. */
+  readonly mirror?: MirrorPolicy;
+  /** Delay or abort a share of the requests. */
+  readonly fault?: FaultPolicy;
 }
 
 /** A service's routes, tried in order; the first match wins, and unmatched requests go to the service itself. */

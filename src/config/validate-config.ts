@@ -141,7 +141,31 @@ function validateRouter(router: Fields): void {
   if (routes === undefined) throw invalidConfig(router.at("routes"), "expected an array of routes");
   routes.forEach((raw, i) => {
     const path = `router.routes[${i}]`;
-    const route = new Fields(raw, path, ["match", "destination"]);
+    const route = new Fields(raw, path, ["match", "destination", "mirror", "fault"]);
+    if (route.has("mirror")) {
+      const m = new Fields(route.raw("mirror"), `${path}.mirror`, ["service", "subset", "percent"]);
+      serviceRef(m, "service");
+      subsetRef(m, "subset");
+      if (!m.has("percent")) throw invalidConfig(m.at("percent"), "expected the share of requests to copy, 0 to 100");
+      m.number("percent", 0, 100);
+    }
+    if (route.has("fault")) {
+      const f = new Fields(route.raw("fault"), `${path}.fault`, ["delay", "abort"]);
+      if (f.has("delay")) {
+        const d = new Fields(f.raw("delay"), f.at("delay"), ["ms", "percent", "header"]);
+        if (!d.has("ms")) throw invalidConfig(d.at("ms"), "expected the delay in ms");
+        d.number("ms", 0, MAX_MS);
+        d.number("percent", 0, 100);
+        d.string("header", { nonEmpty: true });
+      }
+      if (f.has("abort")) {
+        const a = new Fields(f.raw("abort"), f.at("abort"), ["status", "percent", "header"]);
+        if (!a.has("status")) throw invalidConfig(a.at("status"), "expected the status to answer, such as 503");
+        a.number("status", 200, 599, true);
+        a.number("percent", 0, 100);
+        a.string("header", { nonEmpty: true });
+      }
+    }
     let hasPathMatch = false;
     if (route.has("match")) {
       const m = new Fields(route.raw("match"), `${path}.match`, ["pathExact", "pathPrefix", "pathRegex", "caseInsensitive", "headers", "query", "methods"]);

@@ -1,4 +1,4 @@
-import type { HeaderChanges, RouteMatch } from "../config/route-config.ts";
+import type { FaultPolicy, HeaderChanges, MirrorPolicy, RouteMatch } from "../config/route-config.ts";
 import { isMeshError, type MeshErrorCode } from "../core/errors.ts";
 import type { HealthStatus } from "../endpoint/endpoint.ts";
 import type { ServiceState } from "../client/service-state.ts";
@@ -106,6 +106,10 @@ export interface RouteExplanation {
   readonly timeouts: RouteTimeouts;
   /** The route's retry settings (carried out by the resilience layer). */
   readonly retry: RetryPlan;
+  /** The route's traffic mirroring, if any. */
+  readonly mirror: MirrorPolicy | undefined;
+  /** The route's fault injection, if any. */
+  readonly fault: FaultPolicy | undefined;
   /** Why the request would fail, when it would. */
   readonly error: ExplainedError | undefined;
 }
@@ -176,6 +180,8 @@ export async function explainRoute(service: string, request: RoutableRequest, st
       retryOnStatusCodes: destination?.retryOnStatusCodes,
       retryOn: destination?.retryOn,
     }),
+    mirror: decision?.route?.config.mirror,
+    fault: decision?.route?.config.fault,
     error,
   };
 }
