@@ -148,3 +148,24 @@ describe("validateServiceConfig on the typed model", () => {
     assert.equal(validateServiceConfig(config, "web"), config);
   });
 });
+
+describe("proxyless extensions in a Consul entry's Meta", () => {
+  it("reads mirror and fault per route, and sticky splitting, from Meta.proxyless", () => {
+    const router = decodeConsulEntry({
+      Kind: "service-router",
+      Name: "web",
+      Meta: { proxyless: JSON.stringify({ routes: { 0: { mirror: { service: "web-next", percent: 5 }, fault: { abort: { status: 503, percent: 1 } } } } }) },
+      Routes: [{ Match: { HTTP: { PathPrefix: "/api" } } }],
+    });
+    assert.deepEqual(router.config.router?.routes[0], { match: { pathPrefix: "/api" }, mirror: { service: "web-next", percent: 5 }, fault: { abort: { status: 503, percent: 1 } } });
+    const splitter = decodeConsulEntry({ Kind: "service-splitter", Name: "web", Meta: { proxyless: '{"sticky":{"cookie":"session"}}' }, Splits: [{ Weight: 100 }] });
+    assert.deepEqual(splitter.config.splitter?.sticky, { cookie: "session" });
+  });
+
+  it("names Meta.proxyless in errors", () => {
+    rejects({ Kind: "service-router", Name: "web", Meta: { proxyless: "{not json" }, Routes: [] }, "Meta.proxyless", /expected JSON/);
+    rejects({ Kind: "service-router", Name: "web", Meta: { proxyless: '{"routes":{"3":{}}}' }, Routes: [{}] }, "Meta.proxyless.routes.3", /no route 3/);
+    rejects({ Kind: "service-router", Name: "web", Meta: { proxyless: '{"routes":{"0":{"mirror":{"percent":500}}}}' }, Routes: [{}] }, "Meta.proxyless.routes.0.mirror.percent", /from 0 to 100/);
+    rejects({ Kind: "service-splitter", Name: "web", Meta: { proxyless: '{"sticky":{}}' }, Splits: [{ Weight: 100 }] }, "Meta.proxyless.sticky", /header or cookie/);
+  });
+});

@@ -170,7 +170,24 @@ function onlyDefaultNamespace(r: Reader, o: Json, field: string): void {
   }
 }
 
+/**
+ * proxyless's extensions, which Consul's entries have no field for, ride in the entry's `Meta` under
+ * the key `proxyless`, as JSON: for a service-router `{"routes": {"<index>": {"mirror": ..., "fault": ...}}}`,
+ * for a service-splitter `{"sticky": {"header": "x-user"}}`. Consul stores Meta as given.
+ */
+function extensions(r: Reader, e: Json): Json {
+  const text = r.string(r.object(e.Meta, "Meta")?.proxyless, "Meta.proxyless");
+  if (text === undefined) return {};
+  try {
+    return r.object(JSON.parse(text), "Meta.proxyless") ?? {};
+  } catch (err) {
+    if (err instanceof MeshError) throw err;
+    throw r.fail("Meta.proxyless", `expected JSON, such as {"sticky":{"header":"x-user"}}: ${(err as Error).message}`, err);
+  }
+}
+
 function router(r: Reader, e: Json): RouterConfig {
+  const extra = r.object(extensions(r, e).routes, "Meta.proxyless.routes") ?? {};
   const routes = r.array(e.Routes, "Routes").map((raw, i): RouteConfig => {
     const at = `Routes[${i}]`;
     const route = r.object(raw, at) ?? {};
@@ -225,8 +242,17 @@ function router(r: Reader, e: Json): RouterConfig {
         responseHeaders: headerChanges(r, d.ResponseHeaders, `${f}.ResponseHeaders`),
       });
     }
-    return defined<RouteConfig>({ match: Object.keys(match).length === 0 ? undefined : match, destination });
+    const ext = r.object(extra[String(i)], `Meta.proxyless.routes.${i}`);
+    return defined<RouteConfig>({
+      match: Object.keys(match).length === 0 ? undefined : match,
+      destination,
+      mirror: ext?.mirror as RouteConfig["mirror"],
+      fault: ext?.fault as RouteConfig["fault"],
+    });
   });
+  for (const key of Object.keys(extra)) {
+    if (!/^\d+$/.test(key) || Number(key) >= routes.length) throw r.fail(`Meta.proxyless.routes.${key}`, `there is no route ${key}`);
+  }
   return { routes };
 }
 
@@ -243,7 +269,8 @@ function splitter(r: Reader, e: Json): SplitterConfig {
       responseHeaders: headerChanges(r, s.ResponseHeaders, `${f}.ResponseHeaders`),
     });
   });
-  return { splits };
+  const sticky = extensions(r, e).sticky;
+  return sticky === undefined ? { splits } : { splits, sticky: sticky as SplitterConfig["sticky"] & object };
 }
 
 function targetRef(r: Reader, o: Json, f: string): TargetRef {
@@ -379,6 +406,9 @@ const KEYED = new Set(["subsets", "failover", "add", "set", "upstreamOverrides"]
 
 /** A model path (`router.routes[0].match.pathPrefix`) in Consul's names (`Routes[0].Match.HTTP.PathPrefix`). */
 function consulField(path: string): string {
+  // The extensions came from Meta.proxyless: name them there.
+  const ext = /^router\.routes\[(\d+)\]\.((?:mirror|fault).*)$/.exec(path) ?? /^splitter\.(sticky.*)$/.exec(path);
+  if (ext !== null) return ext.length === 3 ? `Meta.proxyless.routes.${ext[1]}.${ext[2]}` : `Meta.proxyless.${ext[1]}`;
   const parts = path.split(".").slice(1);
   return parts
     .map((part, i) => {
