@@ -1,11 +1,14 @@
 /**
- * The proxyless demo: three instances of an `orders` service, registered in a registry, a few hundred
- * requests through `mesh.client("orders")`, then one instance leaves and traffic carries on.
+ * The proxyless demo: three instances of an `orders` service (two of version v1, one canary of v2),
+ * registered in a registry, a few hundred requests through `mesh.client("orders")`, then a 80/20 canary
+ * split and a header route written as Consul config entries, then one instance leaves and traffic
+ * carries on.
  *
  *   npm run demo                                      # an embedded in-memory registry
  *   npm run demo -- --consul http://127.0.0.1:8500    # a real Consul agent (consul agent -dev)
  */
 import { parseArgs } from "node:util";
+import { request } from "undici";
 import { ConsulRegistry, createMesh, type Registry } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { startOrdersInstance, type OrdersInstance } from "./orders-service.ts";
@@ -59,12 +62,45 @@ async function drive(mesh: ReturnType<typeof createMesh>, total: number, concurr
   return tallies;
 }
 
+/** The canary rollout, as the Consul config entries one would `consul config write`. */
+const CANARY_ENTRIES = [
+  { Kind: "service-defaults", Name: "orders", Protocol: "http" },
+  {
+    Kind: "service-resolver",
+    Name: "orders",
+    Subsets: { v1: { Filter: "Service.Meta.version == v1" }, v2: { Filter: "Service.Meta.version == v2" } },
+    Failover: { v2: { ServiceSubset: "v1" } },
+  },
+  { Kind: "service-splitter", Name: "orders", Splits: [{ Weight: 80, ServiceSubset: "v1" }, { Weight: 20, ServiceSubset: "v2" }] },
+  { Kind: "service-router", Name: "orders", Routes: [{ Match: { HTTP: { Header: [{ Name: "x-canary", Exact: "1" }] } }, Destination: { ServiceSubset: "v2" } }] },
+];
+
+/** Applies config entries: to the embedded registry directly, or to Consul's HTTP API. */
+async function applyEntries(registry: Registry, consul: string | undefined, entries: readonly object[]): Promise<void> {
+  if (registry instanceof MockRegistry) return registry.applyConsulEntries(entries);
+  for (const entry of entries) {
+    const res = await request(`${consul ?? ""}/v1/config`, { method: "PUT", body: JSON.stringify(entry) });
+    const answer = await res.body.text();
+    if (answer !== "true") throw new Error(`Consul refused ${JSON.stringify(entry)}: ${answer}`);
+  }
+}
+
+/** Deletes `orders`' entries of these kinds. */
+async function deleteEntries(registry: Registry, consul: string | undefined, kinds: readonly ("service-router" | "service-splitter")[]): Promise<void> {
+  for (const kind of kinds) {
+    if (registry instanceof MockRegistry) registry.deleteConsulEntry(kind, "orders");
+    else await (await request(`${consul ?? ""}/v1/config/${kind}/orders`, { method: "DELETE" })).body.dump();
+  }
+}
+
 const { values } = parseArgs({ options: { consul: { type: "string" } } });
 const registry: Registry = values.consul === undefined ? new MockRegistry() : new ConsulRegistry({ url: values.consul });
 const instances: OrdersInstance[] = await Promise.all(["orders-1", "orders-2", "orders-3"].map((id) => startOrdersInstance(id, 2)));
 const mesh = createMesh({ registry, service: "checkout" });
 const registrations = await Promise.all(
-  instances.map((i) => mesh.register({ name: "orders", id: i.id, address: "127.0.0.1", port: i.port, check: { ttl: 10_000 } })),
+  instances.map((i) =>
+    mesh.register({ name: "orders", id: i.id, address: "127.0.0.1", port: i.port, meta: { version: i.id === "orders-3" ? "v2" : "v1" }, check: { ttl: 10_000 } }),
+  ),
 );
 console.log(
   `orders is running on ports ${instances.map((i) => i.port).join(", ")}; registry: ${values.consul ?? "embedded"}; balancer: round_robin`,
@@ -72,6 +108,16 @@ console.log(
 await allRegistered(mesh, 3);
 
 printTable("300 requests over three instances:", await drive(mesh, 300, 10));
+
+await applyEntries(registry, values.consul, CANARY_ENTRIES);
+while (mesh.inspect("orders")?.config.router === undefined) await new Promise((resolve) => mesh.once("config_applied", resolve));
+console.log("\ncanary: orders-3 is v2; a splitter sends 20% to v2, and a router sends x-canary: 1 to v2.");
+printTable("200 requests through the 80/20 split:", await drive(mesh, 200, 10));
+const why = await mesh.explain("orders", { path: "/v1/orders/7", headers: { "x-canary": "1" } });
+console.log(`\nmesh.explain() for a request with x-canary: 1: route ${why.route?.index}, subset ${why.target?.subset}, candidates ${why.candidates.map((c) => c.id).join(", ")}`);
+await deleteEntries(registry, values.consul, ["service-router", "service-splitter"]);
+while (mesh.inspect("orders")?.config.splitter !== undefined) await new Promise((resolve) => mesh.once("config_applied", resolve));
+console.log("canary over: router and splitter deleted, round robin over all three again.");
 
 const leaving = instances[1]!;
 const gone = nextChange(mesh);
