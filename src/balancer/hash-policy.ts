@@ -81,7 +81,7 @@ export function headerValue(headers: unknown, name: string): string | undefined 
     const flat = headers as readonly unknown[];
     if (flat.length > 0 && Array.isArray(flat[0])) return pairsValue(flat as Iterable<readonly unknown[]>, name);
     for (let i = 0; i + 1 < flat.length; i += 2) {
-      if (String(flat[i]).toLowerCase() === name) return headerText(flat[i + 1]);
+      if (String(flat[i]).toLowerCase() === name) return headerText(flat[i + 1], name);
     }
     return undefined;
   }
@@ -93,21 +93,22 @@ export function headerValue(headers: unknown, name: string): string | undefined 
   for (const key in record) {
     if (key.length !== name.length || key.toLowerCase() !== name) continue;
     const value = record[key];
-    if (value !== undefined) return headerText(value);
+    if (value !== undefined) return headerText(value, name);
   }
   return undefined;
 }
 
-function headerText(value: unknown): string {
+function headerText(value: unknown, name = ""): string {
   if (typeof value === "string") return value;
-  if (Array.isArray(value)) return value.map(headerText).join(",");
+  // Several Cookie headers join with "; " (RFC 6265), the others with ",".
+  if (Array.isArray(value)) return value.map((v) => headerText(v)).join(name === "cookie" ? "; " : ",");
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   return "";
 }
 
 function pairsValue(pairs: Iterable<readonly unknown[]>, name: string): string | undefined {
   for (const [key, value] of pairs) {
-    if (String(key).toLowerCase() === name && value !== undefined) return headerText(value);
+    if (String(key).toLowerCase() === name && value !== undefined) return headerText(value, name);
   }
   return undefined;
 }

@@ -4,13 +4,13 @@ import type { PickContext } from "../balancer/picker.ts";
 import { changeRawResponseHeaders, changeRequestHeaders, changeResponseHeaders } from "../routing/header-changes.ts";
 import { decideRoute, type RouteDecision } from "../routing/route-decision.ts";
 import { RequestView } from "../routing/request-view.ts";
-import { selectEndpoints, type Selection } from "../routing/select-endpoints.ts";
+import { selectEndpoints, selectWaiting, type Selection } from "../routing/select-endpoints.ts";
 import { failHandler } from "../transport/http/forwarding-dispatcher.ts";
 import { respondWith, SyntheticDispatcher } from "../transport/http/synthetic-response.ts";
 import { headerValue } from "../balancer/hash-policy.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
-import type { ServiceState } from "./service-state.ts";
+import { MAX_MIRRORS_IN_FLIGHT, type ServiceState } from "./service-state.ts";
 
 /** Gives the state of any service, creating its watch on first use. @internal */
 export type StateLookup = (service: string) => ServiceState;
@@ -22,19 +22,9 @@ export type StateLookup = (service: string) => ServiceState;
  * @internal
  */
 export async function selectFor(decision: RouteDecision, stateOf: StateLookup): Promise<Selection> {
-  const waited = new Set<ServiceState>();
-  for (;;) {
-    const outcome = selectEndpoints(decision, stateOf, false);
-    if (outcome.kind === "ready") return outcome.selection;
-    if (outcome.kind === "fail") throw outcome.error;
-    if (waited.has(outcome.state)) {
-      const last = selectEndpoints(decision, stateOf, true);
-      if (last.kind === "ready") return last.selection;
-      throw last.kind === "fail" ? last.error : outcome.state.unavailableError();
-    }
-    waited.add(outcome.state);
-    await outcome.state.settle();
-  }
+  const outcome = await selectWaiting(decision, stateOf);
+  if (outcome.kind === "fail") throw outcome.error;
+  return outcome.selection;
 }
 
 /** What a route's fault policy does to one request. */
@@ -60,12 +50,16 @@ function sleep(clock: Clock, ms: number): Promise<void> {
   return new Promise((resolve) => clock.setTimeout(resolve, ms));
 }
 
+/** How long a mirrored copy may wait for its response headers, and then between body chunks. */
+const MIRROR_TIMEOUT_MS = 10_000;
+
 const FAULT_HEADERS = Object.freeze({ "content-type": "text/plain", "x-proxyless-fault": "abort" });
 
 /**
  * Sends a copy of the request to the route's mirror target, when the dice say so and the body can be
  * sent twice. The copy's response is read and dropped; its failure is ignored. Its Host gets `-shadow`
- * appended, as Envoy does, so the target can tell copies apart.
+ * appended, as Envoy does, so the target can tell copies apart. At most 100 copies are in flight per
+ * target service, each for at most 10 s; closing the mesh aborts them.
  */
 function mirror(decision: RouteDecision, options: Dispatcher.DispatchOptions, stateOf: StateLookup, random: Random): void {
   const policy = decision.route?.config.mirror;
@@ -76,16 +70,25 @@ function mirror(decision: RouteDecision, options: Dispatcher.DispatchOptions, st
   const target = { service, subset: policy.subset ?? stateOf(service).routing.resolver?.defaultSubset };
   const outcome = selectEndpoints({ ...decision, target }, stateOf, true);
   if (outcome.kind !== "ready") return;
+  const state = outcome.selection.state;
+  if (state.mirrorsInFlight >= MAX_MIRRORS_IN_FLIGHT) return;
   const host = headerValue(options.headers, "host") ?? decision.service;
   const copy = routedOptions(options, decision);
   const handle = outcome.selection.picker.pick({ hash: undefined });
+  state.mirrorsInFlight++;
   handle.pool
-    .request({ ...copy, method: copy.method, headers: changeRequestHeaders(copy.headers, [{ set: { host: `${host}-shadow` } }]) })
-    .then(
-      (res) => res.body.dump(),
-      () => undefined,
-    )
-    .catch(() => undefined);
+    .request({
+      ...copy,
+      method: copy.method,
+      headers: changeRequestHeaders(copy.headers, [{ set: { host: `${host}-shadow` } }]),
+      // A copy must not outlive its usefulness nor hold up close(): bounded in time, aborted on close.
+      signal: state.shadowSignal,
+      headersTimeout: MIRROR_TIMEOUT_MS,
+      bodyTimeout: MIRROR_TIMEOUT_MS,
+    })
+    .then((res) => res.body.dump())
+    .catch(() => undefined)
+    .finally(() => state.mirrorsInFlight--);
 }
 
 function pickContext(selection: Selection, request: { readonly path: string; readonly headers?: unknown }, hashKey: string | undefined): PickContext {

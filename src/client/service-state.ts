@@ -1,4 +1,4 @@
-import type { EventEmitter } from "node:events";
+import { setMaxListeners, type EventEmitter } from "node:events";
 import type { BalancerRegistry, BoundBalancer } from "../balancer/balancer-registry.ts";
 import type { BalancerEnv, Picker } from "../balancer/picker.ts";
 import type { Clock } from "../core/clock.ts";
@@ -38,6 +38,9 @@ export interface SlowStart {
 
 type Status = "pending" | "missing" | "known" | "closed";
 
+/** Mirrored copies allowed in flight to one service; beyond it, copies are skipped. @internal */
+export const MAX_MIRRORS_IN_FLIGHT = 100;
+
 /**
  * Everything the mesh knows about one upstream service: the registry's last answer, a handle per
  * endpoint, and the picker over the ready ones. Registry updates build a new picker and swap it in
@@ -59,6 +62,10 @@ export class ServiceState {
   #targets: readonly EndpointHandle[] = [];
   #slowStartTimer: unknown;
   #lastError: Error | undefined;
+  /** Aborts mirrored copies in flight to this service when it closes: they must not hold up close(). */
+  readonly #shadow = new AbortController();
+  /** Mirrored copies in flight to this service. */
+  mirrorsInFlight = 0;
   readonly #retiring = new Set<Promise<void>>();
   readonly #retiringHandles = new Set<EndpointHandle>();
   readonly #waiters = new Set<() => void>();
@@ -66,6 +73,7 @@ export class ServiceState {
   readonly #watch: RegistryWatch;
 
   constructor(service: string, ctx: MeshContext) {
+    setMaxListeners(MAX_MIRRORS_IN_FLIGHT + 10, this.#shadow.signal);
     this.service = service;
     this.#ctx = ctx;
     this.#balancer = ctx.defaultBalancer;
@@ -80,6 +88,11 @@ export class ServiceState {
   /** The config in force (the last one that validated); `{}` until one arrives. */
   get config(): ServiceConfig {
     return this.#config;
+  }
+
+  /** Aborted when the state closes; mirrored copies to this service carry it. */
+  get shadowSignal(): AbortSignal {
+    return this.#shadow.signal;
   }
 
   /** The mesh's clock and random source. */
@@ -218,6 +231,7 @@ export class ServiceState {
       this.picker = undefined;
       this.#targets = [];
       this.#subsetPickers = new Map();
+      this.#shadow.abort(meshClosedError());
       this.#ctx.env.clock.clearTimeout(this.#slowStartTimer);
       this.#watch.close();
       this.#wake();

@@ -4,6 +4,7 @@ import { describe } from "../core/validate.ts";
 import type { ServiceConfig } from "../registry/service-config.ts";
 import { PROTOCOLS, RETRY_CONDITIONS, ROUTE_METHODS, SUBSET_NAME } from "./consul-vocabulary.ts";
 import { compileFilter } from "./filter-expression.ts";
+import { compileRegex } from "./regex.ts";
 
 type Json = Readonly<Record<string, unknown>>;
 
@@ -97,7 +98,7 @@ export function validateServiceConfig(config: unknown, service: string): Service
 
 function regex(source: string, field: string, flags = ""): void {
   try {
-    new RegExp(source, flags);
+    compileRegex(source, flags);
   } catch (err) {
     throw invalidConfig(field, `not a valid regular expression: ${(err as Error).message}`, { cause: err });
   }
@@ -301,6 +302,9 @@ function validateResolver(r: Fields): void {
   if (r.has("redirect")) {
     if (r.has("failover")) throw invalidConfig(r.at("redirect"), "a resolver has a redirect or failover, not both");
     target(r.raw("redirect"), r.at("redirect"));
+    const redirect = r.record("redirect") ?? {};
+    // As Consul: a redirect to a subset names the service too.
+    if (redirect.subset !== undefined && redirect.service === undefined) throw invalidConfig(`${r.at("redirect")}.subset`, "a redirect to a subset names its service too");
   }
   for (const [key, raw] of Object.entries(r.record("failover") ?? {})) {
     const path = `resolver.failover.${key}`;

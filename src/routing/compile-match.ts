@@ -1,16 +1,10 @@
 import type { HeaderMatch, QueryMatch, RouteMatch } from "../config/route-config.ts";
+import { compileRegex } from "../config/regex.ts";
 import type { RequestView } from "./request-view.ts";
 
 /** Whether a request matches a route. @internal */
 export type RouteMatcher = (request: RequestView) => boolean;
 
-/**
- * Compiles a regular expression written for Consul (Envoy uses RE2) to a JavaScript one that must match
- * the whole value. RE2's `(?P<name>` is JavaScript's `(?<name>`. @internal
- */
-export function compileRegex(source: string, flags = ""): RegExp {
-  return new RegExp(`^(?:${source.replaceAll("(?P<", "(?<")})$`, flags);
-}
 
 /**
  * Whether `text` starts with `prefix`, comparing from the prefix's end: route prefixes share their

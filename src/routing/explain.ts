@@ -4,7 +4,7 @@ import type { HealthStatus } from "../endpoint/endpoint.ts";
 import type { ServiceState } from "../client/service-state.ts";
 import { decideRoute, type ChosenSplit, type RouteDecision, type RouteTarget } from "./route-decision.ts";
 import { RequestView, type RoutableRequest } from "./request-view.ts";
-import { selectEndpoints, type Selection } from "./select-endpoints.ts";
+import { selectWaiting, type Selection } from "./select-endpoints.ts";
 
 /** An endpoint a request could go to. */
 export interface CandidateEndpoint {
@@ -132,22 +132,13 @@ export async function explainRoute(service: string, request: RoutableRequest, st
   let error: RouteExplanation["error"];
   try {
     decision = decideRoute(service, view, (s) => stateOf(s).routing, false);
-    const waited = new Set<ServiceState>();
-    for (;;) {
-      const outcome = selectEndpoints(decision, stateOf, waited.size > 0);
-      if (outcome.kind === "wait") {
-        waited.add(outcome.state);
-        await outcome.state.settle();
-        continue;
-      }
-      if (outcome.kind === "ready") {
-        selection = outcome.selection;
-        skipped = selection.skipped;
-      } else {
-        skipped = outcome.skipped;
-        error = { code: outcome.error.code, message: outcome.error.message };
-      }
-      break;
+    const outcome = await selectWaiting(decision, stateOf);
+    if (outcome.kind === "ready") {
+      selection = outcome.selection;
+      skipped = selection.skipped;
+    } else {
+      skipped = outcome.skipped;
+      error = { code: outcome.error.code, message: outcome.error.message };
     }
   } catch (err) {
     if (!isMeshError(err)) throw err;

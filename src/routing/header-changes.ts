@@ -63,7 +63,9 @@ export function changeResponseHeaders(headers: Record<string, string | string[] 
 /** The same, for the raw `[name, value, ...]` Buffer array of undici's older handler API. @internal */
 export function changeRawResponseHeaders(raw: readonly (Buffer | string)[], changes: readonly HeaderChanges[]): Buffer[] {
   const list: [string, string][] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) list.push([String(raw[i]), String(raw[i + 1])]);
+  // Header bytes are latin1 in undici's raw form: keep them byte for byte.
+  const text = (v: Buffer | string | undefined): string => (v === undefined ? "" : typeof v === "string" ? v : v.toString("latin1"));
+  for (let i = 0; i + 1 < raw.length; i += 2) list.push([text(raw[i]), text(raw[i + 1])]);
   return applyToPairs(list, changes)
     .flat()
     .map((s) => Buffer.from(s, "latin1"));

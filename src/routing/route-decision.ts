@@ -63,6 +63,39 @@ export function unreachable(ref: TargetRef): string | undefined {
 }
 
 /**
+ * Follows a target through resolvers: redirects (stopping when one points back at the same target, as
+ * Consul does; a true loop is an error), then the default subset when none is named.
+ *
+ * @param start - the service and subset to resolve
+ * @param lookup - every service's compiled routing
+ * @param service - the service called, for errors
+ * @throws MeshError `ERR_NO_ROUTE` for a loop or a redirect this registry cannot follow
+ * @internal
+ */
+export function resolveTarget(start: RouteTarget, lookup: RoutingLookup, service: string): { readonly target: RouteTarget; readonly redirects: readonly RouteTarget[] } {
+  const redirects: RouteTarget[] = [];
+  const seen = new Set<string>();
+  let current = start.service;
+  let subset = start.subset;
+  for (;;) {
+    const key = `${current}/${subset ?? ""}`;
+    if (seen.has(key)) throw noRoute(`Routing for '${service}' loops through resolver redirects (${[...seen, key].join(" -> ")})`, service);
+    seen.add(key);
+    const redirect = lookup(current).resolver?.redirect;
+    if (redirect === undefined) break;
+    const far = unreachable(redirect);
+    if (far !== undefined) throw noRoute(`The resolver of '${current}' redirects to ${far}, which this registry cannot reach`, service);
+    const next = redirect.service ?? current;
+    const nextSubset = redirect.subset ?? (next === current ? subset : undefined);
+    if (next === current && nextSubset === subset) break;
+    redirects.push({ service: current, subset });
+    current = next;
+    subset = nextSubset;
+  }
+  return { target: { service: current, subset: subset ?? lookup(current).resolver?.defaultSubset }, redirects };
+}
+
+/**
  * Decides where a request goes, with Consul's discovery-chain semantics: the service's router (first
  * matching route; none matching means the service itself), then, unless the destination names a
  * subset, the destination's splitter (a split to another service without a subset meets that
@@ -103,7 +136,8 @@ export function decideRoute(service: string, request: RequestView, lookup: Routi
     if (sequence === undefined || all === undefined) break;
     const sticky = routing.sticky;
     const key = sticky === undefined ? undefined : sticky.header !== undefined ? request.header(sticky.header) : cookieValue(request.header("cookie"), sticky.cookie ?? "");
-    const index = key !== undefined ? sequence.byHash(hash32(key)) : advance ? sequence.next() : sequence.peek();
+    // Seeded per splitter: nested sticky splitters on one header must choose independently.
+    const index = key !== undefined ? sequence.byHash(hash32(key, hash32(current))) : advance ? sequence.next() : sequence.peek();
     const split = all[index];
     if (split === undefined) break;
     splits.push({ splitter: current, index, weight: split.weight });
@@ -115,31 +149,19 @@ export function decideRoute(service: string, request: RequestView, lookup: Routi
     current = next;
     if (!again) break;
   }
-  // Resolvers: redirects, then the default subset.
-  const redirects: RouteTarget[] = [];
-  for (let hops = 0; ; hops++) {
-    if (hops > MAX_HOPS) throw noRoute(`Routing for '${service}' loops through resolver redirects`, service);
-    const resolver = lookup(current).resolver;
-    const redirect = resolver?.redirect;
-    if (redirect === undefined) break;
-    const far = unreachable(redirect);
-    if (far !== undefined) throw noRoute(`The resolver of '${current}' redirects to ${far}, which this registry cannot reach`, service);
-    redirects.push({ service: current, subset });
-    const next = redirect.service ?? current;
-    subset = redirect.subset ?? (next === current ? subset : undefined);
-    current = next;
+  const resolved = resolveTarget({ service: current, subset }, lookup, service);
+  const routing = lookup(resolved.target.service);
+  const target = resolved.target;
+  if (target.subset !== undefined && !routing.subsets.has(target.subset)) {
+    throw noRoute(`Service '${target.service}' does not have a subset named '${target.subset}': define it in its resolver, or change the route or split that names it`, service);
   }
-  const routing = lookup(current);
-  subset ??= routing.resolver?.defaultSubset;
-  if (subset !== undefined && !routing.subsets.has(subset)) {
-    throw noRoute(`Service '${current}' does not have a subset named '${subset}': define it in its resolver, or change the route or split that names it`, service);
-  }
+  const redirects = resolved.redirects;
   return {
     service,
     route: matched === undefined ? undefined : { index: matched.index, config: matched.config },
     splits,
     redirects,
-    target: { service: current, subset },
+    target,
     path,
     requestHeaders,
     responseHeaders,

@@ -2,7 +2,7 @@ import type { Picker } from "../balancer/picker.ts";
 import { MeshError } from "../core/errors.ts";
 import type { ServiceState } from "../client/service-state.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
-import { unreachable, type RouteDecision, type RouteTarget } from "./route-decision.ts";
+import { resolveTarget, unreachable, type RouteDecision, type RouteTarget } from "./route-decision.ts";
 
 /** Where a routed request takes its endpoint from. @internal */
 export interface Selection {
@@ -37,18 +37,32 @@ export function selectEndpoints(decision: RouteDecision, stateOf: (service: stri
   const primary = decision.target;
   const resolver = stateOf(primary.service).routing.resolver;
   const failover = resolver?.failover?.[primary.subset ?? "*"] ?? resolver?.failover?.["*"];
-  const candidates: { readonly target: RouteTarget; readonly far?: string }[] = [{ target: primary }];
+  const candidates: { readonly target: RouteTarget; readonly far?: string; readonly problem?: string }[] = [{ target: primary }];
   for (const ref of failover?.targets ?? []) {
+    // As Consul: a failover target on the same service keeps the subset unless it names one; each
+    // target goes through its own resolver (redirect, default subset); the primary is not tried twice.
+    const same = ref.service === undefined || ref.service === primary.service;
+    const start = { service: ref.service ?? primary.service, subset: ref.subset ?? (same ? primary.subset : undefined) };
     const far = unreachable(ref);
-    const service = ref.service ?? primary.service;
-    const subset = ref.subset ?? (ref.service === undefined ? primary.subset : stateOf(service).routing.resolver?.defaultSubset);
-    candidates.push(far === undefined ? { target: { service, subset } } : { target: { service, subset }, far });
+    if (far !== undefined) {
+      candidates.push({ target: start, far });
+      continue;
+    }
+    let target: RouteTarget;
+    try {
+      target = resolveTarget(start, (service) => stateOf(service).routing, decision.service).target;
+    } catch (err) {
+      candidates.push({ target: start, problem: (err as Error).message });
+      continue;
+    }
+    if (candidates.some((c) => c.far === undefined && c.problem === undefined && c.target.service === target.service && c.target.subset === target.subset)) continue;
+    candidates.push({ target });
   }
   const skipped: { target: RouteTarget; reason: string }[] = [];
   let firstError: MeshError | undefined;
-  for (const { target, far } of candidates) {
-    if (far !== undefined) {
-      skipped.push({ target, reason: `${far} is not reachable through this registry` });
+  for (const { target, far, problem } of candidates) {
+    if (far !== undefined || problem !== undefined) {
+      skipped.push({ target, reason: problem ?? `${far ?? ""} is not reachable through this registry` });
       continue;
     }
     const state = stateOf(target.service);
@@ -63,8 +77,9 @@ export function selectEndpoints(decision: RouteDecision, stateOf: (service: stri
       picked = state.subsetPicker(target.subset);
     }
     if (picked.picker !== undefined) return { kind: "ready", selection: { state, target, picker: picked.picker, targets: picked.targets, skipped } };
+    // A subset's emptiness is its own story only when the service has endpoints at all.
     const error =
-      target.subset === undefined
+      target.subset === undefined || !state.settled || (state.endpoints?.all.length ?? 0) === 0
         ? state.unavailableError()
         : new MeshError("ERR_NO_ENDPOINTS", `Subset '${target.subset}' of service '${target.service}' has no endpoint that can take traffic (none ready matches its filter).`, {
             details: { service: target.service, subset: target.subset },
@@ -76,4 +91,23 @@ export function selectEndpoints(decision: RouteDecision, stateOf: (service: stri
   if (skipped.length <= 1) return { kind: "fail", error, skipped };
   const tried = skipped.map((s) => `${show(s.target)}: ${s.reason}`).join("; ");
   return { kind: "fail", error: new MeshError(error.code, `${error.message} Failover found nothing either (${tried}).`, { cause: error, details: { ...error.details, failover: skipped.length - 1 } }), skipped };
+}
+
+/**
+ * {@link selectEndpoints}, waiting (once per service, up to the discovery timeout) for services the
+ * registry has not answered for yet; a service waited for once counts as it is. @internal
+ */
+export async function selectWaiting(decision: RouteDecision, stateOf: (service: string) => ServiceState): Promise<Exclude<SelectOutcome, { readonly kind: "wait" }>> {
+  const waited = new Set<ServiceState>();
+  for (;;) {
+    const outcome = selectEndpoints(decision, stateOf, false);
+    if (outcome.kind !== "wait") return outcome;
+    if (waited.has(outcome.state)) {
+      const last = selectEndpoints(decision, stateOf, true);
+      if (last.kind !== "wait") return last;
+      return { kind: "fail", error: outcome.state.unavailableError(), skipped: [] };
+    }
+    waited.add(outcome.state);
+    await outcome.state.settle();
+  }
 }

@@ -46,6 +46,11 @@ export class ConfigWatch {
     return this.#kinds.size === CONSUL_ENTRY_KINDS.length && [...this.#kinds.values()].every((k) => k.settled);
   }
 
+  /** The kinds that have not answered (nor failed) yet. */
+  get pendingKinds(): ConsulEntryKind[] {
+    return CONSUL_ENTRY_KINDS.filter((k) => this.#kinds.get(k)?.settled !== true);
+  }
+
   /**
    * Starts telling `subscriber` about `service`; the loops start with the first subscriber.
    *

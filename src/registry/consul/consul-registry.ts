@@ -3,7 +3,7 @@ import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import Consul from "consul";
 import { Agent as UndiciAgent, request, type Dispatcher } from "undici";
-import { systemClock, type Clock } from "../../core/clock.ts";
+import { systemClock, type Clock, type TimerHandle } from "../../core/clock.ts";
 import { invalidConfig } from "../../core/errors.ts";
 import { systemRandom, type Random } from "../../core/random.ts";
 import { assertServiceName } from "../../core/service-name.ts";
@@ -84,6 +84,9 @@ interface HealthServiceCall {
 interface IncomingHeaders {
   readonly headers: Record<string, string | string[] | undefined>;
 }
+
+/** How long the first endpoints of a service wait for its config entries before they are served without. */
+const CONFIG_WAIT_MS = 3000;
 
 const KEYS = ["url", "tls", "token", "datacenter", "waitSeconds", "burst", "queriesPerSecond", "initialBackoffMs", "maxBackoffMs", "cacheFile", "clock", "random"] as const;
 
@@ -267,6 +270,10 @@ class WatchLoop {
   #lastConfig: string | undefined;
   /** Endpoints held back until the config is known. */
   #held: EndpointSet | undefined;
+  /** Releases held endpoints if the config takes too long. */
+  #holdTimer: TimerHandle;
+  /** Whether endpoints go out without waiting for config (it was known once, or took too long). */
+  #released = false;
   #cacheTried = false;
 
   constructor(
@@ -329,6 +336,7 @@ class WatchLoop {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#health.stop();
+    this.#settings.clock.clearTimeout(this.#holdTimer);
     this.#unsubscribe?.();
     this.#onStop(this);
   }
@@ -348,13 +356,33 @@ class WatchLoop {
     if (this.#last === undefined || diff.added.length + diff.removed.length + diff.changed.length > 0 || !sameOrder(this.#last, set)) {
       this.#last = set;
       void this.#cache?.save(this.service, set);
-      if (this.#lastConfig === undefined) this.#held = set;
-      else this.#listener({ type: "endpoints", endpoints: set });
+      if (this.#released) {
+        this.#listener({ type: "endpoints", endpoints: set });
+      } else {
+        this.#held = set;
+        this.#holdTimer ??= this.#settings.clock.setTimeout(() => this.#releaseHeld(), CONFIG_WAIT_MS);
+      }
     }
+  }
+
+  /** The config is slow (a config query hangs): serve the endpoints without it, and say so. */
+  #releaseHeld(): void {
+    if (this.#stopped || this.#released) return;
+    this.#released = true;
+    const pending = this.#configWatch.pendingKinds.join(", ");
+    this.#listener({
+      type: "error",
+      error: new Error(`Consul at ${this.#settings.url}: the config entries (${pending}) are not known after ${CONFIG_WAIT_MS} ms; serving '${this.service}' without them until they arrive`),
+    });
+    const held = this.#held;
+    this.#held = undefined;
+    if (held !== undefined) this.#listener({ type: "endpoints", endpoints: held });
   }
 
   #acceptConfig(config: ServiceConfig): void {
     if (this.#stopped) return;
+    this.#released = true;
+    this.#settings.clock.clearTimeout(this.#holdTimer);
     const key = JSON.stringify(config);
     if (key !== this.#lastConfig) {
       this.#lastConfig = key;

@@ -56,6 +56,9 @@ export class FakeConnect {
   readonly #leaves = new Map<string, Leaf>();
   #rootsIndex = 0;
   #ready: Promise<void> | undefined;
+  /** Issuances under way, by service: concurrent first requests share one leaf, as Consul's cache does. */
+  readonly #issuing = new Map<string, Promise<void>>();
+  #closed = false;
 
   constructor(options: ConnectOptions, config: ConfigEntries) {
     this.#options = options;
@@ -113,6 +116,8 @@ export class FakeConnect {
   async rotate(): Promise<void> {
     await this.active();
     await this.#addRoot();
+    // Issuances under way come from the old root: let them land, then issue from the new one.
+    await Promise.all([...this.#issuing.values()]);
     await Promise.all([...this.#leaves.keys()].map((service) => this.#issue(service)));
     this.#options.wake();
   }
@@ -120,6 +125,8 @@ export class FakeConnect {
   /** Makes sure `service` has a current leaf; then `leafIndex`/`leafBody` answer for it. */
   async ensureLeaf(service: string): Promise<void> {
     const active = await this.active();
+    const pending = this.#issuing.get(service);
+    if (pending !== undefined) return pending;
     const leaf = this.#leaves.get(service);
     if (leaf === undefined || leaf.root !== active.id || leaf.cert.notAfter.getTime() <= Date.now()) await this.#issue(service);
   }
@@ -148,6 +155,7 @@ export class FakeConnect {
 
   /** Re-issues a service's leaf now, as Consul does when one nears expiry. */
   async renew(service: string): Promise<void> {
+    if (this.#closed) return;
     await this.#issue(service);
     this.#options.wake();
   }
@@ -179,8 +187,9 @@ export class FakeConnect {
     return this.intentions().filter((i) => (i.SourceName === source || i.SourceName === "*") && (i.DestinationName === destination || i.DestinationName === "*"));
   }
 
-  /** Stops renewal timers. */
+  /** Stops renewal timers; renewals under way are dropped. */
   close(): void {
+    this.#closed = true;
     for (const leaf of this.#leaves.values()) clearTimeout(leaf.timer);
   }
 
@@ -190,7 +199,15 @@ export class FakeConnect {
     this.#roots.push({ ca, index: this.#rootsIndex });
   }
 
-  async #issue(service: string): Promise<void> {
+  #issue(service: string): Promise<void> {
+    const pending = this.#issuing.get(service);
+    if (pending !== undefined) return pending;
+    const issuing = this.#mint(service).finally(() => this.#issuing.delete(service));
+    this.#issuing.set(service, issuing);
+    return issuing;
+  }
+
+  async #mint(service: string): Promise<void> {
     const ca = await this.active();
     const previous = this.#leaves.get(service);
     clearTimeout(previous?.timer);
@@ -198,6 +215,7 @@ export class FakeConnect {
     const now = Date.now();
     const uri = ca.spiffeId(service, { datacenter: this.#options.datacenter });
     const cert = await ca.issue({ uri, notBefore: new Date(now - 60_000), notAfter: new Date(now + this.#options.leafValidForMs) });
+    if (this.#closed) return;
     const index = this.#options.bump();
     const leaf: Leaf = { cert, root: ca.id, index, createIndex: index };
     // Consul renews a leaf before it expires; a blocking leaf query then returns the new one.

@@ -97,7 +97,8 @@ export class FakeConsul {
   #failures: { count: number; status: number; body: string } = { count: 0, status: 500, body: "" };
   #garbage = 0;
   #zeroIndex = 0;
-  #hanging = false;
+  /** The path prefix of requests that get no answer, when hanging. */
+  #hanging: string | undefined;
   readonly #options: FakeConsulOptions;
   #connect: FakeConnect;
   /** The ACL token of the request being routed. */
@@ -256,9 +257,14 @@ export class FakeConsul {
     this.#garbage = count;
   }
 
-  /** While on, requests get no answer at all (a hung agent). Turning it off does not answer them. */
-  hang(on: boolean): void {
-    this.#hanging = on;
+  /**
+   * While on, requests get no answer at all (a hung agent). Turning it off does not answer them.
+   *
+   * @param on - whether to hang
+   * @param pathPrefix - hang only requests whose path starts with this (`/v1/config/service-router`)
+   */
+  hang(on: boolean, pathPrefix = ""): void {
+    this.#hanging = on ? pathPrefix : undefined;
   }
 
   /** Closes every open connection, blocked queries included. */
@@ -288,7 +294,7 @@ export class FakeConsul {
       this.#queries.push({ path: url.pathname, params: url.searchParams });
       if (this.#queries.length > 1000) this.#queries.shift();
     }
-    if (this.#hanging) return;
+    if (this.#hanging !== undefined && url.pathname.startsWith(this.#hanging)) return;
     if (this.#failures.count > 0) {
       this.#failures.count--;
       sendText(res, this.#failures.status, this.#failures.body);
@@ -400,7 +406,8 @@ export class FakeConsul {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
       const services: Record<string, unknown> = {};
       for (const [id, instance] of this.#state.instances()) {
-        if (instance.node === this.#nodeName) services[id] = agentService(instance.service, this.#datacenter);
+        if (instance.node !== this.#nodeName || !this.#mayRead(this.#token, { resource: "service", access: "read", name: instance.service.Service })) continue;
+        services[id] = agentService(instance.service, this.#datacenter);
       }
       sendJson(res, 200, services);
       return;
@@ -432,6 +439,22 @@ export class FakeConsul {
     let m: RegExpExecArray | null;
     if ((m = /^\/v1\/(?:health|catalog)\/service\/(.+)$/.exec(path)) !== null) return service(decodeURIComponent(m[1] ?? ""));
     if ((m = /^\/v1\/agent\/health\/service\/name\/(.+)$/.exec(path)) !== null) return service(decodeURIComponent(m[1] ?? ""));
+    const instanceService = (id: string): string => this.#state.instances().get(decodeURIComponent(id))?.service.Service ?? "";
+    if ((m = /^\/v1\/agent\/health\/service\/id\/(.+)$/.exec(path)) !== null) return service(instanceService(m[1] ?? ""));
+    if ((m = /^\/v1\/agent\/check\/(?:pass|warn|fail|update)\/(.+)$/.exec(path)) !== null) {
+      // A service's check needs service:write on it; a node check, write on every service (node:write, roughly).
+      return service(this.#state.checks.get(checkKey(this.#nodeName, decodeURIComponent(m[1] ?? "")))?.ServiceName ?? "", "write");
+    }
+    if (path === "/v1/catalog/register") {
+      let body: { Service?: { Service?: unknown } } = {};
+      try {
+        body = JSON.parse(raw.toString("utf8")) as typeof body;
+      } catch {
+        // The route answers 400 for a body that does not parse; any token may learn that.
+      }
+      return service(typeof body.Service?.Service === "string" ? body.Service.Service : "", "write");
+    }
+    if ((m = /^\/v1\/agent\/service\/([^/]+)$/.exec(path)) !== null && m[1] !== "register") return service(instanceService(m[1] ?? ""), "read");
     if ((m = /^\/v1\/kv\/(.*)$/.exec(path)) !== null) return { resource: "key", access: read ? "read" : "write", name: decodeURIComponent(m[1] ?? "") };
     if (path === "/v1/config") return field("Kind") === "service-intentions" ? { resource: "intentions", access: "write", name: field("Name") } : service(field("Name"), "write");
     if ((m = /^\/v1\/config\/([^/]+)\/([^/]+)$/.exec(path)) !== null) {
