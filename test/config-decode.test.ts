@@ -78,6 +78,11 @@ describe("decodeConsulEntry on Consul's documented entries", () => {
     assert.deepEqual(dashboard?.config.defaults?.upstreamDefaults, { limits: { maxConnections: 512, maxPendingRequests: 512, maxConcurrentRequests: 512 } });
   });
 
+  it("accepts RE2's named groups in regexes, as Consul (Envoy) does", () => {
+    const entry = { Kind: "service-router", Name: "web", Routes: [{ Match: { HTTP: { PathRegex: "/users/(?P<id>[0-9]+)", Header: [{ Name: "x-v", Regex: "(?P<major>[0-9]+)\\..*" }] } } }] };
+    assert.equal(decodeConsulEntry(entry).config.router?.routes[0]?.match?.pathRegex, "/users/(?P<id>[0-9]+)");
+  });
+
   it("carries ChoiceCount and ring sizes over, and skips SourceIP hashing", () => {
     assert.deepEqual(decodeConsulEntry({ Kind: "service-resolver", Name: "a", LoadBalancer: { Policy: "least_request", LeastRequestConfig: { ChoiceCount: 3 } } }).config, {
       loadBalancer: { policy: "least_request", config: { choiceCount: 3 } },

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
 import { ConsulRegistry, createMesh, isMeshError, type ConfigAppliedEvent, type ConfigRejectedEvent, type Mesh, type RegistryErrorEvent } from "proxyless";
-import { FakeConsul } from "proxyless/testing";
+import { FakeClock, FakeConsul } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 import { until } from "./helpers/events.ts";
 
@@ -106,6 +106,28 @@ describe("config entries in Consul configure the services in use", () => {
     const back = applied("round_robin");
     await remove("service-resolver", "orders");
     await back;
+  });
+
+  it("serves a service without its config when a config query hangs, after a bounded wait, and says which", async () => {
+    const other = await FakeConsul.start();
+    try {
+      const res = await request(`${other.url}/v1/agent/service/register`, { method: "PUT", body: JSON.stringify({ Name: "orders", Address: "127.0.0.1", Port: backends[0]!.port }) });
+      await res.body.dump();
+      other.hang(true, "/v1/config/service-splitter");
+      const clock = new FakeClock(Date.now());
+      const slow = createMesh({ registry: new ConsulRegistry({ url: other.url, clock }) });
+      const reported = new Promise<RegistryErrorEvent>((resolve) => slow.once("registry_error", resolve));
+      const pending = slow.client("orders").request({ path: "/" });
+      await until(() => clock.pendingTimers > 0); // the endpoints are in, held for the config
+      clock.advance(3000);
+      const answer = await pending;
+      await answer.body.dump();
+      assert.equal(answer.statusCode, 200);
+      assert.match((await reported).error.message, /config entries \(service-splitter\) are not known after 3000 ms/);
+      await slow.destroy();
+    } finally {
+      await other.close();
+    }
   });
 
   it("watches each kind with one list query shared by all services", async () => {

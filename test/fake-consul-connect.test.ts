@@ -73,6 +73,11 @@ describe("FakeConsul Connect CA, leaf certificates and authorize", () => {
     assert.equal(again.SerialNumber, leaf.SerialNumber, "the same leaf until it must change");
   });
 
+  it("gives concurrent first requests for a leaf the same certificate", async () => {
+    const leaves = await Promise.all([1, 2, 3].map(() => call(fake, "GET", "/v1/agent/connect/ca/leaf/billing")));
+    assert.equal(new Set(leaves.map((l) => (l.json() as Leaf).SerialNumber)).size, 1);
+  });
+
   it("ends a blocked leaf query with a new certificate when the CA rotates, and the new root joins the old", async () => {
     const first = await call(fake, "GET", "/v1/agent/connect/ca/leaf/web");
     const index = String(first.headers["x-consul-index"]);
@@ -175,5 +180,17 @@ describe("FakeConsul ACLs", () => {
   it("filters lists down to what the token may read", async () => {
     const services = (await call(fake, "GET", "/v1/catalog/services", { token: "reader" })).json();
     assert.deepEqual(Object.keys(services as object), ["orders"]);
+    const agent = (await call(fake, "GET", "/v1/agent/services", { token: "reader" })).json();
+    assert.deepEqual(Object.keys(agent as object), ["orders"]);
+  });
+
+  it("guards check updates, agent service reads and catalog registration too", async () => {
+    assert.equal((await call(fake, "PUT", "/v1/agent/service/register", { token: "writer", body: { Name: "ttl", Check: { TTL: "30s" } } })).status, 200);
+    assert.equal((await call(fake, "PUT", "/v1/agent/check/pass/service:ttl")).status, 403);
+    assert.equal((await call(fake, "PUT", "/v1/agent/check/pass/service:ttl", { token: "reader" })).status, 403);
+    assert.equal((await call(fake, "PUT", "/v1/agent/check/pass/service:ttl", { token: "writer" })).status, 200);
+    assert.equal((await call(fake, "GET", "/v1/agent/service/orders")).status, 403);
+    assert.equal((await call(fake, "GET", "/v1/agent/service/orders", { token: "reader" })).status, 200);
+    assert.equal((await call(fake, "PUT", "/v1/catalog/register", { token: "reader", body: { Node: "n1", Address: "10.0.0.1", Service: { Service: "orders" } } })).status, 403);
   });
 });

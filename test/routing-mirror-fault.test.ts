@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { once } from "node:events";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { createMesh, type Mesh } from "proxyless";
 import { createSeededRandom, FakeClock, MockRegistry } from "proxyless/testing";
 import { Backend, startBackends } from "./helpers/backend.ts";
 import { until } from "./helpers/events.ts";
+
+/** Lets pending I/O callbacks and promise jobs run: a request that was going to be sent has been. */
+async function settleIo(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+}
 
 describe("traffic mirroring and fault injection", () => {
   let live: Backend;
@@ -53,6 +61,44 @@ describe("traffic mirroring and fault injection", () => {
     for (let i = 0; i < 20; i++) assert.equal((await send(`/t/${i}`)).status, 200);
   });
 
+  it("does not let a mirror target that never answers hold up close()", async () => {
+    const silent = createServer(() => undefined); // accepts, never answers
+    silent.listen(0, "127.0.0.1");
+    await once(silent, "listening");
+    try {
+      registry.setEndpoints("web-next", [{ address: "127.0.0.1", port: (silent.address() as AddressInfo).port }]);
+      registry.setConfig("web", { router: { routes: [{ mirror: { service: "web-next", percent: 100 } }] } });
+      await send("/warm");
+      for (let i = 0; i < 3; i++) assert.equal((await send(`/m/${i}`)).status, 200);
+      await mesh.close(); // resolves: the copies in flight are aborted
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
+
+  it("changes response headers on the fetch path without touching other headers' bytes", async () => {
+    const server = createServer((_req, res) => {
+      res.setHeader("x-name", "café"); // sent as latin1 bytes
+      res.end("ok");
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    try {
+      registry.setEndpoints("web", [{ address: "127.0.0.1", port: (server.address() as AddressInfo).port }]);
+      const plain = await mesh.client("web").fetch("/");
+      await plain.text();
+      registry.setConfig("web", { router: { routes: [{ destination: { responseHeaders: { set: { "x-routed": "yes" } } } }] } });
+      const routed = await mesh.client("web").fetch("/");
+      await routed.text();
+      assert.equal(routed.headers.get("x-routed"), "yes");
+      assert.equal(routed.headers.get("x-name"), plain.headers.get("x-name"));
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it("aborts requests that carry the fault header with the configured status, without sending them", async () => {
     registry.setConfig("web", { router: { routes: [{ fault: { abort: { status: 503, header: "x-fault" } } }] } });
     const aborted = await send("/x", { "x-fault": "1" });
@@ -72,6 +118,7 @@ describe("traffic mirroring and fault injection", () => {
     await until(() => clock.pendingTimers > 0);
     assert.equal(live.seen.filter((r) => r.url === "/slow/1").length, 0, "held back");
     clock.advance(1999);
+    await settleIo();
     assert.equal(live.seen.filter((r) => r.url === "/slow/1").length, 0, "still held back");
     clock.advance(1);
     assert.equal((await pending).status, 200);

@@ -115,6 +115,50 @@ describe("routing on real servers", () => {
     await assert.rejects(mesh.client("web").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_NO_ENDPOINTS") && /Subset 'v2'/.test(err.message));
   });
 
+  it("follows a resolver that redirects to a subset of its own service, and a redirect to another service", async () => {
+    registry.setConfig("web", { resolver: { ...subsets, redirect: { service: "web", subset: "v2" } } });
+    for (let i = 0; i < 3; i++) assert.equal(side(await hit()), "v2");
+    registry.setConfig("web", { resolver: { redirect: { service: "admin" } } });
+    assert.equal(await hit(), admin.name);
+    const why = await mesh.explain("web");
+    assert.deepEqual(why.redirects, [{ service: "web", subset: undefined }]);
+    assert.deepEqual(why.target, { service: "admin", subset: undefined });
+    registry.setConfig("admin", { resolver: { redirect: { service: "web" } } });
+    assert.equal((await mesh.explain("web")).error?.code, "ERR_NO_ROUTE", "a loop between two resolvers");
+  });
+
+  it("reports an unknown target service as unknown, even through a subset", async () => {
+    registry.setConfig("web", { router: { routes: [{ destination: { service: "ghost" } }] } });
+    registry.setConfig("ghost", { resolver: { subsets: { v1: {} }, defaultSubset: "v1" } });
+    registry.removeService("ghost");
+    await assert.rejects(mesh.client("web").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_UNKNOWN_SERVICE"));
+  });
+
+  it("keeps nested sticky splitters independent, and reads a sticky cookie among several Cookie headers", async () => {
+    registry.setEndpoints("a", [admin.endpoint]);
+    registry.setEndpoints("b", [admin.endpoint]);
+    registry.setConfig("web", { splitter: { splits: [{ weight: 50, service: "a" }, { weight: 50, service: "b" }], sticky: { header: "x-user" } } });
+    registry.setConfig("a", { resolver: { subsets: { one: {}, two: {} } }, splitter: { splits: [{ weight: 50, subset: "one" }, { weight: 50, subset: "two" }], sticky: { header: "x-user" } } });
+    const ends = new Map<string, number>();
+    for (let u = 0; u < 400; u++) {
+      const why = await mesh.explain("web", { headers: { "x-user": `u${u}` } });
+      const key = `${why.target?.service}/${why.target?.subset ?? ""}`;
+      ends.set(key, (ends.get(key) ?? 0) + 1);
+    }
+    assert.ok((ends.get("a/two") ?? 0) > 50, `a/two gets its share through web: ${JSON.stringify(Object.fromEntries(ends))}`);
+    assert.ok((ends.get("a/one") ?? 0) > 50);
+
+    registry.setConfig("web", { resolver: subsets, splitter: { splits: [{ weight: 50, subset: "v1" }, { weight: 50, subset: "v2" }], sticky: { cookie: "session" } } });
+    const sides = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const headers = i % 2 === 0 ? { cookie: ["theme=dark", "session=abc"] } : ["cookie", "theme=dark", "cookie", "session=abc"];
+      const res = await mesh.client("web").request({ path: "/", headers });
+      await res.body.dump();
+      sides.add(side(String(res.headers["x-instance"])));
+    }
+    assert.equal(sides.size, 1, "one session, one side");
+  });
+
   it("refuses a subset no resolver defines with ERR_NO_ROUTE", async () => {
     registry.setConfig("web", { splitter: { splits: [{ weight: 100, subset: "v9" }] } });
     await assert.rejects(mesh.client("web").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_NO_ROUTE") && /subset named 'v9'/.test(err.message));

@@ -80,10 +80,11 @@ export function headerValue(headers: unknown, name: string): string | undefined 
   if (Array.isArray(headers)) {
     const flat = headers as readonly unknown[];
     if (flat.length > 0 && Array.isArray(flat[0])) return pairsValue(flat as Iterable<readonly unknown[]>, name);
+    const found: unknown[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
-      if (String(flat[i]).toLowerCase() === name) return headerText(flat[i + 1], name);
+      if (String(flat[i]).toLowerCase() === name) found.push(flat[i + 1]);
     }
-    return undefined;
+    return found.length === 0 ? undefined : headerText(found.length === 1 ? found[0] : found, name);
   }
   if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === "function") {
     return pairsValue(headers as Iterable<readonly unknown[]>, name);
@@ -101,16 +102,18 @@ export function headerValue(headers: unknown, name: string): string | undefined 
 function headerText(value: unknown, name = ""): string {
   if (typeof value === "string") return value;
   // Several Cookie headers join with "; " (RFC 6265), the others with ",".
-  if (Array.isArray(value)) return value.map((v) => headerText(v)).join(name === "cookie" ? "; " : ",");
+  if (Array.isArray(value)) return (value as unknown[]).map((v) => headerText(v)).join(name === "cookie" ? "; " : ",");
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   return "";
 }
 
+/** Every value of `name` among `[name, value]` pairs, combined as one header (a repeated header is a list). */
 function pairsValue(pairs: Iterable<readonly unknown[]>, name: string): string | undefined {
+  const found: unknown[] = [];
   for (const [key, value] of pairs) {
-    if (String(key).toLowerCase() === name && value !== undefined) return headerText(value, name);
+    if (String(key).toLowerCase() === name && value !== undefined) found.push(value);
   }
-  return undefined;
+  return found.length === 0 ? undefined : headerText(found.length === 1 ? found[0] : found, name);
 }
 
 /** The value of cookie `name` in a `Cookie` header. @internal */
