@@ -47,6 +47,8 @@ export interface RouteDecision {
 /** Gives a service's compiled routing (creating its watch on first use). @internal */
 export type RoutingLookup = (service: string) => ServiceRouting;
 
+const NO_REDIRECTS: readonly RouteTarget[] = Object.freeze([]);
+
 /** How deep splits and redirects may chain before routing calls it a loop (Consul refuses loops outright). */
 const MAX_HOPS = 8;
 
@@ -73,6 +75,9 @@ export function unreachable(ref: TargetRef): string | undefined {
  * @internal
  */
 export function resolveTarget(start: RouteTarget, lookup: RoutingLookup, service: string): { readonly target: RouteTarget; readonly redirects: readonly RouteTarget[] } {
+  const first = lookup(start.service).resolver;
+  // The common case, no redirect: nothing to follow, nothing to allocate.
+  if (first?.redirect === undefined) return { target: { service: start.service, subset: start.subset ?? first?.defaultSubset }, redirects: NO_REDIRECTS };
   const redirects: RouteTarget[] = [];
   const seen = new Set<string>();
   let current = start.service;
