@@ -19,7 +19,12 @@ export type {
   ConfigAppliedEvent,
   ConfigRejectedEvent,
   RegistryErrorEvent,
+  EndpointEjectedEvent,
+  EndpointReturnedEvent,
+  BreakerStateEvent,
+  RetryBudgetExhaustedEvent,
 } from "./core/events.ts";
+export type { ResilienceOptions, RetryOptions, RetryCondition, RetryBudgetOptions, OutlierOptions, BreakerOptions, LimitOptions, HedgingOptions } from "./resilience/resilience-options.ts";
 export { systemClock, type Clock, type TimerHandle } from "./core/clock.ts";
 export { systemRandom, type Random } from "./core/random.ts";
 export { isValidServiceName, assertServiceName } from "./core/service-name.ts";

@@ -14,6 +14,7 @@ import type { Registration, ServiceRegistration } from "./registry/registration.
 import type { Registry } from "./registry/registry.ts";
 import type { LoadBalancerConfig, ServiceConfig } from "./registry/service-config.ts";
 import { explainRoute, type RouteExplanation } from "./routing/explain.ts";
+import { validateResilience, type ResilienceOptions } from "./resilience/resilience-options.ts";
 import { failHandler, ForwardingDispatcher } from "./transport/http/forwarding-dispatcher.ts";
 import { toUndiciPoolOptions, type PoolOptions } from "./transport/http/pool-options.ts";
 
@@ -39,6 +40,13 @@ export interface MeshOptions {
   readonly panicThreshold?: number;
   /** Ramp up the weight of endpoints that join a running service. Off unless given. */
   readonly slowStart?: SlowStartOptions;
+  /**
+   * Timeouts, retries, retry budget, outlier detection, circuit breaker, limits and hedging for every
+   * upstream (docs/resilience.md). Consul's service-defaults and routes override it.
+   */
+  readonly resilience?: ResilienceOptions;
+  /** The same, per upstream service; overrides `resilience`. */
+  readonly upstreams?: Readonly<Record<string, ResilienceOptions>>;
   /** The clock; inject a fake one in tests. */
   readonly clock?: Clock;
   /** The random source; inject a seeded one in tests. */
@@ -54,6 +62,8 @@ const OPTION_KEYS = [
   "discoveryTimeout",
   "panicThreshold",
   "slowStart",
+  "resilience",
+  "upstreams",
   "clock",
   "random",
 ] as const;
@@ -158,6 +168,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
       panicThreshold: optionalNumber(o.panicThreshold, "panicThreshold", { min: 0, max: 100 }) ?? 50,
       slowStart: parseSlowStart(o.slowStart),
       events: this,
+      resilience: {
+        mesh: o.resilience === undefined ? undefined : validateResilience(o.resilience, "resilience"),
+        upstreams: parseUpstreams(o.upstreams),
+        // The calling service's own Consul service-defaults (its UpstreamConfig) apply to its calls.
+        callerDefaults: () => (this.service === undefined || this.#closing !== undefined ? undefined : this.#stateOf(this.service).config.defaults),
+      },
     };
     this.dispatcher = new ForwardingDispatcher(
       (opts, handler) => this.#dispatch(opts, handler),
@@ -356,6 +372,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.#origins.size < MAX_CACHED_ORIGINS) this.#origins.set(key, target);
     return target;
   }
+}
+
+function parseUpstreams(raw: unknown): Readonly<Record<string, ResilienceOptions>> {
+  if (raw === undefined) return {};
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw invalidConfig("upstreams", "expected an object of resilience options by service name");
+  const out: Record<string, ResilienceOptions> = {};
+  for (const [name, options] of Object.entries(raw)) {
+    assertServiceName(name);
+    out[name] = validateResilience(options, `upstreams.${name}`);
+  }
+  return out;
 }
 
 function parseSlowStart(raw: SlowStartOptions | undefined): SlowStart | undefined {

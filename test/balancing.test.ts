@@ -72,7 +72,8 @@ describe("an endpoint that fails fast", () => {
         failed++;
       }
     }
-    assert.equal(failed, 1, `${failed} of 100 failed (round robin: 50)`);
+    // The one request that met the dead endpoint was retried on the live one (a connect failure is always safe to retry).
+    assert.equal(failed, 0, `${failed} of 100 failed`);
     const load = mesh.inspect("orders")?.targets.find((t) => t.id === deadEndpoint.id);
     assert.equal(load?.pending, 0);
     assert.ok((load?.rtt ?? 0) > 900, `the dead endpoint's estimate is the penalty, decayed: ${load?.rtt}`);

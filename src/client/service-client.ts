@@ -6,6 +6,8 @@ import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-
 import { withHost } from "../transport/http/headers.ts";
 import type { ServiceState } from "./service-state.ts";
 import { routedDispatch, routedRequest, type StateLookup } from "./routed-call.ts";
+import { resilientRequest } from "../resilience/resilient-request.ts";
+import { pickUntried } from "../resilience/pick-untried.ts";
 
 /** Options for {@link ServiceClient.request}: undici's request options without `origin`; `method` defaults to GET. */
 export type ServiceRequestOptions = Omit<Dispatcher.RequestOptions, "origin" | "method"> & {
@@ -86,9 +88,21 @@ export class ServiceClient {
     const state = this.#state;
     // Routing (routes, splits, subsets, failover) when the service's config has any; else straight to its balancer.
     if (state.routing.active) return routedRequest(this.service, prepared, this.#stateOf, options.hashKey);
-    const picker = state.picker;
-    if (picker !== undefined) return picker.pick(this.#pickContext(prepared, options.hashKey)).pool.request(prepared);
+    if (state.picker !== undefined) return this.#send(prepared, options.hashKey);
     return state.settle().then(() => (state.routing.active ? routedRequest(this.service, prepared, this.#stateOf, options.hashKey) : this.#requestLater(prepared, options.hashKey)));
+  }
+
+  /** Sends through the service's own balancer, with its protections (timeouts, retries, breaker, limits). */
+  #send(prepared: Dispatcher.RequestOptions, hashKey: string | undefined): Promise<ServiceResponseData> {
+    const state = this.#state;
+    const context = this.#pickContext(prepared, hashKey);
+    const hash = context.hash;
+    return resilientRequest(state, state.policyFor(undefined), prepared, (tried) => {
+      const picker = state.picker;
+      if (picker === undefined) throw state.unavailableError();
+      this.#context.hash = hash;
+      return pickUntried(picker, context, tried);
+    });
   }
 
   /**
@@ -156,9 +170,8 @@ export class ServiceClient {
   }
 
   #requestLater(prepared: Dispatcher.RequestOptions, hashKey: string | undefined): Promise<ServiceResponseData> {
-    const picker = this.#state.picker;
-    if (picker === undefined) return Promise.reject(this.#state.unavailableError());
-    return picker.pick(this.#pickContext(prepared, hashKey)).pool.request(prepared);
+    if (this.#state.picker === undefined) return Promise.reject(this.#state.unavailableError());
+    return this.#send(prepared, hashKey);
   }
 
   #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined): void {

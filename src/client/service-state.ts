@@ -13,6 +13,12 @@ import { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import type { Pool } from "undici";
 import type { RequestHasher } from "../balancer/hash-policy.ts";
 import { ServiceRouting } from "../routing/service-routing.ts";
+import type { ServiceDefaultsConfig } from "../config/defaults-config.ts";
+import type { ResilienceOptions } from "../resilience/resilience-options.ts";
+import { callPolicy, guardSettings, type ResilienceLayers } from "../resilience/resolve-policy.ts";
+import type { CallPolicy } from "../resilience/resilience-options.ts";
+import type { RouteDestination } from "../config/route-config.ts";
+import { UpstreamGuard } from "../resilience/upstream-guard.ts";
 
 /** What every service state of one mesh shares. @internal */
 export interface MeshContext {
@@ -27,6 +33,12 @@ export interface MeshContext {
   readonly panicThreshold: number;
   /** Weight ramp for endpoints that join a known set; undefined turns it off. */
   readonly slowStart: SlowStart | undefined;
+  /** Resilience settings from code; the calling service's Consul service-defaults come through `callerDefaults`. */
+  readonly resilience: {
+    readonly mesh: ResilienceOptions | undefined;
+    readonly upstreams: Readonly<Record<string, ResilienceOptions>>;
+    readonly callerDefaults: () => ServiceDefaultsConfig | undefined;
+  };
 }
 
 /** Slow start settings, validated. @internal */
@@ -66,6 +78,11 @@ export class ServiceState {
   readonly #shadow = new AbortController();
   /** Mirrored copies in flight to this service. */
   mirrorsInFlight = 0;
+  #guard: UpstreamGuard | undefined;
+  /** Call policies by route destination (undefined: no route), for the config and guard in force. */
+  #policies = new Map<RouteDestination | undefined, CallPolicy>();
+  /** The caller's service-defaults the guard was built with. */
+  #guardCaller: ServiceDefaultsConfig | undefined;
   readonly #retiring = new Set<Promise<void>>();
   readonly #retiringHandles = new Set<EndpointHandle>();
   readonly #waiters = new Set<() => void>();
@@ -90,9 +107,64 @@ export class ServiceState {
     return this.#config;
   }
 
+  /** Where this upstream's resilience settings come from (see ResilienceLayers). */
+  get layers(): ResilienceLayers {
+    const r = this.#ctx.resilience;
+    return { mesh: r.mesh, upstream: r.upstreams[this.service], caller: r.callerDefaults() };
+  }
+
+  /**
+   * The budget, outlier detection, breaker and limits of this upstream; rebuilt when the calling
+   * service's Consul service-defaults change.
+   */
+  get guard(): UpstreamGuard {
+    return this.#refreshGuard();
+  }
+
+  #refreshGuard(): UpstreamGuard {
+    const caller = this.#ctx.resilience.callerDefaults();
+    if (this.#guard !== undefined && caller === this.#guardCaller) return this.#guard;
+    const layers = this.layers;
+    this.#policies = new Map();
+    const hadEjections = (this.#guard?.outlier?.ejectedCount ?? 0) > 0;
+    this.#guard?.close();
+    this.#guardCaller = layers.caller;
+    const events = this.#ctx.events;
+    const service = this.service;
+    this.#guard = new UpstreamGuard(guardSettings(service, layers), this.#ctx.env.clock, this.#ctx.env.random, {
+      ejected: (e) => {
+        this.#rebuildPicker();
+        events.emit("endpoint_ejected", { service, endpoint: e.id, failures: e.failures, durationMs: e.durationMs });
+      },
+      returned: (id) => {
+        if (this.#status !== "closed") this.#rebuildPicker();
+        events.emit("endpoint_returned", { service, endpoint: id });
+      },
+      breaker: (state) => events.emit("breaker_state_changed", { service, state }),
+    });
+    if (hadEjections) this.#rebuildPicker();
+    return this.#guard;
+  }
+
+  /**
+   * The policy of a call to this service (timeouts, retries), for the route destination that sent it
+   * here, if any. Cached per config.
+   */
+  policyFor(destination: RouteDestination | undefined): CallPolicy {
+    this.#refreshGuard(); // clears the cache when the caller's service-defaults changed
+    let policy = this.#policies.get(destination);
+    if (policy === undefined) this.#policies.set(destination, (policy = callPolicy(this.layers, this.#config.resolver, destination)));
+    return policy;
+  }
+
   /** Aborted when the state closes; mirrored copies to this service carry it. */
   get shadowSignal(): AbortSignal {
     return this.#shadow.signal;
+  }
+
+  /** The mesh's event emitter. */
+  get events(): MeshContext["events"] {
+    return this.#ctx.events;
   }
 
   /** The mesh's clock and random source. */
@@ -124,9 +196,10 @@ export class ServiceState {
     const subset = this.#routing.subsets.get(name);
     const targets: EndpointHandle[] = [];
     if (subset !== undefined && this.#status === "known") {
+      const outlier = this.#guard?.outlier;
       for (const endpoint of this.#endpoints?.ready ?? []) {
         const handle = this.#handles.get(endpoint.id);
-        if (handle !== undefined && subset.includes(endpoint)) targets.push(handle);
+        if (handle !== undefined && subset.includes(endpoint) && outlier?.isEjected(endpoint.id) !== true) targets.push(handle);
       }
     }
     const built = { picker: targets.length === 0 ? undefined : this.#pickerOver(targets), targets };
@@ -232,6 +305,7 @@ export class ServiceState {
       this.#targets = [];
       this.#subsetPickers = new Map();
       this.#shadow.abort(meshClosedError());
+      this.#guard?.close();
       this.#ctx.env.clock.clearTimeout(this.#slowStartTimer);
       this.#watch.close();
       this.#wake();
@@ -279,6 +353,7 @@ export class ServiceState {
     for (const [id, handle] of this.#handles) if (next.get(id) !== handle) this.#retire(handle);
     this.#handles = next;
     this.#endpoints = set;
+    this.#guard?.outlier?.retain(new Set(next.keys()));
     if (set !== undefined) {
       this.#status = "known";
       this.#lastError = undefined;
@@ -301,6 +376,7 @@ export class ServiceState {
     }
     this.#balancer = balancer;
     this.#config = config;
+    this.#policies = new Map();
     this.#routing = new ServiceRouting(this.service, config);
     this.#rebuildPicker();
     this.#ctx.events.emit("config_applied", { service: this.service, policy: balancer.policy });
@@ -312,9 +388,11 @@ export class ServiceState {
     this.#subsetPickers = new Map();
     const set = this.#endpoints;
     const ready: EndpointHandle[] = [];
+    const outlier = this.#guard?.outlier;
     for (const endpoint of set?.ready ?? []) {
       const handle = this.#handles.get(endpoint.id);
-      if (handle !== undefined) ready.push(handle);
+      // An ejected endpoint counts as not ready: the panic threshold still keeps the pool from emptying.
+      if (handle !== undefined && outlier?.isEjected(endpoint.id) !== true) ready.push(handle);
     }
     const all = set?.all ?? [];
     // Panic (Envoy): when too few endpoints are ready, the unready ones are likely fine and the checks

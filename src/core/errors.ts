@@ -24,7 +24,15 @@ export type MeshErrorCode =
    * The routing config sends the request where it cannot go: a subset the target's resolver does not
    * define, a redirect loop, or a datacenter, namespace or peer the registry cannot reach.
    */
-  | "ERR_NO_ROUTE";
+  | "ERR_NO_ROUTE"
+  /** The upstream's circuit breaker is open: the call failed at once, with no network I/O. Retry after `details.retryAfterMs`. */
+  | "ERR_CIRCUIT_OPEN"
+  /** The upstream's concurrency limit and queue are full: the call failed at once. */
+  | "ERR_LIMIT_EXCEEDED"
+  /** The call's deadline passed before a response arrived (across its attempts). */
+  | "ERR_TIMEOUT"
+  /** The call failed and a retry was not sent because the upstream's retry budget is spent. */
+  | "ERR_RETRY_BUDGET_EXHAUSTED";
 
 /** Extra, machine-readable facts about an error (the service, the field at fault, ...). */
 export interface MeshErrorDetails {

@@ -35,6 +35,40 @@ export interface RegistryErrorEvent {
   readonly error: Error;
 }
 
+/** Sent when outlier detection takes an endpoint out of rotation. */
+export interface EndpointEjectedEvent {
+  /** The upstream service. */
+  readonly service: string;
+  /** The endpoint's id. */
+  readonly endpoint: string;
+  /** Consecutive failures that ejected it. */
+  readonly failures: number;
+  /** How long it stays out, in ms. */
+  readonly durationMs: number;
+}
+
+/** Sent when an ejected endpoint is back in rotation. */
+export interface EndpointReturnedEvent {
+  /** The upstream service. */
+  readonly service: string;
+  /** The endpoint's id. */
+  readonly endpoint: string;
+}
+
+/** Sent when an upstream's circuit breaker changes state. */
+export interface BreakerStateEvent {
+  /** The upstream service. */
+  readonly service: string;
+  /** `open` (calls fail at once), `half-open` (one probe goes through) or `closed`. */
+  readonly state: "open" | "half-open" | "closed";
+}
+
+/** Sent when a retry or hedge was not sent because the upstream's retry budget is spent. */
+export interface RetryBudgetExhaustedEvent {
+  /** The upstream service. */
+  readonly service: string;
+}
+
 /** The events a mesh emits, by name, for `mesh.on(name, listener)`. */
 export interface MeshEvents {
   /** A service's endpoints changed. */
@@ -45,4 +79,12 @@ export interface MeshEvents {
   config_rejected: [ConfigRejectedEvent];
   /** The registry reported a failure. */
   registry_error: [RegistryErrorEvent];
+  /** Outlier detection ejected an endpoint. */
+  endpoint_ejected: [EndpointEjectedEvent];
+  /** An ejected endpoint is back. */
+  endpoint_returned: [EndpointReturnedEvent];
+  /** A circuit breaker changed state. */
+  breaker_state_changed: [BreakerStateEvent];
+  /** The retry budget stopped a retry or hedge. */
+  retry_budget_exhausted: [RetryBudgetExhaustedEvent];
 }

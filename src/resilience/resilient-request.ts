@@ -1,0 +1,162 @@
+import type { Dispatcher } from "undici";
+import { isBulkheadRejectedError } from "cockatiel";
+import { MeshError } from "../core/errors.ts";
+import type { ServiceState } from "../client/service-state.ts";
+import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
+import { classifyError, isIdempotent, isReplayable, retryAfterMs, statusConditions, type FailureKind } from "./classify.ts";
+import { remainingIncomingMs, DEADLINE_HEADER } from "./deadline.ts";
+import type { CallPolicy } from "./resilience-options.ts";
+
+/** Picks the endpoint of each attempt. @internal */
+export type AttemptPicker = (tried: ReadonlySet<EndpointHandle>) => EndpointHandle;
+
+const EMPTY = new Set<EndpointHandle>();
+
+function sleep(state: ServiceState, ms: number): Promise<void> {
+  return new Promise((resolve) => state.env.clock.setTimeout(resolve, ms));
+}
+
+/** Full-jitter exponential backoff (AWS's): a random time up to base * 2^retry, capped. */
+function backoff(policy: CallPolicy, retry: number, random: () => number): number {
+  return Math.round(random() * Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** retry));
+}
+
+function withDeadlineHeader(headers: Dispatcher.DispatchOptions["headers"], remaining: number): Exclude<Dispatcher.DispatchOptions["headers"], undefined> {
+  const value = String(Math.max(0, Math.floor(remaining)));
+  if (headers === undefined || headers === null) return { [DEADLINE_HEADER]: value };
+  if (Array.isArray(headers)) return [...(headers), DEADLINE_HEADER, value];
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === "function") return [...(headers as Iterable<[string, string]>), [DEADLINE_HEADER, value]] as unknown as string[];
+  return { ...(headers as Record<string, string>), [DEADLINE_HEADER]: value };
+}
+
+/**
+ * Sends a request with the upstream's protections: the concurrency limit, the circuit breaker (open:
+ * fail at once, no I/O), a total deadline (until response headers, across attempts, told downstream in
+ * `x-envoy-expected-rq-timeout-ms` and capped by an incoming one), a per-try timeout, and retries with
+ * full-jitter exponential backoff to endpoints not yet tried, drawn from the retry budget. Nothing is
+ * sent twice that must not be: only idempotent requests (or ones with an `Idempotency-Key`, or when
+ * the caller opts in) are retried, except after a connect failure, when the request provably was not
+ * sent; and only bodies that are buffered and small enough. @internal
+ */
+export async function resilientRequest(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker): Promise<Dispatcher.ResponseData> {
+  const guard = state.guard;
+  const bulkhead = guard.bulkhead;
+  if (bulkhead === undefined) return attempts(state, policy, options, pick);
+  try {
+    return await bulkhead.execute(() => attempts(state, policy, options, pick));
+  } catch (err) {
+    if (!isBulkheadRejectedError(err)) throw err;
+    throw new MeshError(
+      "ERR_LIMIT_EXCEEDED",
+      `Too many requests to '${state.service}': ${bulkhead.executionSlots === 0 ? "all" : "the"} concurrency slots and the queue are full. Raise limits.maxConcurrent or maxPending, or slow down.`,
+      { cause: err, details: { service: state.service } },
+    );
+  }
+}
+
+async function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker): Promise<Dispatcher.ResponseData> {
+  const guard = state.guard;
+  const breaker = guard.breaker;
+  if (breaker !== undefined && !breaker.allow()) {
+    const retryAfter = breaker.retryAfterMs();
+    throw new MeshError("ERR_CIRCUIT_OPEN", `The circuit breaker of '${state.service}' is open after repeated failures; calls fail at once for ${retryAfter} ms more, then one probe goes through.`, {
+      details: { service: state.service, retryAfterMs: retryAfter },
+    });
+  }
+  const { clock, random } = state.env;
+  const start = clock.now();
+  guard.budget.request();
+  const incoming = remainingIncomingMs();
+  const total = incoming === undefined ? (policy.timeoutMs > 0 ? policy.timeoutMs : Infinity) : Math.min(incoming, policy.timeoutMs > 0 ? policy.timeoutMs : Infinity);
+  const deadline = start + total;
+  const callerSignal = options.signal as AbortSignal | undefined;
+  let tried: Set<EndpointHandle> | undefined;
+  let budgetDenied = false;
+  for (let retry = 0; ; retry++) {
+    const handle = pick(tried ?? EMPTY);
+    const now = clock.now();
+    const remaining = deadline - now;
+    if (remaining <= 0) throw timeoutError(state, total, retry, undefined);
+    const perTry = policy.perTryTimeoutMs > 0 ? Math.min(policy.perTryTimeoutMs, remaining) : remaining;
+    const attempt: Dispatcher.RequestOptions =
+      Number.isFinite(perTry) ? { ...options, headersTimeout: Math.max(1, Math.ceil(perTry)), headers: withDeadlineHeader(options.headers, remaining) } : options;
+    let failure: FailureKind | undefined;
+    let error: unknown;
+    let res: Dispatcher.ResponseData | undefined;
+    try {
+      res = await handle.pool.request(attempt);
+    } catch (err) {
+      error = err;
+      failure = classifyError(err, callerSignal);
+    }
+    const outlier = guard.outlier;
+    const endpoints = state.endpoints?.size ?? 1;
+    if (res !== undefined) {
+      const status = res.statusCode;
+      guard.observe(clock.now() - now);
+      const conditions = statusConditions(status, policy.statusCodes);
+      if (status >= 500) outlier?.failure(handle.endpoint.id, endpoints);
+      else outlier?.success(handle.endpoint.id);
+      const wanted = conditions.some((c) => policy.retryOn.has(c));
+      if (wanted && retry < policy.maxRetries && mayResend(policy, options, undefined)) {
+        if (guard.budget.tryRetry()) {
+          const wait = status === 429 ? Math.max(backoff(policy, retry, () => random.next()), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, () => random.next());
+          if (clock.now() + wait < deadline) {
+            await res.body.dump();
+            (tried ??= new Set()).add(handle);
+            if (wait > 0) await sleep(state, wait);
+            continue;
+          }
+        } else {
+          state.events.emit("retry_budget_exhausted", { service: state.service });
+        }
+      }
+      if (status >= 500) breaker?.failure();
+      else breaker?.success();
+      return res;
+    }
+    if (failure === "aborted") {
+      breaker?.release();
+      throw error;
+    }
+    if (failure !== "other") outlier?.failure(handle.endpoint.id, endpoints);
+    const condition = failure === "connect-failure" ? "connect-failure" : failure === "reset" ? "reset" : failure === "timeout" ? "gateway-error" : undefined;
+    const wanted = condition !== undefined && (policy.retryOn.has(condition) || (condition === "gateway-error" && policy.retryOn.has("5xx")));
+    if (wanted && retry < policy.maxRetries && mayResend(policy, options, failure)) {
+      if (guard.budget.tryRetry()) {
+        const wait = backoff(policy, retry, () => random.next());
+        if (clock.now() + wait < deadline) {
+          (tried ??= new Set()).add(handle);
+          if (wait > 0) await sleep(state, wait);
+          continue;
+        }
+      } else {
+        budgetDenied = true;
+        state.events.emit("retry_budget_exhausted", { service: state.service });
+      }
+    }
+    breaker?.failure();
+    if (failure === "timeout" && clock.now() >= deadline - 1) throw timeoutError(state, total, retry + 1, error);
+    if (budgetDenied) {
+      throw new MeshError("ERR_RETRY_BUDGET_EXHAUSTED", `A call to '${state.service}' failed (${(error as Error).message}) and was not retried: the retry budget is spent (too many retries in the last second).`, {
+        cause: error,
+        details: { service: state.service, attempts: retry + 1 },
+      });
+    }
+    throw error;
+  }
+}
+
+/** Whether the request may be sent again after this outcome. */
+function mayResend(policy: CallPolicy, options: Dispatcher.RequestOptions, failure: FailureKind | undefined): boolean {
+  if (!isReplayable(options.body, policy.maxBufferedBodyBytes)) return false;
+  // A connect failure means nothing was sent: any method may go again.
+  return failure === "connect-failure" || policy.retryNonIdempotent || isIdempotent(options);
+}
+
+function timeoutError(state: ServiceState, total: number, attempts: number, cause: unknown): MeshError {
+  return new MeshError("ERR_TIMEOUT", `A call to '${state.service}' got no response within its ${total} ms deadline (${attempts} attempt${attempts === 1 ? "" : "s"}). Raise timeoutMs, or look at the upstream.`, {
+    cause,
+    details: { service: state.service, timeoutMs: total, attempts },
+  });
+}
