@@ -24,6 +24,7 @@ export type {
   BreakerStateEvent,
   RetryBudgetExhaustedEvent,
 } from "./core/events.ts";
+export { withIncomingDeadline, DEADLINE_HEADER } from "./resilience/deadline.ts";
 export type { ResilienceOptions, RetryOptions, RetryCondition, RetryBudgetOptions, OutlierOptions, BreakerOptions, LimitOptions, HedgingOptions } from "./resilience/resilience-options.ts";
 export { systemClock, type Clock, type TimerHandle } from "./core/clock.ts";
 export { systemRandom, type Random } from "./core/random.ts";

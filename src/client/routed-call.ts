@@ -11,6 +11,8 @@ import { headerValue } from "../balancer/hash-policy.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
 import { MAX_MIRRORS_IN_FLIGHT, type ServiceState } from "./service-state.ts";
+import { resilientRequest } from "../resilience/resilient-request.ts";
+import { pickUntried } from "../resilience/pick-untried.ts";
 
 /** Gives the state of any service, creating its watch on first use. @internal */
 export type StateLookup = (service: string) => ServiceState;
@@ -119,10 +121,21 @@ export async function routedRequest(service: string, options: Dispatcher.Request
   const fault = faultFor(decision, options.headers, random);
   if (fault.delayMs > 0) await sleep(clock, fault.delayMs);
   if (fault.abortStatus !== undefined) return new SyntheticDispatcher(fault.abortStatus, FAULT_HEADERS, "fault filter abort").request(routedOptions(options, decision));
-  const selection = await selectFor(decision, stateOf);
+  const first = await selectFor(decision, stateOf);
   mirror(decision, options, stateOf, random);
-  const handle = selection.picker.pick(pickContext(selection, options, hashKey));
-  const res = await handle.pool.request(routedOptions(options, decision));
+  const context = pickContext(first, options, hashKey);
+  // The target's protections and the route's timeouts and retries; a retry re-selects, so it sees
+  // ejections and failover since the first attempt.
+  const target = first.state;
+  const policy = target.policyFor(decision.route?.config.destination);
+  let selection = first;
+  const res = await resilientRequest(target, policy, routedOptions(options, decision), (tried) => {
+    if (tried.size > 0) {
+      const again = selectEndpoints(decision, stateOf, true);
+      if (again.kind === "ready") selection = again.selection;
+    }
+    return pickUntried(selection.picker, context, tried);
+  });
   if (decision.responseHeaders.length > 0) changeResponseHeaders(res.headers, decision.responseHeaders);
   return res;
 }

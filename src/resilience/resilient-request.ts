@@ -78,16 +78,29 @@ async function attempts(state: ServiceState, policy: CallPolicy, options: Dispat
     const remaining = deadline - now;
     if (remaining <= 0) throw timeoutError(state, total, retry, undefined);
     const perTry = policy.perTryTimeoutMs > 0 ? Math.min(policy.perTryTimeoutMs, remaining) : remaining;
-    const attempt: Dispatcher.RequestOptions =
-      Number.isFinite(perTry) ? { ...options, headersTimeout: Math.max(1, Math.ceil(perTry)), headers: withDeadlineHeader(options.headers, remaining) } : options;
     let failure: FailureKind | undefined;
     let error: unknown;
     let res: Dispatcher.ResponseData | undefined;
-    try {
-      res = await handle.pool.request(attempt);
-    } catch (err) {
-      error = err;
-      failure = classifyError(err, callerSignal);
+    if (Number.isFinite(perTry)) {
+      // The attempt's time limit, until its response headers, on the mesh's clock.
+      const timer = new AbortController();
+      const handleOfTimer = clock.setTimeout(() => timer.abort(), Math.max(1, Math.ceil(perTry)));
+      const signal = callerSignal === undefined ? timer.signal : AbortSignal.any([callerSignal, timer.signal]);
+      try {
+        res = await handle.pool.request({ ...options, signal, headers: withDeadlineHeader(options.headers, remaining) });
+      } catch (err) {
+        error = err;
+        failure = timer.signal.aborted && callerSignal?.aborted !== true ? "timeout" : classifyError(err, callerSignal);
+      } finally {
+        clock.clearTimeout(handleOfTimer);
+      }
+    } else {
+      try {
+        res = await handle.pool.request(options);
+      } catch (err) {
+        error = err;
+        failure = classifyError(err, callerSignal);
+      }
     }
     const outlier = guard.outlier;
     const endpoints = state.endpoints?.size ?? 1;
@@ -137,6 +150,7 @@ async function attempts(state: ServiceState, policy: CallPolicy, options: Dispat
     }
     breaker?.failure();
     if (failure === "timeout" && clock.now() >= deadline - 1) throw timeoutError(state, total, retry + 1, error);
+    if (failure === "timeout") throw timeoutError(state, perTry, retry + 1, error);
     if (budgetDenied) {
       throw new MeshError("ERR_RETRY_BUDGET_EXHAUSTED", `A call to '${state.service}' failed (${(error as Error).message}) and was not retried: the retry budget is spent (too many retries in the last second).`, {
         cause: error,

@@ -29,6 +29,12 @@ export class Backend {
   /** Time each response is held before it is sent, in ms: a slow instance. */
   delayMs = 0;
 
+  /** When set, every request is answered with this status: a broken instance. */
+  failWith: number | undefined;
+
+  /** When true, every connection is destroyed as soon as a request arrives: a reset before any response. */
+  resetRequests = false;
+
   private constructor(name: string) {
     this.name = name;
     this.#server = createServer((req, res) => {
@@ -89,6 +95,10 @@ export class Backend {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const seen: SeenRequest = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString() };
     this.seen.push(seen);
+    if (this.resetRequests) {
+      req.socket.destroy();
+      return;
+    }
     if (req.url === "/hold") {
       await new Promise<void>((resolve) => {
         this.#held.push(resolve);
@@ -109,7 +119,7 @@ export class Backend {
       return;
     }
     const path = (req.url ?? "/").split("?")[0] ?? "/";
-    const status = path.startsWith("/status/") ? Number(path.slice(8)) : 200;
+    const status = this.failWith ?? (path.startsWith("/status/") ? Number(path.slice(8)) : 200);
     res.writeHead(status, { "content-type": "application/json", "x-echo-method": seen.method });
     res.end(JSON.stringify({ instance: this.name, ...seen }));
   }
