@@ -191,3 +191,49 @@ describe("circuit breaker and limits", () => {
     await m.close();
   });
 });
+
+describe("hedging", () => {
+  let straggler: Backend;
+  let fast: Backend;
+  before(async () => {
+    [straggler, fast] = (await startBackends(2, "h")) as [Backend, Backend];
+    straggler.delayMs = 300;
+  });
+  after(() => Promise.all([straggler.close(), fast.close()]));
+
+  async function p99(resilience: ResilienceOptions): Promise<number> {
+    const m = createMesh({ registry: new MockRegistry({ orders: [straggler.endpoint, fast.endpoint] }), resilience });
+    const latencies: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const began = performance.now();
+      const res = await m.client("orders").request({ path: "/" });
+      await res.body.dump();
+      assert.equal(res.statusCode, 200);
+      latencies.push(performance.now() - began);
+    }
+    await m.close();
+    latencies.sort((a, b) => a - b);
+    return latencies[Math.floor(0.99 * latencies.length)]!;
+  }
+
+  it("lowers p99 against a straggler: a second attempt to another endpoint after the delay, the first answer wins", async () => {
+    const without = await p99({});
+    const before = straggler.seen.length;
+    // Half of these requests need a hedge: more than the default budget's 10 a second plus 20%.
+    const withHedge = await p99({ hedging: { delayMs: 30 }, budget: { minPerSecond: 100 } });
+    assert.ok(without >= 300, `without hedging the straggler sets p99: ${without.toFixed(0)} ms`);
+    assert.ok(withHedge < without * 0.6, `with hedging p99 ${withHedge.toFixed(0)} ms vs ${without.toFixed(0)} ms`);
+    assert.ok(straggler.seen.length > before, "the straggler still got first attempts");
+  });
+
+  it("never hedges a POST without an Idempotency-Key", async () => {
+    const m = createMesh({ registry: new MockRegistry({ orders: [straggler.endpoint, fast.endpoint] }), resilience: { hedging: { delayMs: 10 } } });
+    const before = fast.seen.length + straggler.seen.length;
+    for (let i = 0; i < 2; i++) {
+      const res = await m.client("orders").request({ path: "/", method: "POST", body: "x" });
+      await res.body.dump();
+    }
+    assert.equal(fast.seen.length + straggler.seen.length - before, 2, "one attempt each");
+    await m.close();
+  });
+});

@@ -78,45 +78,28 @@ async function attempts(state: ServiceState, policy: CallPolicy, options: Dispat
     const remaining = deadline - now;
     if (remaining <= 0) throw timeoutError(state, total, retry, undefined);
     const perTry = policy.perTryTimeoutMs > 0 ? Math.min(policy.perTryTimeoutMs, remaining) : remaining;
-    let failure: FailureKind | undefined;
-    let error: unknown;
-    let res: Dispatcher.ResponseData | undefined;
-    if (Number.isFinite(perTry)) {
-      // The attempt's time limit, until its response headers, on the mesh's clock.
-      const timer = new AbortController();
-      const handleOfTimer = clock.setTimeout(() => timer.abort(), Math.max(1, Math.ceil(perTry)));
-      const signal = callerSignal === undefined ? timer.signal : AbortSignal.any([callerSignal, timer.signal]);
-      try {
-        res = await handle.pool.request({ ...options, signal, headers: withDeadlineHeader(options.headers, remaining) });
-      } catch (err) {
-        error = err;
-        failure = timer.signal.aborted && callerSignal?.aborted !== true ? "timeout" : classifyError(err, callerSignal);
-      } finally {
-        clock.clearTimeout(handleOfTimer);
-      }
-    } else {
-      try {
-        res = await handle.pool.request(options);
-      } catch (err) {
-        error = err;
-        failure = classifyError(err, callerSignal);
-      }
-    }
+    const hedge = retry === 0 ? hedgeDelay(state, policy, options) : undefined;
+    const outcome =
+      hedge === undefined
+        ? await sendAttempt(state, handle, options, perTry, remaining, callerSignal, undefined)
+        : await hedged(state, handle, options, perTry, remaining, callerSignal, hedge, pick);
+    const { res, error, failure } = outcome;
+    if (outcome.handle !== handle) (tried ??= new Set()).add(handle);
     const outlier = guard.outlier;
     const endpoints = state.endpoints?.size ?? 1;
     if (res !== undefined) {
       const status = res.statusCode;
       guard.observe(clock.now() - now);
       const conditions = statusConditions(status, policy.statusCodes);
-      if (status >= 500) outlier?.failure(handle.endpoint.id, endpoints);
-      else outlier?.success(handle.endpoint.id);
+      if (status >= 500) outlier?.failure(outcome.handle.endpoint.id, endpoints);
+      else outlier?.success(outcome.handle.endpoint.id);
       const wanted = conditions.some((c) => policy.retryOn.has(c));
       if (wanted && retry < policy.maxRetries && mayResend(policy, options, undefined)) {
         if (guard.budget.tryRetry()) {
           const wait = status === 429 ? Math.max(backoff(policy, retry, () => random.next()), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, () => random.next());
           if (clock.now() + wait < deadline) {
             await res.body.dump();
-            (tried ??= new Set()).add(handle);
+            (tried ??= new Set()).add(outcome.handle);
             if (wait > 0) await sleep(state, wait);
             continue;
           }
@@ -132,14 +115,14 @@ async function attempts(state: ServiceState, policy: CallPolicy, options: Dispat
       breaker?.release();
       throw error;
     }
-    if (failure !== "other") outlier?.failure(handle.endpoint.id, endpoints);
+    if (failure !== "other") outlier?.failure(outcome.handle.endpoint.id, endpoints);
     const condition = failure === "connect-failure" ? "connect-failure" : failure === "reset" ? "reset" : failure === "timeout" ? "gateway-error" : undefined;
     const wanted = condition !== undefined && (policy.retryOn.has(condition) || (condition === "gateway-error" && policy.retryOn.has("5xx")));
     if (wanted && retry < policy.maxRetries && mayResend(policy, options, failure)) {
       if (guard.budget.tryRetry()) {
         const wait = backoff(policy, retry, () => random.next());
         if (clock.now() + wait < deadline) {
-          (tried ??= new Set()).add(handle);
+          (tried ??= new Set()).add(outcome.handle);
           if (wait > 0) await sleep(state, wait);
           continue;
         }
@@ -159,6 +142,116 @@ async function attempts(state: ServiceState, policy: CallPolicy, options: Dispat
     }
     throw error;
   }
+}
+
+/** What one attempt gave: a response, or an error and its kind. */
+interface AttemptOutcome {
+  readonly handle: EndpointHandle;
+  readonly res?: Dispatcher.ResponseData;
+  readonly error?: unknown;
+  readonly failure?: FailureKind;
+}
+
+/** Sends one attempt, within `perTry` ms until its response headers (on the mesh's clock); `cancel` aborts it (a lost hedge). */
+async function sendAttempt(
+  state: ServiceState,
+  handle: EndpointHandle,
+  options: Dispatcher.RequestOptions,
+  perTry: number,
+  remaining: number,
+  callerSignal: AbortSignal | undefined,
+  cancel: AbortSignal | undefined,
+): Promise<AttemptOutcome> {
+  const clock = state.env.clock;
+  if (!Number.isFinite(perTry) && cancel === undefined) {
+    try {
+      return { handle, res: await handle.pool.request(options) };
+    } catch (err) {
+      return { handle, error: err, failure: classifyError(err, callerSignal) };
+    }
+  }
+  const timer = new AbortController();
+  const timeout = Number.isFinite(perTry) ? clock.setTimeout(() => timer.abort(), Math.max(1, Math.ceil(perTry))) : undefined;
+  const signals = [timer.signal, ...(callerSignal === undefined ? [] : [callerSignal]), ...(cancel === undefined ? [] : [cancel])];
+  const signal = signals.length === 1 ? timer.signal : AbortSignal.any(signals);
+  try {
+    const headers = Number.isFinite(remaining) ? withDeadlineHeader(options.headers, remaining) : options.headers;
+    return { handle, res: await handle.pool.request({ ...options, signal, ...(headers === undefined ? {} : { headers }) }) };
+  } catch (err) {
+    if (cancel?.aborted === true) return { handle, error: err, failure: "aborted" };
+    return { handle, error: err, failure: timer.signal.aborted && callerSignal?.aborted !== true ? "timeout" : classifyError(err, callerSignal) };
+  } finally {
+    clock.clearTimeout(timeout);
+  }
+}
+
+/** When to send a hedge, in ms, or undefined for none (hedging off, not idempotent, or no latency data yet). */
+function hedgeDelay(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions): number | undefined {
+  const hedging = policy.hedging;
+  if (hedging === undefined || !isIdempotent(options) || !isReplayable(options.body, policy.maxBufferedBodyBytes)) return undefined;
+  return hedging.delayMs ?? state.guard.percentile(hedging.percentile ?? 95);
+}
+
+/**
+ * The first attempt with a hedge: if it has not answered after `delay` ms, a second goes to another
+ * endpoint (drawn from the retry budget). The first response wins and the other attempt is aborted; if
+ * both fail, the later failure is returned.
+ */
+async function hedged(
+  state: ServiceState,
+  first: EndpointHandle,
+  options: Dispatcher.RequestOptions,
+  perTry: number,
+  remaining: number,
+  callerSignal: AbortSignal | undefined,
+  delay: number,
+  pick: AttemptPicker,
+): Promise<AttemptOutcome> {
+  const clock = state.env.clock;
+  const cancelFirst = new AbortController();
+  const cancelSecond = new AbortController();
+  return new Promise<AttemptOutcome>((resolve) => {
+    let settled = false;
+    let started = false;
+    let running = 1;
+    const finish = (outcome: AttemptOutcome, other: AbortController): void => {
+      running--;
+      if (settled) {
+        void outcome.res?.body.dump().catch(() => undefined);
+        return;
+      }
+      if (outcome.res !== undefined) {
+        settled = true;
+        clock.clearTimeout(timer);
+        other.abort();
+        resolve(outcome);
+      } else if (running === 0) {
+        settled = true;
+        resolve(outcome);
+      }
+    };
+    void sendAttempt(state, first, options, perTry, remaining, callerSignal, cancelFirst.signal).then((o) => {
+      if (!started && o.res === undefined) {
+        // Failed before the hedge went: the normal retry path takes over.
+        settled = true;
+        clock.clearTimeout(timer);
+        resolve(o);
+        return;
+      }
+      finish(o, cancelSecond);
+    });
+    const timer = clock.setTimeout(() => {
+      if (settled) return;
+      if (!state.guard.budget.tryRetry()) {
+        state.events.emit("retry_budget_exhausted", { service: state.service });
+        return;
+      }
+      started = true;
+      running++;
+      const second = pick(new Set([first]));
+      void sendAttempt(state, second, options, perTry, remaining - delay, callerSignal, cancelSecond.signal).then((o) => finish(o, cancelFirst));
+    }, Math.max(0, delay));
+  });
 }
 
 /** Whether the request may be sent again after this outcome. */
