@@ -14,7 +14,7 @@ import type { Registration, ServiceRegistration } from "./registry/registration.
 import type { Registry } from "./registry/registry.ts";
 import type { LoadBalancerConfig, ServiceConfig } from "./registry/service-config.ts";
 import { explainRoute, type RouteExplanation } from "./routing/explain.ts";
-import { validateResilience, type ResilienceOptions } from "./resilience/resilience-options.ts";
+import { DEFAULT_POLICY, validateResilience, type ResilienceOptions } from "./resilience/resilience-options.ts";
 import { failHandler, ForwardingDispatcher } from "./transport/http/forwarding-dispatcher.ts";
 import { toUndiciPoolOptions, type PoolOptions } from "./transport/http/pool-options.ts";
 
@@ -158,18 +158,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const extra: readonly BalancerPlugin[] = o.balancers ?? [];
     const balancers = new BalancerRegistry([...builtinBalancers, ...extra]);
     this.service = o.service;
+    const meshResilience = o.resilience === undefined ? undefined : validateResilience(o.resilience, "resilience");
+    const poolOptions = toUndiciPoolOptions(o.pool, "pool");
+    // The pools enforce the default call timeout themselves (undici arms a headers timer for every
+    // request anyway), so the common call needs neither a timer nor an option of its own.
+    if (poolOptions.headersTimeout === undefined) poolOptions.headersTimeout = DEFAULT_POLICY.timeoutMs;
     this.#ctx = {
       registry: o.registry,
       balancers,
       defaultBalancer: balancers.bind(o.loadBalancer ?? { policy: "round_robin" }, "loadBalancer"),
       env: { clock: o.clock ?? systemClock, random: o.random ?? systemRandom },
-      poolOptions: toUndiciPoolOptions(o.pool, "pool"),
+      poolOptions,
       discoveryTimeout: optionalNumber(o.discoveryTimeout, "discoveryTimeout", { min: 0 }) ?? 5000,
       panicThreshold: optionalNumber(o.panicThreshold, "panicThreshold", { min: 0, max: 100 }) ?? 50,
       slowStart: parseSlowStart(o.slowStart),
       events: this,
       resilience: {
-        mesh: o.resilience === undefined ? undefined : validateResilience(o.resilience, "resilience"),
+        mesh: meshResilience,
         upstreams: parseUpstreams(o.upstreams),
         // The calling service's own Consul service-defaults (its UpstreamConfig) apply to its calls.
         callerDefaults: () => (this.service === undefined || this.#closing !== undefined ? undefined : this.#stateOf(this.service).config.defaults),

@@ -162,6 +162,11 @@ export class ServiceState {
     return this.#shadow.signal;
   }
 
+  /** The headers timeout the pools enforce themselves, in ms. */
+  get poolHeadersTimeout(): number {
+    return this.#ctx.poolOptions.headersTimeout ?? 300_000;
+  }
+
   /** The mesh's event emitter. */
   get events(): MeshContext["events"] {
     return this.#ctx.events;

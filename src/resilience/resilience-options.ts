@@ -100,6 +100,8 @@ export interface ResilienceOptions {
 /** The resolved policy of one call. @internal */
 export interface CallPolicy {
   readonly timeoutMs: number;
+  /** Whether a layer set the timeout (then it is told downstream); the built-in default is not. */
+  readonly explicitTimeout: boolean;
   readonly perTryTimeoutMs: number;
   readonly maxRetries: number;
   readonly retryOn: ReadonlySet<string>;
@@ -114,6 +116,7 @@ export interface CallPolicy {
 /** The built-in defaults (docs/resilience.md says why). @internal */
 export const DEFAULT_POLICY: CallPolicy = Object.freeze({
   timeoutMs: 15_000,
+  explicitTimeout: false,
   perTryTimeoutMs: 0,
   maxRetries: 2,
   retryOn: new Set(["connect-failure", "reset", "gateway-error", "429"]),

@@ -6,11 +6,15 @@ import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import { classifyError, isIdempotent, isReplayable, retryAfterMs, statusConditions, type FailureKind } from "./classify.ts";
 import { remainingIncomingMs, DEADLINE_HEADER } from "./deadline.ts";
 import type { CallPolicy } from "./resilience-options.ts";
+import { systemClock } from "../core/clock.ts";
 
 /** Picks the endpoint of each attempt. @internal */
 export type AttemptPicker = (tried: ReadonlySet<EndpointHandle>) => EndpointHandle;
 
 const EMPTY = new Set<EndpointHandle>();
+
+/** Limits at least this long are left to undici's coarse headers timer; shorter ones get a precise timer. */
+const COARSE_TIMEOUT_MS = 5000;
 
 function sleep(state: ServiceState, ms: number): Promise<void> {
   return new Promise((resolve) => state.env.clock.setTimeout(resolve, ms));
@@ -79,21 +83,31 @@ async function attempts(state: ServiceState, policy: CallPolicy, options: Dispat
     if (remaining <= 0) throw timeoutError(state, total, retry, undefined);
     const perTry = policy.perTryTimeoutMs > 0 ? Math.min(policy.perTryTimeoutMs, remaining) : remaining;
     const hedge = retry === 0 ? hedgeDelay(state, policy, options) : undefined;
-    const outcome =
-      hedge === undefined
-        ? await sendAttempt(state, handle, options, perTry, remaining, callerSignal, undefined)
-        : await hedged(state, handle, options, perTry, remaining, callerSignal, hedge, pick);
+    const tell = policy.explicitTimeout || incoming !== undefined;
+    let outcome: AttemptOutcome;
+    if (hedge === undefined && !tell && perTry <= state.poolHeadersTimeout && perTry > state.poolHeadersTimeout - 1000 && clock === systemClock) {
+      // The common call: the pool's own headers timer is this attempt's limit; no option, no timer, no extra promise.
+      try {
+        outcome = { handle, res: await handle.pool.request(options) };
+      } catch (err) {
+        outcome = { handle, error: err, failure: classifyError(err, callerSignal) };
+      }
+    } else {
+      outcome =
+        hedge === undefined
+          ? await sendAttempt(state, handle, options, perTry, tell ? remaining : Infinity, callerSignal, undefined)
+          : await hedged(state, handle, options, perTry, remaining, callerSignal, hedge, pick);
+    }
     const { res, error, failure } = outcome;
     if (outcome.handle !== handle) (tried ??= new Set()).add(handle);
     const outlier = guard.outlier;
-    const endpoints = state.endpoints?.size ?? 1;
+    const endpoints = outlier === undefined ? 1 : (state.endpoints?.size ?? 1);
     if (res !== undefined) {
       const status = res.statusCode;
       guard.observe(clock.now() - now);
-      const conditions = statusConditions(status, policy.statusCodes);
       if (status >= 500) outlier?.failure(outcome.handle.endpoint.id, endpoints);
       else outlier?.success(outcome.handle.endpoint.id);
-      const wanted = conditions.some((c) => policy.retryOn.has(c));
+      const wanted = (status >= 429 || policy.statusCodes.size > 0) && statusConditions(status, policy.statusCodes).some((c) => policy.retryOn.has(c));
       if (wanted && retry < policy.maxRetries && mayResend(policy, options, undefined)) {
         if (guard.budget.tryRetry()) {
           const wait = status === 429 ? Math.max(backoff(policy, retry, () => random.next()), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, () => random.next());
@@ -163,9 +177,13 @@ async function sendAttempt(
   cancel: AbortSignal | undefined,
 ): Promise<AttemptOutcome> {
   const clock = state.env.clock;
-  if (!Number.isFinite(perTry) && cancel === undefined) {
+  if (cancel === undefined && (!Number.isFinite(perTry) || (perTry >= COARSE_TIMEOUT_MS && clock === systemClock))) {
+    // A long limit on the real clock: undici's own headers timer (armed for every request anyway, with
+    // about a second's precision) enforces it, so the common call needs no timer of its own.
+    const headers = Number.isFinite(remaining) ? withDeadlineHeader(options.headers, remaining) : undefined;
+    const sent = Number.isFinite(perTry) ? { ...options, headersTimeout: Math.ceil(perTry), ...(headers === undefined ? {} : { headers }) } : options;
     try {
-      return { handle, res: await handle.pool.request(options) };
+      return { handle, res: await handle.pool.request(sent) };
     } catch (err) {
       return { handle, error: err, failure: classifyError(err, callerSignal) };
     }

@@ -83,7 +83,10 @@ export function callPolicy(layers: ResilienceLayers, resolver: ResolverConfig | 
   let policy: { -readonly [K in keyof CallPolicy]: CallPolicy[K] } = { ...DEFAULT_POLICY };
   for (const layer of [layers.mesh, layers.upstream]) {
     if (layer === undefined) continue;
-    if (layer.timeoutMs !== undefined) policy.timeoutMs = layer.timeoutMs;
+    if (layer.timeoutMs !== undefined) {
+      policy.timeoutMs = layer.timeoutMs;
+      policy.explicitTimeout = true;
+    }
     if (layer.perTryTimeoutMs !== undefined) policy.perTryTimeoutMs = layer.perTryTimeoutMs;
     if (layer.hedging !== undefined) policy.hedging = layer.hedging;
     const r = layer.retries;
@@ -101,10 +104,16 @@ export function callPolicy(layers: ResilienceLayers, resolver: ResolverConfig | 
       };
     }
   }
-  if (resolver?.requestTimeoutMs !== undefined) policy.timeoutMs = resolver.requestTimeoutMs;
+  if (resolver?.requestTimeoutMs !== undefined) {
+    policy.timeoutMs = resolver.requestTimeoutMs;
+    policy.explicitTimeout = true;
+  }
   const d = destination;
   if (d !== undefined) {
-    if (d.requestTimeoutMs !== undefined) policy.timeoutMs = d.requestTimeoutMs;
+    if (d.requestTimeoutMs !== undefined) {
+      policy.timeoutMs = d.requestTimeoutMs;
+      policy.explicitTimeout = true;
+    }
     if (d.numRetries !== undefined) policy.maxRetries = d.numRetries;
     // A route that names retry conditions replaces the ones below it, as in Consul.
     if (d.retryOn !== undefined || d.retryOnStatusCodes !== undefined || d.retryOnConnectFailure !== undefined) {
