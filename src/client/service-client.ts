@@ -8,6 +8,7 @@ import type { ServiceState } from "./service-state.ts";
 import { routedDispatch, routedRequest, type StateLookup } from "./routed-call.ts";
 import { resilientRequest } from "../resilience/resilient-request.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
+import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 
 /** Options for {@link ServiceClient.request}: undici's request options without `origin`; `method` defaults to GET. */
 export type ServiceRequestOptions = Omit<Dispatcher.RequestOptions, "origin" | "method"> & {
@@ -96,6 +97,7 @@ export class ServiceClient {
   #send(prepared: Dispatcher.RequestOptions, hashKey: string | undefined): Promise<ServiceResponseData> {
     const state = this.#state;
     const context = this.#pickContext(prepared, hashKey);
+    if (context === NO_CONTEXT) return resilientRequest(state, state.policyFor(undefined), prepared, this.#pickPlain);
     const hash = context.hash;
     return resilientRequest(state, state.policyFor(undefined), prepared, (tried) => {
       const picker = state.picker;
@@ -104,6 +106,13 @@ export class ServiceClient {
       return pickUntried(picker, context, tried);
     });
   }
+
+  /** Picks for requests that hash nothing: one function for all of them, no closure per request. */
+  readonly #pickPlain = (tried: ReadonlySet<EndpointHandle>): EndpointHandle => {
+    const picker = this.#state.picker;
+    if (picker === undefined) throw this.#state.unavailableError();
+    return pickUntried(picker, NO_CONTEXT, tried);
+  };
 
   /**
    * The WHATWG `fetch` API, sent through the mesh (undici's `fetch`, so redirects, decompression and

@@ -1,5 +1,5 @@
 import type { Dispatcher } from "undici";
-import { isBulkheadRejectedError } from "cockatiel";
+import { isBulkheadRejectedError, type BulkheadPolicy } from "cockatiel";
 import { MeshError } from "../core/errors.ts";
 import type { ServiceState } from "../client/service-state.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
@@ -42,10 +42,13 @@ function withDeadlineHeader(headers: Dispatcher.DispatchOptions["headers"], rema
  * the caller opts in) are retried, except after a connect failure, when the request provably was not
  * sent; and only bodies that are buffered and small enough. @internal
  */
-export async function resilientRequest(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker): Promise<Dispatcher.ResponseData> {
-  const guard = state.guard;
-  const bulkhead = guard.bulkhead;
-  if (bulkhead === undefined) return attempts(state, policy, options, pick);
+export function resilientRequest(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker): Promise<Dispatcher.ResponseData> {
+  const bulkhead = state.guard.bulkhead;
+  // No async frame of its own: without limits, the call is the attempts' promise.
+  return bulkhead === undefined ? attempts(state, policy, options, pick) : limited(state, bulkhead, policy, options, pick);
+}
+
+async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker): Promise<Dispatcher.ResponseData> {
   try {
     return await bulkhead.execute(() => attempts(state, policy, options, pick));
   } catch (err) {
@@ -84,36 +87,41 @@ async function attempts(state: ServiceState, policy: CallPolicy, options: Dispat
     const perTry = policy.perTryTimeoutMs > 0 ? Math.min(policy.perTryTimeoutMs, remaining) : remaining;
     const hedge = retry === 0 ? hedgeDelay(state, policy, options) : undefined;
     const tell = policy.explicitTimeout || incoming !== undefined;
-    let outcome: AttemptOutcome;
+    let outcome: AttemptOutcome | undefined;
+    let res: Dispatcher.ResponseData | undefined;
+    let error: unknown;
+    let failure: FailureKind | undefined;
     if (hedge === undefined && !tell && perTry <= state.poolHeadersTimeout && perTry > state.poolHeadersTimeout - 1000 && clock === systemClock) {
       // The common call: the pool's own headers timer is this attempt's limit; no option, no timer, no extra promise.
       try {
-        outcome = { handle, res: await handle.pool.request(options) };
+        res = await handle.pool.request(options);
       } catch (err) {
-        outcome = { handle, error: err, failure: classifyError(err, callerSignal) };
+        error = err;
+        failure = classifyError(err, callerSignal);
       }
     } else {
       outcome =
         hedge === undefined
           ? await sendAttempt(state, handle, options, perTry, tell ? remaining : Infinity, callerSignal, undefined)
           : await hedged(state, handle, options, perTry, remaining, callerSignal, hedge, pick);
+      ({ res, error, failure } = outcome);
     }
-    const { res, error, failure } = outcome;
-    if (outcome.handle !== handle) (tried ??= new Set()).add(handle);
+    const used = outcome?.handle ?? handle;
+    if (used !== handle) (tried ??= new Set()).add(handle);
     const outlier = guard.outlier;
     const endpoints = outlier === undefined ? 1 : (state.endpoints?.size ?? 1);
     if (res !== undefined) {
       const status = res.statusCode;
       guard.observe(clock.now() - now);
-      if (status >= 500) outlier?.failure(outcome.handle.endpoint.id, endpoints);
-      else outlier?.success(outcome.handle.endpoint.id);
+      if (status >= 500) outlier?.failure(used.endpoint.id, endpoints);
+      else outlier?.success(used.endpoint.id);
       const wanted = (status >= 429 || policy.statusCodes.size > 0) && statusConditions(status, policy.statusCodes).some((c) => policy.retryOn.has(c));
       if (wanted && retry < policy.maxRetries && mayResend(policy, options, undefined)) {
         if (guard.budget.tryRetry()) {
           const wait = status === 429 ? Math.max(backoff(policy, retry, () => random.next()), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, () => random.next());
           if (clock.now() + wait < deadline) {
             await res.body.dump();
-            (tried ??= new Set()).add(outcome.handle);
+            (tried ??= new Set()).add(used);
             if (wait > 0) await sleep(state, wait);
             continue;
           }
@@ -129,14 +137,14 @@ async function attempts(state: ServiceState, policy: CallPolicy, options: Dispat
       breaker?.release();
       throw error;
     }
-    if (failure !== "other") outlier?.failure(outcome.handle.endpoint.id, endpoints);
+    if (failure !== "other") outlier?.failure(used.endpoint.id, endpoints);
     const condition = failure === "connect-failure" ? "connect-failure" : failure === "reset" ? "reset" : failure === "timeout" ? "gateway-error" : undefined;
     const wanted = condition !== undefined && (policy.retryOn.has(condition) || (condition === "gateway-error" && policy.retryOn.has("5xx")));
     if (wanted && retry < policy.maxRetries && mayResend(policy, options, failure)) {
       if (guard.budget.tryRetry()) {
         const wait = backoff(policy, retry, () => random.next());
         if (clock.now() + wait < deadline) {
-          (tried ??= new Set()).add(outcome.handle);
+          (tried ??= new Set()).add(used);
           if (wait > 0) await sleep(state, wait);
           continue;
         }
