@@ -162,6 +162,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const poolOptions = toUndiciPoolOptions(o.pool, "pool");
     // The pools enforce the default call timeout themselves (undici arms a headers timer for every
     // request anyway), so the common call needs neither a timer nor an option of its own.
+    const userHeadersTimeout = poolOptions.headersTimeout ?? undefined;
     if (poolOptions.headersTimeout === undefined) poolOptions.headersTimeout = DEFAULT_POLICY.timeoutMs;
     this.#ctx = {
       registry: o.registry,
@@ -169,6 +170,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       defaultBalancer: balancers.bind(o.loadBalancer ?? { policy: "round_robin" }, "loadBalancer"),
       env: { clock: o.clock ?? systemClock, random: o.random ?? systemRandom },
       poolOptions,
+      userHeadersTimeout,
       discoveryTimeout: optionalNumber(o.discoveryTimeout, "discoveryTimeout", { min: 0 }) ?? 5000,
       panicThreshold: optionalNumber(o.panicThreshold, "panicThreshold", { min: 0, max: 100 }) ?? 50,
       slowStart: parseSlowStart(o.slowStart),

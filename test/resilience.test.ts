@@ -177,6 +177,31 @@ describe("circuit breaker and limits", () => {
     for (const b of backends) b.seen.length = 0;
   });
 
+  it("lets the next probe through when a half-open probe ends without a verdict, and ignores the caller's own errors", async () => {
+    for (const b of backends) b.failWith = 500;
+    const clock = new FakeClock(Date.now());
+    const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
+    const m = createMesh({ registry, clock, resilience: { retries: false, outlier: false, breaker: { threshold: 1, halfOpenAfterMs: 1000 } } });
+    const first = await m.client("orders").request({ path: "/" });
+    await first.body.dump();
+    clock.advance(1000);
+    registry.setEndpoints("orders", []); // the probe finds no endpoint: it throws before any attempt
+    await assert.rejects(m.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_NO_ENDPOINTS"));
+    registry.setEndpoints("orders", backends.map((b) => b.endpoint));
+    for (const b of backends) b.failWith = undefined;
+    const probe = await m.client("orders").request({ path: "/" });
+    await probe.body.dump();
+    assert.equal(probe.statusCode, 200, "the next call was the probe, and it closed the breaker");
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(m.client("orders").request({ path: "/", headers: { "x-bad": "a\r\nb" } }));
+    }
+    const after = await m.client("orders").request({ path: "/" });
+    await after.body.dump();
+    assert.equal(after.statusCode, 200, "invalid requests are the caller's fault, not the upstream's");
+    await m.close();
+    for (const b of backends) b.seen.length = 0;
+  });
+
   it("limits concurrent and pending requests, failing the excess at once with ERR_LIMIT_EXCEEDED", async () => {
     const m = createMesh({ registry: new MockRegistry({ orders: [backends[0]!.endpoint] }), resilience: { limits: { maxConcurrent: 2, maxPending: 1 } } });
     const held = [m.client("orders").request({ path: "/hold" }), m.client("orders").request({ path: "/hold" })];
@@ -184,10 +209,15 @@ describe("circuit breaker and limits", () => {
     const queued = m.client("orders").request({ path: "/" });
     await assert.rejects(m.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_LIMIT_EXCEEDED"));
     backends[0]!.release();
-    for (const res of await Promise.all([...held, queued])) {
-      assert.equal(res.statusCode, 200);
-      await res.body.dump();
-    }
+    // A slot is held until the response body is done: read each as it comes, and the queued one gets a slot.
+    const statuses = await Promise.all(
+      [...held, queued].map(async (p) => {
+        const res = await p;
+        await res.body.dump();
+        return res.statusCode;
+      }),
+    );
+    assert.deepEqual(statuses, [200, 200, 200]);
     await m.close();
   });
 });
@@ -224,6 +254,21 @@ describe("hedging", () => {
     assert.ok(without >= 300, `without hedging the straggler sets p99: ${without.toFixed(0)} ms`);
     assert.ok(withHedge < without * 0.6, `with hedging p99 ${withHedge.toFixed(0)} ms vs ${without.toFixed(0)} ms`);
     assert.ok(straggler.seen.length > before, "the straggler still got first attempts");
+  });
+
+  it("carries on with the first attempt when the service empties before the hedge is due", async () => {
+    const clock = new FakeClock(Date.now());
+    const registry = new MockRegistry({ orders: [fast.endpoint] });
+    const m = createMesh({ registry, clock, resilience: { hedging: { delayMs: 50 } } });
+    const pending = m.client("orders").request({ path: "/hold" });
+    await fast.waitForHeld();
+    registry.setEndpoints("orders", []);
+    clock.advance(50); // the hedge finds no endpoint: it is not sent, and nothing throws
+    fast.release();
+    const res = await pending;
+    await res.body.dump();
+    assert.equal(res.statusCode, 200);
+    await m.close();
   });
 
   it("never hedges a POST without an Idempotency-Key", async () => {

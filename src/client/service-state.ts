@@ -33,6 +33,8 @@ export interface MeshContext {
   readonly panicThreshold: number;
   /** Weight ramp for endpoints that join a known set; undefined turns it off. */
   readonly slowStart: SlowStart | undefined;
+  /** The headers timeout the user set in the `pool` options, if any. */
+  readonly userHeadersTimeout: number | undefined;
   /** Resilience settings from code; the calling service's Consul service-defaults come through `callerDefaults`. */
   readonly resilience: {
     readonly mesh: ResilienceOptions | undefined;
@@ -79,8 +81,10 @@ export class ServiceState {
   /** Mirrored copies in flight to this service. */
   mirrorsInFlight = 0;
   #guard: UpstreamGuard | undefined;
-  /** Call policies by route destination (undefined: no route), for the config and guard in force. */
-  #policies = new Map<RouteDestination | undefined, CallPolicy>();
+  /** Call policies by route destination, for the config and guard in force (weakly held: routes come and go). */
+  #policies = new WeakMap<RouteDestination, CallPolicy>();
+  /** The policy of calls that no route sent. */
+  #plainPolicy: CallPolicy | undefined;
   /** The caller's service-defaults the guard was built with. */
   #guardCaller: ServiceDefaultsConfig | undefined;
   readonly #retiring = new Set<Promise<void>>();
@@ -152,6 +156,7 @@ export class ServiceState {
    */
   policyFor(destination: RouteDestination | undefined): CallPolicy {
     this.#refreshGuard(); // clears the cache when the caller's service-defaults changed
+    if (destination === undefined) return (this.#plainPolicy ??= callPolicy(this.layers, this.#config.resolver, undefined));
     let policy = this.#policies.get(destination);
     if (policy === undefined) this.#policies.set(destination, (policy = callPolicy(this.layers, this.#config.resolver, destination)));
     return policy;
@@ -165,6 +170,11 @@ export class ServiceState {
   /** The headers timeout the pools enforce themselves, in ms. */
   get poolHeadersTimeout(): number {
     return this.#ctx.poolOptions.headersTimeout ?? 300_000;
+  }
+
+  /** The headers timeout the user set in the mesh's `pool` options, if any: no call waits longer. */
+  get userHeadersTimeout(): number | undefined {
+    return this.#ctx.userHeadersTimeout;
   }
 
   /** The mesh's event emitter. */
@@ -381,7 +391,8 @@ export class ServiceState {
     }
     this.#balancer = balancer;
     this.#config = config;
-    this.#policies = new Map();
+    this.#policies = new WeakMap();
+    this.#plainPolicy = undefined;
     this.#routing = new ServiceRouting(this.service, config);
     this.#rebuildPicker();
     this.#ctx.events.emit("config_applied", { service: this.service, policy: balancer.policy });

@@ -35,6 +35,7 @@ export class OutlierDetector {
   readonly #random: Random;
   readonly #onChange: (ejected: Ejection | undefined, returned: string | undefined) => void;
   #ejected = 0;
+  #closed = false;
 
   constructor(options: OutlierOptions, clock: Clock, random: Random, onChange: (ejected: Ejection | undefined, returned: string | undefined) => void) {
     this.#threshold = options.consecutiveFailures ?? 5;
@@ -69,7 +70,8 @@ export class OutlierDetector {
    * @param total - endpoints the service has, for the ejection cap
    */
   failure(id: string, total: number): void {
-    if (this.#threshold === 0) return;
+    // Calls still in flight after close report nothing; failures while ejected do not count twice.
+    if (this.#threshold === 0 || this.#closed || this.isEjected(id)) return;
     let r = this.#records.get(id);
     if (r === undefined) this.#records.set(id, (r = { consecutive: 0, ejections: 0, ejectedUntil: 0, timer: undefined }));
     r.consecutive++;
@@ -103,6 +105,7 @@ export class OutlierDetector {
 
   /** Stops every timer. */
   close(): void {
+    this.#closed = true;
     for (const r of this.#records.values()) this.#clock.clearTimeout(r.timer);
     this.#records.clear();
     this.#ejected = 0;

@@ -45,36 +45,82 @@ function withDeadlineHeader(headers: Dispatcher.DispatchOptions["headers"], rema
 export function resilientRequest(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker): Promise<Dispatcher.ResponseData> {
   const bulkhead = state.guard.bulkhead;
   // No async frame of its own: without limits, the call is the attempts' promise.
-  return bulkhead === undefined ? attempts(state, policy, options, pick) : limited(state, bulkhead, policy, options, pick);
+  return bulkhead === undefined ? attempts(state, policy, options, pick, undefined) : limited(state, bulkhead, policy, options, pick);
 }
 
 async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker): Promise<Dispatcher.ResponseData> {
-  try {
-    return await bulkhead.execute(() => attempts(state, policy, options, pick));
-  } catch (err) {
-    if (!isBulkheadRejectedError(err)) throw err;
-    throw new MeshError(
-      "ERR_LIMIT_EXCEEDED",
-      `Too many requests to '${state.service}': ${bulkhead.executionSlots === 0 ? "all" : "the"} concurrency slots and the queue are full. Raise limits.maxConcurrent or maxPending, or slow down.`,
-      { cause: err, details: { service: state.service } },
-    );
-  }
+  // The deadline counts the wait for a slot; the slot is held until the response body is done.
+  const start = state.env.clock.now();
+  return new Promise<Dispatcher.ResponseData>((resolve, reject) => {
+    bulkhead
+      .execute(
+        () =>
+          attempts(state, policy, options, pick, start).then(
+            (res) => {
+              resolve(res);
+              return new Promise<void>((done) => {
+                if (res.body.closed) done();
+                res.body.once("close", done);
+              });
+            },
+            (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))),
+          ),
+        (options.signal as AbortSignal | undefined) ?? undefined,
+      )
+      .catch((err: unknown) => {
+        if (!isBulkheadRejectedError(err)) {
+          reject(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
+        reject(
+          new MeshError(
+            "ERR_LIMIT_EXCEEDED",
+            `Too many requests to '${state.service}': the concurrency slots and the queue are full. Raise limits.maxConcurrent or maxPending, or slow down.`,
+            { cause: err, details: { service: state.service } },
+          ),
+        );
+      });
+  });
 }
 
-async function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker): Promise<Dispatcher.ResponseData> {
+async function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, startedAt: number | undefined): Promise<Dispatcher.ResponseData> {
   const guard = state.guard;
   const breaker = guard.breaker;
+  const { clock } = state.env;
+  const start = startedAt ?? clock.now();
+  const incoming = remainingIncomingMs();
+  const limit = policy.timeoutMs > 0 ? policy.timeoutMs : Infinity;
+  const total = incoming === undefined ? limit : Math.min(incoming, limit);
+  if (total <= clock.now() - start) throw timeoutError(state, total, 0, undefined);
   if (breaker !== undefined && !breaker.allow()) {
     const retryAfter = breaker.retryAfterMs();
     throw new MeshError("ERR_CIRCUIT_OPEN", `The circuit breaker of '${state.service}' is open after repeated failures; calls fail at once for ${retryAfter} ms more, then one probe goes through.`, {
       details: { service: state.service, retryAfterMs: retryAfter },
     });
   }
+  // Whatever happens below, a breaker that let this call through hears how it went (or that it did not say).
+  const report = { done: false };
+  try {
+    return await attemptLoop(state, policy, options, pick, start, total, incoming !== undefined, report);
+  } finally {
+    if (!report.done) breaker?.release();
+  }
+}
+
+async function attemptLoop(
+  state: ServiceState,
+  policy: CallPolicy,
+  options: Dispatcher.RequestOptions,
+  pick: AttemptPicker,
+  start: number,
+  total: number,
+  inherited: boolean,
+  report: { done: boolean },
+): Promise<Dispatcher.ResponseData> {
+  const guard = state.guard;
+  const breaker = guard.breaker;
   const { clock, random } = state.env;
-  const start = clock.now();
   guard.budget.request();
-  const incoming = remainingIncomingMs();
-  const total = incoming === undefined ? (policy.timeoutMs > 0 ? policy.timeoutMs : Infinity) : Math.min(incoming, policy.timeoutMs > 0 ? policy.timeoutMs : Infinity);
   const deadline = start + total;
   const callerSignal = options.signal as AbortSignal | undefined;
   let tried: Set<EndpointHandle> | undefined;
@@ -86,7 +132,7 @@ async function attempts(state: ServiceState, policy: CallPolicy, options: Dispat
     if (remaining <= 0) throw timeoutError(state, total, retry, undefined);
     const perTry = policy.perTryTimeoutMs > 0 ? Math.min(policy.perTryTimeoutMs, remaining) : remaining;
     const hedge = retry === 0 ? hedgeDelay(state, policy, options) : undefined;
-    const tell = policy.explicitTimeout || incoming !== undefined;
+    const tell = policy.explicitTimeout || inherited;
     let outcome: AttemptOutcome | undefined;
     let res: Dispatcher.ResponseData | undefined;
     let error: unknown;
@@ -117,43 +163,44 @@ async function attempts(state: ServiceState, policy: CallPolicy, options: Dispat
       else outlier?.success(used.endpoint.id);
       const wanted = (status >= 429 || policy.statusCodes.size > 0) && statusConditions(status, policy.statusCodes).some((c) => policy.retryOn.has(c));
       if (wanted && retry < policy.maxRetries && mayResend(policy, options, undefined)) {
-        if (guard.budget.tryRetry()) {
-          const wait = status === 429 ? Math.max(backoff(policy, retry, () => random.next()), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, () => random.next());
-          if (clock.now() + wait < deadline) {
+        const wait = status === 429 ? Math.max(backoff(policy, retry, () => random.next()), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, () => random.next());
+        // The deadline first: a retry that could not finish in time must not spend the budget.
+        if (clock.now() + wait < deadline) {
+          if (guard.budget.tryRetry()) {
             await res.body.dump();
             (tried ??= new Set()).add(used);
             if (wait > 0) await sleep(state, wait);
             continue;
           }
-        } else {
           state.events.emit("retry_budget_exhausted", { service: state.service });
         }
       }
+      report.done = true;
       if (status >= 500) breaker?.failure();
       else breaker?.success();
       return res;
     }
-    if (failure === "aborted") {
-      breaker?.release();
-      throw error;
-    }
+    if (failure === "aborted") throw error;
     if (failure !== "other") outlier?.failure(used.endpoint.id, endpoints);
     const condition = failure === "connect-failure" ? "connect-failure" : failure === "reset" ? "reset" : failure === "timeout" ? "gateway-error" : undefined;
     const wanted = condition !== undefined && (policy.retryOn.has(condition) || (condition === "gateway-error" && policy.retryOn.has("5xx")));
     if (wanted && retry < policy.maxRetries && mayResend(policy, options, failure)) {
-      if (guard.budget.tryRetry()) {
-        const wait = backoff(policy, retry, () => random.next());
-        if (clock.now() + wait < deadline) {
+      const wait = backoff(policy, retry, () => random.next());
+      if (clock.now() + wait < deadline) {
+        if (guard.budget.tryRetry()) {
           (tried ??= new Set()).add(used);
           if (wait > 0) await sleep(state, wait);
           continue;
         }
-      } else {
         budgetDenied = true;
         state.events.emit("retry_budget_exhausted", { service: state.service });
       }
     }
-    breaker?.failure();
+    // Only the upstream's failures count for the breaker; the caller's own errors (a bad header) do not.
+    if (failure !== "other") {
+      report.done = true;
+      breaker?.failure();
+    }
     if (failure === "timeout" && clock.now() >= deadline - 1) throw timeoutError(state, total, retry + 1, error);
     if (failure === "timeout") throw timeoutError(state, perTry, retry + 1, error);
     if (budgetDenied) {
@@ -187,9 +234,12 @@ async function sendAttempt(
   const clock = state.env.clock;
   if (cancel === undefined && (!Number.isFinite(perTry) || (perTry >= COARSE_TIMEOUT_MS && clock === systemClock))) {
     // A long limit on the real clock: undici's own headers timer (armed for every request anyway, with
-    // about a second's precision) enforces it, so the common call needs no timer of its own.
+    // about a second's precision) enforces it, so the common call needs no timer of its own. No limit
+    // (timeoutMs 0) turns that timer off too, unless the pool options set one.
     const headers = Number.isFinite(remaining) ? withDeadlineHeader(options.headers, remaining) : undefined;
-    const sent = Number.isFinite(perTry) ? { ...options, headersTimeout: Math.ceil(perTry), ...(headers === undefined ? {} : { headers }) } : options;
+    const own = state.userHeadersTimeout;
+    const limit = Math.min(perTry, own ?? Infinity);
+    const sent = { ...options, headersTimeout: Number.isFinite(limit) ? Math.ceil(limit) : 0, ...(headers === undefined ? {} : { headers }) };
     try {
       return { handle, res: await handle.pool.request(sent) };
     } catch (err) {
@@ -268,14 +318,21 @@ async function hedged(
     });
     const timer = clock.setTimeout(() => {
       if (settled) return;
+      let second: EndpointHandle;
+      try {
+        second = pick(new Set([first]));
+      } catch {
+        return; // no endpoint for a hedge (the service emptied meanwhile): the first attempt carries on alone
+      }
+      if (second === first) return; // nowhere else to go
       if (!state.guard.budget.tryRetry()) {
         state.events.emit("retry_budget_exhausted", { service: state.service });
         return;
       }
       started = true;
       running++;
-      const second = pick(new Set([first]));
-      void sendAttempt(state, second, options, perTry, remaining - delay, callerSignal, cancelSecond.signal).then((o) => finish(o, cancelFirst));
+      // The hedge gets what is left of the call's time, not a fresh allowance.
+      void sendAttempt(state, second, options, Math.max(1, Math.min(perTry, remaining) - delay), remaining - delay, callerSignal, cancelSecond.signal).then((o) => finish(o, cancelFirst));
     }, Math.max(0, delay));
   });
 }
