@@ -83,30 +83,27 @@ async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: Ca
   });
 }
 
-async function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, startedAt: number | undefined): Promise<Dispatcher.ResponseData> {
-  const guard = state.guard;
-  const breaker = guard.breaker;
+function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, startedAt: number | undefined): Promise<Dispatcher.ResponseData> {
+  const breaker = state.guard.breaker;
   const { clock } = state.env;
   const start = startedAt ?? clock.now();
   const incoming = remainingIncomingMs();
   const limit = policy.timeoutMs > 0 ? policy.timeoutMs : Infinity;
   const total = incoming === undefined ? limit : Math.min(incoming, limit);
-  if (total <= clock.now() - start) throw timeoutError(state, total, 0, undefined);
+  if (total <= clock.now() - start) return Promise.reject(timeoutError(state, total, 0, undefined));
   if (breaker !== undefined && !breaker.allow()) {
     const retryAfter = breaker.retryAfterMs();
-    throw new MeshError("ERR_CIRCUIT_OPEN", `The circuit breaker of '${state.service}' is open after repeated failures; calls fail at once for ${retryAfter} ms more, then one probe goes through.`, {
-      details: { service: state.service, retryAfterMs: retryAfter },
-    });
+    return Promise.reject(
+      new MeshError("ERR_CIRCUIT_OPEN", `The circuit breaker of '${state.service}' is open after repeated failures; calls fail at once for ${retryAfter} ms more, then one probe goes through.`, {
+        details: { service: state.service, retryAfterMs: retryAfter },
+      }),
+    );
   }
-  // Whatever happens below, a breaker that let this call through hears how it went (or that it did not say).
-  const report = { done: false };
-  try {
-    return await attemptLoop(state, policy, options, pick, start, total, incoming !== undefined, report);
-  } finally {
-    if (!report.done) breaker?.release();
-  }
+  // No async frame of its own: the loop's promise is the call's.
+  return attemptLoop(state, policy, options, pick, start, total, incoming !== undefined);
 }
 
+/** The attempts of one call. */
 async function attemptLoop(
   state: ServiceState,
   policy: CallPolicy,
@@ -115,101 +112,106 @@ async function attemptLoop(
   start: number,
   total: number,
   inherited: boolean,
-  report: { done: boolean },
 ): Promise<Dispatcher.ResponseData> {
   const guard = state.guard;
   const breaker = guard.breaker;
-  const { clock, random } = state.env;
-  guard.budget.request();
-  const deadline = start + total;
-  const callerSignal = options.signal as AbortSignal | undefined;
-  let tried: Set<EndpointHandle> | undefined;
-  let budgetDenied = false;
-  for (let retry = 0; ; retry++) {
-    const handle = pick(tried ?? EMPTY);
-    const now = clock.now();
-    const remaining = deadline - now;
-    if (remaining <= 0) throw timeoutError(state, total, retry, undefined);
-    const perTry = policy.perTryTimeoutMs > 0 ? Math.min(policy.perTryTimeoutMs, remaining) : remaining;
-    const hedge = retry === 0 ? hedgeDelay(state, policy, options) : undefined;
-    const tell = policy.explicitTimeout || inherited;
-    let outcome: AttemptOutcome | undefined;
-    let res: Dispatcher.ResponseData | undefined;
-    let error: unknown;
-    let failure: FailureKind | undefined;
-    if (hedge === undefined && !tell && perTry <= state.poolHeadersTimeout && perTry > state.poolHeadersTimeout - 1000 && clock === systemClock) {
-      // The common call: the pool's own headers timer is this attempt's limit; no option, no timer, no extra promise.
-      try {
-        res = await handle.pool.request(options);
-      } catch (err) {
-        error = err;
-        failure = classifyError(err, callerSignal);
+  // Whatever happens below, a breaker that let this call through hears how it went (or that it did not say).
+  let reported = false;
+  try {
+    const { clock, random } = state.env;
+    guard.budget.request();
+    const deadline = start + total;
+    const callerSignal = options.signal as AbortSignal | undefined;
+    let tried: Set<EndpointHandle> | undefined;
+    let budgetDenied = false;
+    for (let retry = 0; ; retry++) {
+      const handle = pick(tried ?? EMPTY);
+      const now = clock.now();
+      const remaining = deadline - now;
+      if (remaining <= 0) throw timeoutError(state, total, retry, undefined);
+      const perTry = policy.perTryTimeoutMs > 0 ? Math.min(policy.perTryTimeoutMs, remaining) : remaining;
+      const hedge = retry === 0 ? hedgeDelay(state, policy, options) : undefined;
+      const tell = policy.explicitTimeout || inherited;
+      let outcome: AttemptOutcome | undefined;
+      let res: Dispatcher.ResponseData | undefined;
+      let error: unknown;
+      let failure: FailureKind | undefined;
+      if (hedge === undefined && !tell && perTry <= state.poolHeadersTimeout && perTry > state.poolHeadersTimeout - 1000 && clock === systemClock) {
+        // The common call: the pool's own headers timer is this attempt's limit; no option, no timer, no extra promise.
+        try {
+          res = await handle.pool.request(options);
+        } catch (err) {
+          error = err;
+          failure = classifyError(err, callerSignal);
+        }
+      } else {
+        outcome =
+          hedge === undefined
+            ? await sendAttempt(state, handle, options, perTry, tell ? remaining : Infinity, callerSignal, undefined)
+            : await hedged(state, handle, options, perTry, remaining, callerSignal, hedge, pick);
+        ({ res, error, failure } = outcome);
       }
-    } else {
-      outcome =
-        hedge === undefined
-          ? await sendAttempt(state, handle, options, perTry, tell ? remaining : Infinity, callerSignal, undefined)
-          : await hedged(state, handle, options, perTry, remaining, callerSignal, hedge, pick);
-      ({ res, error, failure } = outcome);
-    }
-    const used = outcome?.handle ?? handle;
-    if (used !== handle) (tried ??= new Set()).add(handle);
-    const outlier = guard.outlier;
-    const endpoints = outlier === undefined ? 1 : (state.endpoints?.size ?? 1);
-    if (res !== undefined) {
-      const status = res.statusCode;
-      guard.observe(clock.now() - now);
-      if (status >= 500) outlier?.failure(used.endpoint.id, endpoints);
-      else outlier?.success(used.endpoint.id);
-      const wanted = (status >= 429 || policy.statusCodes.size > 0) && statusConditions(status, policy.statusCodes).some((c) => policy.retryOn.has(c));
-      if (wanted && retry < policy.maxRetries && mayResend(policy, options, undefined)) {
-        const wait = status === 429 ? Math.max(backoff(policy, retry, () => random.next()), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, () => random.next());
-        // The deadline first: a retry that could not finish in time must not spend the budget.
+      const used = outcome?.handle ?? handle;
+      if (used !== handle) (tried ??= new Set()).add(handle);
+      const outlier = guard.outlier;
+      const endpoints = outlier === undefined ? 1 : (state.endpoints?.size ?? 1);
+      if (res !== undefined) {
+        const status = res.statusCode;
+        guard.observe(clock.now() - now);
+        if (status >= 500) outlier?.failure(used.endpoint.id, endpoints);
+        else outlier?.success(used.endpoint.id);
+        const wanted = (status >= 429 || policy.statusCodes.size > 0) && statusConditions(status, policy.statusCodes).some((c) => policy.retryOn.has(c));
+        if (wanted && retry < policy.maxRetries && mayResend(policy, options, undefined)) {
+          const wait = status === 429 ? Math.max(backoff(policy, retry, () => random.next()), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, () => random.next());
+          // The deadline first: a retry that could not finish in time must not spend the budget.
+          if (clock.now() + wait < deadline) {
+            if (guard.budget.tryRetry()) {
+              await res.body.dump();
+              (tried ??= new Set()).add(used);
+              if (wait > 0) await sleep(state, wait);
+              continue;
+            }
+            state.events.emit("retry_budget_exhausted", { service: state.service });
+          }
+        }
+        reported = true;
+        if (status >= 500) breaker?.failure();
+        else breaker?.success();
+        return res;
+      }
+      if (failure === "aborted") throw error;
+      if (failure !== "other") outlier?.failure(used.endpoint.id, endpoints);
+      const condition = failure === "connect-failure" ? "connect-failure" : failure === "reset" ? "reset" : failure === "timeout" ? "gateway-error" : undefined;
+      const wanted = condition !== undefined && (policy.retryOn.has(condition) || (condition === "gateway-error" && policy.retryOn.has("5xx")));
+      if (wanted && retry < policy.maxRetries && mayResend(policy, options, failure)) {
+        const wait = backoff(policy, retry, () => random.next());
         if (clock.now() + wait < deadline) {
           if (guard.budget.tryRetry()) {
-            await res.body.dump();
             (tried ??= new Set()).add(used);
             if (wait > 0) await sleep(state, wait);
             continue;
           }
+          budgetDenied = true;
           state.events.emit("retry_budget_exhausted", { service: state.service });
         }
       }
-      report.done = true;
-      if (status >= 500) breaker?.failure();
-      else breaker?.success();
-      return res;
-    }
-    if (failure === "aborted") throw error;
-    if (failure !== "other") outlier?.failure(used.endpoint.id, endpoints);
-    const condition = failure === "connect-failure" ? "connect-failure" : failure === "reset" ? "reset" : failure === "timeout" ? "gateway-error" : undefined;
-    const wanted = condition !== undefined && (policy.retryOn.has(condition) || (condition === "gateway-error" && policy.retryOn.has("5xx")));
-    if (wanted && retry < policy.maxRetries && mayResend(policy, options, failure)) {
-      const wait = backoff(policy, retry, () => random.next());
-      if (clock.now() + wait < deadline) {
-        if (guard.budget.tryRetry()) {
-          (tried ??= new Set()).add(used);
-          if (wait > 0) await sleep(state, wait);
-          continue;
-        }
-        budgetDenied = true;
-        state.events.emit("retry_budget_exhausted", { service: state.service });
+      // Only the upstream's failures count for the breaker; the caller's own errors (a bad header) do not.
+      if (failure !== "other") {
+        reported = true;
+        breaker?.failure();
       }
+      if (failure === "timeout" && clock.now() >= deadline - 1) throw timeoutError(state, total, retry + 1, error);
+      if (failure === "timeout") throw timeoutError(state, perTry, retry + 1, error);
+      if (budgetDenied) {
+        throw new MeshError("ERR_RETRY_BUDGET_EXHAUSTED", `A call to '${state.service}' failed (${(error as Error).message}) and was not retried: the retry budget is spent (too many retries in the last second).`, {
+          cause: error,
+          details: { service: state.service, attempts: retry + 1 },
+        });
+      }
+      throw error;
     }
-    // Only the upstream's failures count for the breaker; the caller's own errors (a bad header) do not.
-    if (failure !== "other") {
-      report.done = true;
-      breaker?.failure();
-    }
-    if (failure === "timeout" && clock.now() >= deadline - 1) throw timeoutError(state, total, retry + 1, error);
-    if (failure === "timeout") throw timeoutError(state, perTry, retry + 1, error);
-    if (budgetDenied) {
-      throw new MeshError("ERR_RETRY_BUDGET_EXHAUSTED", `A call to '${state.service}' failed (${(error as Error).message}) and was not retried: the retry budget is spent (too many retries in the last second).`, {
-        cause: error,
-        details: { service: state.service, attempts: retry + 1 },
-      });
-    }
-    throw error;
+  } finally {
+    if (!reported) breaker?.release();
   }
 }
 
