@@ -282,3 +282,27 @@ describe("hedging", () => {
     await m.close();
   });
 });
+
+describe("client.fetch and mesh.dispatcher under the breaker and outlier detection", () => {
+  it("ejects a failing endpoint from fetch traffic, and fails fast while the breaker is open", async () => {
+    const backends = await startBackends(3, "f");
+    try {
+      backends[1]!.failWith = 503;
+      const clock = new FakeClock(Date.now());
+      const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
+      const m = createMesh({ registry, clock, resilience: { breaker: { threshold: 3, halfOpenAfterMs: 1000 } } });
+      const ejected: EndpointEjectedEvent[] = [];
+      m.on("endpoint_ejected", (e) => ejected.push(e));
+      for (let i = 0; i < 30; i++) await (await m.client("orders").fetch("/")).text();
+      assert.deepEqual(ejected.map((e) => e.endpoint), [backends[1]!.name]);
+      for (const b of backends) b.failWith = 503;
+      for (let i = 0; i < 3; i++) await (await fetch("http://orders/", { dispatcher: m.dispatcher })).text();
+      const before = attempts(backends);
+      await assert.rejects(fetch("http://orders/", { dispatcher: m.dispatcher }), (err: unknown) => isMeshError((err as { cause?: unknown }).cause, "ERR_CIRCUIT_OPEN"));
+      assert.equal(attempts(backends), before, "no request was sent");
+      await m.close();
+    } finally {
+      await Promise.all(backends.map((b) => b.close()));
+    }
+  });
+});

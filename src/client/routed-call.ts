@@ -13,6 +13,7 @@ import type { Random } from "../core/random.ts";
 import { MAX_MIRRORS_IN_FLIGHT, type ServiceState } from "./service-state.ts";
 import { resilientRequest } from "../resilience/resilient-request.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
+import { breakerRefusal, guardedHandler } from "../resilience/guarded-handler.ts";
 
 /** Gives the state of any service, creating its watch on first use. @internal */
 export type StateLookup = (service: string) => ServiceState;
@@ -188,8 +189,10 @@ export function routedDispatch(
     }
     const selection = await selectFor(decision, stateOf);
     mirror(decision, options, stateOf, random);
+    const refusal = breakerRefusal(selection.state);
+    if (refusal !== undefined) throw refusal;
     const handle = selection.picker.pick(pickContext(selection, options, hashKey));
-    handle.pool.dispatch(prepare(routedOptions(options, decision)), rewritingHandler(handler, decision));
+    handle.pool.dispatch(prepare(routedOptions(options, decision)), guardedHandler(selection.state, handle, rewritingHandler(handler, decision)));
   };
   send().catch((err: unknown) => failHandler(handler, err instanceof Error ? err : new Error(String(err))));
   return true;

@@ -8,6 +8,7 @@ import type { ServiceState } from "./service-state.ts";
 import { routedDispatch, routedRequest, type StateLookup } from "./routed-call.ts";
 import { resilientRequest } from "../resilience/resilient-request.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
+import { breakerRefusal, guardedHandler } from "../resilience/guarded-handler.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 
 /** Options for {@link ServiceClient.request}: undici's request options without `origin`; `method` defaults to GET. */
@@ -152,9 +153,7 @@ export class ServiceClient {
     const state = this.#state;
     if (state.routing.active) return this.#routedDispatch(options, handler, host, hashKey);
     const picker = state.picker;
-    if (picker !== undefined) {
-      return picker.pick(this.#pickContext(options, hashKey)).pool.dispatch(this.#dispatchOptions(options, host), handler);
-    }
+    if (picker !== undefined) return this.#guardedDispatch(picker.pick(this.#pickContext(options, hashKey)), options, handler, host);
     state.settle().then(
       () => (state.routing.active ? this.#routedDispatch(options, handler, host, hashKey) : this.#dispatchLater(options, handler, host, hashKey)),
       (err: unknown) => failHandler(handler, err as Error),
@@ -186,7 +185,17 @@ export class ServiceClient {
   #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined): void {
     const picker = this.#state.picker;
     if (picker === undefined) failHandler(handler, this.#state.unavailableError());
-    else picker.pick(this.#pickContext(options, hashKey)).pool.dispatch(this.#dispatchOptions(options, host), handler);
+    else this.#guardedDispatch(picker.pick(this.#pickContext(options, hashKey)), options, handler, host);
+  }
+
+  /** A dispatch under the upstream's breaker and outlier detection. */
+  #guardedDispatch(handle: EndpointHandle, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string): boolean {
+    const refusal = breakerRefusal(this.#state);
+    if (refusal !== undefined) {
+      failHandler(handler, refusal);
+      return false;
+    }
+    return handle.pool.dispatch(this.#dispatchOptions(options, host), guardedHandler(this.#state, handle, handler));
   }
 
   #dispatchOptions(options: Dispatcher.DispatchOptions, host: string): Dispatcher.DispatchOptions {
