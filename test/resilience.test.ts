@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
+import { fetch as undiciFetch } from "undici";
 import { after, afterEach, before, describe, it } from "node:test";
 import { createMesh, isMeshError, withIncomingDeadline, type BreakerStateEvent, type EndpointEjectedEvent, type Mesh, type ResilienceOptions } from "proxyless";
 import { FakeClock, MockRegistry, createSeededRandom } from "proxyless/testing";
@@ -296,9 +297,9 @@ describe("client.fetch and mesh.dispatcher under the breaker and outlier detecti
       for (let i = 0; i < 30; i++) await (await m.client("orders").fetch("/")).text();
       assert.deepEqual(ejected.map((e) => e.endpoint), [backends[1]!.name]);
       for (const b of backends) b.failWith = 503;
-      for (let i = 0; i < 3; i++) await (await fetch("http://orders/", { dispatcher: m.dispatcher })).text();
+      for (let i = 0; i < 3; i++) await (await undiciFetch("http://orders/", { dispatcher: m.dispatcher })).text();
       const before = attempts(backends);
-      await assert.rejects(fetch("http://orders/", { dispatcher: m.dispatcher }), (err: unknown) => isMeshError((err as { cause?: unknown }).cause, "ERR_CIRCUIT_OPEN"));
+      await assert.rejects(undiciFetch("http://orders/", { dispatcher: m.dispatcher }), (err: unknown) => isMeshError((err as { cause?: unknown }).cause, "ERR_CIRCUIT_OPEN"));
       assert.equal(attempts(backends), before, "no request was sent");
       await m.close();
     } finally {
