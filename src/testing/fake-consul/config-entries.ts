@@ -1,4 +1,5 @@
 import { compileFilter } from "../../config/filter-expression.ts";
+import { RESOLVER_POLICIES as POLICIES, RETRY_CONDITIONS as RETRY_ON, ROUTE_METHODS as METHODS } from "../../config/consul-vocabulary.ts";
 import { parseGoDuration } from "../../config/duration.ts";
 
 /** A config entry as stored: Consul's JSON plus its indexes. */
@@ -29,22 +30,6 @@ const KINDS = new Set([
   "exported-services",
   "sameness-group",
 ]);
-const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE"]);
-const RETRY_ON = new Set([
-  "5xx",
-  "gateway-error",
-  "reset",
-  "connect-failure",
-  "envoy-ratelimited",
-  "retriable-4xx",
-  "refused-stream",
-  "cancelled",
-  "deadline-exceeded",
-  "internal",
-  "resource-exhausted",
-  "unavailable",
-]);
-const POLICIES = new Set(["", "random", "round_robin", "least_request", "ring_hash", "maglev"]);
 const L7 = new Set(["http", "http2", "grpc"]);
 
 type Json = Record<string, unknown>;
