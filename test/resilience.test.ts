@@ -92,6 +92,30 @@ describe("retries and outlier ejection on misbehaving servers", () => {
     await other.close();
   });
 
+  it("retries a 429 after the time its Retry-After asks for", async () => {
+    const limited = await Backend.start("limited");
+    const clock = new FakeClock(Date.now());
+    try {
+      limited.failWith = 429;
+      const m = createMesh({ registry: new MockRegistry({ orders: [limited.endpoint] }), clock, resilience: { timeoutMs: 0, retries: { maxRetries: 1 } } });
+      // No deadline, so the only timer on the fake clock is the wait before the retry.
+      const pending = m.client("orders").request({ path: "/", headers: {} });
+      await until(() => limited.seen.length === 1 && clock.pendingTimers > 0);
+      clock.advance(25); // the backoff alone would have been at most 25 ms: its wait would be over
+      assert.ok(clock.pendingTimers > 0, "still waiting for Retry-After's second");
+      assert.equal(limited.seen.length, 1);
+      limited.failWith = undefined;
+      clock.advance(1000);
+      const res = await pending;
+      await res.body.dump();
+      assert.equal(res.statusCode, 200);
+      assert.equal(limited.seen.length, 2);
+      await m.close();
+    } finally {
+      await limited.close();
+    }
+  });
+
   it("never retries a streamed body, and retries a buffered one", async () => {
     backends[0]!.resetRequests = true;
     const m = start(undefined, 1);

@@ -8,7 +8,7 @@ import { selectEndpoints, selectWaiting, type Selection } from "../routing/selec
 import { failHandler } from "../transport/http/forwarding-dispatcher.ts";
 import { respondWith, SyntheticDispatcher } from "../transport/http/synthetic-response.ts";
 import { headerValue } from "../balancer/hash-policy.ts";
-import type { Clock } from "../core/clock.ts";
+import { sleep } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
 import { MAX_MIRRORS_IN_FLIGHT, type ServiceState } from "./service-state.ts";
 import { resilientRequest } from "../resilience/resilient-request.ts";
@@ -47,10 +47,6 @@ function faultFor(decision: RouteDecision, headers: unknown, random: Random): Fa
     delayMs: fault.delay !== undefined && applies(fault.delay) ? fault.delay.ms : 0,
     abortStatus: fault.abort !== undefined && applies(fault.abort) ? fault.abort.status : undefined,
   };
-}
-
-function sleep(clock: Clock, ms: number): Promise<void> {
-  return new Promise((resolve) => clock.setTimeout(resolve, ms));
 }
 
 /** How long a mirrored copy may wait for its response headers, and then between body chunks. */

@@ -1,3 +1,4 @@
+import { defined } from "../core/defined.ts";
 import { MeshError, isMeshError } from "../core/errors.ts";
 import { describe } from "../core/validate.ts";
 import type { LoadBalancerConfig, ServiceConfig } from "../registry/service-config.ts";
@@ -90,11 +91,6 @@ class Reader {
     const list = this.array(v, field).map((s, i) => this.string(s, `${field}[${i}]`) ?? "");
     return list.length === 0 ? undefined : list;
   }
-}
-
-/** Drops the keys whose value is undefined, so the result satisfies exactOptionalPropertyTypes. */
-function defined<T extends object>(value: { [K in keyof T]: T[K] | undefined }): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 /**

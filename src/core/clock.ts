@@ -26,3 +26,13 @@ export const systemClock: Clock = Object.freeze({
     clearTimeout(handle as NodeJS.Timeout);
   },
 });
+
+/**
+ * Resolves after `ms` on the given clock (a FakeClock's when testing).
+ *
+ * @param clock - the clock
+ * @param ms - how long, in ms
+ */
+export function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimeout(resolve, ms));
+}

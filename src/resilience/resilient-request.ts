@@ -5,8 +5,9 @@ import type { ServiceState } from "../client/service-state.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import { classifyError, isIdempotent, isReplayable, retryAfterMs, statusConditions, type FailureKind } from "./classify.ts";
 import { remainingIncomingMs, DEADLINE_HEADER } from "./deadline.ts";
+import { breakerRefusal } from "./guarded-handler.ts";
 import type { CallPolicy } from "./resilience-options.ts";
-import { systemClock } from "../core/clock.ts";
+import { sleep, systemClock } from "../core/clock.ts";
 
 /** Picks the endpoint of each attempt. @internal */
 export type AttemptPicker = (tried: ReadonlySet<EndpointHandle>) => EndpointHandle;
@@ -15,10 +16,6 @@ const EMPTY = new Set<EndpointHandle>();
 
 /** Limits at least this long are left to undici's coarse headers timer; shorter ones get a precise timer. */
 const COARSE_TIMEOUT_MS = 5000;
-
-function sleep(state: ServiceState, ms: number): Promise<void> {
-  return new Promise((resolve) => state.env.clock.setTimeout(resolve, ms));
-}
 
 /** Full-jitter exponential backoff (AWS's): a random time up to base * 2^retry, capped. */
 function backoff(policy: CallPolicy, retry: number, random: () => number): number {
@@ -84,21 +81,14 @@ async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: Ca
 }
 
 function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, startedAt: number | undefined): Promise<Dispatcher.ResponseData> {
-  const breaker = state.guard.breaker;
   const { clock } = state.env;
   const start = startedAt ?? clock.now();
   const incoming = remainingIncomingMs();
   const limit = policy.timeoutMs > 0 ? policy.timeoutMs : Infinity;
   const total = incoming === undefined ? limit : Math.min(incoming, limit);
   if (total <= clock.now() - start) return Promise.reject(timeoutError(state, total, 0, undefined));
-  if (breaker !== undefined && !breaker.allow()) {
-    const retryAfter = breaker.retryAfterMs();
-    return Promise.reject(
-      new MeshError("ERR_CIRCUIT_OPEN", `The circuit breaker of '${state.service}' is open after repeated failures; calls fail at once for ${retryAfter} ms more, then one probe goes through.`, {
-        details: { service: state.service, retryAfterMs: retryAfter },
-      }),
-    );
-  }
+  const refusal = breakerRefusal(state);
+  if (refusal !== undefined) return Promise.reject(refusal);
   // No async frame of its own: the loop's promise is the call's.
   return attemptLoop(state, policy, options, pick, start, total, incoming !== undefined);
 }
@@ -168,7 +158,7 @@ async function attemptLoop(
             if (guard.budget.tryRetry()) {
               await res.body.dump();
               (tried ??= new Set()).add(used);
-              if (wait > 0) await sleep(state, wait);
+              if (wait > 0) await sleep(clock, wait);
               continue;
             }
             state.events.emit("retry_budget_exhausted", { service: state.service });
@@ -188,7 +178,7 @@ async function attemptLoop(
         if (clock.now() + wait < deadline) {
           if (guard.budget.tryRetry()) {
             (tried ??= new Set()).add(used);
-            if (wait > 0) await sleep(state, wait);
+            if (wait > 0) await sleep(clock, wait);
             continue;
           }
           budgetDenied = true;

@@ -1,3 +1,4 @@
+import { defined } from "../core/defined.ts";
 import type { ServiceDefaultsConfig } from "../config/defaults-config.ts";
 import type { ResolverConfig } from "../config/resolver-config.ts";
 import type { RouteDestination } from "../config/route-config.ts";
@@ -45,9 +46,7 @@ function consulUpstream(caller: ServiceDefaultsConfig | undefined, service: stri
   const merged = { ...caller.upstreamDefaults, ...caller.upstreamOverrides?.[service] };
   const phc = { ...caller.upstreamDefaults?.passiveHealthCheck, ...caller.upstreamOverrides?.[service]?.passiveHealthCheck };
   const limits = { ...caller.upstreamDefaults?.limits, ...caller.upstreamOverrides?.[service]?.limits };
-  const outlier: OutlierOptions = Object.fromEntries(
-    Object.entries({ consecutiveFailures: phc.maxFailures, baseEjectionMs: phc.baseEjectionTimeMs, maxEjectionPercent: phc.maxEjectionPercent }).filter(([, v]) => v !== undefined),
-  );
+  const outlier = defined<OutlierOptions>({ consecutiveFailures: phc.maxFailures, baseEjectionMs: phc.baseEjectionTimeMs, maxEjectionPercent: phc.maxEjectionPercent });
   const limitOptions: LimitOptions = Object.fromEntries(Object.entries({ maxConcurrent: limits.maxConcurrentRequests, maxPending: limits.maxPendingRequests }).filter(([, v]) => v !== undefined && v > 0));
   return {
     ...(merged.passiveHealthCheck === undefined ? {} : { outlier }),

@@ -1,3 +1,4 @@
+import { defined } from "../core/defined.ts";
 import type { FaultPolicy, HeaderChanges, MirrorPolicy, RouteMatch } from "../config/route-config.ts";
 import { isMeshError, type MeshErrorCode } from "../core/errors.ts";
 import type { HealthStatus } from "../endpoint/endpoint.ts";
@@ -112,11 +113,6 @@ export interface RouteExplanation {
   readonly fault: FaultPolicy | undefined;
   /** Why the request would fail, when it would. */
   readonly error: ExplainedError | undefined;
-}
-
-/** Drops undefined values (for exactOptionalPropertyTypes). */
-function defined<T extends object>(value: { [K in keyof T]: T[K] | undefined }): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 /**

@@ -120,7 +120,7 @@ export class Backend {
     }
     const path = (req.url ?? "/").split("?")[0] ?? "/";
     const status = this.failWith ?? (path.startsWith("/status/") ? Number(path.slice(8)) : 200);
-    res.writeHead(status, { "content-type": "application/json", "x-echo-method": seen.method });
+    res.writeHead(status, { "content-type": "application/json", "x-echo-method": seen.method, ...(status === 429 ? { "retry-after": "1" } : {}) });
     res.end(JSON.stringify({ instance: this.name, ...seen }));
   }
 }
