@@ -315,7 +315,7 @@ describe("client.fetch and mesh.dispatcher under the breaker and outlier detecti
       backends[1]!.failWith = 503;
       const clock = new FakeClock(Date.now());
       const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
-      const m = createMesh({ registry, clock, resilience: { breaker: { threshold: 3, halfOpenAfterMs: 1000 } } });
+      const m = createMesh({ registry, clock, resilience: { breaker: { threshold: 3, halfOpenAfterMs: 1000 }, retries: { backoffBaseMs: 0 } } });
       const ejected: EndpointEjectedEvent[] = [];
       m.on("endpoint_ejected", (e) => ejected.push(e));
       for (let i = 0; i < 30; i++) await (await m.client("orders").fetch("/")).text();

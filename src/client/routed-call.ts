@@ -11,9 +11,9 @@ import { headerValue } from "../balancer/hash-policy.ts";
 import { sleep } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
 import { MAX_MIRRORS_IN_FLIGHT, type ServiceState } from "./service-state.ts";
-import { resilientRequest } from "../resilience/resilient-request.ts";
+import { resilientRequest, type AttemptPicker } from "../resilience/resilient-request.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
-import { breakerRefusal, guardedHandler } from "../resilience/guarded-handler.ts";
+import { resilientDispatch } from "../resilience/resilient-dispatch.ts";
 
 /** Gives the state of any service, creating its watch on first use. @internal */
 export type StateLookup = (service: string) => ServiceState;
@@ -107,6 +107,21 @@ function routedOptions<T extends { readonly path: string; readonly headers?: Dis
 }
 
 /**
+ * Picks each attempt's endpoint for a routed call: a retry re-selects, so it sees ejections and
+ * failover since the first attempt, and prefers endpoints not tried yet.
+ */
+function attemptPicker(decision: RouteDecision, first: Selection, stateOf: StateLookup, context: PickContext): AttemptPicker {
+  let selection = first;
+  return (tried) => {
+    if (tried.size > 0) {
+      const again = selectEndpoints(decision, stateOf, true);
+      if (again.kind === "ready") selection = again.selection;
+    }
+    return pickUntried(selection.picker, context, tried);
+  };
+}
+
+/**
  * `request()` through routing: the route's rewrites and header changes are applied, the endpoint comes
  * from the target's balancer, and the response's headers are changed as configured.
  *
@@ -121,18 +136,10 @@ export async function routedRequest(service: string, options: Dispatcher.Request
   const first = await selectFor(decision, stateOf);
   mirror(decision, options, stateOf, random);
   const context = pickContext(first, options, hashKey);
-  // The target's protections and the route's timeouts and retries; a retry re-selects, so it sees
-  // ejections and failover since the first attempt.
+  // The target's protections and the route's timeouts and retries.
   const target = first.state;
   const policy = target.policyFor(decision.route?.config.destination);
-  let selection = first;
-  const res = await resilientRequest(target, policy, routedOptions(options, decision), (tried) => {
-    if (tried.size > 0) {
-      const again = selectEndpoints(decision, stateOf, true);
-      if (again.kind === "ready") selection = again.selection;
-    }
-    return pickUntried(selection.picker, context, tried);
-  });
+  const res = await resilientRequest(target, policy, routedOptions(options, decision), attemptPicker(decision, first, stateOf, context));
   if (decision.responseHeaders.length > 0) changeResponseHeaders(res.headers, decision.responseHeaders);
   return res;
 }
@@ -183,12 +190,12 @@ export function routedDispatch(
       respondWith(rewritingHandler(handler, decision), fault.abortStatus, FAULT_HEADERS, "fault filter abort");
       return;
     }
-    const selection = await selectFor(decision, stateOf);
+    const first = await selectFor(decision, stateOf);
     mirror(decision, options, stateOf, random);
-    const refusal = breakerRefusal(selection.state);
-    if (refusal !== undefined) throw refusal;
-    const handle = selection.picker.pick(pickContext(selection, options, hashKey));
-    handle.pool.dispatch(prepare(routedOptions(options, decision)), guardedHandler(selection.state, handle, rewritingHandler(handler, decision)));
+    const context = pickContext(first, options, hashKey);
+    const target = first.state;
+    const policy = target.policyFor(decision.route?.config.destination);
+    resilientDispatch(target, policy, prepare(routedOptions(options, decision)), rewritingHandler(handler, decision), attemptPicker(decision, first, stateOf, context));
   };
   send().catch((err: unknown) => failHandler(handler, err instanceof Error ? err : new Error(String(err))));
   return true;

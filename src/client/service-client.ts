@@ -8,7 +8,7 @@ import type { ServiceState } from "./service-state.ts";
 import { routedDispatch, routedRequest, type StateLookup } from "./routed-call.ts";
 import { resilientRequest } from "../resilience/resilient-request.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
-import { breakerRefusal, guardedHandler } from "../resilience/guarded-handler.ts";
+import { resilientDispatch } from "../resilience/resilient-dispatch.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 
 /** Options for {@link ServiceClient.request}: undici's request options without `origin`; `method` defaults to GET. */
@@ -137,10 +137,16 @@ export class ServiceClient {
     }
     const hashKey = init?.hashKey;
     const affinity = hashKey === undefined ? undefined : { service: this.service, hashKey };
+    // fetch hands its dispatcher every body as a stream, which could not be sent twice; a body the
+    // caller gave whole goes as those bytes instead, so it can be retried (within the buffered limit).
+    const whole = bufferedBody(init?.body);
     const dispatcher =
-      affinity === undefined
+      affinity === undefined && whole === undefined
         ? this.#fetchDispatcher
-        : new ForwardingDispatcher((options, handler) => this.#route(options, handler, affinity), () => Promise.resolve());
+        : new ForwardingDispatcher(
+            (options, handler) => this.#route(whole === undefined || options.body === null || options.body === undefined ? options : { ...options, body: whole }, handler, affinity),
+            () => Promise.resolve(),
+          );
     return undiciFetch(url, { ...init, dispatcher });
   }
 
@@ -152,8 +158,7 @@ export class ServiceClient {
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey?: string): boolean {
     const state = this.#state;
     if (state.routing.active) return this.#routedDispatch(options, handler, host, hashKey);
-    const picker = state.picker;
-    if (picker !== undefined) return this.#guardedDispatch(picker.pick(this.#pickContext(options, hashKey)), options, handler, host);
+    if (state.picker !== undefined) return this.#guardedDispatch(options, handler, host, hashKey);
     state.settle().then(
       () => (state.routing.active ? this.#routedDispatch(options, handler, host, hashKey) : this.#dispatchLater(options, handler, host, hashKey)),
       (err: unknown) => failHandler(handler, err as Error),
@@ -183,19 +188,23 @@ export class ServiceClient {
   }
 
   #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined): void {
-    const picker = this.#state.picker;
-    if (picker === undefined) failHandler(handler, this.#state.unavailableError());
-    else this.#guardedDispatch(picker.pick(this.#pickContext(options, hashKey)), options, handler, host);
+    if (this.#state.picker === undefined) failHandler(handler, this.#state.unavailableError());
+    else this.#guardedDispatch(options, handler, host, hashKey);
   }
 
-  /** A dispatch under the upstream's breaker and outlier detection. */
-  #guardedDispatch(handle: EndpointHandle, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string): boolean {
-    const refusal = breakerRefusal(this.#state);
-    if (refusal !== undefined) {
-      failHandler(handler, refusal);
-      return false;
-    }
-    return handle.pool.dispatch(this.#dispatchOptions(options, host), guardedHandler(this.#state, handle, handler));
+  /** A dispatch through the service's own balancer, with its protections (timeouts, retries, breaker, limits). */
+  #guardedDispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined): boolean {
+    const state = this.#state;
+    const context = this.#pickContext(options, hashKey);
+    // A retry picks later, when the shared context may hold another request's hash: this call keeps its own.
+    const own: PickContext = context === NO_CONTEXT ? NO_CONTEXT : { hash: context.hash };
+    const pick = own === NO_CONTEXT ? this.#pickPlain : (tried: ReadonlySet<EndpointHandle>): EndpointHandle => {
+      const picker = state.picker;
+      if (picker === undefined) throw state.unavailableError();
+      return pickUntried(picker, own, tried);
+    };
+    resilientDispatch(state, state.policyFor(undefined), this.#dispatchOptions(options, host), handler, pick);
+    return true;
   }
 
   #dispatchOptions(options: Dispatcher.DispatchOptions, host: string): Dispatcher.DispatchOptions {
@@ -240,6 +249,14 @@ export class ServiceClient {
     }
     return url.href;
   }
+}
+
+/** A fetch body given whole (a string or bytes), as bytes to send; undefined for streams, forms and the like. */
+function bufferedBody(body: unknown): string | Uint8Array | undefined {
+  if (typeof body === "string" || body instanceof Uint8Array) return body;
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  return undefined;
 }
 
 function invalidArgument(message: string, cause?: unknown): MeshError {

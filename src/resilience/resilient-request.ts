@@ -1,11 +1,10 @@
 import type { Dispatcher } from "undici";
 import { isBulkheadRejectedError, type BulkheadPolicy } from "cockatiel";
-import { MeshError } from "../core/errors.ts";
 import type { ServiceState } from "../client/service-state.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
-import { classifyError, isIdempotent, isReplayable, retryAfterMs, statusConditions, type FailureKind } from "./classify.ts";
-import { remainingIncomingMs, DEADLINE_HEADER } from "./deadline.ts";
-import { breakerRefusal } from "./guarded-handler.ts";
+import { classifyError, retryAfterMs, type FailureKind } from "./classify.ts";
+import { remainingIncomingMs } from "./deadline.ts";
+import { backoff, breakerRefusal, budgetExhaustedError, COARSE_TIMEOUT_MS, hedgeDelay, limitError, mayResend, retriesFailure, retriesStatus, timeoutError, withDeadlineHeader } from "./retry-rules.ts";
 import type { CallPolicy } from "./resilience-options.ts";
 import { sleep, systemClock } from "../core/clock.ts";
 
@@ -13,22 +12,6 @@ import { sleep, systemClock } from "../core/clock.ts";
 export type AttemptPicker = (tried: ReadonlySet<EndpointHandle>) => EndpointHandle;
 
 const EMPTY = new Set<EndpointHandle>();
-
-/** Limits at least this long are left to undici's coarse headers timer; shorter ones get a precise timer. */
-const COARSE_TIMEOUT_MS = 5000;
-
-/** Full-jitter exponential backoff (AWS's): a random time up to base * 2^retry, capped. */
-function backoff(policy: CallPolicy, retry: number, random: () => number): number {
-  return Math.round(random() * Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** retry));
-}
-
-function withDeadlineHeader(headers: Dispatcher.DispatchOptions["headers"], remaining: number): Exclude<Dispatcher.DispatchOptions["headers"], undefined> {
-  const value = String(Math.max(0, Math.floor(remaining)));
-  if (headers === undefined || headers === null) return { [DEADLINE_HEADER]: value };
-  if (Array.isArray(headers)) return [...(headers), DEADLINE_HEADER, value];
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === "function") return [...(headers as Iterable<[string, string]>), [DEADLINE_HEADER, value]] as unknown as string[];
-  return { ...(headers as Record<string, string>), [DEADLINE_HEADER]: value };
-}
 
 /**
  * Sends a request with the upstream's protections: the concurrency limit, the circuit breaker (open:
@@ -69,13 +52,7 @@ async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: Ca
           reject(err instanceof Error ? err : new Error(String(err)));
           return;
         }
-        reject(
-          new MeshError(
-            "ERR_LIMIT_EXCEEDED",
-            `Too many requests to '${state.service}': the concurrency slots and the queue are full. Raise limits.maxConcurrent or maxPending, or slow down.`,
-            { cause: err, details: { service: state.service } },
-          ),
-        );
+        reject(limitError(state, err));
       });
   });
 }
@@ -150,9 +127,8 @@ async function attemptLoop(
         guard.observe(clock.now() - now);
         if (status >= 500) outlier?.failure(used.endpoint.id, endpoints);
         else outlier?.success(used.endpoint.id);
-        const wanted = (status >= 429 || policy.statusCodes.size > 0) && statusConditions(status, policy.statusCodes).some((c) => policy.retryOn.has(c));
-        if (wanted && retry < policy.maxRetries && mayResend(policy, options, undefined)) {
-          const wait = status === 429 ? Math.max(backoff(policy, retry, () => random.next()), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, () => random.next());
+        if (retriesStatus(policy, status) && retry < policy.maxRetries && mayResend(policy, options, undefined)) {
+          const wait = status === 429 ? Math.max(backoff(policy, retry, random), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, random);
           // The deadline first: a retry that could not finish in time must not spend the budget.
           if (clock.now() + wait < deadline) {
             if (guard.budget.tryRetry()) {
@@ -171,10 +147,8 @@ async function attemptLoop(
       }
       if (failure === "aborted") throw error;
       if (failure !== "other") outlier?.failure(used.endpoint.id, endpoints);
-      const condition = failure === "connect-failure" ? "connect-failure" : failure === "reset" ? "reset" : failure === "timeout" ? "gateway-error" : undefined;
-      const wanted = condition !== undefined && (policy.retryOn.has(condition) || (condition === "gateway-error" && policy.retryOn.has("5xx")));
-      if (wanted && retry < policy.maxRetries && mayResend(policy, options, failure)) {
-        const wait = backoff(policy, retry, () => random.next());
+      if (retriesFailure(policy, failure) && retry < policy.maxRetries && mayResend(policy, options, failure)) {
+        const wait = backoff(policy, retry, random);
         if (clock.now() + wait < deadline) {
           if (guard.budget.tryRetry()) {
             (tried ??= new Set()).add(used);
@@ -193,10 +167,7 @@ async function attemptLoop(
       if (failure === "timeout" && clock.now() >= deadline - 1) throw timeoutError(state, total, retry + 1, error);
       if (failure === "timeout") throw timeoutError(state, perTry, retry + 1, error);
       if (budgetDenied) {
-        throw new MeshError("ERR_RETRY_BUDGET_EXHAUSTED", `A call to '${state.service}' failed (${(error as Error).message}) and was not retried: the retry budget is spent (too many retries in the last second).`, {
-          cause: error,
-          details: { service: state.service, attempts: retry + 1 },
-        });
+        throw budgetExhaustedError(state, error, retry + 1);
       }
       throw error;
     }
@@ -253,12 +224,6 @@ async function sendAttempt(
   }
 }
 
-/** When to send a hedge, in ms, or undefined for none (hedging off, not idempotent, or no latency data yet). */
-function hedgeDelay(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions): number | undefined {
-  const hedging = policy.hedging;
-  if (hedging === undefined || !isIdempotent(options) || !isReplayable(options.body, policy.maxBufferedBodyBytes)) return undefined;
-  return hedging.delayMs ?? state.guard.percentile(hedging.percentile ?? 95);
-}
 
 /**
  * The first attempt with a hedge: if it has not answered after `delay` ms, a second goes to another
@@ -329,16 +294,4 @@ async function hedged(
   });
 }
 
-/** Whether the request may be sent again after this outcome. */
-function mayResend(policy: CallPolicy, options: Dispatcher.RequestOptions, failure: FailureKind | undefined): boolean {
-  if (!isReplayable(options.body, policy.maxBufferedBodyBytes)) return false;
-  // A connect failure means nothing was sent: any method may go again.
-  return failure === "connect-failure" || policy.retryNonIdempotent || isIdempotent(options);
-}
 
-function timeoutError(state: ServiceState, total: number, attempts: number, cause: unknown): MeshError {
-  return new MeshError("ERR_TIMEOUT", `A call to '${state.service}' got no response within its ${total} ms deadline (${attempts} attempt${attempts === 1 ? "" : "s"}). Raise timeoutMs, or look at the upstream.`, {
-    cause,
-    details: { service: state.service, timeoutMs: total, attempts },
-  });
-}

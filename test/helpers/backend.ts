@@ -25,6 +25,8 @@ export class Backend {
   port = 0;
   /** Connections accepted so far. */
   accepted = 0;
+  /** Connections the client has ended or aborted (its FIN arrived), even while a response was pending. */
+  clientEnded = 0;
 
   /** Time each response is held before it is sent, in ms: a slow instance. */
   delayMs = 0;
@@ -43,6 +45,7 @@ export class Backend {
     this.#server.on("connection", (socket: Socket) => {
       this.#sockets.add(socket);
       this.accepted++;
+      socket.on("end", () => this.clientEnded++);
       socket.on("close", () => {
         this.#sockets.delete(socket);
         if (this.#sockets.size === 0) this.#onSocketsClosed?.();

@@ -1,0 +1,91 @@
+import type { Dispatcher } from "undici";
+import { MeshError } from "../core/errors.ts";
+import type { ServiceState } from "../client/service-state.ts";
+import { isIdempotent, isReplayable, statusConditions, type FailureKind } from "./classify.ts";
+import { DEADLINE_HEADER } from "./deadline.ts";
+import type { CallPolicy } from "./resilience-options.ts";
+
+/**
+ * The rules both call paths (`request()`, and dispatches: `fetch`, `mesh.dispatcher`) follow: when to
+ * retry, how long to wait, what may be sent again, and the errors they end with. @internal
+ */
+
+/** Limits at least this long are left to undici's coarse headers timer; shorter ones get a precise timer. @internal */
+export const COARSE_TIMEOUT_MS = 5000;
+
+/** Full-jitter exponential backoff (AWS's): a random time up to base * 2^retry, capped. @internal */
+export function backoff(policy: CallPolicy, retry: number, random: { next(): number }): number {
+  return Math.round(random.next() * Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** retry));
+}
+
+/** Whether the policy retries a response with this status. @internal */
+export function retriesStatus(policy: CallPolicy, status: number): boolean {
+  return (status >= 429 || policy.statusCodes.size > 0) && statusConditions(status, policy.statusCodes).some((c) => policy.retryOn.has(c));
+}
+
+/** Whether the policy retries an attempt that failed this way (a timed-out attempt counts as a gateway error). @internal */
+export function retriesFailure(policy: CallPolicy, failure: FailureKind | undefined): boolean {
+  const condition = failure === "connect-failure" ? "connect-failure" : failure === "reset" ? "reset" : failure === "timeout" ? "gateway-error" : undefined;
+  return condition !== undefined && (policy.retryOn.has(condition) || (condition === "gateway-error" && policy.retryOn.has("5xx")));
+}
+
+/** Whether the request may be sent again after this outcome. @internal */
+export function mayResend(policy: CallPolicy, options: Dispatcher.DispatchOptions, failure: FailureKind | undefined): boolean {
+  if (!isReplayable(options.body, policy.maxBufferedBodyBytes)) return false;
+  // A connect failure means nothing was sent: any method may go again.
+  return failure === "connect-failure" || policy.retryNonIdempotent || isIdempotent(options);
+}
+
+/** When to send a hedge, in ms, or undefined for none (hedging off, not idempotent, or no latency data yet). @internal */
+export function hedgeDelay(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions): number | undefined {
+  const hedging = policy.hedging;
+  if (hedging === undefined || !isIdempotent(options) || !isReplayable(options.body, policy.maxBufferedBodyBytes)) return undefined;
+  return hedging.delayMs ?? state.guard.percentile(hedging.percentile ?? 95);
+}
+
+/** The headers with the remaining deadline (ms) told downstream. @internal */
+export function withDeadlineHeader(headers: Dispatcher.DispatchOptions["headers"], remaining: number): Exclude<Dispatcher.DispatchOptions["headers"], undefined> {
+  const value = String(Math.max(0, Math.floor(remaining)));
+  if (headers === undefined || headers === null) return { [DEADLINE_HEADER]: value };
+  if (Array.isArray(headers)) return [...(headers), DEADLINE_HEADER, value];
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === "function") return [...(headers as Iterable<[string, string]>), [DEADLINE_HEADER, value]] as unknown as string[];
+  return { ...(headers as Record<string, string>), [DEADLINE_HEADER]: value };
+}
+
+/** `ERR_TIMEOUT` for a call. @internal */
+export function timeoutError(state: ServiceState, total: number, attempts: number, cause: unknown): MeshError {
+  return new MeshError("ERR_TIMEOUT", `A call to '${state.service}' got no response within its ${total} ms deadline (${attempts} attempt${attempts === 1 ? "" : "s"}). Raise timeoutMs, or look at the upstream.`, {
+    cause,
+    details: { service: state.service, timeoutMs: total, attempts },
+  });
+}
+
+/** `ERR_RETRY_BUDGET_EXHAUSTED`: the call failed and the budget allowed no retry. @internal */
+export function budgetExhaustedError(state: ServiceState, error: unknown, attempts: number): MeshError {
+  return new MeshError("ERR_RETRY_BUDGET_EXHAUSTED", `A call to '${state.service}' failed (${(error as Error).message}) and was not retried: the retry budget is spent (too many retries in the last second).`, {
+    cause: error,
+    details: { service: state.service, attempts },
+  });
+}
+
+/** `ERR_LIMIT_EXCEEDED`: the upstream's concurrency slots and queue are full. @internal */
+export function limitError(state: ServiceState, cause: unknown): MeshError {
+  return new MeshError(
+    "ERR_LIMIT_EXCEEDED",
+    `Too many requests to '${state.service}': the concurrency slots and the queue are full. Raise limits.maxConcurrent or maxPending, or slow down.`,
+    { cause, details: { service: state.service } },
+  );
+}
+
+/**
+ * The circuit breaker's answer to a call: `ERR_CIRCUIT_OPEN` when it is open (fail at once, no I/O),
+ * else undefined (the call goes, and the breaker must hear how it went, or `release()`). @internal
+ */
+export function breakerRefusal(state: ServiceState): MeshError | undefined {
+  const breaker = state.guard.breaker;
+  if (breaker === undefined || breaker.allow()) return undefined;
+  const retryAfter = breaker.retryAfterMs();
+  return new MeshError("ERR_CIRCUIT_OPEN", `The circuit breaker of '${state.service}' is open after repeated failures; calls fail at once for ${retryAfter} ms more, then one probe goes through.`, {
+    details: { service: state.service, retryAfterMs: retryAfter },
+  });
+}

@@ -1,0 +1,231 @@
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe, it } from "node:test";
+import { request as undiciRequest, fetch as undiciFetch, type Dispatcher } from "undici";
+import { createMesh, isMeshError, type EndpointEjectedEvent, type Mesh, type ResilienceOptions } from "proxyless";
+import { MockRegistry, createSeededRandom } from "proxyless/testing";
+import { Backend, startBackends } from "./helpers/backend.ts";
+import { until } from "./helpers/events.ts";
+
+const attempts = (backends: readonly Backend[]): number => backends.reduce((n, b) => n + b.seen.length, 0);
+/** The mesh error a rejected fetch carries (fetch rejects with a TypeError whose cause says why). */
+const causeOf = (err: unknown): unknown => (err as { cause?: unknown }).cause;
+
+describe("client.fetch() and mesh.dispatcher: retries, timeouts, limits and hedging", () => {
+  let backends: Backend[];
+  let mesh: Mesh | undefined;
+  before(async () => {
+    backends = await startBackends(10, "d");
+  });
+  after(() => Promise.all(backends.map((b) => b.close())));
+  afterEach(async () => {
+    await mesh?.close();
+    mesh = undefined;
+    for (const b of backends) {
+      b.failWith = undefined;
+      b.resetRequests = false;
+      b.delayMs = 0;
+      b.release();
+      b.seen.length = 0;
+    }
+  });
+  const start = (resilience?: ResilienceOptions, n = 10, extra: Record<string, Backend[]> = {}): Mesh =>
+    (mesh = createMesh({
+      registry: new MockRegistry({ orders: backends.slice(0, n).map((b) => b.endpoint), ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, v.map((b) => b.endpoint)])) }),
+      random: createSeededRandom(3),
+      ...(resilience === undefined ? {} : { resilience }),
+    }));
+
+  it("fetch: one of 10 endpoints failing every request: >= 99.9% success, <= 1.12 attempts per request, ejected after 5", async () => {
+    backends[4]!.failWith = 503;
+    const m = start();
+    const ejections: EndpointEjectedEvent[] = [];
+    m.on("endpoint_ejected", (e) => ejections.push(e));
+    let ok = 0;
+    const requests = 500;
+    for (let i = 0; i < requests; i++) {
+      const res = await m.client("orders").fetch("/");
+      await res.arrayBuffer();
+      if (res.status === 200) ok++;
+    }
+    assert.ok(ok / requests >= 0.999, `success ${ok}/${requests}`);
+    assert.ok(attempts(backends) / requests <= 1.12, `attempts per request ${attempts(backends) / requests}`);
+    assert.deepEqual(ejections.map((e) => [e.endpoint, e.failures]), [[backends[4]!.name, 5]]);
+    assert.equal(backends[4]!.seen.length, 5);
+  });
+
+  it("mesh.dispatcher with undici.request: a 503 goes again to another endpoint, the caller sees only the good answer", async () => {
+    backends[0]!.failWith = 503;
+    const m = start({ outlier: false }, 2);
+    for (let i = 0; i < 6; i++) {
+      const res = await undiciRequest("http://orders/x", { dispatcher: m.dispatcher });
+      assert.equal(res.statusCode, 200);
+      assert.equal((await res.body.json() as { instance: string }).instance, backends[1]!.name);
+    }
+    assert.ok(backends[0]!.seen.length >= 1, "the bad one was tried");
+    assert.equal(backends[1]!.seen.length, 6);
+  });
+
+  it("every endpoint failing: attempts stay within 1.2x requests + 10 per second, and the caller gets the last answer", async () => {
+    for (const b of backends.slice(0, 3)) b.failWith = 503;
+    const m = start({ breaker: false, outlier: false }, 3);
+    const requests = 200;
+    const began = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        while (next++ < requests) {
+          const res = await m.client("orders").fetch("/");
+          await res.arrayBuffer();
+          assert.equal(res.status, 503);
+        }
+      }),
+    );
+    const seconds = Math.ceil((performance.now() - began) / 1000);
+    const limit = 1.2 * requests + 10 * seconds;
+    assert.ok(attempts(backends) <= limit, `${attempts(backends)} attempts for ${requests} requests in ${seconds} s (limit ${limit})`);
+    assert.ok(attempts(backends) > requests, "some were retried");
+  });
+
+  it("never sends a POST without an Idempotency-Key twice; with a key, its body goes again whole", async () => {
+    backends[0]!.resetRequests = true;
+    const m = start(undefined, 2);
+    const client = m.client("orders");
+    // Pin the first attempt to the resetting instance: the seeded balancer's first pick.
+    backends[1]!.resetRequests = true;
+    await assert.rejects(client.fetch("/pay", { method: "POST", body: '{"amount":1}' }));
+    assert.equal(attempts(backends), 1, "sent once");
+    backends[1]!.resetRequests = false;
+    for (const b of backends) b.seen.length = 0;
+    let done = 0;
+    for (let i = 0; i < 4; i++) {
+      const res = await client.fetch("/pay", { method: "POST", body: '{"amount":2}', headers: { "idempotency-key": `k${i}`, "content-type": "application/json" } });
+      assert.equal(res.status, 200);
+      const echoed = (await res.json()) as { body: string; instance: string };
+      assert.equal(echoed.body, '{"amount":2}', "the body arrived whole on the attempt that answered");
+      assert.equal(echoed.instance, backends[1]!.name);
+      done++;
+    }
+    assert.equal(done, 4);
+    assert.ok(backends[0]!.seen.length >= 1, "the resetting instance was tried");
+    assert.ok(backends[0]!.seen.every((r) => r.body === '{"amount":2}'), "the reset instance got the same body");
+  });
+
+  it("retries any method whose connection was refused (nothing was sent)", async () => {
+    const dead = await Backend.start("dead");
+    const endpoint = dead.endpoint;
+    await dead.close();
+    mesh = createMesh({ registry: new MockRegistry({ pay: [endpoint, backends[1]!.endpoint] }), random: createSeededRandom(5) });
+    for (let i = 0; i < 4; i++) {
+      const res = await mesh.client("pay").fetch("/pay", { method: "POST", body: "{}" });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    }
+    assert.equal(backends[1]!.seen.filter((r) => r.method === "POST").length, 4);
+  });
+
+  it("never retries a streamed body", async () => {
+    backends[0]!.resetRequests = true;
+    const m = start(undefined, 1);
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("a"));
+        controller.enqueue(new TextEncoder().encode("b"));
+        controller.close();
+      },
+    });
+    await assert.rejects(m.client("orders").fetch("/upload", { method: "PUT", body, duplex: "half" }));
+    assert.equal(backends[0]!.seen.length, 1);
+    await assert.rejects(m.client("orders").fetch("/upload", { method: "PUT", body: "ab" }));
+    assert.equal(backends[0]!.seen.length, 1 + 3, "a body given whole is retried");
+  });
+
+  it("a per-try timeout moves on to another endpoint; the deadline ends the call with ERR_TIMEOUT", async () => {
+    const [slow, fast] = [backends[0]!, backends[1]!];
+    slow.delayMs = 400;
+    const m = start({ perTryTimeoutMs: 100, outlier: false }, 2);
+    for (let i = 0; i < 4; i++) {
+      const res = await m.client("orders").fetch("/");
+      assert.equal(((await res.json()) as { instance: string }).instance, fast.name);
+    }
+    await m.close();
+    mesh = createMesh({ registry: new MockRegistry({ orders: [slow.endpoint] }), resilience: { timeoutMs: 100, retries: false } });
+    await assert.rejects(mesh.client("orders").fetch("/"), (err: unknown) => isMeshError(causeOf(err), "ERR_TIMEOUT"));
+  });
+
+  it("limits concurrent requests: the excess fails at once with ERR_LIMIT_EXCEEDED, and the slot frees when the body ends", async () => {
+    const m = start({ limits: { maxConcurrent: 1 } }, 1);
+    const held = m.client("orders").fetch("/hold");
+    await backends[0]!.waitForHeld();
+    await assert.rejects(m.client("orders").fetch("/"), (err: unknown) => isMeshError(causeOf(err), "ERR_LIMIT_EXCEEDED"));
+    assert.equal(backends[0]!.seen.length, 1, "the excess sent nothing");
+    backends[0]!.release();
+    await (await held).text();
+    const res = await m.client("orders").fetch("/");
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+  });
+
+  it("hedging: a slow first attempt is overtaken by a second to another endpoint, and aborted", async () => {
+    const [straggler, fast] = [backends[0]!, backends[1]!];
+    straggler.delayMs = 2000;
+    mesh = createMesh({ registry: new MockRegistry({ orders: [straggler.endpoint, fast.endpoint] }), resilience: { hedging: { delayMs: 20 }, outlier: false } });
+    const times: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const began = performance.now();
+      const res = await mesh.client("orders").fetch("/");
+      assert.equal(((await res.json()) as { instance: string }).instance, fast.name);
+      times.push(performance.now() - began);
+    }
+    assert.ok(Math.max(...times) < 1000, `every call answered by the fast one well before the straggler's 2 s: ${times.map((t) => t.toFixed(0)).join(", ")} ms`);
+    // The lost attempts were aborted (their connections ended by the client), not left to finish.
+    await until(() => straggler.seen.length > 0 && straggler.clientEnded >= straggler.seen.length, 1500);
+  });
+
+  it("the caller's abort during a backoff ends the call and sends nothing more", async () => {
+    backends[0]!.failWith = 503;
+    const m = start({ retries: { backoffBaseMs: 10_000, backoffMaxMs: 10_000 }, outlier: false, timeoutMs: 0 }, 1);
+    const controller = new AbortController();
+    const pending = m.client("orders").fetch("/", { signal: controller.signal });
+    while (backends[0]!.seen.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    controller.abort();
+    await assert.rejects(pending, (err: unknown) => (err as Error).name === "AbortError");
+    assert.equal(backends[0]!.seen.length, 1);
+  });
+
+  it("a handler of undici's controller API gets the retried answer through mesh.dispatcher", async () => {
+    backends[0]!.failWith = 503;
+    const m = start({ outlier: false }, 2);
+    const result = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let status = 0;
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart() {},
+        onResponseStart(_controller, statusCode) {
+          status = statusCode;
+        },
+        onResponseData(_controller, chunk) {
+          chunks.push(chunk);
+        },
+        onResponseEnd() {
+          resolve({ status, body: Buffer.concat(chunks).toString() });
+        },
+        onResponseError(_controller, error) {
+          reject(error);
+        },
+      };
+      for (let i = 0; i < 1; i++) m.dispatcher.dispatch({ origin: "http://orders", path: "/", method: "GET" }, handler);
+    });
+    assert.equal(result.status, 200);
+    assert.equal((JSON.parse(result.body) as { instance: string }).instance, backends[1]!.name);
+  });
+
+  it("undici's fetch through mesh.dispatcher retries a reset GET", async () => {
+    backends[0]!.resetRequests = true;
+    const m = start(undefined, 2);
+    for (let i = 0; i < 4; i++) {
+      const res = await undiciFetch("http://orders/", { dispatcher: m.dispatcher });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    }
+  });
+});
