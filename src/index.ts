@@ -25,7 +25,7 @@ export type {
   RetryBudgetExhaustedEvent,
 } from "./core/events.ts";
 export { withIncomingDeadline, DEADLINE_HEADER } from "./resilience/deadline.ts";
-export type { ResilienceOptions, RetryOptions, RetryCondition, RetryBudgetOptions, OutlierOptions, BreakerOptions, LimitOptions, HedgingOptions } from "./resilience/resilience-options.ts";
+export type { ResilienceOptions, RetryOptions, RetryCondition, RetryBudgetOptions, OutlierOptions, SuccessRateOptions, BreakerOptions, LimitOptions, HedgingOptions } from "./resilience/resilience-options.ts";
 export { systemClock, type Clock, type TimerHandle } from "./core/clock.ts";
 export { systemRandom, type Random } from "./core/random.ts";
 export { isValidServiceName, assertServiceName } from "./core/service-name.ts";

@@ -39,6 +39,8 @@ describe("mesh options are validated", () => {
     ["an unknown pool option", { registry, pool: { keepAlive: true } }, "pool.keepAlive"],
     ["a negative discovery timeout", { registry, discoveryTimeout: -1 }, "discoveryTimeout"],
     ["a duplicate balancer name", { registry, balancers: [{ ...first, name: "round_robin" }] }, "balancers"],
+    ["a bad success-rate factor", { registry, resilience: { outlier: { successRate: { stdevFactor: -1 } } } }, "resilience.outlier.successRate.stdevFactor"],
+    ["an unknown success-rate option", { registry, upstreams: { orders: { outlier: { successRate: { window: 1 } } } } }, "upstreams.orders.outlier.successRate.window"],
   ] as const) {
     it(`rejects ${name} with ERR_INVALID_CONFIG at '${field}'`, () => {
       assert.throws(() => createMesh(options as unknown as MeshOptions), invalidAt(field));

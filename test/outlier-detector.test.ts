@@ -44,4 +44,79 @@ describe("OutlierDetector", () => {
     detector.close();
     many.close();
   });
+
+  it("success rate: ejects an endpoint failing one call in four (never 5 in a row) once its rate falls below mean - 1.9 sd", () => {
+    const clock = new FakeClock(0);
+    const ejections: Ejection[] = [];
+    const detector = new OutlierDetector({ successRate: { intervalMs: 10_000 } }, clock, createSeededRandom(4), (e) => {
+      if (e !== undefined) ejections.push(e);
+    });
+    const ids = Array.from({ length: 10 }, (_, i) => `e${i}`);
+    for (let call = 0; call < 200; call++) {
+      for (const id of ids) {
+        if (id === "e7" && call % 4 === 3) detector.failure(id, ids.length);
+        else if (call % 50 === 49 && id !== "e7") detector.failure(id, ids.length); // the healthy ones fail now and then too
+        else detector.success(id);
+      }
+    }
+    assert.equal(ejections.length, 0, "no consecutive run, and not judged before the interval ends");
+    clock.advance(10_000);
+    assert.deepEqual(ejections.map((e) => [e.id, e.reason, e.failures]), [["e7", "success-rate", 50]]);
+    assert.equal(ejections[0]!.successRate, 0.75);
+    assert.ok(ejections[0]!.threshold! > 0.75 && ejections[0]!.threshold! < 0.98, `threshold ${ejections[0]!.threshold}`);
+    assert.ok(detector.isEjected("e7"));
+    // The counts start again: a quiet interval judges nobody.
+    clock.advance(10_000);
+    assert.equal(ejections.length, 1);
+    detector.close();
+  });
+
+  it("success rate: judges nobody with fewer than minimumHosts endpoints of enough volume", () => {
+    const clock = new FakeClock(0);
+    const ejections: Ejection[] = [];
+    const detector = new OutlierDetector({ consecutiveFailures: 0, successRate: { intervalMs: 1000, minimumHosts: 5, requestVolume: 100 } }, clock, createSeededRandom(4), (e) => {
+      if (e !== undefined) ejections.push(e);
+    });
+    for (let call = 0; call < 200; call++) {
+      for (const id of ["a", "b", "c", "d"]) {
+        if (id === "d" && call % 2 === 0) detector.failure(id, 4);
+        else detector.success(id);
+      }
+      detector.success("e"); // a fifth endpoint with the volume
+    }
+    clock.advance(1000);
+    assert.equal(ejections.length, 1, "five endpoints with 100+ calls: judged");
+    const quiet = new OutlierDetector({ consecutiveFailures: 0, successRate: { intervalMs: 1000, minimumHosts: 5, requestVolume: 100 } }, clock, createSeededRandom(4), (e) => {
+      if (e !== undefined) ejections.push(e);
+    });
+    for (let call = 0; call < 200; call++) {
+      for (const id of ["a", "b", "c", "d"]) {
+        if (id === "d" && call % 2 === 0) quiet.failure(id, 5);
+        else quiet.success(id);
+      }
+      if (call < 50) quiet.success("e");
+    }
+    clock.advance(1000);
+    assert.equal(ejections.length, 1, "only four endpoints had the volume: nobody judged");
+    detector.close();
+    quiet.close();
+  });
+
+  it("enforcingPercent: an ejection is carried out only that share of the time (Consul's EnforcingConsecutive5xx)", () => {
+    const clock = new FakeClock(0);
+    const never = new OutlierDetector({ consecutiveFailures: 2, enforcingPercent: 0 }, clock, createSeededRandom(6), () => undefined);
+    for (let i = 0; i < 100; i++) never.failure("a", 10);
+    assert.equal(never.ejectedCount, 0);
+    let ejected = 0;
+    const half = new OutlierDetector({ consecutiveFailures: 1, enforcingPercent: 50, baseEjectionMs: 1, maxEjectionMs: 1 }, clock, createSeededRandom(6), (e) => {
+      if (e !== undefined) ejected++;
+    });
+    for (let i = 0; i < 1000; i++) {
+      half.failure("a", 10);
+      clock.advance(2); // back before the next failure
+    }
+    assert.ok(ejected > 400 && ejected < 600, `${ejected} of 1000 enforced`);
+    never.close();
+    half.close();
+  });
 });

@@ -308,6 +308,35 @@ describe("hedging", () => {
   });
 });
 
+describe("success-rate ejection", () => {
+  it("ejects an endpoint failing one request in three (never five in a row) at the end of the interval", async () => {
+    const backends = await startBackends(5, "sr");
+    try {
+      backends[2]!.failEvery = 3;
+      const clock = new FakeClock(Date.now());
+      const m = createMesh({
+        registry: new MockRegistry({ orders: backends.map((b) => b.endpoint) }),
+        clock,
+        loadBalancer: { policy: "round_robin" },
+        resilience: { retries: false, outlier: { successRate: { intervalMs: 10_000, requestVolume: 20 } } },
+      });
+      const ejected: EndpointEjectedEvent[] = [];
+      m.on("endpoint_ejected", (e) => ejected.push(e));
+      for (let i = 0; i < 150; i++) await (await m.client("orders").request({ path: "/" })).body.dump();
+      assert.equal(ejected.length, 0, "judged only when the interval ends");
+      clock.advance(10_000);
+      assert.deepEqual(ejected.map((e) => [e.endpoint, e.reason]), [[backends[2]!.name, "success-rate"]]);
+      assert.ok(ejected[0]!.successRate! < ejected[0]!.threshold!);
+      const before = backends[2]!.seen.length;
+      for (let i = 0; i < 20; i++) await (await m.client("orders").request({ path: "/" })).body.dump();
+      assert.equal(backends[2]!.seen.length, before, "out of rotation");
+      await m.close();
+    } finally {
+      await Promise.all(backends.map((b) => b.close()));
+    }
+  });
+});
+
 describe("client.fetch and mesh.dispatcher under the breaker and outlier detection", () => {
   it("ejects a failing endpoint from fetch traffic, and fails fast while the breaker is open", async () => {
     const backends = await startBackends(3, "f");

@@ -138,7 +138,7 @@ export class ServiceState {
     this.#guard = new UpstreamGuard(guardSettings(service, layers), this.#ctx.env.clock, this.#ctx.env.random, {
       ejected: (e) => {
         this.#rebuildPicker();
-        events.emit("endpoint_ejected", { service, endpoint: e.id, failures: e.failures, durationMs: e.durationMs });
+        events.emit("endpoint_ejected", { service, endpoint: e.id, failures: e.failures, durationMs: e.durationMs, reason: e.reason, ...(e.successRate === undefined || e.threshold === undefined ? {} : { successRate: e.successRate, threshold: e.threshold }) });
       },
       returned: (id) => {
         if (this.#status !== "closed") this.#rebuildPicker();

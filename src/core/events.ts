@@ -41,10 +41,16 @@ export interface EndpointEjectedEvent {
   readonly service: string;
   /** The endpoint's id. */
   readonly endpoint: string;
-  /** Consecutive failures that ejected it. */
+  /** Consecutive failures that ejected it, or its failures in the interval (`success-rate`). */
   readonly failures: number;
   /** How long it stays out, in ms. */
   readonly durationMs: number;
+  /** What ejected it: `consecutive-failures`, or `success-rate` (the statistical detector). */
+  readonly reason: "consecutive-failures" | "success-rate";
+  /** Its success rate in the interval (`success-rate` only). */
+  readonly successRate?: number;
+  /** The rate it fell under: mean - stdevFactor x standard deviation (`success-rate` only). */
+  readonly threshold?: number;
 }
 
 /** Sent when an ejected endpoint is back in rotation. */

@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
-import type { OutlierOptions } from "./resilience-options.ts";
+import type { OutlierOptions, SuccessRateOptions } from "./resilience-options.ts";
 
 /** What the detector knows of one endpoint. */
 interface EndpointRecord {
@@ -8,13 +8,24 @@ interface EndpointRecord {
   ejections: number;
   ejectedUntil: number;
   timer: TimerHandle;
+  /** Calls and successes in the current success-rate interval. */
+  calls: number;
+  successes: number;
 }
+
+/** Why an endpoint was ejected. */
+export type EjectionReason = "consecutive-failures" | "success-rate";
 
 /** An ejection, as reported. @internal */
 export interface Ejection {
   readonly id: string;
   readonly durationMs: number;
+  /** Consecutive failures, or failures in the interval (success rate). */
   readonly failures: number;
+  readonly reason: EjectionReason;
+  /** The endpoint's success rate and the threshold it fell under (success rate only). */
+  readonly successRate?: number;
+  readonly threshold?: number;
 }
 
 /**
@@ -23,6 +34,10 @@ export interface Ejection {
  * once, for `baseEjectionMs` times the number of times it has been ejected (capped, +0-10% jitter so a
  * fleet does not bring it back all at once). At most `maxEjectionPercent` of the endpoints are out at a
  * time, but always at least one may be; the service's panic threshold still applies to what is left.
+ *
+ * With `successRate`, Envoy's statistical detector runs too: every interval, among endpoints that had
+ * at least `requestVolume` calls (if there are `minimumHosts` of them), one whose success rate is below
+ * mean - `stdevFactor` x standard deviation is ejected, whatever its consecutive count.
  * @internal
  */
 export class OutlierDetector {
@@ -31,20 +46,36 @@ export class OutlierDetector {
   readonly #base: number;
   readonly #max: number;
   readonly #maxPercent: number;
+  readonly #enforcing: number;
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #onChange: (ejected: Ejection | undefined, returned: string | undefined) => void;
+  readonly #successRate: Required<SuccessRateOptions> | undefined;
   #ejected = 0;
+  #total = 1;
   #closed = false;
+  #interval: TimerHandle;
 
   constructor(options: OutlierOptions, clock: Clock, random: Random, onChange: (ejected: Ejection | undefined, returned: string | undefined) => void) {
     this.#threshold = options.consecutiveFailures ?? 5;
     this.#base = options.baseEjectionMs ?? 30_000;
     this.#max = options.maxEjectionMs ?? 300_000;
     this.#maxPercent = options.maxEjectionPercent ?? 10;
+    this.#enforcing = options.enforcingPercent ?? 100;
     this.#clock = clock;
     this.#random = random;
     this.#onChange = onChange;
+    const sr = options.successRate;
+    this.#successRate =
+      sr === undefined || sr === false
+        ? undefined
+        : { intervalMs: sr.intervalMs ?? 10_000, minimumHosts: sr.minimumHosts ?? 5, requestVolume: sr.requestVolume ?? 100, stdevFactor: sr.stdevFactor ?? 1.9 };
+    if (this.#successRate !== undefined) this.#armInterval(this.#successRate.intervalMs);
+  }
+
+  /** Whether a call outcome counts toward anything (consecutive failures or success rate). */
+  get active(): boolean {
+    return this.#threshold > 0 || this.#successRate !== undefined;
   }
 
   /** Whether an endpoint is ejected now. */
@@ -60,8 +91,19 @@ export class OutlierDetector {
 
   /** A call to the endpoint succeeded. */
   success(id: string): void {
-    const r = this.#records.get(id);
+    let r = this.#records.get(id);
+    if (this.#successRate !== undefined && !this.#closed) {
+      r ??= this.#record(id);
+      r.calls++;
+      r.successes++;
+    }
     if (r !== undefined) r.consecutive = 0;
+  }
+
+  #record(id: string): EndpointRecord {
+    const r: EndpointRecord = { consecutive: 0, ejections: 0, ejectedUntil: 0, timer: undefined, calls: 0, successes: 0 };
+    this.#records.set(id, r);
+    return r;
   }
 
   /**
@@ -71,16 +113,27 @@ export class OutlierDetector {
    */
   failure(id: string, total: number): void {
     // Calls still in flight after close report nothing; failures while ejected do not count twice.
-    if (this.#threshold === 0 || this.#closed || this.isEjected(id)) return;
-    let r = this.#records.get(id);
-    if (r === undefined) this.#records.set(id, (r = { consecutive: 0, ejections: 0, ejectedUntil: 0, timer: undefined }));
+    if (this.#closed || this.isEjected(id)) return;
+    this.#total = total;
+    const r = this.#records.get(id) ?? this.#record(id);
+    r.calls++;
+    if (this.#threshold === 0) return;
     r.consecutive++;
-    if (r.consecutive < this.#threshold || this.isEjected(id)) return;
-    const cap = Math.max(1, Math.floor((total * this.#maxPercent) / 100));
-    if (this.#ejected >= cap) return;
-    r.ejections++;
+    if (r.consecutive < this.#threshold) return;
     const failures = r.consecutive;
-    r.consecutive = 0;
+    // Not enforced this time (enforcingPercent): the count starts again, as in Envoy.
+    if (this.#enforcing < 100 && this.#random.next() * 100 >= this.#enforcing) {
+      r.consecutive = 0;
+      return;
+    }
+    if (this.#eject(id, r, failures, "consecutive-failures", undefined, undefined)) r.consecutive = 0;
+  }
+
+  /** Ejects an endpoint unless the cap is reached; whether it did. */
+  #eject(id: string, r: EndpointRecord, failures: number, reason: EjectionReason, successRate: number | undefined, threshold: number | undefined): boolean {
+    const cap = Math.max(1, Math.floor((this.#total * this.#maxPercent) / 100));
+    if (this.#ejected >= cap) return false;
+    r.ejections++;
     const duration = Math.round(Math.min(this.#max, this.#base * r.ejections) * (1 + this.#random.next() * 0.1));
     r.ejectedUntil = this.#clock.now() + duration;
     this.#ejected++;
@@ -90,7 +143,41 @@ export class OutlierDetector {
       this.#ejected--;
       this.#onChange(undefined, id);
     }, duration);
-    this.#onChange({ id, durationMs: duration, failures }, undefined);
+    this.#onChange({ id, durationMs: duration, failures, reason, ...(successRate === undefined || threshold === undefined ? {} : { successRate, threshold }) }, undefined);
+    return true;
+  }
+
+  #armInterval(ms: number): void {
+    this.#interval = this.#clock.setTimeout(() => {
+      if (this.#closed) return;
+      this.#judgeSuccessRates();
+      this.#armInterval(ms);
+    }, ms);
+  }
+
+  /** The success-rate detector's verdict on the interval that just ended; the counts start again. */
+  #judgeSuccessRates(): void {
+    const sr = this.#successRate;
+    if (sr === undefined) return;
+    const now = this.#clock.now();
+    const judged: [string, EndpointRecord, number][] = [];
+    for (const [id, r] of this.#records) {
+      if (r.ejectedUntil <= now && r.calls >= sr.requestVolume) judged.push([id, r, r.successes / r.calls]);
+    }
+    if (judged.length >= sr.minimumHosts) {
+      const mean = judged.reduce((sum, [, , rate]) => sum + rate, 0) / judged.length;
+      const variance = judged.reduce((sum, [, , rate]) => sum + (rate - mean) ** 2, 0) / judged.length;
+      const threshold = mean - sr.stdevFactor * Math.sqrt(variance);
+      this.#total = Math.max(this.#total, judged.length);
+      for (const [id, r, rate] of judged.sort((a, b) => a[2] - b[2])) {
+        if (rate >= threshold) break;
+        this.#eject(id, r, r.calls - r.successes, "success-rate", rate, threshold);
+      }
+    }
+    for (const r of this.#records.values()) {
+      r.calls = 0;
+      r.successes = 0;
+    }
   }
 
   /** Forgets endpoints that left the service (their timers stop). */
@@ -106,6 +193,7 @@ export class OutlierDetector {
   /** Stops every timer. */
   close(): void {
     this.#closed = true;
+    this.#clock.clearTimeout(this.#interval);
     for (const r of this.#records.values()) this.#clock.clearTimeout(r.timer);
     this.#records.clear();
     this.#ejected = 0;

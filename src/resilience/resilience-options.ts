@@ -40,6 +40,26 @@ export interface OutlierOptions {
   readonly maxEjectionMs?: number;
   /** Most endpoints ejected at once, percent (at least one is always allowed). Default 10. */
   readonly maxEjectionPercent?: number;
+  /** Chance, percent, that a consecutive-failure ejection is carried out (Envoy's `enforcing_consecutive_5xx`; Consul's `EnforcingConsecutive5xx`). Default 100. */
+  readonly enforcingPercent?: number;
+  /** Success-rate ejection (Envoy's statistical detector) as well, or `false` (the default) for none. */
+  readonly successRate?: SuccessRateOptions | false;
+}
+
+/**
+ * Success-rate ejection: every interval, among endpoints with enough calls, one whose success rate is
+ * below the mean by more than `stdevFactor` standard deviations is ejected. Catches an endpoint that
+ * fails often but not consecutively.
+ */
+export interface SuccessRateOptions {
+  /** How often rates are judged (and counts start again), in ms. Default 10000. */
+  readonly intervalMs?: number;
+  /** Endpoints with enough calls needed before any is judged. Default 5. */
+  readonly minimumHosts?: number;
+  /** Calls an endpoint needs in the interval to be judged. Default 100. */
+  readonly requestVolume?: number;
+  /** How many standard deviations under the mean ejects. Default 1.9. */
+  readonly stdevFactor?: number;
 }
 
 /** Circuit breaker for one upstream service: how failures are counted, and when to probe again. */
@@ -166,11 +186,19 @@ export function validateResilience(raw: unknown, field: string): ResilienceOptio
     optionalNumber(b.minPerSecond, `${field}.budget.minPerSecond`, { min: 0 });
   }
   if (o.outlier !== undefined && o.outlier !== false) {
-    const x = expectOptions(o.outlier, `${field}.outlier`, ["consecutiveFailures", "baseEjectionMs", "maxEjectionMs", "maxEjectionPercent"]);
+    const x = expectOptions(o.outlier, `${field}.outlier`, ["consecutiveFailures", "baseEjectionMs", "maxEjectionMs", "maxEjectionPercent", "enforcingPercent", "successRate"]);
     optionalNumber(x.consecutiveFailures, `${field}.outlier.consecutiveFailures`, { min: 0, integer: true });
     optionalNumber(x.baseEjectionMs, `${field}.outlier.baseEjectionMs`, { min: 1 });
     optionalNumber(x.maxEjectionMs, `${field}.outlier.maxEjectionMs`, { min: 1 });
     optionalNumber(x.maxEjectionPercent, `${field}.outlier.maxEjectionPercent`, { min: 0, max: 100 });
+    optionalNumber(x.enforcingPercent, `${field}.outlier.enforcingPercent`, { min: 0, max: 100 });
+    if (x.successRate !== undefined && x.successRate !== false) {
+      const r = expectOptions(x.successRate, `${field}.outlier.successRate`, ["intervalMs", "minimumHosts", "requestVolume", "stdevFactor"]);
+      optionalNumber(r.intervalMs, `${field}.outlier.successRate.intervalMs`, { min: 100 });
+      optionalNumber(r.minimumHosts, `${field}.outlier.successRate.minimumHosts`, { min: 1, integer: true });
+      optionalNumber(r.requestVolume, `${field}.outlier.successRate.requestVolume`, { min: 1, integer: true });
+      optionalNumber(r.stdevFactor, `${field}.outlier.successRate.stdevFactor`, { min: 0 });
+    }
   }
   if (o.breaker !== undefined && o.breaker !== false) {
     const k = expectOptions(o.breaker, `${field}.breaker`, ["kind", "threshold", "size", "durationMs", "minimumCalls", "halfOpenAfterMs"]);

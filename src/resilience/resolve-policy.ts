@@ -46,7 +46,7 @@ function consulUpstream(caller: ServiceDefaultsConfig | undefined, service: stri
   const merged = { ...caller.upstreamDefaults, ...caller.upstreamOverrides?.[service] };
   const phc = { ...caller.upstreamDefaults?.passiveHealthCheck, ...caller.upstreamOverrides?.[service]?.passiveHealthCheck };
   const limits = { ...caller.upstreamDefaults?.limits, ...caller.upstreamOverrides?.[service]?.limits };
-  const outlier = defined<OutlierOptions>({ consecutiveFailures: phc.maxFailures, baseEjectionMs: phc.baseEjectionTimeMs, maxEjectionPercent: phc.maxEjectionPercent });
+  const outlier = defined<OutlierOptions>({ consecutiveFailures: phc.maxFailures, baseEjectionMs: phc.baseEjectionTimeMs, maxEjectionPercent: phc.maxEjectionPercent, enforcingPercent: phc.enforcingConsecutive5xx });
   const limitOptions: LimitOptions = Object.fromEntries(Object.entries({ maxConcurrent: limits.maxConcurrentRequests, maxPending: limits.maxPendingRequests }).filter(([, v]) => v !== undefined && v > 0));
   return {
     ...(merged.passiveHealthCheck === undefined ? {} : { outlier }),

@@ -33,7 +33,7 @@ export class UpstreamGuard {
     this.settings = settings;
     this.budget = new RetryBudget(clock, settings.budget.percent, settings.budget.minPerSecond);
     this.outlier =
-      settings.outlier === false || settings.outlier.consecutiveFailures === 0
+      settings.outlier === false || (settings.outlier.consecutiveFailures === 0 && (settings.outlier.successRate ?? false) === false)
         ? undefined
         : new OutlierDetector(settings.outlier, clock, random, (ejected, returned) => {
             if (ejected !== undefined) listener.ejected(ejected);

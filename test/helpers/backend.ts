@@ -34,6 +34,9 @@ export class Backend {
   /** When set, every request is answered with this status: a broken instance. */
   failWith: number | undefined;
 
+  /** When set, every n-th request is answered with 503: an instance that fails often, but not in a row. */
+  failEvery: number | undefined;
+
   /** When true, every connection is destroyed as soon as a request arrives: a reset before any response. */
   resetRequests = false;
 
@@ -122,7 +125,8 @@ export class Backend {
       return;
     }
     const path = (req.url ?? "/").split("?")[0] ?? "/";
-    const status = this.failWith ?? (path.startsWith("/status/") ? Number(path.slice(8)) : 200);
+    const every = this.failEvery !== undefined && this.seen.length % this.failEvery === 0 ? 503 : undefined;
+    const status = this.failWith ?? every ?? (path.startsWith("/status/") ? Number(path.slice(8)) : 200);
     res.writeHead(status, { "content-type": "application/json", "x-echo-method": seen.method, ...(status === 429 ? { "retry-after": "1" } : {}) });
     res.end(JSON.stringify({ instance: this.name, ...seen }));
   }
