@@ -317,7 +317,8 @@ class DispatchCall {
     const id = attempt.handle.endpoint.id;
     if (status >= 500) guard.outlier?.failure(id, this.state.endpoints?.size ?? 1);
     else guard.outlier?.success(id);
-    if (this.#running.length === 1 && retriesStatus(this.policy, status) && this.#retries < this.policy.maxRetries && mayResend(this.policy, this.options, undefined)) {
+    const retriable = status >= 429 || this.policy.statusCodes.size > 0;
+    if (retriable && this.#running.length === 1 && retriesStatus(this.policy, status) && this.#retries < this.policy.maxRetries && mayResend(this.policy, this.options, undefined)) {
       const headers = status === 429 ? (util.parseHeaders(raw) as Record<string, string | string[] | undefined>) : undefined;
       const wait = Math.max(backoff(this.policy, this.#retries, env.random), headers === undefined ? 0 : (retryAfterMs(headers, Date.now()) ?? 0));
       if (this.#remaining() > wait) {
@@ -327,7 +328,7 @@ class DispatchCall {
         }
         this.state.events.emit("retry_budget_exhausted", { service: this.state.service });
       }
-    } else if (this.#running.length > 1 && status >= 500 && retriesStatus(this.policy, status)) {
+    } else if (retriable && this.#running.length > 1 && status >= 500 && retriesStatus(this.policy, status)) {
       // The other attempt of a hedge may still do better: this one is dropped.
       this.#drop(attempt);
       return false;
@@ -335,8 +336,10 @@ class DispatchCall {
     // The winner: the other attempt (if any) is aborted, and the caller hears this one.
     this.#winner = attempt;
     this.#clearTimer();
-    for (const other of this.#running) if (other !== attempt) other.cancel(new AttemptCancelled("Another attempt answered first (hedging)."));
-    this.#running = [attempt];
+    if (this.#running.length > 1) {
+      for (const other of this.#running) if (other !== attempt) other.cancel(new AttemptCancelled("Another attempt answered first (hedging)."));
+      this.#running = [attempt];
+    }
     this.#reported = true;
     if (status >= 500) guard.breaker?.failure();
     else guard.breaker?.success();

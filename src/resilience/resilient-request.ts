@@ -63,11 +63,45 @@ function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.R
   const incoming = remainingIncomingMs();
   const limit = policy.timeoutMs > 0 ? policy.timeoutMs : Infinity;
   const total = incoming === undefined ? limit : Math.min(incoming, limit);
-  if (total <= clock.now() - start) return Promise.reject(timeoutError(state, total, 0, undefined));
+  if (startedAt !== undefined && total <= clock.now() - start) return Promise.reject(timeoutError(state, total, 0, undefined));
   const refusal = breakerRefusal(state);
   if (refusal !== undefined) return Promise.reject(refusal);
-  // No async frame of its own: the loop's promise is the call's.
-  return attemptLoop(state, policy, options, pick, start, total, incoming !== undefined);
+  const guard = state.guard;
+  if (
+    startedAt !== undefined ||
+    incoming !== undefined ||
+    policy.explicitTimeout ||
+    policy.hedging !== undefined ||
+    policy.perTryTimeoutMs > 0 ||
+    clock !== systemClock ||
+    total > state.poolHeadersTimeout ||
+    total <= state.poolHeadersTimeout - 1000
+  ) {
+    guard.budget.request();
+    return attemptLoop(state, policy, options, pick, start, total, incoming !== undefined, undefined);
+  }
+  // The common call: the pool's own headers timer is its limit, and an answer that cannot be retried
+  // goes straight back; anything else continues in the loop with this first outcome.
+  let handle: EndpointHandle;
+  try {
+    handle = pick(EMPTY);
+  } catch (err) {
+    guard.breaker?.release();
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+  guard.budget.request();
+  return handle.pool.request(options).then(
+    (res) => {
+      if (res.statusCode < 429 && policy.statusCodes.size === 0) {
+        guard.observe(clock.now() - start);
+        guard.outlier?.success(handle.endpoint.id);
+        guard.breaker?.success();
+        return res;
+      }
+      return attemptLoop(state, policy, options, pick, start, total, false, { handle, res });
+    },
+    (err: unknown) => attemptLoop(state, policy, options, pick, start, total, false, { handle, error: err, failure: classifyError(err, options.signal as AbortSignal | undefined) }),
+  );
 }
 
 /** The attempts of one call. */
@@ -79,6 +113,7 @@ async function attemptLoop(
   start: number,
   total: number,
   inherited: boolean,
+  first: AttemptOutcome | undefined,
 ): Promise<Dispatcher.ResponseData> {
   const guard = state.guard;
   const breaker = guard.breaker;
@@ -86,14 +121,13 @@ async function attemptLoop(
   let reported = false;
   try {
     const { clock, random } = state.env;
-    guard.budget.request();
     const deadline = start + total;
     const callerSignal = options.signal as AbortSignal | undefined;
     let tried: Set<EndpointHandle> | undefined;
     let budgetDenied = false;
     for (let retry = 0; ; retry++) {
-      const handle = pick(tried ?? EMPTY);
-      const now = clock.now();
+      const handle = retry === 0 && first !== undefined ? first.handle : pick(tried ?? EMPTY);
+      const now = retry === 0 && first !== undefined ? start : clock.now();
       const remaining = deadline - now;
       if (remaining <= 0) throw timeoutError(state, total, retry, undefined);
       const perTry = policy.perTryTimeoutMs > 0 ? Math.min(policy.perTryTimeoutMs, remaining) : remaining;
@@ -103,7 +137,10 @@ async function attemptLoop(
       let res: Dispatcher.ResponseData | undefined;
       let error: unknown;
       let failure: FailureKind | undefined;
-      if (hedge === undefined && !tell && perTry <= state.poolHeadersTimeout && perTry > state.poolHeadersTimeout - 1000 && clock === systemClock) {
+      if (retry === 0 && first !== undefined) {
+        // The first attempt was sent by the caller's fast path: its outcome is here already.
+        ({ res, error, failure } = first);
+      } else if (hedge === undefined && !tell && perTry <= state.poolHeadersTimeout && perTry > state.poolHeadersTimeout - 1000 && clock === systemClock) {
         // The common call: the pool's own headers timer is this attempt's limit; no option, no timer, no extra promise.
         try {
           res = await handle.pool.request(options);
