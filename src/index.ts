@@ -7,6 +7,7 @@ export {
   createMesh,
   Mesh,
   type MeshOptions,
+  type InboundOptions,
   type ServiceInspection,
   type TargetInspection,
   type SlowStartOptions,
@@ -79,3 +80,11 @@ export { hash32 } from "./balancer/hash.ts";
 export type { HashPolicy, HashableRequest, RequestHasher } from "./balancer/hash-policy.ts";
 export type { ServiceFetchInit } from "./client/service-client.ts";
 export type { PoolOptions } from "./transport/http/pool-options.ts";
+export type { MeshTlsOptions } from "./security/tls-options.ts";
+export { parseIdentity, parseSpiffeId, type Identity, type SpiffeParts } from "./security/identity.ts";
+export type { IdentitySource, IdentityListener } from "./security/identity-source.ts";
+export { fileIdentity, type FileIdentityOptions } from "./security/file-identity.ts";
+export { Inbound, callerIdentity, type MtlsServerOptions, type InboundRequest, type InboundResponse } from "./security/inbound.ts";
+export type { CallerIdentity, AuthorizationRequest, AuthorizationDecision, LocalPolicy, Authorizer, IntentionPermission, IntentionHttpMatch, IntentionHeaderMatch } from "./security/authorization.ts";
+export type { ConnectAuthority, IntentionSource } from "./security/consul-authorizer.ts";
+export { pemIdentity, type PemIdentity, type PemIdentityOptions } from "./security/pem-identity.ts";

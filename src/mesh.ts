@@ -17,6 +17,20 @@ import { explainRoute, type RouteExplanation } from "./routing/explain.ts";
 import { DEFAULT_POLICY, validateResilience, type ResilienceOptions } from "./resilience/resilience-options.ts";
 import { failHandler, ForwardingDispatcher } from "./transport/http/forwarding-dispatcher.ts";
 import { toUndiciPoolOptions, type PoolOptions } from "./transport/http/pool-options.ts";
+import { resolveTlsOptions, type MeshTlsOptions } from "./security/tls-options.ts";
+import { TransportSecurity } from "./security/transport-security.ts";
+import { Inbound } from "./security/inbound.ts";
+import { localPolicyAuthorizer, type Authorizer, type LocalPolicy } from "./security/authorization.ts";
+import { consulAuthorizer } from "./security/consul-authorizer.ts";
+import type { IdentitySource } from "./security/identity-source.ts";
+
+/** Options for `mesh.inbound()`. */
+export interface InboundOptions {
+  /** Who may call: `"consul"` (intentions), a local policy, or a function. Left out: any caller the trust bundle vouches for. */
+  readonly authorize?: "consul" | LocalPolicy | Authorizer;
+  /** How long Consul's authorize answers and intentions are cached, in ms. Default 5000. */
+  readonly cacheMs?: number;
+}
 
 /** Options for {@link createMesh}. Only `registry` is required. */
 export interface MeshOptions {
@@ -47,6 +61,11 @@ export interface MeshOptions {
   readonly resilience?: ResilienceOptions;
   /** The same, per upstream service; overrides `resilience`. */
   readonly upstreams?: Readonly<Record<string, ResilienceOptions>>;
+  /**
+   * mTLS on every call, with verified SPIFFE identities (docs/security.md). The mesh closes the
+   * identity source when it closes.
+   */
+  readonly tls?: MeshTlsOptions;
   /** The clock; inject a fake one in tests. */
   readonly clock?: Clock;
   /** The random source; inject a seeded one in tests. */
@@ -55,6 +74,7 @@ export interface MeshOptions {
 
 const OPTION_KEYS = [
   "registry",
+  "tls",
   "service",
   "loadBalancer",
   "balancers",
@@ -134,6 +154,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   readonly dispatcher: Dispatcher;
   readonly #ctx: MeshContext;
+  readonly #security: TransportSecurity | undefined;
   readonly #clients = new Map<string, ServiceClient>();
   readonly #states = new Map<string, ServiceState>();
   readonly #origins = new Map<string, { readonly client: ServiceClient; readonly host: string }>();
@@ -164,7 +185,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // request anyway), so the common call needs neither a timer nor an option of its own.
     const userHeadersTimeout = poolOptions.headersTimeout ?? undefined;
     if (poolOptions.headersTimeout === undefined) poolOptions.headersTimeout = DEFAULT_POLICY.timeoutMs;
+    const security = o.tls === undefined ? undefined : new TransportSecurity(resolveTlsOptions(o.tls), typeof poolOptions.connect === "object" ? 10_000 : (poolOptions.connectTimeout ?? 10_000));
+    this.#security = security;
     this.#ctx = {
+      security,
       registry: o.registry,
       balancers,
       defaultBalancer: balancers.bind(o.loadBalancer ?? { policy: "round_robin" }, "loadBalancer"),
@@ -306,7 +330,54 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * Afterwards every call fails with `ERR_MESH_CLOSED`.
    */
   close(): Promise<void> {
-    return (this.#closing ??= this.#deregisterAll().then(() => Promise.all([...this.#states.values()].map((s) => s.close()))).then(() => undefined));
+    return (this.#closing ??= this.#deregisterAll()
+      .then(() => Promise.all([...this.#states.values()].map((s) => s.close())))
+      .then(() => this.#closeSecurity()));
+  }
+
+  async #closeSecurity(): Promise<void> {
+    const security = this.#security;
+    if (security === undefined) return;
+    security.close();
+    await security.source.close();
+  }
+
+  /**
+   * The mesh's identity source (`tls.identity`), or undefined without mTLS.
+   */
+  get identity(): IdentitySource | undefined {
+    return this.#security?.source;
+  }
+
+  /**
+   * Serving mTLS with the mesh's identity: TLS options for a `node:https` or `node:http2` server that
+   * require and verify client certificates, rotation, and a handler wrapper that authorizes callers.
+   *
+   * @param options - `authorize`: `"consul"` (the registry's intentions; needs `service` and a
+   *   registry with Connect, such as ConsulRegistry), a local policy (`{ allow: ["web"] }`), or a
+   *   function; left out, any caller with a certificate from the trust bundle is let in. `cacheMs`:
+   *   how long Consul's answers are kept (default 5000).
+   * @throws MeshError `ERR_INVALID_CONFIG` without `tls`, or for `"consul"` without a service name or a registry with Connect
+   */
+  inbound(options: InboundOptions = {}): Inbound {
+    const security = this.#security;
+    if (security === undefined) throw invalidConfig("tls", "mesh.inbound() needs the mesh's tls option (its identity)");
+    const o = expectOptions(options, "inbound", ["authorize", "cacheMs"]) as InboundOptions;
+    const cacheMs = optionalNumber(o.cacheMs, "inbound.cacheMs", { min: 0 }) ?? 5000;
+    let authorizer: Authorizer | undefined;
+    const a = o.authorize;
+    if (a === "consul") {
+      const registry = this.#ctx.registry;
+      if (this.service === undefined) throw invalidConfig("service", `authorize: "consul" checks intentions toward this service: give createMesh a service name`);
+      if (registry.connectAuthority === undefined) throw invalidConfig("inbound.authorize", `authorize: "consul" needs a registry with Consul Connect (ConsulRegistry)`);
+      authorizer = consulAuthorizer(registry.connectAuthority(), this.service, cacheMs);
+    } else if (typeof a === "function") authorizer = a;
+    else if (a !== undefined) {
+      if (a === null || typeof a !== "object") throw invalidConfig("inbound.authorize", `expected "consul", a local policy such as { allow: ["web"] }, or a function`);
+      expectOptions(a, "inbound.authorize", ["allow", "deny", "default"]);
+      authorizer = localPolicyAuthorizer(a);
+    }
+    return new Inbound(security.source, authorizer);
   }
 
   async #deregisterAll(): Promise<void> {

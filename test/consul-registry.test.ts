@@ -44,10 +44,17 @@ describe("decodeHealth", () => {
           weights: { passing: 10, warning: 1 },
           tags: ["primary"],
           meta: { redis_version: "4.0" },
+          tls: false,
         },
       ],
       skipped: [],
     });
+  });
+
+  it("marks Connect-native instances as mTLS endpoints, and the others as plaintext", () => {
+    const entry = (id: string, connect: unknown) => ({ Node: { Node: "n1", Address: "10.0.0.9" }, Service: { ID: id, Service: "s", Port: 80, Connect: connect }, Checks: [] });
+    const { endpoints } = decodeHealth([entry("native", { Native: true }), entry("plain", {}), entry("none", undefined)]);
+    assert.deepEqual(endpoints.map((e) => [e.id, e.tls]), [["n1/native", true], ["n1/plain", false], ["n1/none", false]]);
   });
 
   it("drops critical instances, keeps warning ones, falls back to the node address", () => {

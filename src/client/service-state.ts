@@ -19,9 +19,12 @@ import { callPolicy, guardSettings, type ResilienceLayers } from "../resilience/
 import type { CallPolicy } from "../resilience/resilience-options.ts";
 import type { RouteDestination } from "../config/route-config.ts";
 import { UpstreamGuard } from "../resilience/upstream-guard.ts";
+import type { TransportSecurity } from "../security/transport-security.ts";
 
 /** What every service state of one mesh shares. @internal */
 export interface MeshContext {
+  /** mTLS for the pools, when the mesh has an identity. */
+  readonly security: TransportSecurity | undefined;
   readonly registry: Registry;
   readonly balancers: BalancerRegistry;
   readonly defaultBalancer: BoundBalancer;
@@ -360,8 +363,8 @@ export class ServiceState {
     const addedAt = previous === undefined ? undefined : clock.now();
     for (const endpoint of set?.all ?? []) {
       let handle = this.#handles.get(endpoint.id);
-      if (handle !== undefined && handle.endpoint.origin !== endpoint.origin) handle = undefined;
-      if (handle === undefined) handle = new EndpointHandle(endpoint, this.#ctx.poolOptions, clock, addedAt);
+      if (handle !== undefined && (handle.endpoint.origin !== endpoint.origin || handle.endpoint.tls !== endpoint.tls || handle.endpoint.identity !== endpoint.identity)) handle = undefined;
+      if (handle === undefined) handle = new EndpointHandle(endpoint, this.#ctx.poolOptions, clock, addedAt, this.#ctx.security?.transportFor(this.service, endpoint));
       else handle.update(endpoint);
       next.set(endpoint.id, handle);
     }

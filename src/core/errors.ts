@@ -32,7 +32,15 @@ export type MeshErrorCode =
   /** The call's deadline passed before a response arrived (across its attempts). */
   | "ERR_TIMEOUT"
   /** The call failed and a retry was not sent because the upstream's retry budget is spent. */
-  | "ERR_RETRY_BUDGET_EXHAUSTED";
+  | "ERR_RETRY_BUDGET_EXHAUSTED"
+  /** mTLS is required and the endpoint only speaks plaintext: nothing was sent. Fix the endpoint, or use `tls.mode: "permissive"`. */
+  | "ERR_TLS_REQUIRED"
+  /** The peer's certificate did not prove the expected identity (wrong SPIFFE ID, untrusted CA, expired): nothing was sent. */
+  | "ERR_PEER_IDENTITY"
+  /** A certificate, key or trust bundle given as the mesh's identity is unusable; the last good identity stays. */
+  | "ERR_INVALID_IDENTITY"
+  /** The mesh's own identity (certificate) is not available yet, or could not be obtained in time. */
+  | "ERR_IDENTITY_UNAVAILABLE";
 
 /** Extra, machine-readable facts about an error (the service, the field at fault, ...). */
 export interface MeshErrorDetails {

@@ -107,6 +107,7 @@ export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
     a.weights.warning === b.weights.warning &&
     a.zone === b.zone &&
     a.identity === b.identity &&
+    a.tls === b.tls &&
     a.tags.length === b.tags.length &&
     a.tags.every((t, i) => t === b.tags[i]) &&
     sameRecord(a.meta, b.meta)

@@ -34,6 +34,12 @@ export interface EndpointInput {
   readonly zone?: string | undefined;
   /** The identity the endpoint must prove (a SPIFFE ID), when mTLS is in use. */
   readonly identity?: string | undefined;
+  /**
+   * Whether the endpoint speaks mTLS. `false`: plaintext only (refused with `ERR_TLS_REQUIRED` when the
+   * mesh requires mTLS). Left out: unknown, taken as mTLS when the mesh's mTLS is on. From Consul: true
+   * for Connect-native instances, false for the others.
+   */
+  readonly tls?: boolean | undefined;
 }
 
 /** One instance of a service: an immutable record. Build it with {@link createEndpoint}. */
@@ -60,6 +66,8 @@ export interface Endpoint {
   readonly zone: string | undefined;
   /** Expected identity, if any. */
   readonly identity: string | undefined;
+  /** Whether it speaks mTLS: true, false (plaintext only) or undefined (unknown). */
+  readonly tls: boolean | undefined;
 }
 
 const HEALTH: ReadonlySet<string> = new Set(["passing", "warning", "critical"]);
@@ -120,6 +128,7 @@ export function createEndpoint(input: EndpointInput): Endpoint {
     meta: Object.freeze({ ...meta }),
     zone: input.zone,
     identity: input.identity,
+    tls: input.tls,
   });
   RECORDS.add(endpoint);
   return endpoint;

@@ -1,3 +1,4 @@
+import type { ConnectAuthority } from "../security/consul-authorizer.ts";
 import type { EndpointSet } from "../endpoint/endpoint-set.ts";
 import type { Registration, ServiceRegistration } from "./registration.ts";
 import type { ServiceConfig } from "./service-config.ts";
@@ -70,4 +71,9 @@ export interface Registry {
    * @param registration - the instance
    */
   register?(registration: ServiceRegistration): Promise<Registration>;
+  /**
+   * Authorization of incoming mTLS callers by the registry's intentions (Consul Connect), for
+   * registries that have them: `mesh.inbound({ authorize: "consul" })` uses it.
+   */
+  connectAuthority?(): ConnectAuthority;
 }

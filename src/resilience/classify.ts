@@ -4,7 +4,8 @@ import { headerValue } from "../balancer/hash-policy.ts";
 /** How an attempt went wrong, as the retry conditions name it. @internal */
 export type FailureKind = "connect-failure" | "reset" | "timeout" | "aborted" | "other";
 
-const CONNECT_CODES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND", "UND_ERR_CONNECT_TIMEOUT"]);
+// A refused peer identity, a plaintext endpoint under strict mTLS, or no identity of our own: nothing was sent.
+const CONNECT_CODES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND", "UND_ERR_CONNECT_TIMEOUT", "ERR_PEER_IDENTITY", "ERR_TLS_REQUIRED", "ERR_IDENTITY_UNAVAILABLE"]);
 const RESET_CODES = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CLOSED"]);
 
 /**

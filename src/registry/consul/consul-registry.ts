@@ -13,6 +13,9 @@ import type { Registration, ServiceRegistration } from "../registration.ts";
 import type { Registry, RegistryListener, RegistryWatch } from "../registry.ts";
 import type { ServiceConfig } from "../service-config.ts";
 import { ConsulRegistration } from "./consul-registration.ts";
+import { connectAuthority, connectIdentity } from "./consul-connect.ts";
+import type { IdentitySource } from "../../security/identity-source.ts";
+import type { ConnectAuthority } from "../../security/consul-authorizer.ts";
 import { BlockingLoop, type BlockingAnswer, type LoopSettings } from "./blocking-loop.ts";
 import type { ConsulEntryKind } from "../../config/decode-consul.ts";
 import { decodeHealth } from "./decode-health.ts";
@@ -62,8 +65,8 @@ export interface ConsulRegistryOptions {
   readonly random?: Random;
 }
 
-/** The registry's options, validated. */
-interface Settings extends LoopSettings {
+/** The registry's options, validated. @internal */
+export interface Settings extends LoopSettings {
   readonly token: string | undefined;
   readonly datacenter: string | undefined;
   /** For the calls made with undici (config entries, registration): TLS settings, when https. */
@@ -177,6 +180,25 @@ export class ConsulRegistry implements Registry {
    * @param registration - the instance
    * @throws MeshError `ERR_INVALID_CONFIG` for a registration the agent refuses (its reason quoted)
    */
+  /**
+   * The identity of `service` from Consul Connect (its leaf certificate and the CA roots, watched with
+   * blocking queries and renewed before expiry), for the mesh's `tls.identity`. Needs `service:write`.
+   *
+   * @example
+   * ```ts
+   * const consul = new ConsulRegistry();
+   * const mesh = createMesh({ registry: consul, service: "web", tls: { identity: consul.connectIdentity("web") } });
+   * ```
+   */
+  connectIdentity(service: string): IdentitySource {
+    return connectIdentity(this.#options, service);
+  }
+
+  /** Consul's authorize and intentions, for `mesh.inbound({ authorize: "consul" })`. */
+  connectAuthority(): ConnectAuthority {
+    return connectAuthority(this.#options);
+  }
+
   async register(registration: ServiceRegistration): Promise<Registration> {
     const created = await ConsulRegistration.create(registration, {
       url: this.url,
@@ -416,18 +438,24 @@ async function healthQuery(consul: Consul, settings: Settings, service: string, 
  * One blocking `GET /v1/config/:kind` (every entry of a kind), over undici: the consul client has no
  * config-entry calls.
  */
-async function configQuery(settings: Settings, kind: ConsulEntryKind, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
+function configQuery(settings: Settings, kind: ConsulEntryKind, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
+  return blockingGet(settings, `/v1/config/${kind}`, index, waitSeconds, cancel, true);
+}
+
+/** One blocking GET on the agent, over undici; a 404 answers `undefined` when `missingOk`. @internal */
+export async function blockingGet(settings: Settings, path: string, index: number, waitSeconds: number, cancel: EventEmitter, withDc: boolean, missingOk = false): Promise<BlockingAnswer> {
   const abort = new AbortController();
   cancel.once("cancel", () => abort.abort());
   const query = new URLSearchParams({ index: String(index), wait: `${waitSeconds}s` });
-  if (settings.datacenter !== undefined) query.set("dc", settings.datacenter);
-  const res = await request(`${settings.url}/v1/config/${kind}?${query.toString()}`, {
+  if (withDc && settings.datacenter !== undefined) query.set("dc", settings.datacenter);
+  const res = await request(`${settings.url}${path}?${query.toString()}`, {
     signal: abort.signal,
     ...(settings.dispatcher === undefined ? {} : { dispatcher: settings.dispatcher }),
     headersTimeout: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000),
     headers: settings.token === undefined ? {} : { "x-consul-token": settings.token },
   });
   const text = await res.body.text();
+  if (missingOk && res.statusCode === 404) return { index: headerIndex(res.headers["x-consul-index"]), body: undefined };
   if (res.statusCode !== 200) throw Object.assign(new Error(text), { statusCode: res.statusCode });
   return { index: headerIndex(res.headers["x-consul-index"]), body: JSON.parse(text) as unknown };
 }

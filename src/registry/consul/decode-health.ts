@@ -75,6 +75,8 @@ export function decodeHealth(body: unknown): DecodedHealth {
       },
       tags: Array.isArray(service.Tags) ? service.Tags.filter((t): t is string => typeof t === "string") : [],
       meta: stringMap(service.Meta),
+      // Connect-native instances terminate mTLS themselves; the others are plaintext (or behind a sidecar we do not use).
+      tls: record(service.Connect)?.Native === true,
     });
   }
   return { endpoints, skipped };

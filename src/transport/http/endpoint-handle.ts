@@ -1,4 +1,6 @@
-import type { Pool } from "undici";
+import type { Dispatcher, Pool } from "undici";
+import type { EndpointTransport } from "../../security/transport-security.ts";
+import { RefusingDispatcher } from "./refusing-dispatcher.ts";
 import { EndpointLoad } from "../../balancer/load.ts";
 import type { PickTarget } from "../../balancer/picker.ts";
 import type { Clock } from "../../core/clock.ts";
@@ -18,8 +20,9 @@ export class EndpointHandle implements PickTarget {
   /** When the endpoint joined (the clock's time), for slow start; undefined if it was there from the start. */
   readonly addedAt: number | undefined;
   #endpoint: Endpoint;
-  #pool: Pool | undefined;
+  #pool: Dispatcher | undefined;
   readonly #options: Pool.Options;
+  readonly #transport: EndpointTransport | undefined;
   readonly #clock: Clock;
   #closing: Promise<void> | undefined;
 
@@ -28,9 +31,11 @@ export class EndpointHandle implements PickTarget {
    * @param options - undici pool options
    * @param clock - the mesh's clock, for round-trip times
    * @param addedAt - when the endpoint joined an already known set, for slow start
+   * @param transport - mTLS: the origin and connector to use, or why the endpoint may not be used
    */
-  constructor(endpoint: Endpoint, options: Pool.Options, clock: Clock, addedAt: number | undefined) {
+  constructor(endpoint: Endpoint, options: Pool.Options, clock: Clock, addedAt: number | undefined, transport?: EndpointTransport) {
     this.#endpoint = endpoint;
+    this.#transport = transport;
     this.#options = options;
     this.#clock = clock;
     this.addedAt = addedAt;
@@ -47,9 +52,16 @@ export class EndpointHandle implements PickTarget {
     this.#endpoint = endpoint;
   }
 
-  /** The pool, created on first call. */
-  get pool(): Pool {
-    return (this.#pool ??= new LoadTrackingPool(this.#endpoint.origin, this.#options, this.load, this.#clock));
+  /** The pool, created on first call (or, for an endpoint mTLS may not use, a dispatcher that refuses every request). */
+  get pool(): Dispatcher {
+    return (this.#pool ??= this.#createPool());
+  }
+
+  #createPool(): Dispatcher {
+    const transport = this.#transport;
+    if (transport === undefined) return new LoadTrackingPool(this.#endpoint.origin, this.#options, this.load, this.#clock);
+    if ("refusal" in transport) return new RefusingDispatcher(transport.refusal);
+    return new LoadTrackingPool(transport.origin, { ...this.#options, connect: transport.connect }, this.load, this.#clock);
   }
 
   /** Whether a pool has been created. */
@@ -71,6 +83,6 @@ export class EndpointHandle implements PickTarget {
    */
   destroy(error: Error): Promise<void> {
     this.#closing ??= Promise.resolve();
-    return this.#pool === undefined || this.#pool.destroyed ? Promise.resolve() : this.#pool.destroy(error);
+    return this.#pool === undefined || (this.#pool as { destroyed?: boolean }).destroyed === true ? Promise.resolve() : this.#pool.destroy(error);
   }
 }

@@ -1,0 +1,83 @@
+import { MeshError } from "../core/errors.ts";
+import type { Identity } from "./identity.ts";
+
+/**
+ * Where the mesh's identity comes from, kept current: files on disk ({@link fileIdentity}), Consul
+ * Connect (`consulRegistry.connectIdentity(service)`), or your own implementation.
+ */
+export interface IdentitySource {
+  /** The identity now, or undefined before the first one is known. */
+  current(): Identity | undefined;
+  /** Resolves with the identity once there is one. */
+  ready(): Promise<Identity>;
+  /**
+   * Calls `listener` with each new identity (a rotation), or with an error when a new one could not be
+   * used; the last good identity stays in force.
+   *
+   * @returns a function that removes the listener
+   */
+  subscribe(listener: IdentityListener): () => void;
+  /** Stops watching. */
+  close(): Promise<void>;
+}
+
+/** Told of every new identity, or of a failure to get one. */
+export type IdentityListener = (update: { readonly identity: Identity } | { readonly error: Error }) => void;
+
+/**
+ * The shared part of identity sources: holds the current identity, tells listeners, and keeps the last
+ * good one when an update fails. @internal
+ */
+export class IdentityCell implements IdentitySource {
+  #current: Identity | undefined;
+  readonly #listeners = new Set<IdentityListener>();
+  readonly #waiting: ((identity: Identity) => void)[] = [];
+  readonly #stop: () => Promise<void>;
+
+  constructor(stop: () => Promise<void>) {
+    this.#stop = stop;
+  }
+
+  current(): Identity | undefined {
+    return this.#current;
+  }
+
+  ready(): Promise<Identity> {
+    const now = this.#current;
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  subscribe(listener: IdentityListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  close(): Promise<void> {
+    this.#listeners.clear();
+    return this.#stop();
+  }
+
+  /** A new identity: in force from now on. */
+  set(identity: Identity): void {
+    const previous = this.#current;
+    if (previous !== undefined && previous.certPem === identity.certPem && previous.keyPem === identity.keyPem && sameList(previous.trustPems, identity.trustPems)) return;
+    this.#current = identity;
+    for (const resolve of this.#waiting.splice(0)) resolve(identity);
+    for (const listener of this.#listeners) listener({ identity });
+  }
+
+  /** An update that could not be used: reported; the current identity stays. */
+  fail(error: Error): void {
+    for (const listener of this.#listeners) listener({ error });
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** `ERR_IDENTITY_UNAVAILABLE`: no identity within `ms`. @internal */
+export function identityUnavailable(ms: number, cause?: unknown): MeshError {
+  return new MeshError("ERR_IDENTITY_UNAVAILABLE", `The mesh's identity (its certificate) was not available within ${ms} ms, so no mTLS connection could be made. Check the identity source (files, or Consul Connect's leaf certificate).`, { cause });
+}

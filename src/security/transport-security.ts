@@ -1,0 +1,165 @@
+import { createSecureContext, type PeerCertificate, type SecureContext } from "node:tls";
+import { buildConnector } from "undici";
+import { MeshError } from "../core/errors.ts";
+import type { Endpoint } from "../endpoint/endpoint.ts";
+import type { Identity } from "./identity.ts";
+import { identityUnavailable, type IdentitySource } from "./identity-source.ts";
+import { uriSans } from "./identity.ts";
+import type { ResolvedTlsOptions } from "./tls-options.ts";
+
+/** How the pool of one endpoint connects: its origin and connector, or why it may not be used. @internal */
+export type EndpointTransport = { readonly origin: string; readonly connect: buildConnector.connector } | { readonly refusal: MeshError };
+
+/** Node's codes for a peer certificate that does not verify, and what they mean. */
+const VERIFY_CODES: Readonly<Record<string, string>> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "its certificate does not chain to the trust bundle",
+  UNABLE_TO_GET_ISSUER_CERT: "its certificate does not chain to the trust bundle",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "its certificate does not chain to the trust bundle",
+  SELF_SIGNED_CERT_IN_CHAIN: "its certificate chains to a CA outside the trust bundle",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "its certificate is self-signed",
+  CERT_SIGNATURE_FAILURE: "its certificate's signature is invalid",
+  CERT_UNTRUSTED: "its certificate is not trusted",
+  CERT_REJECTED: "its certificate is rejected",
+  CERT_HAS_EXPIRED: "its certificate has expired",
+  CERT_NOT_YET_VALID: "its certificate is not valid yet",
+};
+
+/**
+ * The mesh's outgoing mTLS: every endpoint pool connects with the current identity (certificate, key,
+ * trust bundle), sets SNI, and checks that the peer's certificate carries the SPIFFE ID expected for
+ * the target service (the identity check replaces the host name check, since endpoints are IP
+ * addresses). After a rotation, new connections use the new identity; connections already open, and
+ * the requests on them, carry on. @internal
+ */
+export class TransportSecurity {
+  readonly #options: ResolvedTlsOptions;
+  readonly #connectTimeout: number;
+  #identity: Identity | undefined;
+  #context: SecureContext | undefined;
+  /** Connectors for the current identity, by expected peer identity. */
+  #connectors = new Map<string, buildConnector.connector>();
+  readonly #unsubscribe: () => void;
+
+  constructor(options: ResolvedTlsOptions, connectTimeout: number) {
+    this.#options = options;
+    this.#connectTimeout = connectTimeout;
+    this.#unsubscribe = options.identity.subscribe((update) => {
+      if ("identity" in update) this.#use(update.identity);
+    });
+    const now = options.identity.current();
+    if (now !== undefined) this.#use(now);
+  }
+
+  /** The identity source. */
+  get source(): IdentitySource {
+    return this.#options.identity;
+  }
+
+  #use(identity: Identity): void {
+    if (identity === this.#identity) return;
+    this.#identity = identity;
+    this.#context = createSecureContext({ cert: identity.certPem, key: identity.keyPem, ca: [...identity.trustPems] });
+    this.#connectors = new Map();
+  }
+
+  /** How an endpoint of `service` is reached. */
+  transportFor(service: string, endpoint: Endpoint): EndpointTransport {
+    if (endpoint.tls === false) {
+      if (this.#options.mode === "permissive") return { origin: endpoint.origin, connect: plainConnector(this.#connectTimeout) };
+      return {
+        refusal: new MeshError(
+          "ERR_TLS_REQUIRED",
+          `Endpoint ${endpoint.id} of '${service}' speaks plaintext only and the mesh requires mTLS: nothing was sent. Make the service mTLS-capable (Consul: Connect native), or set tls.mode to "permissive" to allow plaintext endpoints.`,
+          { details: { service, endpoint: endpoint.id } },
+        ),
+      };
+    }
+    const origin = `https://${endpoint.origin.slice("http://".length)}`;
+    return { origin, connect: (opts, callback) => this.#connect(service, endpoint, opts, callback) };
+  }
+
+  #connect(service: string, endpoint: Endpoint, opts: buildConnector.Options, callback: buildConnector.Callback): void {
+    if (this.#identity === undefined) {
+      // The first connection waits for the identity (Consul may still be issuing the leaf), up to the connect timeout.
+      const limit = this.#connectTimeout;
+      let done = false;
+      const timer = setTimeout(() => {
+        done = true;
+        callback(identityUnavailable(limit), null);
+      }, limit);
+      timer.unref();
+      void this.#options.identity.ready().then((identity) => {
+        if (done) return;
+        clearTimeout(timer);
+        this.#use(identity);
+        this.#connect(service, endpoint, opts, callback);
+      });
+      return;
+    }
+    const identity = this.#identity;
+    const expected = endpoint.identity === undefined ? this.#options.expectedIdentity(service, identity.trustDomain) : exactly(endpoint.identity);
+    let connector = this.#connectors.get(expected.source);
+    if (connector === undefined) {
+      connector = buildConnector({
+        secureContext: this.#context as SecureContext,
+        rejectUnauthorized: true,
+        timeout: this.#connectTimeout,
+        checkServerIdentity: (_host: string, cert: PeerCertificate) => this.#check(service, expected, cert),
+      });
+      this.#connectors.set(expected.source, connector);
+    }
+    const servername = this.#options.serverName(service, identity.trustDomain);
+    connector({ ...opts, servername }, (...args: [null, unknown] | [Error, null]) => {
+      const [err, socket] = args;
+      if (err === null) {
+        (callback as (e: null, s: unknown) => void)(null, socket);
+        return;
+      }
+      callback(peerError(err, service, endpoint, expected.source), null);
+    });
+  }
+
+  #check(service: string, expected: RegExp, cert: PeerCertificate): Error | undefined {
+    const presented = uriSans(cert.subjectaltname);
+    if (presented.some((uri) => expected.test(uri))) return undefined;
+    return new MeshError(
+      "ERR_PEER_IDENTITY",
+      `The peer for '${service}' presented ${presented.length === 0 ? "no SPIFFE ID" : presented.join(", ")}, not the identity expected of '${service}' (${expected.source}): refused before sending anything. A wrong instance is registered under '${service}', or tls.spiffeTemplate does not fit your SPIFFE IDs.`,
+      { details: { service, expected: expected.source, presented, reason: "wrong-identity" } },
+    );
+  }
+
+  /** Stops following the identity source (the source itself is the caller's to close). */
+  close(): void {
+    this.#unsubscribe();
+  }
+}
+
+const exactPatterns = new Map<string, RegExp>();
+
+/** A pattern matching one SPIFFE ID exactly (case-insensitive, as URIs' schemes and hosts are). */
+function exactly(id: string): RegExp {
+  let re = exactPatterns.get(id);
+  if (re === undefined) {
+    re = new RegExp(`^${id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "i");
+    if (exactPatterns.size < 10_000) exactPatterns.set(id, re);
+  }
+  return re;
+}
+
+/** A connector for plaintext endpoints in permissive mode. */
+function plainConnector(timeout: number): buildConnector.connector {
+  return buildConnector({ timeout });
+}
+
+/** A TLS failure as `ERR_PEER_IDENTITY` when the peer's certificate is at fault; other errors as they are. */
+function peerError(err: Error, service: string, endpoint: Endpoint, expected: string): Error {
+  if (err instanceof MeshError) return err;
+  const code = (err as { code?: unknown }).code;
+  const why = typeof code === "string" ? VERIFY_CODES[code] : undefined;
+  if (why === undefined) return err;
+  return new MeshError("ERR_PEER_IDENTITY", `Endpoint ${endpoint.id} of '${service}' was refused: ${why} (${String(code)}). Nothing was sent.`, {
+    cause: err,
+    details: { service, endpoint: endpoint.id, expected, reason: code === "CERT_HAS_EXPIRED" ? "expired" : code === "CERT_NOT_YET_VALID" ? "not-yet-valid" : "untrusted" },
+  });
+}
