@@ -35,7 +35,12 @@ export class TlsBackend {
    * Starts a server with a leaf from `ca` (or the given one), trusting `trust` (default `ca`'s root).
    * With `inbound`, its handler authorizes callers.
    */
-  static async start(name: string, leaf: TestCertificate, trustPem: string | string[], inbound?: Inbound): Promise<TlsBackend> {
+  static start(name: string, leaf: TestCertificate, trustPem: string | string[], inbound?: Inbound): Promise<TlsBackend> {
+    return TlsBackend.startWith(name, { cert: leaf.certPem, key: leaf.keyPem, ca: trustPem, requestCert: true, rejectUnauthorized: true }, inbound);
+  }
+
+  /** Starts a server with the given TLS options (such as `await inbound.serverOptions()`). */
+  static async startWith(name: string, options: import("node:https").ServerOptions, inbound?: Inbound): Promise<TlsBackend> {
     const counter = { backend: undefined as TlsBackend | undefined };
     const handle = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse): void => {
       if (counter.backend !== undefined) counter.backend.requests++;
@@ -43,10 +48,7 @@ export class TlsBackend {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ instance: name, caller: caller?.spiffeId ?? null, service: caller?.service ?? null, path: req.url }));
     };
-    const server = createServer(
-      { cert: leaf.certPem, key: leaf.keyPem, ca: trustPem, requestCert: true, rejectUnauthorized: true },
-      inbound === undefined ? handle : inbound.handler(handle),
-    );
+    const server = createServer(options, inbound === undefined ? handle : inbound.handler(handle));
     const backend = new TlsBackend(name, server);
     counter.backend = backend;
     server.listen(0, "127.0.0.1");
