@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { connect as http2Connect, createSecureServer } from "node:http2";
+import { once } from "node:events";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { callerIdentity, createMesh, fileIdentity, isMeshError, pemIdentity, type Identity } from "proxyless";
+import { MockRegistry, TestCertificateAuthority, type TestCertificate } from "proxyless/testing";
+import { leafFor } from "./helpers/tls-backend.ts";
+
+describe("identity from files", () => {
+  let dir: string;
+  let ca: TestCertificateAuthority;
+  let first: TestCertificate;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "proxyless-id-"));
+    ca = await TestCertificateAuthority.create();
+    first = await leafFor(ca, "web");
+    await writeFile(join(dir, "ca.pem"), ca.rootPem);
+    await writeFile(join(dir, "tls.crt"), first.certPem);
+    await writeFile(join(dir, "tls.key"), first.keyPem);
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it("loads the files, reloads them when they change (written in place or swapped in), and keeps the last good identity on a bad write", async () => {
+    const source = fileIdentity({ certFile: join(dir, "tls.crt"), keyFile: join(dir, "tls.key"), caFile: join(dir, "ca.pem"), settleMs: 20 });
+    const updates: ({ identity: Identity } | { error: Error })[] = [];
+    let wake: (() => void) | undefined;
+    source.subscribe((u) => {
+      updates.push(u);
+      wake?.();
+    });
+    const next = (): Promise<void> => new Promise((resolve) => (wake = resolve));
+    try {
+      const loaded = await source.ready();
+      assert.equal(loaded.spiffeId, ca.spiffeId("web"));
+      // A certificate whose key has not been written yet: reported, the old identity stays.
+      const second = await leafFor(ca, "web");
+      let event = next();
+      await writeFile(join(dir, "tls.crt"), second.certPem);
+      await event;
+      assert.ok("error" in updates.at(-1)!, "a mismatched key is reported");
+      assert.ok(isMeshError((updates.at(-1) as { error: Error }).error, "ERR_INVALID_IDENTITY"));
+      assert.equal(source.current(), loaded);
+      event = next();
+      await writeFile(join(dir, "tls.key"), second.keyPem);
+      await event;
+      assert.equal(source.current()?.serialNumber, new (await import("node:crypto")).X509Certificate(second.certPem).serialNumber);
+      // A swap by rename, as Kubernetes and cert-manager do.
+      const third = await leafFor(ca, "web");
+      await writeFile(join(dir, "next.crt"), third.certPem);
+      await writeFile(join(dir, "next.key"), third.keyPem);
+      event = next();
+      await rename(join(dir, "next.key"), join(dir, "tls.key"));
+      await rename(join(dir, "next.crt"), join(dir, "tls.crt"));
+      while (source.current()?.serialNumber !== new (await import("node:crypto")).X509Certificate(third.certPem).serialNumber) {
+        await event;
+        event = next();
+      }
+    } finally {
+      await source.close();
+    }
+  });
+});
+
+describe("mesh.inbound() on a node:http2 secure server", () => {
+  it("requires a client certificate, reads the caller's identity and applies the policy", async () => {
+    const ca = await TestCertificateAuthority.create();
+    const [server, web, reports] = await Promise.all([leafFor(ca, "orders"), leafFor(ca, "web"), leafFor(ca, "reports")]);
+    const mesh = createMesh({ registry: new MockRegistry(), service: "orders", tls: { identity: pemIdentity({ cert: server.certPem, key: server.keyPem, ca: ca.rootPem }) } });
+    const inbound = mesh.inbound({ authorize: { allow: ["web"] } });
+    const h2 = createSecureServer(
+      await inbound.serverOptions(),
+      inbound.handler((req, res) => {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.end(`hello ${callerIdentity(req)?.service ?? "?"}`);
+      }),
+    );
+    h2.listen(0, "127.0.0.1");
+    await once(h2, "listening");
+    const port = (h2.address() as AddressInfo).port;
+    const call = async (leaf: TestCertificate): Promise<[number, string]> => {
+      const session = http2Connect(`https://127.0.0.1:${port}`, { cert: leaf.certPem, key: leaf.keyPem, ca: ca.rootPem, checkServerIdentity: () => undefined });
+      try {
+        const stream = session.request({ ":path": "/" });
+        const [headers] = (await once(stream, "response")) as [Record<string, unknown>];
+        let body = "";
+        for await (const chunk of stream) body += String(chunk);
+        return [Number(headers[":status"]), body];
+      } finally {
+        session.close();
+      }
+    };
+    try {
+      assert.deepEqual(await call(web), [200, "hello web"]);
+      const [status, body] = await call(reports);
+      assert.equal(status, 403);
+      assert.match(body, /reports/);
+    } finally {
+      h2.close();
+      await mesh.close();
+    }
+  });
+});
