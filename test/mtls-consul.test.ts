@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
-import { ConsulRegistry, createMesh, isMeshError, parseIdentity, parseSpiffeId, pemIdentity, type Identity, type IntentionSource, type Mesh } from "proxyless";
+import { ConsulRegistry, createMesh, decodeHealth, isMeshError, parseIdentity, parseSpiffeId, pemIdentity, type Identity, type IntentionSource, type Mesh } from "proxyless";
 import { FakeConsul, MockRegistry, TestCertificateAuthority } from "proxyless/testing";
 import { consulSample } from "./helpers/consul-samples.ts";
 import { TlsBackend, leafFor } from "./helpers/tls-backend.ts";
@@ -105,6 +105,14 @@ describe("mTLS with Consul Connect", () => {
     const other = await get(caller("reports", backend), "/");
     assert.equal(other.status, 403);
     assert.match(other.text, /not named by the local policy/);
+  });
+
+  it("registers an instance as Connect native, and its health answer marks it as an mTLS endpoint", async () => {
+    const registration = await consul.register({ name: "natives", port: 7443, address: "127.0.0.9", connectNative: true });
+    const res = await request(`${fake.url}/v1/health/service/natives`);
+    const decoded = decodeHealth(await res.body.json());
+    assert.deepEqual(decoded.endpoints.map((e) => [e.address, e.tls]), [["127.0.0.9", true]]);
+    await registration.deregister();
   });
 
   it("parses the Connect samples in shared/consul-api", () => {

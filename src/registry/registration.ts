@@ -36,6 +36,8 @@ export interface ServiceRegistration {
   readonly weights?: EndpointWeights;
   /** The health check. Without one, the instance is passing as long as its node is. */
   readonly check?: CheckDefinition;
+  /** Registers the instance as Consul Connect native (it serves mTLS itself, with `mesh.inbound()`), so meshes with mTLS call it. */
+  readonly connectNative?: boolean;
   /** Deregister on SIGTERM and SIGINT, then let the signal do what it would have done. Default false. */
   readonly deregisterOnSignals?: boolean;
 }

@@ -158,6 +158,7 @@ export class MockRegistry extends InMemoryRegistry {
         tags: registration.tags ?? [],
         meta: registration.meta ?? {},
         ...(registration.weights === undefined ? {} : { weights: registration.weights }),
+        ...(registration.connectNative === true ? { tls: true } : {}),
       });
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));

@@ -57,6 +57,7 @@ export function registrationBody(r: ServiceRegistration): { readonly id: string;
     body.Weights = { Passing: r.weights.passing, Warning: r.weights.warning };
   }
   if (r.check !== undefined) body.Check = checkBody(r.check);
+  if (r.connectNative === true) body.Connect = { Native: true };
   return { id, body };
 }
 

@@ -26,6 +26,8 @@ export interface ServiceRecord {
   Kind?: string;
   /** A proxy's configuration, as registered. */
   Proxy?: Record<string, unknown>;
+  /** `Connect` as registered: `Native` for instances that serve mTLS themselves. */
+  Connect?: { Native: boolean };
 }
 
 /** A health check, in Consul's JSON shape, plus what the fake needs to run TTLs. */

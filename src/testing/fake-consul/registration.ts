@@ -71,9 +71,11 @@ function serviceRecord(o: Json, id: string, name: string): ServiceRecord {
   const port = field(o, "Port");
   const kind = str(field(o, "Kind"));
   const proxy = object(field(o, "Proxy"));
+  const native = object(field(o, "Connect"))?.Native === true;
   return {
     ...(kind === "" ? {} : { Kind: kind }),
     ...(proxy === undefined ? {} : { Proxy: proxy }),
+    ...(native ? { Connect: { Native: true } } : {}),
     ID: id,
     Service: name,
     Tags: strings(field(o, "Tags")),

@@ -28,7 +28,7 @@ export function catalogService(state: ConsulState, name: string): Record<string,
       ServiceWeights: service.Weights,
       ServiceKind: "",
       ServiceProxy: { DestinationServiceName: "", DestinationServiceID: "", LocalServiceAddress: "", LocalServicePort: 0, Config: null, Upstreams: null },
-      ServiceConnect: { Native: false, Proxy: null },
+      ServiceConnect: { Native: service.Connect?.Native === true, Proxy: null },
       Namespace: service.Namespace,
     });
   }
