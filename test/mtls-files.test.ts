@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { connect as http2Connect, createSecureServer } from "node:http2";
 import { once } from "node:events";
+import { X509Certificate } from "node:crypto";
+import { connect as tlsConnect } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
@@ -66,7 +68,7 @@ describe("identity from files", () => {
 });
 
 describe("mesh.inbound() on a node:http2 secure server", () => {
-  it("requires a client certificate, reads the caller's identity and applies the policy", async () => {
+  it("requires a client certificate, reads the caller's identity, applies the policy, and follows a rotation", async () => {
     const ca = await TestCertificateAuthority.create();
     const [server, web, reports] = await Promise.all([leafFor(ca, "orders"), leafFor(ca, "web"), leafFor(ca, "reports")]);
     const mesh = createMesh({ registry: new MockRegistry(), service: "orders", tls: { identity: pemIdentity({ cert: server.certPem, key: server.keyPem, ca: ca.rootPem }) } });
@@ -93,12 +95,21 @@ describe("mesh.inbound() on a node:http2 secure server", () => {
         session.close();
       }
     };
+    const detach = inbound.attach(h2);
     try {
       assert.deepEqual(await call(web), [200, "hello web"]);
+      // A rotation of the server's identity: new connections get the new certificate.
+      const rotated = await leafFor(ca, "orders");
+      (mesh.identity as ReturnType<typeof pemIdentity>).update({ cert: rotated.certPem, key: rotated.keyPem, ca: ca.rootPem });
+      const socket = tlsConnect({ host: "127.0.0.1", port, cert: web.certPem, key: web.keyPem, ca: ca.rootPem, ALPNProtocols: ["h2"], checkServerIdentity: () => undefined });
+      await once(socket, "secureConnect");
+      assert.equal(socket.getPeerCertificate().serialNumber, new X509Certificate(rotated.certPem).serialNumber);
+      socket.destroy();
       const [status, body] = await call(reports);
       assert.equal(status, 403);
       assert.match(body, /reports/);
     } finally {
+      detach();
       h2.close();
       await mesh.close();
     }
