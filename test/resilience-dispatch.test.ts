@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { request as undiciRequest, fetch as undiciFetch, type Dispatcher } from "undici";
-import { createMesh, isMeshError, type EndpointEjectedEvent, type Mesh, type ResilienceOptions } from "proxyless";
-import { MockRegistry, createSeededRandom } from "proxyless/testing";
+import { createMesh, isMeshError, withIncomingDeadline, type EndpointEjectedEvent, type Mesh, type ResilienceOptions } from "proxyless";
+import { FakeClock, MockRegistry, createSeededRandom } from "proxyless/testing";
 import { Backend, startBackends } from "./helpers/backend.ts";
 import { until } from "./helpers/events.ts";
 
@@ -24,6 +24,7 @@ describe("client.fetch() and mesh.dispatcher: retries, timeouts, limits and hedg
       b.failWith = undefined;
       b.resetRequests = false;
       b.delayMs = 0;
+      b.dripMs = 0;
       b.release();
       b.seen.length = 0;
     }
@@ -227,5 +228,99 @@ describe("client.fetch() and mesh.dispatcher: retries, timeouts, limits and hedg
       assert.equal(res.status, 200);
       await res.arrayBuffer();
     }
+  });
+
+  /** Dispatches through mesh.dispatcher with a classic handler that records what it hears. */
+  const recordDispatch = (m: Mesh, path: string, onConnect?: (abort: (err?: Error) => void) => void): { events: string[]; done: Promise<void> } => {
+    const events: string[] = [];
+    let finish: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const handler = {
+      onConnect(abort: (err?: Error) => void) {
+        events.push("connect");
+        onConnect?.(abort);
+      },
+      onHeaders(status: number) {
+        events.push(`headers ${status}`);
+        return true;
+      },
+      onData() {
+        return true;
+      },
+      onComplete() {
+        events.push("complete");
+        finish();
+      },
+      onError(err: Error) {
+        events.push(`error ${err.message}`);
+        finish();
+      },
+    };
+    m.dispatcher.dispatch({ origin: "http://orders", path, method: "GET" }, handler);
+    return { events, done };
+  };
+
+  it("a caller's abort before the response is heard exactly once, and nothing is sent after it", async () => {
+    const m = start(undefined, 1);
+    let abort: ((err?: Error) => void) | undefined;
+    const call = recordDispatch(m, "/hold", (a) => (abort = a));
+    await backends[0]!.waitForHeld();
+    abort!(new Error("caller aborted"));
+    await call.done;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(call.events, ["connect", "error caller aborted"]);
+    assert.equal(backends[0]!.seen.length, 1);
+  });
+
+  it("hedging while a 503 is read and dropped: the caller hears one response", async () => {
+    const [failing, slow] = [backends[0]!, backends[1]!];
+    failing.failWith = 503;
+    failing.dripMs = 100;
+    slow.delayMs = 150;
+    mesh = createMesh({ registry: new MockRegistry({ orders: [failing.endpoint, slow.endpoint] }), random: createSeededRandom(3), resilience: { hedging: { delayMs: 20 }, outlier: false, retries: { backoffBaseMs: 0 } } });
+    for (let i = 0; i < 4; i++) {
+      const call = recordDispatch(mesh, "/");
+      await call.done;
+      await new Promise((resolve) => setTimeout(resolve, 250)); // anything left over would answer within this
+      assert.deepEqual(call.events.filter((e) => e !== "connect"), ["headers 200", "complete"], `call ${i}: ${call.events.join(", ")}`);
+    }
+  });
+
+  it("an expired incoming deadline does not free the half-open breaker's probe slot", async () => {
+    const clock = new FakeClock(Date.now());
+    backends[0]!.failWith = 503;
+    const m = (mesh = createMesh({ registry: new MockRegistry({ orders: [backends[0]!.endpoint] }), clock, resilience: { retries: false, breaker: { threshold: 1, halfOpenAfterMs: 1000 } } }));
+    const get = (path: string) => undiciRequest(`http://orders${path}`, { dispatcher: m.dispatcher });
+    await (await get("/")).body.dump(); // opens the breaker
+    clock.advance(1000);
+    backends[0]!.failWith = undefined;
+    const probe = get("/hold");
+    await backends[0]!.waitForHeld();
+    await assert.rejects(get("/"), (err: unknown) => isMeshError(err, "ERR_CIRCUIT_OPEN"));
+    await assert.rejects(withIncomingDeadline({ "x-envoy-expected-rq-timeout-ms": "0" }, () => get("/")), (err: unknown) => isMeshError(err, "ERR_TIMEOUT"));
+    await assert.rejects(get("/"), (err: unknown) => isMeshError(err, "ERR_CIRCUIT_OPEN"), "the probe is still the only call let through");
+    backends[0]!.release();
+    await (await probe).body.dump();
+  });
+
+  it("undici.request through mesh.dispatcher can be aborted during a backoff", async () => {
+    backends[0]!.failWith = 503;
+    const m = start({ retries: { backoffBaseMs: 10_000, backoffMaxMs: 10_000 }, outlier: false }, 1);
+    const controller = new AbortController();
+    const pending = undiciRequest("http://orders/", { dispatcher: m.dispatcher, signal: controller.signal });
+    while (backends[0]!.seen.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    const began = performance.now();
+    controller.abort();
+    await assert.rejects(pending);
+    assert.ok(performance.now() - began < 1000, "rejected at once, not after the 10 s backoff");
+    assert.equal(backends[0]!.seen.length, 1);
+  });
+
+  it("client.fetch sends the bytes of a body as they were when fetch was called", async () => {
+    const m = start(undefined, 1);
+    const body = Buffer.from("AAAA");
+    const pending = m.client("orders").fetch("/", { method: "POST", body });
+    body.fill(66);
+    assert.equal(((await (await pending).json()) as { body: string }).body, "AAAA");
   });
 });

@@ -251,11 +251,14 @@ export class ServiceClient {
   }
 }
 
-/** A fetch body given whole (a string or bytes), as bytes to send; undefined for streams, forms and the like. */
+/**
+ * A fetch body given whole (a string or bytes), as bytes to send; undefined for streams, forms and the
+ * like. Bytes are copied, as `fetch` does when called: a buffer changed afterwards does not change the request.
+ */
 function bufferedBody(body: unknown): string | Uint8Array | undefined {
-  if (typeof body === "string" || body instanceof Uint8Array) return body;
-  if (body instanceof ArrayBuffer) return new Uint8Array(body);
-  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  if (typeof body === "string") return body;
+  if (body instanceof ArrayBuffer) return new Uint8Array(body.slice(0));
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
   return undefined;
 }
 

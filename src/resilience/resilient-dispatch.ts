@@ -142,15 +142,38 @@ const EMPTY = new Set<EndpointHandle>();
  */
 export function resilientDispatch(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, pick: AttemptPicker): void {
   const bulkhead = state.guard.bulkhead;
+  const user = classic(handler);
   if (bulkhead === undefined) {
-    new DispatchCall(state, policy, options, classic(handler), pick, state.env.clock.now()).begin(undefined);
+    new DispatchCall(state, policy, options, user, pick, state.env.clock.now(), false).begin(undefined);
     return;
   }
   const start = state.env.clock.now();
+  // The caller may abort while queued for a slot: the queue entry goes, and the caller hears it once.
+  const queue = new AbortController();
+  let call: DispatchCall | undefined;
+  let aborted: Error | undefined;
+  user.onConnect?.((reason?: Error) => {
+    if (call !== undefined) call.abort(reason);
+    else if (aborted === undefined) {
+      aborted = reason ?? new AttemptCancelled("The request was aborted.");
+      queue.abort(aborted);
+    }
+  }, undefined);
   // The slot is held until the response has ended; the deadline counts the wait for it.
   bulkhead
-    .execute(() => new Promise<void>((release) => new DispatchCall(state, policy, options, classic(handler), pick, start).begin(release)))
-    .catch((err: unknown) => failHandler(handler, isBulkheadRejectedError(err) ? limitError(state, err) : (err as Error)));
+    .execute(
+      () =>
+        new Promise<void>((release) => {
+          call = new DispatchCall(state, policy, options, user, pick, start, true);
+          call.begin(release);
+        }),
+      queue.signal,
+    )
+    .catch((err: unknown) => {
+      const error = aborted ?? (isBulkheadRejectedError(err) ? limitError(state, err) : (err as Error));
+      if (user.onError === undefined) failHandler(handler, error);
+      else user.onError(error);
+    });
 }
 
 /** One call: its attempts (one at a time, or two while hedging), and what the caller hears. */
@@ -175,7 +198,11 @@ class DispatchCall {
   #reported = false;
   #budgetDenied = false;
 
-  constructor(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, user: LegacyHandler, pick: AttemptPicker, start: number) {
+  /**
+   * @param callerConnected - whether the caller already has its abort function (given while queued for a slot)
+   */
+  constructor(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, user: LegacyHandler, pick: AttemptPicker, start: number, callerConnected: boolean) {
+    this.#connected = callerConnected;
     this.state = state;
     this.policy = policy;
     this.options = options;
@@ -186,11 +213,15 @@ class DispatchCall {
 
   begin(release: (() => void) | undefined): void {
     this.#release = release;
+    // The caller can abort from now on, during a backoff too, not only once an attempt has connected.
+    this.connected();
+    if (this.#done) return;
     const incoming = remainingIncomingMs();
     const limit = this.policy.timeoutMs > 0 ? this.policy.timeoutMs : Infinity;
     this.#total = incoming === undefined ? limit : Math.min(incoming, limit);
     this.#tell = this.policy.explicitTimeout || incoming !== undefined;
     if (this.#total <= this.state.env.clock.now() - this.start) {
+      this.#reported = true; // the breaker was not asked: nothing to tell it
       this.#fail(timeoutError(this.state, this.#total, 0, undefined), false);
       return;
     }
@@ -241,8 +272,13 @@ class DispatchCall {
     return this.start + this.#total - this.state.env.clock.now();
   }
 
-  /** Sends an attempt to an endpoint not yet tried; undefined when the call ended instead. */
-  #launch(handle?: EndpointHandle): Attempt | undefined {
+  /**
+   * Sends an attempt to an endpoint not yet tried; undefined when the call ended instead.
+   *
+   * @param handle - the endpoint (a hedge's), else one is picked
+   * @param until - when the attempt's time ends (a hedge shares its first attempt's), else the per-try limit from now
+   */
+  #launch(handle?: EndpointHandle, until?: number): Attempt | undefined {
     const state = this.state;
     let chosen: EndpointHandle;
     try {
@@ -256,8 +292,10 @@ class DispatchCall {
       this.#fail(timeoutError(state, this.#total, this.#retries, undefined), false);
       return undefined;
     }
-    const perTry = this.policy.perTryTimeoutMs > 0 ? Math.min(this.policy.perTryTimeoutMs, remaining) : remaining;
+    const ownLimit = this.policy.perTryTimeoutMs > 0 ? Math.min(this.policy.perTryTimeoutMs, remaining) : remaining;
+    const perTry = until === undefined ? ownLimit : Math.max(1, Math.min(until - state.env.clock.now(), remaining));
     const attempt = new Attempt(this, chosen);
+    attempt.until = state.env.clock.now() + perTry;
     this.#running.push(attempt);
     const headers = this.#tell && Number.isFinite(remaining) ? withDeadlineHeader(this.options.headers, remaining) : undefined;
     const clock = state.env.clock;
@@ -294,7 +332,7 @@ class DispatchCall {
       this.state.events.emit("retry_budget_exhausted", { service: this.state.service });
       return;
     }
-    this.#launch(second);
+    this.#launch(second, first.until);
   }
 
   #timedOut(attempt: Attempt, perTry: number): void {
@@ -324,6 +362,7 @@ class DispatchCall {
       if (this.#remaining() > wait) {
         if (guard.budget.tryRetry()) {
           attempt.discardThenRetry = wait;
+          this.#clearTimer(); // no hedge while this answer is read and dropped: the retry follows it
           return true;
         }
         this.state.events.emit("retry_budget_exhausted", { service: this.state.service });
@@ -351,6 +390,7 @@ class DispatchCall {
   /** A dropped response was read to its end (or broke): the retry goes now, after its backoff. */
   retryAfterDiscard(attempt: Attempt, wait: number): void {
     if (!this.isLive(attempt)) return;
+    for (const other of this.#running) if (other !== attempt) other.cancel(new AttemptCancelled("The call is being retried."));
     this.#running = [];
     (this.#tried ??= new Set()).add(attempt.handle);
     this.#retries++;
@@ -358,6 +398,7 @@ class DispatchCall {
   }
 
   #after(wait: number): void {
+    this.#clearTimer();
     if (wait <= 0) {
       this.#launch();
       return;
@@ -372,6 +413,7 @@ class DispatchCall {
   failed(attempt: Attempt, error: Error): void {
     if (!this.isLive(attempt)) return;
     this.#running = this.#running.filter((a) => a !== attempt);
+    (this.#tried ??= new Set()).add(attempt.handle);
     if (attempt.timer !== undefined) this.state.env.clock.clearTimeout(attempt.timer);
     const failure: FailureKind = this.#aborted !== undefined ? "aborted" : attempt.timedOut ? "timeout" : classifyError(error, undefined);
     const guard = this.state.guard;
@@ -385,9 +427,7 @@ class DispatchCall {
       const wait = backoff(this.policy, this.#retries, this.state.env.random);
       if (this.#remaining() > wait) {
         if (guard.budget.tryRetry()) {
-          (this.#tried ??= new Set()).add(attempt.handle);
           this.#retries++;
-          this.#clearTimer();
           this.#after(wait);
           return;
         }
@@ -404,6 +444,7 @@ class DispatchCall {
 
   #drop(attempt: Attempt): void {
     this.#running = this.#running.filter((a) => a !== attempt);
+    (this.#tried ??= new Set()).add(attempt.handle);
     attempt.cancel(new AttemptCancelled("A hedged attempt failed; the other one carries on."));
   }
 
@@ -429,9 +470,11 @@ class DispatchCall {
       this.#reported = true;
       this.state.guard.breaker?.failure();
     }
-    for (const attempt of this.#running) attempt.cancel(error);
+    // Ended first: an attempt's abort may call back into this call (undici reports it at once).
+    const running = this.#running;
     this.#running = [];
     this.#finish();
+    for (const attempt of running) attempt.cancel(error);
     if (this.user.onError === undefined) return;
     this.user.onError(error);
   }
@@ -460,6 +503,8 @@ class Attempt implements LegacyHandler {
   abortFn: ((reason?: Error) => void) | undefined;
   timer: unknown;
   sentAt = 0;
+  /** When its time ends, on the mesh clock. */
+  until = Infinity;
   timedOut = false;
   /** Set when the response is dropped to retry: the backoff to wait once it has been read. */
   discardThenRetry: number | undefined;
@@ -489,7 +534,7 @@ class Attempt implements LegacyHandler {
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
-    if (this.#cancelled !== undefined) return false;
+    if (this.#cancelled !== undefined || !this.call.isLive(this)) return false;
     if (status < 200) return true; // informational: the final response follows
     if (this.timer !== undefined) this.call.state.env.clock.clearTimeout(this.timer);
     this.timer = undefined;

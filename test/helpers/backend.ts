@@ -37,6 +37,9 @@ export class Backend {
   /** When set, every n-th request is answered with 503: an instance that fails often, but not in a row. */
   failEvery: number | undefined;
 
+  /** With `failWith`: the error body is sent in two parts this many ms apart (a slow error answer). */
+  dripMs = 0;
+
   /** When true, every connection is destroyed as soon as a request arrives: a reset before any response. */
   resetRequests = false;
 
@@ -128,6 +131,10 @@ export class Backend {
     const every = this.failEvery !== undefined && this.seen.length % this.failEvery === 0 ? 503 : undefined;
     const status = this.failWith ?? every ?? (path.startsWith("/status/") ? Number(path.slice(8)) : 200);
     res.writeHead(status, { "content-type": "application/json", "x-echo-method": seen.method, ...(status === 429 ? { "retry-after": "1" } : {}) });
+    if (this.dripMs > 0 && status >= 500) {
+      res.write(" ");
+      await new Promise((resolve) => setTimeout(resolve, this.dripMs));
+    }
     res.end(JSON.stringify({ instance: this.name, ...seen }));
   }
 }
