@@ -185,7 +185,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // request anyway), so the common call needs neither a timer nor an option of its own.
     const userHeadersTimeout = poolOptions.headersTimeout ?? undefined;
     if (poolOptions.headersTimeout === undefined) poolOptions.headersTimeout = DEFAULT_POLICY.timeoutMs;
-    const security = o.tls === undefined ? undefined : new TransportSecurity(resolveTlsOptions(o.tls), typeof poolOptions.connect === "object" ? 10_000 : (poolOptions.connectTimeout ?? 10_000));
+    const security = o.tls === undefined ? undefined : new TransportSecurity(resolveTlsOptions(o.tls), poolOptions.connectTimeout ?? 10_000);
     this.#security = security;
     this.#ctx = {
       security,

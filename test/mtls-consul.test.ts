@@ -73,6 +73,26 @@ describe("mTLS with Consul Connect", () => {
     }
   });
 
+  it("follows a leaf the agent renews before it expires", async () => {
+    const shortLived = await FakeConsul.start({ leafValidForMs: 1500 });
+    const source = new ConsulRegistry({ url: shortLived.url, initialBackoffMs: 20 }).connectIdentity("web");
+    try {
+      const first = await source.ready();
+      const renewed = await new Promise<Identity>((resolve) => {
+        const stop = source.subscribe((u) => {
+          if ("identity" in u && u.identity.serialNumber !== first.serialNumber) {
+            stop();
+            resolve(u.identity);
+          }
+        });
+      });
+      assert.ok(renewed.notAfter.getTime() > first.notAfter.getTime(), "a later expiry");
+    } finally {
+      await source.close();
+      await shortLived.close();
+    }
+  });
+
   it("lets a caller in when an intention allows it, and answers 403 with the reason when one denies it", async () => {
     await putEntry(fake, { Kind: "service-intentions", Name: "orders", Sources: [{ Name: "web", Action: "allow" }, { Name: "billing", Action: "deny" }] });
     const backend = await ordersServer({ authorize: "consul", cacheMs: 0 });

@@ -3,10 +3,10 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { request as undiciRequest, fetch as undiciFetch, type Dispatcher } from "undici";
 import { createMesh, isMeshError, withIncomingDeadline, type EndpointEjectedEvent, type Mesh, type ResilienceOptions } from "proxyless";
 import { FakeClock, MockRegistry, createSeededRandom } from "proxyless/testing";
-import { Backend, startBackends } from "./helpers/backend.ts";
+import { Backend, startBackends, totalSeen } from "./helpers/backend.ts";
 import { until } from "./helpers/events.ts";
 
-const attempts = (backends: readonly Backend[]): number => backends.reduce((n, b) => n + b.seen.length, 0);
+const attempts = totalSeen;
 /** The mesh error a rejected fetch carries (fetch rejects with a TypeError whose cause says why). */
 const causeOf = (err: unknown): unknown => (err as { cause?: unknown }).cause;
 
@@ -20,14 +20,7 @@ describe("client.fetch() and mesh.dispatcher: retries, timeouts, limits and hedg
   afterEach(async () => {
     await mesh?.close();
     mesh = undefined;
-    for (const b of backends) {
-      b.failWith = undefined;
-      b.resetRequests = false;
-      b.delayMs = 0;
-      b.dripMs = 0;
-      b.release();
-      b.seen.length = 0;
-    }
+    for (const b of backends) b.reset();
   });
   const start = (resilience?: ResilienceOptions, n = 10, extra: Record<string, Backend[]> = {}): Mesh =>
     (mesh = createMesh({
@@ -277,11 +270,13 @@ describe("client.fetch() and mesh.dispatcher: retries, timeouts, limits and hedg
     failing.failWith = 503;
     failing.dripMs = 100;
     slow.delayMs = 150;
-    mesh = createMesh({ registry: new MockRegistry({ orders: [failing.endpoint, slow.endpoint] }), random: createSeededRandom(3), resilience: { hedging: { delayMs: 20 }, outlier: false, retries: { backoffBaseMs: 0 } } });
+    // Seed 2 makes round robin start on the failing endpoint, every call: its 503 is being read when the hedge is due.
+    mesh = createMesh({ registry: new MockRegistry({ orders: [failing.endpoint, slow.endpoint] }), random: createSeededRandom(2), resilience: { hedging: { delayMs: 20 }, outlier: false, retries: { backoffBaseMs: 0 } } });
     for (let i = 0; i < 4; i++) {
       const call = recordDispatch(mesh, "/");
       await call.done;
       await new Promise((resolve) => setTimeout(resolve, 250)); // anything left over would answer within this
+      assert.equal(failing.seen.length, i + 1, "the call began on the failing endpoint");
       assert.deepEqual(call.events.filter((e) => e !== "connect"), ["headers 200", "complete"], `call ${i}: ${call.events.join(", ")}`);
     }
   });
@@ -303,17 +298,19 @@ describe("client.fetch() and mesh.dispatcher: retries, timeouts, limits and hedg
     await (await probe).body.dump();
   });
 
-  it("undici.request through mesh.dispatcher can be aborted during a backoff", async () => {
-    backends[0]!.failWith = 503;
-    const m = start({ retries: { backoffBaseMs: 10_000, backoffMaxMs: 10_000 }, outlier: false }, 1);
+  it("undici.request through mesh.dispatcher can be aborted during a backoff, before any attempt connected", async () => {
+    const dead = await Backend.start("dead");
+    const endpoint = dead.endpoint;
+    await dead.close();
+    mesh = createMesh({ registry: new MockRegistry({ orders: [endpoint] }), random: createSeededRandom(3), resilience: { retries: { backoffBaseMs: 10_000, backoffMaxMs: 10_000 }, outlier: false } });
     const controller = new AbortController();
-    const pending = undiciRequest("http://orders/", { dispatcher: m.dispatcher, signal: controller.signal });
-    while (backends[0]!.seen.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    const pending = undiciRequest("http://orders/", { dispatcher: mesh.dispatcher, signal: controller.signal });
+    // The first attempt's connection is refused; the call then waits out its backoff.
+    await new Promise((resolve) => setTimeout(resolve, 100));
     const began = performance.now();
     controller.abort();
-    await assert.rejects(pending);
-    assert.ok(performance.now() - began < 1000, "rejected at once, not after the 10 s backoff");
-    assert.equal(backends[0]!.seen.length, 1);
+    await assert.rejects(pending, (err: unknown) => (err as Error).name === "AbortError" || (err as { code?: string }).code === "UND_ERR_ABORTED");
+    assert.ok(performance.now() - began < 1000, `rejected at once, not after the backoff (${(performance.now() - began).toFixed(0)} ms)`);
   });
 
   it("client.fetch sends the bytes of a body as they were when fetch was called", async () => {

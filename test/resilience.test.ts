@@ -4,10 +4,10 @@ import { fetch as undiciFetch } from "undici";
 import { after, afterEach, before, describe, it } from "node:test";
 import { createMesh, isMeshError, withIncomingDeadline, type BreakerStateEvent, type EndpointEjectedEvent, type Mesh, type ResilienceOptions } from "proxyless";
 import { FakeClock, MockRegistry, createSeededRandom } from "proxyless/testing";
-import { Backend, startBackends } from "./helpers/backend.ts";
+import { Backend, startBackends, totalSeen } from "./helpers/backend.ts";
 import { until } from "./helpers/events.ts";
 
-const attempts = (backends: readonly Backend[]): number => backends.reduce((n, b) => n + b.seen.length, 0);
+const attempts = totalSeen;
 
 describe("retries and outlier ejection on misbehaving servers", () => {
   let backends: Backend[];
@@ -19,11 +19,7 @@ describe("retries and outlier ejection on misbehaving servers", () => {
   afterEach(async () => {
     await mesh?.close();
     mesh = undefined;
-    for (const b of backends) {
-      b.failWith = undefined;
-      b.resetRequests = false;
-      b.seen.length = 0;
-    }
+    for (const b of backends) b.reset();
   });
   const start = (resilience?: ResilienceOptions, n = 10): Mesh =>
     (mesh = createMesh({ registry: new MockRegistry({ orders: backends.slice(0, n).map((b) => b.endpoint) }), random: createSeededRandom(3), ...(resilience === undefined ? {} : { resilience }) }));

@@ -92,6 +92,17 @@ export class Backend {
     return new Promise((resolve) => (this.#onSocketsClosed = resolve));
   }
 
+  /** Back to a healthy, prompt instance with nothing seen: for the next test. */
+  reset(): void {
+    this.failWith = undefined;
+    this.failEvery = undefined;
+    this.resetRequests = false;
+    this.delayMs = 0;
+    this.dripMs = 0;
+    this.release();
+    this.seen.length = 0;
+  }
+
   async close(): Promise<void> {
     this.release();
     this.#server.closeAllConnections();
@@ -142,4 +153,9 @@ export class Backend {
 /** Starts `n` backends named `<prefix>-0`, `<prefix>-1`, ... */
 export function startBackends(n: number, prefix = "orders"): Promise<Backend[]> {
   return Promise.all(Array.from({ length: n }, (_, i) => Backend.start(`${prefix}-${i}`)));
+}
+
+/** Requests the backends have seen, together (attempts, when they serve one service). */
+export function totalSeen(backends: readonly Backend[]): number {
+  return backends.reduce((n, b) => n + b.seen.length, 0);
 }
