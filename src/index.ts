@@ -88,3 +88,16 @@ export { Inbound, callerIdentity, type MtlsServerOptions, type InboundRequest, t
 export type { CallerIdentity, AuthorizationRequest, AuthorizationDecision, LocalPolicy, Authorizer, IntentionPermission, IntentionHttpMatch, IntentionHeaderMatch } from "./security/authorization.ts";
 export type { ConnectAuthority, IntentionSource } from "./security/consul-authorizer.ts";
 export { pemIdentity, type PemIdentity, type PemIdentityOptions } from "./security/pem-identity.ts";
+export type { TelemetryOptions } from "./telemetry/telemetry-options.ts";
+export {
+  channels,
+  type RequestStartMessage,
+  type RequestEndMessage,
+  type PickMessage,
+  type EndpointMessage,
+  type EndpointEjectedMessage,
+  type ConfigAppliedMessage,
+  type ConfigRejectedMessage,
+  type RegistryErrorMessage,
+} from "./telemetry/channels.ts";
+export type { MeshSnapshot, ServiceSnapshot, ConfigSnapshot, RegistrySnapshot, EndpointSnapshot } from "./telemetry/snapshot.ts";

@@ -23,6 +23,9 @@ import { Inbound } from "./security/inbound.ts";
 import { localPolicyAuthorizer, type Authorizer, type LocalPolicy } from "./security/authorization.ts";
 import { consulAuthorizer } from "./security/consul-authorizer.ts";
 import type { IdentitySource } from "./security/identity-source.ts";
+import { gaugeReading, MeshTelemetry } from "./telemetry/mesh-telemetry.ts";
+import { resolveTelemetry, type TelemetryOptions } from "./telemetry/telemetry-options.ts";
+import { serviceSnapshot, type MeshSnapshot } from "./telemetry/snapshot.ts";
 
 /** Options for `mesh.inbound()`. */
 export interface InboundOptions {
@@ -66,6 +69,12 @@ export interface MeshOptions {
    * identity source when it closes.
    */
   readonly tls?: MeshTlsOptions;
+  /**
+   * OpenTelemetry traces and metrics (docs/observability.md): by default the global providers, used when
+   * an SDK registers them and costing a global read per call when none does. `false` turns them off
+   * (diagnostics_channel messages and `snapshot()` stay).
+   */
+  readonly telemetry?: TelemetryOptions | false;
   /** The clock; inject a fake one in tests. */
   readonly clock?: Clock;
   /** The random source; inject a seeded one in tests. */
@@ -75,6 +84,7 @@ export interface MeshOptions {
 const OPTION_KEYS = [
   "registry",
   "tls",
+  "telemetry",
   "service",
   "loadBalancer",
   "balancers",
@@ -155,6 +165,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly dispatcher: Dispatcher;
   readonly #ctx: MeshContext;
   readonly #security: TransportSecurity | undefined;
+  readonly #telemetry: MeshTelemetry;
   readonly #clients = new Map<string, ServiceClient>();
   readonly #states = new Map<string, ServiceState>();
   readonly #origins = new Map<string, { readonly client: ServiceClient; readonly host: string }>();
@@ -187,7 +198,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (poolOptions.headersTimeout === undefined) poolOptions.headersTimeout = DEFAULT_POLICY.timeoutMs;
     const security = o.tls === undefined ? undefined : new TransportSecurity(resolveTlsOptions(o.tls), poolOptions.connectTimeout ?? 10_000);
     this.#security = security;
+    const telemetry = new MeshTelemetry(resolveTelemetry(o.telemetry), this, () => [...this.#states.values()].map(gaugeReading));
+    this.#telemetry = telemetry;
     this.#ctx = {
+      telemetry,
       security,
       registry: o.registry,
       balancers,
@@ -267,6 +281,26 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
+   * The mesh's live state as plain JSON, for a debug endpoint or a log line: every upstream service
+   * with its endpoints (health, rotation, load, ejection, connections), its config (version and source),
+   * its circuit breaker and how stale its registry data is. Cheap enough to serve on request; nothing
+   * in it is kept alive by the caller.
+   *
+   * @example
+   * ```ts
+   * http.createServer((req, res) => res.end(JSON.stringify(mesh.snapshot()))).listen(9901);
+   * ```
+   */
+  snapshot(): MeshSnapshot {
+    return {
+      service: this.service ?? null,
+      takenAt: new Date().toISOString(),
+      registry: this.#ctx.registry.constructor.name,
+      services: [...this.#states.values()].sort((a, b) => (a.service < b.service ? -1 : 1)).map(serviceSnapshot),
+    };
+  }
+
+  /**
    * Says where a request to a service would go and why, without sending it: the route that matches,
    * the split, redirects, the subset, failover, the path and header changes, the balancer and the
    * endpoints it would pick from, the timeouts and the retry plan. Waits for the services involved to be
@@ -332,7 +366,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   close(): Promise<void> {
     return (this.#closing ??= this.#deregisterAll()
       .then(() => Promise.all([...this.#states.values()].map((s) => s.close())))
-      .then(() => this.#closeSecurity()));
+      .then(() => {
+        this.#telemetry.close();
+        return this.#closeSecurity();
+      }));
   }
 
   async #closeSecurity(): Promise<void> {
@@ -403,7 +440,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * @param error - what requests in flight fail with
    */
   destroy(error: Error = meshClosedError()): Promise<void> {
-    const destroying = Promise.all([this.#deregisterAll(), ...[...this.#states.values()].map((s) => s.destroy(error))]).then(() => undefined);
+    const destroying = Promise.all([this.#deregisterAll(), ...[...this.#states.values()].map((s) => s.destroy(error))]).then(() => this.#telemetry.close());
     this.#closing ??= destroying;
     return destroying;
   }

@@ -14,6 +14,7 @@ import { MAX_MIRRORS_IN_FLIGHT, type ServiceState } from "./service-state.ts";
 import { resilientRequest, type AttemptPicker } from "../resilience/resilient-request.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
 import { resilientDispatch } from "../resilience/resilient-dispatch.ts";
+import type { CallLabel } from "../telemetry/call-telemetry.ts";
 
 /** Gives the state of any service, creating its watch on first use. @internal */
 export type StateLookup = (service: string) => ServiceState;
@@ -121,6 +122,11 @@ function attemptPicker(decision: RouteDecision, first: Selection, stateOf: State
   };
 }
 
+/** Where a decision sends a call, for its span. */
+function labelOf(decision: RouteDecision): CallLabel {
+  return { service: decision.service, route: decision.route?.index, subset: decision.target.subset };
+}
+
 /**
  * `request()` through routing: the route's rewrites and header changes are applied, the endpoint comes
  * from the target's balancer, and the response's headers are changed as configured.
@@ -139,7 +145,7 @@ export async function routedRequest(service: string, options: Dispatcher.Request
   // The target's protections and the route's timeouts and retries.
   const target = first.state;
   const policy = target.policyFor(decision.route?.config.destination);
-  const res = await resilientRequest(target, policy, routedOptions(options, decision), attemptPicker(decision, first, stateOf, context));
+  const res = await resilientRequest(target, policy, routedOptions(options, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision));
   if (decision.responseHeaders.length > 0) changeResponseHeaders(res.headers, decision.responseHeaders);
   return res;
 }
@@ -195,7 +201,7 @@ export function routedDispatch(
     const context = pickContext(first, options, hashKey);
     const target = first.state;
     const policy = target.policyFor(decision.route?.config.destination);
-    resilientDispatch(target, policy, prepare(routedOptions(options, decision)), rewritingHandler(handler, decision), attemptPicker(decision, first, stateOf, context));
+    resilientDispatch(target, policy, prepare(routedOptions(options, decision)), rewritingHandler(handler, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision));
   };
   send().catch((err: unknown) => failHandler(handler, err instanceof Error ? err : new Error(String(err))));
   return true;

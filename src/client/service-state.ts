@@ -20,6 +20,8 @@ import type { CallPolicy } from "../resilience/resilience-options.ts";
 import type { RouteDestination } from "../config/route-config.ts";
 import { UpstreamGuard } from "../resilience/upstream-guard.ts";
 import type { TransportSecurity } from "../security/transport-security.ts";
+import type { MeshTelemetry } from "../telemetry/mesh-telemetry.ts";
+import type { CallLabel } from "../telemetry/call-telemetry.ts";
 
 /** What every service state of one mesh shares. @internal */
 export interface MeshContext {
@@ -38,6 +40,8 @@ export interface MeshContext {
   readonly slowStart: SlowStart | undefined;
   /** The headers timeout the user set in the `pool` options, if any. */
   readonly userHeadersTimeout: number | undefined;
+  /** Traces, metrics and diagnostics_channel messages. */
+  readonly telemetry: MeshTelemetry;
   /** Resilience settings from code; the calling service's Consul service-defaults come through `callerDefaults`. */
   readonly resilience: {
     readonly mesh: ResilienceOptions | undefined;
@@ -53,7 +57,24 @@ export interface SlowStart {
   readonly minWeightPercent: number;
 }
 
-type Status = "pending" | "missing" | "known" | "closed";
+/** Where discovery of a service stands. @internal */
+export type Status = "pending" | "missing" | "known" | "closed";
+
+/** How the registry is doing for one service. @internal */
+export interface RegistryStatus {
+  /** When its last good answer came (the clock's time); undefined before the first. */
+  readonly lastUpdateAt: number | undefined;
+  /** Whether its last message was a failure. */
+  readonly failing: boolean;
+  /** How long the state has gone unrefreshed because the registry fails, in ms; 0 while it answers. */
+  readonly stalenessMs: number;
+  /** The last failure, while failing. */
+  readonly lastError: Error | undefined;
+  /** Configurations accepted so far (0: defaults). */
+  readonly configVersion: number;
+  /** When the config in force was accepted (the clock's time). */
+  readonly configAt: number | undefined;
+}
 
 /** Mirrored copies allowed in flight to one service; beyond it, copies are skipped. @internal */
 export const MAX_MIRRORS_IN_FLIGHT = 100;
@@ -95,13 +116,57 @@ export class ServiceState {
   readonly #waiters = new Set<() => void>();
   readonly #ctx: MeshContext;
   readonly #watch: RegistryWatch;
+  readonly #createdAt: number;
+  #lastGoodAt: number | undefined;
+  #failing = false;
+  #configVersion = 0;
+  #configAt: number | undefined;
+  /** The call label of calls that no route sent here. */
+  readonly plainLabel: CallLabel;
 
   constructor(service: string, ctx: MeshContext) {
     setMaxListeners(MAX_MIRRORS_IN_FLIGHT + 10, this.#shadow.signal);
     this.service = service;
+    this.plainLabel = Object.freeze({ service, route: undefined, subset: undefined });
+    this.#createdAt = ctx.env.clock.now();
     this.#ctx = ctx;
     this.#balancer = ctx.defaultBalancer;
     this.#watch = ctx.registry.watch(service, (update) => this.#onUpdate(update));
+  }
+
+  /** Where discovery stands: waiting for the registry's first answer, known, missing from it, or closed. */
+  get status(): Status {
+    return this.#status;
+  }
+
+  /** The mesh's telemetry. */
+  get telemetry(): MeshTelemetry {
+    return this.#ctx.telemetry;
+  }
+
+  /** How the registry is doing for this service. */
+  get registryStatus(): RegistryStatus {
+    const since = this.#lastGoodAt ?? this.#createdAt;
+    return {
+      lastUpdateAt: this.#lastGoodAt,
+      failing: this.#failing,
+      stalenessMs: this.#failing ? Math.max(0, this.#ctx.env.clock.now() - since) : 0,
+      lastError: this.#failing ? this.#lastError : undefined,
+      configVersion: this.#configVersion,
+      configAt: this.#configAt,
+    };
+  }
+
+  /** Every endpoint's handle, ready or not. */
+  get handles(): Iterable<EndpointHandle> {
+    return this.#handles.values();
+  }
+
+  /** Open connections to this service's endpoints. */
+  get openConnections(): number {
+    let n = 0;
+    for (const handle of this.#handles.values()) n += handle.connections;
+    return n;
   }
 
   /** The current endpoint set, if the registry has answered. */
@@ -349,9 +414,12 @@ export class ServiceState {
         break;
       case "error":
         this.#lastError = update.error;
+        this.#failing = true;
         this.#ctx.events.emit("registry_error", { service: this.service, error: update.error });
         return;
     }
+    this.#lastGoodAt = this.#ctx.env.clock.now();
+    this.#failing = false;
     this.#wake();
   }
 
@@ -397,8 +465,10 @@ export class ServiceState {
     this.#policies = new WeakMap();
     this.#plainPolicy = undefined;
     this.#routing = new ServiceRouting(this.service, config);
+    this.#configVersion++;
+    this.#configAt = this.#ctx.env.clock.now();
     this.#rebuildPicker();
-    this.#ctx.events.emit("config_applied", { service: this.service, policy: balancer.policy });
+    this.#ctx.events.emit("config_applied", { service: this.service, policy: balancer.policy, version: this.#configVersion });
   }
 
   #rebuildPicker(): void {

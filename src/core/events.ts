@@ -17,6 +17,8 @@ export interface ConfigAppliedEvent {
   readonly service: string;
   /** The balancer now in use. */
   readonly policy: string;
+  /** How many configurations the mesh has accepted for this service, this one included. */
+  readonly version: number;
 }
 
 /** Sent when a service's configuration was refused; the previous one keeps serving. */

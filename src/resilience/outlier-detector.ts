@@ -84,6 +84,12 @@ export class OutlierDetector {
     return r !== undefined && r.ejectedUntil > this.#clock.now();
   }
 
+  /** An endpoint's ejection record: until when it is out (the clock's time) and how often it was ejected. */
+  status(id: string): { readonly ejectedUntil: number; readonly ejections: number } | undefined {
+    const r = this.#records.get(id);
+    return r === undefined ? undefined : { ejectedUntil: r.ejectedUntil, ejections: r.ejections };
+  }
+
   /** Endpoints ejected now. */
   get ejectedCount(): number {
     return this.#ejected;
@@ -110,23 +116,26 @@ export class OutlierDetector {
    * A call to the endpoint failed.
    *
    * @param total - endpoints the service has, for the ejection cap
+   * @returns whether this failure ejected it
    */
-  failure(id: string, total: number): void {
+  failure(id: string, total: number): boolean {
     // Calls still in flight after close report nothing; failures while ejected do not count twice.
-    if (this.#closed || this.isEjected(id)) return;
+    if (this.#closed || this.isEjected(id)) return false;
     this.#total = total;
     const r = this.#records.get(id) ?? this.#record(id);
     r.calls++;
-    if (this.#threshold === 0) return;
+    if (this.#threshold === 0) return false;
     r.consecutive++;
-    if (r.consecutive < this.#threshold) return;
+    if (r.consecutive < this.#threshold) return false;
     const failures = r.consecutive;
     // Not enforced this time (enforcingPercent): the count starts again, as in Envoy.
     if (this.#enforcing < 100 && this.#random.next() * 100 >= this.#enforcing) {
       r.consecutive = 0;
-      return;
+      return false;
     }
-    if (this.#eject(id, r, failures, "consecutive-failures", undefined, undefined)) r.consecutive = 0;
+    if (!this.#eject(id, r, failures, "consecutive-failures", undefined, undefined)) return false;
+    r.consecutive = 0;
+    return true;
   }
 
   /** Ejects an endpoint unless the cap is reached; whether it did. */

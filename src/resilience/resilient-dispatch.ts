@@ -9,7 +9,8 @@ import { classifyError, retryAfterMs, type FailureKind } from "./classify.ts";
 import { remainingIncomingMs } from "./deadline.ts";
 import type { CallPolicy } from "./resilience-options.ts";
 import type { AttemptPicker } from "./resilient-request.ts";
-import { backoff, breakerRefusal, budgetExhaustedError, COARSE_TIMEOUT_MS, hedgeDelay, limitError, mayResend, retriesFailure, retriesStatus, timeoutError, withDeadlineHeader } from "./retry-rules.ts";
+import type { AttemptTelemetry, CallLabel, CallTelemetry } from "../telemetry/call-telemetry.ts";
+import { backoff, breakerRefusal, budgetExhaustedError, budgetSpent, COARSE_TIMEOUT_MS, hedgeDelay, limitError, mayResend, retriesFailure, retriesStatus, timeoutError, withDeadlineHeader } from "./retry-rules.ts";
 
 /** undici's classic handler API, the one its pools call (and `fetch` implements). */
 interface LegacyHandler {
@@ -138,13 +139,18 @@ const EMPTY = new Set<EndpointHandle>();
  * `request()` gets: the concurrency limit, the circuit breaker, the deadline (told downstream) and the
  * per-try timeout, retries with backoff to endpoints not yet tried, drawn from the retry budget, and
  * hedging. Retries happen before the caller sees anything: a response that will be retried is read
- * and dropped, and the caller's handler only ever hears from one attempt. @internal
+ * and dropped, and the caller's handler only ever hears from one attempt. Traced and measured when
+ * telemetry records.
+ *
+ * @param label - where routing sent the call, for its span (default: the service itself, no route)
+ * @internal
  */
-export function resilientDispatch(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, pick: AttemptPicker): void {
+export function resilientDispatch(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, pick: AttemptPicker, label: CallLabel = state.plainLabel): void {
   const bulkhead = state.guard.bulkhead;
   const user = classic(handler);
+  const trace = state.telemetry.start(state, label, options.method, options.path);
   if (bulkhead === undefined) {
-    new DispatchCall(state, policy, options, user, pick, state.env.clock.now(), false).begin(undefined);
+    new DispatchCall(state, policy, options, user, pick, state.env.clock.now(), false, trace).begin(undefined);
     return;
   }
   const start = state.env.clock.now();
@@ -164,13 +170,14 @@ export function resilientDispatch(state: ServiceState, policy: CallPolicy, optio
     .execute(
       () =>
         new Promise<void>((release) => {
-          call = new DispatchCall(state, policy, options, user, pick, start, true);
+          call = new DispatchCall(state, policy, options, user, pick, start, true, trace);
           call.begin(release);
         }),
       queue.signal,
     )
     .catch((err: unknown) => {
       const error = aborted ?? (isBulkheadRejectedError(err) ? limitError(state, err) : (err as Error));
+      trace?.end(undefined, error);
       if (user.onError === undefined) failHandler(handler, error);
       else user.onError(error);
     });
@@ -184,6 +191,8 @@ class DispatchCall {
   readonly user: LegacyHandler;
   readonly #pick: AttemptPicker;
   readonly start: number;
+  /** The call's telemetry, when something records. */
+  readonly trace: CallTelemetry | undefined;
   #total = Infinity;
   #tell = false;
   #release: (() => void) | undefined;
@@ -200,9 +209,11 @@ class DispatchCall {
 
   /**
    * @param callerConnected - whether the caller already has its abort function (given while queued for a slot)
+   * @param trace - the call's telemetry
    */
-  constructor(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, user: LegacyHandler, pick: AttemptPicker, start: number, callerConnected: boolean) {
+  constructor(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, user: LegacyHandler, pick: AttemptPicker, start: number, callerConnected: boolean, trace: CallTelemetry | undefined) {
     this.#connected = callerConnected;
+    this.trace = trace;
     this.state = state;
     this.policy = policy;
     this.options = options;
@@ -294,7 +305,7 @@ class DispatchCall {
     }
     const ownLimit = this.policy.perTryTimeoutMs > 0 ? Math.min(this.policy.perTryTimeoutMs, remaining) : remaining;
     const perTry = until === undefined ? ownLimit : Math.max(1, Math.min(until - state.env.clock.now(), remaining));
-    const attempt = new Attempt(this, chosen);
+    const attempt = new Attempt(this, chosen, this.trace?.attempt(chosen, handle !== undefined));
     attempt.until = state.env.clock.now() + perTry;
     this.#running.push(attempt);
     const headers = this.#tell && Number.isFinite(remaining) ? withDeadlineHeader(this.options.headers, remaining) : undefined;
@@ -309,8 +320,13 @@ class DispatchCall {
       attempt.timer = clock.setTimeout(() => this.#timedOut(attempt, perTry), Math.max(1, Math.ceil(perTry)));
     }
     attempt.sentAt = clock.now();
+    const traced = attempt.trace;
     try {
-      chosen.pool.dispatch(sent, attempt as Dispatcher.DispatchHandler);
+      if (traced === undefined) chosen.pool.dispatch(sent, attempt as Dispatcher.DispatchHandler);
+      else {
+        const withTrace = traced.prepare(sent);
+        traced.run(() => chosen.pool.dispatch(withTrace, attempt as Dispatcher.DispatchHandler));
+      }
     } catch (err) {
       this.failed(attempt, err as Error);
     }
@@ -329,7 +345,7 @@ class DispatchCall {
     }
     if (second === first.handle) return;
     if (!this.state.guard.budget.tryRetry()) {
-      this.state.events.emit("retry_budget_exhausted", { service: this.state.service });
+      budgetSpent(this.state, this.trace);
       return;
     }
     this.#launch(second, first.until);
@@ -340,6 +356,7 @@ class DispatchCall {
     if (!this.isLive(attempt)) return;
     attempt.timedOut = true;
     const error = timeoutError(this.state, Math.round(perTry), this.#retries + 1, undefined);
+    attempt.trace?.end(undefined, error, "timeout");
     if (attempt.abortFn !== undefined) attempt.abortFn(error);
     else {
       // Still waiting for a connection: undici cannot abort it yet, so the call lets it go.
@@ -352,9 +369,10 @@ class DispatchCall {
   headers(attempt: Attempt, status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     const { guard, env } = this.state;
     guard.observe(env.clock.now() - attempt.sentAt);
+    attempt.trace?.end(status, undefined);
     const id = attempt.handle.endpoint.id;
-    if (status >= 500) guard.outlier?.failure(id, this.state.endpoints?.size ?? 1);
-    else guard.outlier?.success(id);
+    if (status < 500) guard.outlier?.success(id);
+    else if (guard.outlier?.failure(id, this.state.endpoints?.size ?? 1) === true) this.trace?.ejected(attempt.handle);
     const retriable = status >= 429 || this.policy.statusCodes.size > 0;
     if (retriable && this.#running.length === 1 && retriesStatus(this.policy, status) && this.#retries < this.policy.maxRetries && mayResend(this.policy, this.options, undefined)) {
       const headers = status === 429 ? (util.parseHeaders(raw) as Record<string, string | string[] | undefined>) : undefined;
@@ -365,7 +383,7 @@ class DispatchCall {
           this.#clearTimer(); // no hedge while this answer is read and dropped: the retry follows it
           return true;
         }
-        this.state.events.emit("retry_budget_exhausted", { service: this.state.service });
+        budgetSpent(this.state, this.trace);
       }
     } else if (retriable && this.#running.length > 1 && status >= 500 && retriesStatus(this.policy, status)) {
       // The other attempt of a hedge may still do better: this one is dropped.
@@ -382,6 +400,7 @@ class DispatchCall {
     this.#reported = true;
     if (status >= 500) guard.breaker?.failure();
     else guard.breaker?.success();
+    this.trace?.end(status, undefined);
     this.connected();
     this.user.onResponseStarted?.();
     return this.user.onHeaders?.(status, raw, resume, statusText) ?? true;
@@ -416,8 +435,9 @@ class DispatchCall {
     (this.#tried ??= new Set()).add(attempt.handle);
     if (attempt.timer !== undefined) this.state.env.clock.clearTimeout(attempt.timer);
     const failure: FailureKind = this.#aborted !== undefined ? "aborted" : attempt.timedOut ? "timeout" : classifyError(error, undefined);
+    attempt.trace?.end(undefined, error, failure);
     const guard = this.state.guard;
-    if (failure !== "other" && failure !== "aborted") guard.outlier?.failure(attempt.handle.endpoint.id, this.state.endpoints?.size ?? 1);
+    if (failure !== "other" && failure !== "aborted" && guard.outlier?.failure(attempt.handle.endpoint.id, this.state.endpoints?.size ?? 1) === true) this.trace?.ejected(attempt.handle);
     if (failure === "aborted") {
       if (this.#running.length === 0) this.#fail(this.#aborted ?? error, false);
       return;
@@ -432,7 +452,7 @@ class DispatchCall {
           return;
         }
         this.#budgetDenied = true;
-        this.state.events.emit("retry_budget_exhausted", { service: this.state.service });
+        budgetSpent(this.state, this.trace);
       }
     }
     const attempts = this.#retries + 1;
@@ -449,12 +469,14 @@ class DispatchCall {
   }
 
   /** An upgrade (WebSocket, CONNECT) went through: it is the caller's now. */
-  upgraded(attempt: Attempt): void {
+  upgraded(attempt: Attempt, status: number): void {
+    attempt.trace?.end(status, undefined);
     this.#winner = attempt;
     for (const other of this.#running) if (other !== attempt) other.cancel(new AttemptCancelled("Another attempt answered first (hedging)."));
     this.#running = [attempt];
     this.#reported = true;
     this.state.guard.breaker?.success();
+    this.trace?.end(status, undefined);
     this.connected();
     this.#finish();
   }
@@ -470,6 +492,7 @@ class DispatchCall {
       this.#reported = true;
       this.state.guard.breaker?.failure();
     }
+    this.trace?.end(undefined, error);
     // Ended first: an attempt's abort may call back into this call (undici reports it at once).
     const running = this.#running;
     this.#running = [];
@@ -500,6 +523,8 @@ class DispatchCall {
 class Attempt implements LegacyHandler {
   readonly call: DispatchCall;
   readonly handle: EndpointHandle;
+  /** Its telemetry, when something records. */
+  readonly trace: AttemptTelemetry | undefined;
   abortFn: ((reason?: Error) => void) | undefined;
   timer: unknown;
   sentAt = 0;
@@ -511,15 +536,17 @@ class Attempt implements LegacyHandler {
   #discarded = 0;
   #cancelled: Error | undefined;
 
-  constructor(call: DispatchCall, handle: EndpointHandle) {
+  constructor(call: DispatchCall, handle: EndpointHandle, trace: AttemptTelemetry | undefined) {
     this.call = call;
     this.handle = handle;
+    this.trace = trace;
   }
 
   /** Gives the attempt up: aborted now if connected, else as soon as it connects. */
   cancel(reason: Error): void {
     if (this.#cancelled !== undefined) return;
     this.#cancelled = reason;
+    this.trace?.end(undefined, reason, "cancelled");
     if (this.timer !== undefined) this.call.state.env.clock.clearTimeout(this.timer);
     this.abortFn?.(reason);
   }
@@ -573,7 +600,7 @@ class Attempt implements LegacyHandler {
       return;
     }
     if (this.timer !== undefined) this.call.state.env.clock.clearTimeout(this.timer);
-    this.call.upgraded(this);
+    this.call.upgraded(this, status);
     this.call.user.onUpgrade?.(status, raw, socket);
   }
 }

@@ -4,9 +4,10 @@ import type { ServiceState } from "../client/service-state.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import { classifyError, retryAfterMs, type FailureKind } from "./classify.ts";
 import { remainingIncomingMs } from "./deadline.ts";
-import { backoff, breakerRefusal, budgetExhaustedError, COARSE_TIMEOUT_MS, hedgeDelay, limitError, mayResend, retriesFailure, retriesStatus, timeoutError, withDeadlineHeader } from "./retry-rules.ts";
+import { backoff, breakerRefusal, budgetExhaustedError, budgetSpent, COARSE_TIMEOUT_MS, hedgeDelay, limitError, mayResend, retriesFailure, retriesStatus, timeoutError, withDeadlineHeader } from "./retry-rules.ts";
 import type { CallPolicy } from "./resilience-options.ts";
 import { sleep, systemClock } from "../core/clock.ts";
+import type { AttemptTelemetry, CallLabel, CallTelemetry } from "../telemetry/call-telemetry.ts";
 
 /** Picks the endpoint of each attempt. @internal */
 export type AttemptPicker = (tried: ReadonlySet<EndpointHandle>) => EndpointHandle;
@@ -20,22 +21,27 @@ const EMPTY = new Set<EndpointHandle>();
  * full-jitter exponential backoff to endpoints not yet tried, drawn from the retry budget. Nothing is
  * sent twice that must not be: only idempotent requests (or ones with an `Idempotency-Key`, or when
  * the caller opts in) are retried, except after a connect failure, when the request provably was not
- * sent; and only bodies that are buffered and small enough. @internal
+ * sent; and only bodies that are buffered and small enough. Traced and measured when telemetry records.
+ *
+ * @param label - where routing sent the call, for its span (default: the service itself, no route)
+ * @internal
  */
-export function resilientRequest(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker): Promise<Dispatcher.ResponseData> {
+export function resilientRequest(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, label: CallLabel = state.plainLabel): Promise<Dispatcher.ResponseData> {
   const bulkhead = state.guard.bulkhead;
+  const call = state.telemetry.start(state, label, options.method, options.path);
   // No async frame of its own: without limits, the call is the attempts' promise.
-  return bulkhead === undefined ? attempts(state, policy, options, pick, undefined) : limited(state, bulkhead, policy, options, pick);
+  if (call === undefined) return bulkhead === undefined ? attempts(state, policy, options, pick, undefined, undefined) : limited(state, bulkhead, policy, options, pick, undefined);
+  return call.track(bulkhead === undefined ? attempts(state, policy, options, pick, undefined, call) : limited(state, bulkhead, policy, options, pick, call));
 }
 
-async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker): Promise<Dispatcher.ResponseData> {
+async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, call: CallTelemetry | undefined): Promise<Dispatcher.ResponseData> {
   // The deadline counts the wait for a slot; the slot is held until the response body is done.
   const start = state.env.clock.now();
   return new Promise<Dispatcher.ResponseData>((resolve, reject) => {
     bulkhead
       .execute(
         () =>
-          attempts(state, policy, options, pick, start).then(
+          attempts(state, policy, options, pick, start, call).then(
             (res) => {
               resolve(res);
               return new Promise<void>((done) => {
@@ -57,7 +63,7 @@ async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: Ca
   });
 }
 
-function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, startedAt: number | undefined): Promise<Dispatcher.ResponseData> {
+function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, startedAt: number | undefined, call: CallTelemetry | undefined): Promise<Dispatcher.ResponseData> {
   const { clock } = state.env;
   const start = startedAt ?? clock.now();
   const incoming = remainingIncomingMs();
@@ -68,6 +74,7 @@ function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.R
   if (refusal !== undefined) return Promise.reject(refusal);
   const guard = state.guard;
   if (
+    call !== undefined ||
     startedAt !== undefined ||
     incoming !== undefined ||
     policy.explicitTimeout ||
@@ -78,7 +85,7 @@ function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.R
     total <= state.poolHeadersTimeout - 1000
   ) {
     guard.budget.request();
-    return attemptLoop(state, policy, options, pick, start, total, incoming !== undefined, undefined);
+    return attemptLoop(state, policy, options, pick, start, total, incoming !== undefined, undefined, call);
   }
   // The common call: the pool's own headers timer is its limit, and an answer that cannot be retried
   // goes straight back; anything else continues in the loop with this first outcome.
@@ -98,9 +105,9 @@ function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.R
         guard.breaker?.success();
         return res;
       }
-      return attemptLoop(state, policy, options, pick, start, total, false, { handle, res });
+      return attemptLoop(state, policy, options, pick, start, total, false, { handle, res }, undefined);
     },
-    (err: unknown) => attemptLoop(state, policy, options, pick, start, total, false, { handle, error: err, failure: classifyError(err, options.signal as AbortSignal | undefined) }),
+    (err: unknown) => attemptLoop(state, policy, options, pick, start, total, false, { handle, error: err, failure: classifyError(err, options.signal as AbortSignal | undefined) }, undefined),
   );
 }
 
@@ -114,6 +121,7 @@ async function attemptLoop(
   total: number,
   inherited: boolean,
   first: AttemptOutcome | undefined,
+  call: CallTelemetry | undefined,
 ): Promise<Dispatcher.ResponseData> {
   const guard = state.guard;
   const breaker = guard.breaker;
@@ -142,17 +150,20 @@ async function attemptLoop(
         ({ res, error, failure } = first);
       } else if (hedge === undefined && !tell && perTry <= state.poolHeadersTimeout && perTry > state.poolHeadersTimeout - 1000 && clock === systemClock) {
         // The common call: the pool's own headers timer is this attempt's limit; no option, no timer, no extra promise.
+        const attempt = call?.attempt(handle, false);
         try {
-          res = await handle.pool.request(options);
+          res = await (attempt === undefined ? handle.pool.request(options) : send(handle, options, attempt));
+          attempt?.end(res.statusCode, undefined);
         } catch (err) {
           error = err;
           failure = classifyError(err, callerSignal);
+          attempt?.end(undefined, err, failure);
         }
       } else {
         outcome =
           hedge === undefined
-            ? await sendAttempt(state, handle, options, perTry, tell ? remaining : Infinity, callerSignal, undefined)
-            : await hedged(state, handle, options, perTry, remaining, callerSignal, hedge, pick);
+            ? await sendAttempt(state, handle, options, perTry, tell ? remaining : Infinity, callerSignal, undefined, call?.attempt(handle, false))
+            : await hedged(state, handle, options, perTry, remaining, callerSignal, hedge, pick, call);
         ({ res, error, failure } = outcome);
       }
       const used = outcome?.handle ?? handle;
@@ -162,8 +173,8 @@ async function attemptLoop(
       if (res !== undefined) {
         const status = res.statusCode;
         guard.observe(clock.now() - now);
-        if (status >= 500) outlier?.failure(used.endpoint.id, endpoints);
-        else outlier?.success(used.endpoint.id);
+        if (status < 500) outlier?.success(used.endpoint.id);
+        else if (outlier?.failure(used.endpoint.id, endpoints) === true) call?.ejected(used);
         if (retriesStatus(policy, status) && retry < policy.maxRetries && mayResend(policy, options, undefined)) {
           const wait = status === 429 ? Math.max(backoff(policy, retry, random), retryAfterMs(res.headers, Date.now()) ?? 0) : backoff(policy, retry, random);
           // The deadline first: a retry that could not finish in time must not spend the budget.
@@ -174,7 +185,7 @@ async function attemptLoop(
               if (wait > 0) await sleep(clock, wait);
               continue;
             }
-            state.events.emit("retry_budget_exhausted", { service: state.service });
+            budgetSpent(state, call);
           }
         }
         reported = true;
@@ -183,7 +194,7 @@ async function attemptLoop(
         return res;
       }
       if (failure === "aborted") throw error;
-      if (failure !== "other") outlier?.failure(used.endpoint.id, endpoints);
+      if (failure !== "other" && outlier?.failure(used.endpoint.id, endpoints) === true) call?.ejected(used);
       if (retriesFailure(policy, failure) && retry < policy.maxRetries && mayResend(policy, options, failure)) {
         const wait = backoff(policy, retry, random);
         if (clock.now() + wait < deadline) {
@@ -193,7 +204,7 @@ async function attemptLoop(
             continue;
           }
           budgetDenied = true;
-          state.events.emit("retry_budget_exhausted", { service: state.service });
+          budgetSpent(state, call);
         }
       }
       // Only the upstream's failures count for the breaker; the caller's own errors (a bad header) do not.
@@ -221,7 +232,16 @@ interface AttemptOutcome {
   readonly failure?: FailureKind;
 }
 
-/** Sends one attempt, within `perTry` ms until its response headers (on the mesh's clock); `cancel` aborts it (a lost hedge). */
+/** Sends an attempt's request, traced: with its trace headers, in its context. */
+function send(handle: EndpointHandle, options: Dispatcher.RequestOptions, attempt: AttemptTelemetry): Promise<Dispatcher.ResponseData> {
+  return attempt.run(() => handle.pool.request(attempt.prepare(options)));
+}
+
+/**
+ * Sends one attempt, within `perTry` ms until its response headers (on the mesh's clock); `cancel` aborts it (a lost hedge).
+ *
+ * @param attempt - its telemetry, ended here
+ */
 async function sendAttempt(
   state: ServiceState,
   handle: EndpointHandle,
@@ -230,6 +250,7 @@ async function sendAttempt(
   remaining: number,
   callerSignal: AbortSignal | undefined,
   cancel: AbortSignal | undefined,
+  attempt: AttemptTelemetry | undefined,
 ): Promise<AttemptOutcome> {
   const clock = state.env.clock;
   if (cancel === undefined && (!Number.isFinite(perTry) || (perTry >= COARSE_TIMEOUT_MS && clock === systemClock))) {
@@ -241,9 +262,13 @@ async function sendAttempt(
     const limit = Math.min(perTry, own ?? Infinity);
     const sent = { ...options, headersTimeout: Number.isFinite(limit) ? Math.ceil(limit) : 0, ...(headers === undefined ? {} : { headers }) };
     try {
-      return { handle, res: await handle.pool.request(sent) };
+      const res = await (attempt === undefined ? handle.pool.request(sent) : send(handle, sent, attempt));
+      attempt?.end(res.statusCode, undefined);
+      return { handle, res };
     } catch (err) {
-      return { handle, error: err, failure: classifyError(err, callerSignal) };
+      const failure = classifyError(err, callerSignal);
+      attempt?.end(undefined, err, failure);
+      return { handle, error: err, failure };
     }
   }
   const timer = new AbortController();
@@ -252,10 +277,18 @@ async function sendAttempt(
   const signal = signals.length === 1 ? timer.signal : AbortSignal.any(signals);
   try {
     const headers = Number.isFinite(remaining) ? withDeadlineHeader(options.headers, remaining) : options.headers;
-    return { handle, res: await handle.pool.request({ ...options, signal, ...(headers === undefined ? {} : { headers }) }) };
+    const sent = { ...options, signal, ...(headers === undefined ? {} : { headers }) };
+    const res = await (attempt === undefined ? handle.pool.request(sent) : send(handle, sent, attempt));
+    attempt?.end(res.statusCode, undefined);
+    return { handle, res };
   } catch (err) {
-    if (cancel?.aborted === true) return { handle, error: err, failure: "aborted" };
-    return { handle, error: err, failure: timer.signal.aborted && callerSignal?.aborted !== true ? "timeout" : classifyError(err, callerSignal) };
+    if (cancel?.aborted === true) {
+      attempt?.end(undefined, err, "cancelled");
+      return { handle, error: err, failure: "aborted" };
+    }
+    const failure = timer.signal.aborted && callerSignal?.aborted !== true ? "timeout" : classifyError(err, callerSignal);
+    attempt?.end(undefined, err, failure);
+    return { handle, error: err, failure };
   } finally {
     clock.clearTimeout(timeout);
   }
@@ -276,6 +309,7 @@ async function hedged(
   callerSignal: AbortSignal | undefined,
   delay: number,
   pick: AttemptPicker,
+  call: CallTelemetry | undefined,
 ): Promise<AttemptOutcome> {
   const clock = state.env.clock;
   const cancelFirst = new AbortController();
@@ -300,7 +334,7 @@ async function hedged(
         resolve(outcome);
       }
     };
-    void sendAttempt(state, first, options, perTry, remaining, callerSignal, cancelFirst.signal).then((o) => {
+    void sendAttempt(state, first, options, perTry, remaining, callerSignal, cancelFirst.signal, call?.attempt(first, false)).then((o) => {
       if (!started && o.res === undefined) {
         // Failed before the hedge went: the normal retry path takes over.
         settled = true;
@@ -320,13 +354,13 @@ async function hedged(
       }
       if (second === first) return; // nowhere else to go
       if (!state.guard.budget.tryRetry()) {
-        state.events.emit("retry_budget_exhausted", { service: state.service });
+        budgetSpent(state, call);
         return;
       }
       started = true;
       running++;
       // The hedge gets what is left of the call's time, not a fresh allowance.
-      void sendAttempt(state, second, options, Math.max(1, Math.min(perTry, remaining) - delay), remaining - delay, callerSignal, cancelSecond.signal).then((o) => finish(o, cancelFirst));
+      void sendAttempt(state, second, options, Math.max(1, Math.min(perTry, remaining) - delay), remaining - delay, callerSignal, cancelSecond.signal, call?.attempt(second, true)).then((o) => finish(o, cancelFirst));
     }, Math.max(0, delay));
   });
 }

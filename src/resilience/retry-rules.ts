@@ -1,5 +1,6 @@
 import type { Dispatcher } from "undici";
 import { MeshError } from "../core/errors.ts";
+import type { CallTelemetry } from "../telemetry/call-telemetry.ts";
 import type { ServiceState } from "../client/service-state.ts";
 import { isIdempotent, isReplayable, statusConditions, type FailureKind } from "./classify.ts";
 import { DEADLINE_HEADER } from "./deadline.ts";
@@ -58,6 +59,12 @@ export function timeoutError(state: ServiceState, total: number, attempts: numbe
     cause,
     details: { service: state.service, timeoutMs: total, attempts },
   });
+}
+
+/** The budget refused a retry or hedge: the mesh's event, and the call's span event and counter. @internal */
+export function budgetSpent(state: ServiceState, call: CallTelemetry | undefined): void {
+  state.events.emit("retry_budget_exhausted", { service: state.service });
+  call?.budgetExhausted();
 }
 
 /** `ERR_RETRY_BUDGET_EXHAUSTED`: the call failed and the budget allowed no retry. @internal */

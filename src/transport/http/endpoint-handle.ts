@@ -69,6 +69,12 @@ export class EndpointHandle implements PickTarget {
     return this.#pool !== undefined;
   }
 
+  /** Open connections to the endpoint (0 before its pool is made). */
+  get connections(): number {
+    const pool = this.#pool;
+    return pool instanceof LoadTrackingPool ? pool.stats.connected : 0;
+  }
+
   /**
    * Lets requests already sent finish, then closes the connections. Idempotent.
    */

@@ -1,0 +1,244 @@
+import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span, type Tracer } from "@opentelemetry/api";
+import type { Dispatcher } from "undici";
+import type { ServiceState } from "../client/service-state.ts";
+import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
+import { ATTR, errorType, methodName } from "./attributes.ts";
+import { diag, type RequestEndMessage } from "./channels.ts";
+import type { Instruments } from "./instruments.ts";
+import { withTraceHeaders } from "./inject.ts";
+
+/** Where routing sent a call, for its span: the service called, the route and the subset. @internal */
+export interface CallLabel {
+  /** The service the caller named. */
+  readonly service: string;
+  /** The index of the route that matched; undefined for the default route or no routing. */
+  readonly route: number | undefined;
+  /** The subset routing chose, if any. */
+  readonly subset: string | undefined;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/**
+ * The telemetry of one call (exists only when something records: a tracer, a meter, or a
+ * diagnostics_channel subscriber). The call's span is INTERNAL and each attempt's CLIENT, as the HTTP
+ * conventions ask (a span per physical request, under one for the logical operation). @internal
+ */
+export class CallTelemetry {
+  readonly state: ServiceState;
+  readonly label: CallLabel;
+  readonly method: string;
+  readonly path: string;
+  /** The call's span, and the context it is the active span of (the attempts' parent). */
+  readonly span: Span | undefined;
+  readonly context: Context | undefined;
+  readonly tracer: Tracer | undefined;
+  readonly meters: Instruments | undefined;
+  /** Whether `@opentelemetry/instrumentation-undici` traces the attempts (then the mesh makes no attempt spans and injects nothing). */
+  readonly undiciTraces: boolean;
+  readonly start: number;
+  attempts = 0;
+  /** What the last attempt got (a status code, or the failure's kind): the next one's retry reason. */
+  lastOutcome: string | undefined;
+  #message: Mutable<RequestEndMessage> | undefined;
+  #ended = false;
+  readonly #breakerBefore: string | undefined;
+
+  constructor(state: ServiceState, label: CallLabel, method: string, path: string, tracer: Tracer | undefined, meters: Instruments | undefined, undiciTraces: boolean) {
+    this.state = state;
+    this.label = label;
+    this.method = method;
+    this.path = path;
+    this.tracer = tracer;
+    this.meters = meters;
+    this.undiciTraces = undiciTraces;
+    this.start = state.env.clock.now();
+    this.#breakerBefore = state.guard.breaker?.state;
+    if (tracer !== undefined) {
+      const parent = context.active();
+      const attributes: Attributes = {
+        [ATTR.method]: methodName(method),
+        [ATTR.urlFull]: `http://${label.service}${path}`,
+        [ATTR.serverAddress]: label.service,
+        [ATTR.serverPort]: 80,
+        [ATTR.service]: label.service,
+        [ATTR.balancer]: state.policy,
+      };
+      if (state.service !== label.service) attributes[ATTR.target] = state.service;
+      if (label.route !== undefined) attributes[ATTR.route] = label.route;
+      if (label.subset !== undefined) attributes[ATTR.subset] = label.subset;
+      this.span = tracer.startSpan(`${methodName(method)} ${label.service}`, { kind: SpanKind.INTERNAL, attributes }, parent);
+      this.context = trace.setSpan(parent, this.span);
+    }
+    if (diag.requestStart.hasSubscribers || diag.requestEnd.hasSubscribers) {
+      this.#message = { service: label.service, target: state.service, method, path, startedAt: this.start, statusCode: undefined, error: undefined, attempts: 0, durationMs: 0 };
+      diag.requestStart.publish(this.#message);
+    }
+  }
+
+  /** Starts an attempt on the endpoint picked for it. */
+  attempt(handle: EndpointHandle, hedge: boolean): AttemptTelemetry {
+    const resend = this.attempts++;
+    const meters = this.meters;
+    if (meters !== undefined) {
+      const attrs = meters.service(this.state.service);
+      meters.attempts.add(1, attrs);
+      if (hedge) meters.hedges.add(1, attrs);
+      else if (resend > 0) meters.retries.add(1, { ...attrs, [ATTR.retryReason]: this.lastOutcome ?? "unknown" });
+    }
+    if (diag.pick.hasSubscribers) diag.pick.publish({ service: this.state.service, endpoint: handle.endpoint, policy: this.state.policy, resendCount: resend, hedge });
+    return new AttemptTelemetry(this, handle, resend, hedge);
+  }
+
+  /** Adds an event to the call's span. */
+  event(name: string, attributes?: Attributes): void {
+    this.span?.addEvent(name, attributes);
+  }
+
+  /** Outlier detection ejected an endpoint because of this call's attempt. */
+  ejected(handle: EndpointHandle): void {
+    this.span?.addEvent("proxyless.endpoint_ejected", { [ATTR.endpoint]: handle.endpoint.id });
+  }
+
+  /** The retry budget refused a retry or hedge of this call. */
+  budgetExhausted(): void {
+    this.span?.addEvent("proxyless.retry_budget_exhausted");
+    this.meters?.budgetExhausted.add(1, this.meters.service(this.state.service));
+  }
+
+  /** The call is over: the caller got response headers (`status`) or an error. Idempotent. */
+  end(status: number | undefined, error: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const now = this.state.env.clock.now();
+    const failure = status === undefined ? errorType(error) : status >= 400 ? String(status) : undefined;
+    const breaker = this.state.guard.breaker?.state;
+    const span = this.span;
+    if (span !== undefined) {
+      if (breaker !== this.#breakerBefore && breaker !== undefined) span.addEvent("proxyless.circuit_breaker.state_changed", { [ATTR.breakerState]: breaker });
+      if (span.isRecording()) {
+        span.setAttribute(ATTR.attempts, this.attempts);
+        if (this.attempts > 1) span.setAttribute(ATTR.resendCount, this.attempts - 1);
+        if (status !== undefined) span.setAttribute(ATTR.status, status);
+        if (failure !== undefined) {
+          span.setAttribute(ATTR.errorType, failure);
+          span.setStatus({ code: SpanStatusCode.ERROR, ...(status === undefined ? { message: (error as Error | undefined)?.message ?? String(error) } : {}) });
+        }
+      }
+      span.end();
+    }
+    this.meters?.callDuration.record((now - this.start) / 1000, this.meters.outcome(this.state.service, methodName(this.method), status, failure));
+    const message = this.#message;
+    if (message !== undefined) {
+      message.statusCode = status;
+      message.error = status === undefined ? (error instanceof Error ? error : new Error(String(error))) : undefined;
+      message.attempts = this.attempts;
+      message.durationMs = now - this.start;
+      diag.requestEnd.publish(message);
+    }
+  }
+
+  /** Ends the call when a `request()` promise settles, passing its outcome through. */
+  track<T extends { readonly statusCode: number }>(promise: Promise<T>): Promise<T> {
+    return promise.then(
+      (res) => {
+        this.end(res.statusCode, undefined);
+        return res;
+      },
+      (err: unknown) => {
+        this.end(undefined, err);
+        throw err;
+      },
+    );
+  }
+}
+
+/** The telemetry of one attempt: its CLIENT span, the trace headers it sends, its duration. @internal */
+export class AttemptTelemetry {
+  readonly call: CallTelemetry;
+  readonly handle: EndpointHandle;
+  readonly resend: number;
+  readonly hedge: boolean;
+  readonly span: Span | undefined;
+  readonly #start: number;
+  #ended = false;
+
+  constructor(call: CallTelemetry, handle: EndpointHandle, resend: number, hedge: boolean) {
+    this.call = call;
+    this.handle = handle;
+    this.resend = resend;
+    this.hedge = hedge;
+    this.#start = call.state.env.clock.now();
+    const tracer = call.tracer;
+    if (tracer !== undefined && !call.undiciTraces) {
+      const endpoint = handle.endpoint;
+      const method = methodName(call.method);
+      const attributes: Attributes = {
+        [ATTR.method]: method,
+        [ATTR.urlFull]: `http://${call.label.service}${call.path}`,
+        [ATTR.serverAddress]: call.label.service,
+        [ATTR.serverPort]: 80,
+        [ATTR.peerAddress]: endpoint.address,
+        [ATTR.peerPort]: endpoint.port,
+        [ATTR.endpoint]: endpoint.id,
+        [ATTR.service]: call.state.service,
+        [ATTR.balancer]: call.state.policy,
+      };
+      if (resend > 0) attributes[ATTR.resendCount] = resend;
+      if (hedge) attributes[ATTR.hedge] = true;
+      else if (resend > 0 && call.lastOutcome !== undefined) attributes[ATTR.retryReason] = call.lastOutcome;
+      this.span = tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes }, call.context);
+    }
+  }
+
+  /**
+   * The options to send: with this attempt's trace context in the headers (the global propagator's
+   * `traceparent`, `tracestate`, `baggage`). Unchanged when the mesh does not trace attempts.
+   */
+  prepare<T extends { readonly headers?: Dispatcher.DispatchOptions["headers"] }>(options: T): T {
+    const span = this.span;
+    const parent = this.call.context;
+    if (span === undefined || parent === undefined) return options;
+    const carrier: Record<string, string> = {};
+    propagation.inject(trace.setSpan(parent, span), carrier);
+    return { ...options, headers: withTraceHeaders(options.headers, carrier) };
+  }
+
+  /**
+   * Runs the send in the call's context, so that `@opentelemetry/instrumentation-undici` makes its span
+   * a child of the call's (it injects the trace headers itself).
+   */
+  run<R>(send: () => R): R {
+    const ctx = this.call.context;
+    return this.call.undiciTraces && ctx !== undefined ? context.with(ctx, send) : send();
+  }
+
+  /**
+   * The attempt is over: response headers (`status`), a failure (`error`), or given up (`cancelled`:
+   * another attempt won, or the call ended). Idempotent.
+   *
+   * @param kind - the failure's kind as the retry rules name it (`connect-failure`, `reset`, ...: the
+   *   next attempt's retry reason), or `cancelled` when another attempt won or the call gave it up
+   */
+  end(status: number | undefined, error: unknown, kind?: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const call = this.call;
+    const cancelled = kind === "cancelled";
+    const failure = status === undefined ? (cancelled ? "cancelled" : errorType(error)) : status >= 400 ? String(status) : undefined;
+    if (!cancelled) call.lastOutcome = status === undefined ? (kind ?? failure) : String(status);
+    const span = this.span;
+    if (span !== undefined) {
+      if (span.isRecording()) {
+        if (status !== undefined) span.setAttribute(ATTR.status, status);
+        if (failure !== undefined) span.setAttribute(ATTR.errorType, failure);
+        if (failure !== undefined && !cancelled) span.setStatus({ code: SpanStatusCode.ERROR, ...(status === undefined ? { message: (error as Error | undefined)?.message ?? String(error) } : {}) });
+      }
+      span.end();
+    }
+    const meters = call.meters;
+    if (meters !== undefined && !call.undiciTraces && !cancelled) {
+      meters.attemptDuration.record((call.state.env.clock.now() - this.#start) / 1000, meters.outcome(call.state.service, methodName(call.method), status, failure));
+    }
+  }
+}

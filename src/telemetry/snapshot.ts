@@ -1,0 +1,154 @@
+import type { ServiceState } from "../client/service-state.ts";
+
+/** What {@link Mesh.snapshot} returns: the mesh's live state, as plain JSON. */
+export interface MeshSnapshot {
+  /** This process's own service name, or null. */
+  readonly service: string | null;
+  /** When the snapshot was taken (wall clock, ISO 8601). */
+  readonly takenAt: string;
+  /** The registry's kind (its class name: `ConsulRegistry`, `StaticRegistry`, ...). */
+  readonly registry: string;
+  /** Every upstream service the mesh watches, by name. */
+  readonly services: readonly ServiceSnapshot[];
+}
+
+/** One upstream service in a {@link MeshSnapshot}. */
+export interface ServiceSnapshot {
+  /** The service name. */
+  readonly name: string;
+  /** Discovery: `pending` (no answer yet), `known`, `missing` (not in the registry) or `closed`. */
+  readonly status: "pending" | "known" | "missing" | "closed";
+  /** The balancer in force. */
+  readonly policy: string;
+  /** Whether too few endpoints are ready and traffic is spread over all of them. */
+  readonly panic: boolean;
+  /** The configuration in force. */
+  readonly config: ConfigSnapshot;
+  /** How the registry is doing for this service. */
+  readonly registry: RegistrySnapshot;
+  /** The circuit breaker's state, or null without one. */
+  readonly breaker: "closed" | "open" | "half-open" | null;
+  /** Open connections to its endpoints. */
+  readonly openConnections: number;
+  /** Mirrored copies in flight to it. */
+  readonly mirrorsInFlight: number;
+  /** Its endpoints, ready or not. */
+  readonly endpoints: readonly EndpointSnapshot[];
+}
+
+/** The configuration part of a {@link ServiceSnapshot}. */
+export interface ConfigSnapshot {
+  /** Configurations accepted for the service so far; 0 while the defaults apply. */
+  readonly version: number;
+  /** `registry` once the registry sent one that validated, else `defaults` (the mesh's options). */
+  readonly source: "registry" | "defaults";
+  /** How long ago the config in force was accepted, in ms; null for the defaults. */
+  readonly ageMs: number | null;
+  /** The parts of it that are set: `loadBalancer`, `router`, `splitter`, `resolver`, `defaults`. */
+  readonly parts: readonly string[];
+}
+
+/** The registry part of a {@link ServiceSnapshot}. */
+export interface RegistrySnapshot {
+  /** How long ago the registry's last good answer came, in ms; null before the first. */
+  readonly lastUpdateAgeMs: number | null;
+  /** Whether its last message was a failure (the last good state is serving). */
+  readonly failing: boolean;
+  /** How long the state has gone unrefreshed because the registry fails, in ms; 0 while it answers. */
+  readonly stalenessMs: number;
+  /** The last failure's message while failing, else null. */
+  readonly lastError: string | null;
+}
+
+/** One endpoint in a {@link ServiceSnapshot}. */
+export interface EndpointSnapshot {
+  /** Endpoint id. */
+  readonly id: string;
+  /** Address. */
+  readonly address: string;
+  /** Port. */
+  readonly port: number;
+  /** Registry health. */
+  readonly health: "passing" | "warning" | "critical";
+  /** The weight the balancer uses now (slow start included); 0 when not in rotation. */
+  readonly weight: number;
+  /** Whether the balancer picks from it now (ready and not ejected, or everything in panic). */
+  readonly inRotation: boolean;
+  /** Whether outlier detection has it out now. */
+  readonly ejected: boolean;
+  /** How much longer it stays out, in ms; null when not ejected. */
+  readonly ejectedForMs: number | null;
+  /** How often it has been ejected. */
+  readonly ejections: number;
+  /** Requests in flight to it. */
+  readonly pending: number;
+  /** The balancer's round-trip estimate, in ms; null before any sample. */
+  readonly rttMs: number | null;
+  /** Open connections to it. */
+  readonly connections: number;
+  /** Its zone, or null. */
+  readonly zone: string | null;
+  /** Whether it serves mTLS (Consul `Connect.Native`); null when the registry does not say. */
+  readonly tls: boolean | null;
+}
+
+const CONFIG_PARTS = ["loadBalancer", "router", "splitter", "resolver", "defaults"] as const;
+
+/** The snapshot of one service. @internal */
+export function serviceSnapshot(state: ServiceState): ServiceSnapshot {
+  const now = state.env.clock.now();
+  const registry = state.registryStatus;
+  const guard = state.guard;
+  const outlier = guard.outlier;
+  const inRotation = new Set(state.targets);
+  const config = state.config;
+  const endpoints: EndpointSnapshot[] = [];
+  for (const handle of state.handles) {
+    const e = handle.endpoint;
+    const record = outlier?.status(e.id);
+    const ejected = record !== undefined && record.ejectedUntil > now;
+    const picked = inRotation.has(handle);
+    endpoints.push({
+      id: e.id,
+      address: e.address,
+      port: e.port,
+      health: e.health,
+      weight: picked ? handle.weight : 0,
+      inRotation: picked,
+      ejected,
+      ejectedForMs: ejected ? Math.round(record.ejectedUntil - now) : null,
+      ejections: record?.ejections ?? 0,
+      pending: handle.load.pending,
+      rttMs: handle.load.samples === 0 ? null : round(handle.load.rtt(now, 0)),
+      connections: handle.connections,
+      zone: e.zone ?? null,
+      tls: e.tls ?? null,
+    });
+  }
+  return {
+    name: state.service,
+    status: state.status,
+    policy: state.policy,
+    panic: state.panic,
+    config: {
+      version: registry.configVersion,
+      source: registry.configVersion > 0 ? "registry" : "defaults",
+      ageMs: registry.configAt === undefined ? null : Math.round(now - registry.configAt),
+      parts: CONFIG_PARTS.filter((part) => config[part] !== undefined),
+    },
+    registry: {
+      lastUpdateAgeMs: registry.lastUpdateAt === undefined ? null : Math.round(now - registry.lastUpdateAt),
+      failing: registry.failing,
+      stalenessMs: Math.round(registry.stalenessMs),
+      lastError: registry.lastError?.message ?? null,
+    },
+    breaker: guard.breaker?.state ?? null,
+    openConnections: state.openConnections,
+    mirrorsInFlight: state.mirrorsInFlight,
+    endpoints,
+  };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
