@@ -66,7 +66,10 @@ export interface RegistryStatus {
   readonly lastUpdateAt: number | undefined;
   /** Whether its last message was a failure. */
   readonly failing: boolean;
-  /** How long the state has gone unrefreshed because the registry fails, in ms; 0 while it answers. */
+  /**
+   * How long the registry has been failing, in ms: since its first error after its last good message
+   * (until then the watch was alive, so the state was current). 0 while it answers.
+   */
   readonly stalenessMs: number;
   /** The last failure, while failing. */
   readonly lastError: Error | undefined;
@@ -116,9 +119,9 @@ export class ServiceState {
   readonly #waiters = new Set<() => void>();
   readonly #ctx: MeshContext;
   readonly #watch: RegistryWatch;
-  readonly #createdAt: number;
   #lastGoodAt: number | undefined;
-  #failing = false;
+  /** When the registry began failing (its first error since its last good message); undefined while it answers. */
+  #failingSince: number | undefined;
   #configVersion = 0;
   #configAt: number | undefined;
   /** The call label of calls that no route sent here. */
@@ -128,7 +131,6 @@ export class ServiceState {
     setMaxListeners(MAX_MIRRORS_IN_FLIGHT + 10, this.#shadow.signal);
     this.service = service;
     this.plainLabel = Object.freeze({ service, route: undefined, subset: undefined });
-    this.#createdAt = ctx.env.clock.now();
     this.#ctx = ctx;
     this.#balancer = ctx.defaultBalancer;
     this.#watch = ctx.registry.watch(service, (update) => this.#onUpdate(update));
@@ -146,12 +148,12 @@ export class ServiceState {
 
   /** How the registry is doing for this service. */
   get registryStatus(): RegistryStatus {
-    const since = this.#lastGoodAt ?? this.#createdAt;
+    const since = this.#failingSince;
     return {
       lastUpdateAt: this.#lastGoodAt,
-      failing: this.#failing,
-      stalenessMs: this.#failing ? Math.max(0, this.#ctx.env.clock.now() - since) : 0,
-      lastError: this.#failing ? this.#lastError : undefined,
+      failing: since !== undefined,
+      stalenessMs: since === undefined ? 0 : Math.max(0, this.#ctx.env.clock.now() - since),
+      lastError: since === undefined ? undefined : this.#lastError,
       configVersion: this.#configVersion,
       configAt: this.#configAt,
     };
@@ -414,12 +416,12 @@ export class ServiceState {
         break;
       case "error":
         this.#lastError = update.error;
-        this.#failing = true;
+        this.#failingSince ??= this.#ctx.env.clock.now();
         this.#ctx.events.emit("registry_error", { service: this.service, error: update.error });
         return;
     }
     this.#lastGoodAt = this.#ctx.env.clock.now();
-    this.#failing = false;
+    this.#failingSince = undefined;
     this.#wake();
   }
 

@@ -8,7 +8,7 @@ export interface ServiceGaugeReading {
   readonly breaker: "closed" | "open" | "half-open" | undefined;
   /** Endpoints by state: their registry health, or `ejected`. */
   readonly endpoints: Readonly<Record<"passing" | "warning" | "critical" | "ejected", number>>;
-  /** How long the registry has failed to refresh the service, in ms (0 while it answers). */
+  /** How long the registry has been failing for the service, in ms (0 while it answers). */
   readonly stalenessMs: number;
   /** Open connections to its endpoints. */
   readonly connections: number;
@@ -72,7 +72,7 @@ export class Instruments {
     this.#gauges = [
       meter.createObservableGauge("proxyless.circuit_breaker.state", { unit: "1", description: "1 for the circuit breaker's current state, 0 for the others.", valueType: ValueType.INT }),
       meter.createObservableGauge("proxyless.endpoints", { unit: "{endpoint}", description: "Endpoints per service, by state: passing, warning, critical (registry health) or ejected.", valueType: ValueType.INT }),
-      meter.createObservableGauge("proxyless.registry.staleness", { unit: "s", description: "How long the registry has failed to refresh the service (0 while it answers)." }),
+      meter.createObservableGauge("proxyless.registry.staleness", { unit: "s", description: "How long the registry has been failing for the service, since its first error after its last good answer (0 while it answers)." }),
       meter.createObservableGauge("proxyless.connections.open", { unit: "{connection}", description: "Open connections to the service's endpoints.", valueType: ValueType.INT }),
     ];
     meter.addBatchObservableCallback(this.#observe, this.#gauges);

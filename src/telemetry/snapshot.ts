@@ -54,7 +54,7 @@ export interface RegistrySnapshot {
   readonly lastUpdateAgeMs: number | null;
   /** Whether its last message was a failure (the last good state is serving). */
   readonly failing: boolean;
-  /** How long the state has gone unrefreshed because the registry fails, in ms; 0 while it answers. */
+  /** How long the registry has been failing (since its first error after its last good answer), in ms; 0 while it answers. */
   readonly stalenessMs: number;
   /** The last failure's message while failing, else null. */
   readonly lastError: string | null;
