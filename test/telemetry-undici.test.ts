@@ -50,7 +50,7 @@ describe("with @opentelemetry/instrumentation-undici active", () => {
     const sent = [...backends[0]!.seen, ...backends[1]!.seen];
     assert.equal(attempts.length, sent.length, "one CLIENT span per request sent");
     assert.ok(attempts.every((s) => s.kind === SpanKind.CLIENT && calls.some((c) => c.spanContext().spanId === s.parentSpanContext?.spanId)), "each under a call span");
-    const retried = calls.find((c) => c.attributes["proxyless.attempts"] === 2);
+    const retried = calls.find((c) => c.attributes["http.request.resend_count"] === 1);
     assert.ok(retried !== undefined);
     assert.equal(attempts.filter((s) => s.parentSpanContext?.spanId === retried.spanContext().spanId).length, 2);
     for (const request of sent) {

@@ -27,6 +27,7 @@ function flatSummary(bench: BenchResults, summaries: readonly VariantSummary[]):
   const s = (key: VariantKey): VariantSummary => find(summaries, key);
   const meshVsUndiciFetch = compare(find(results, "client_fetch"), find(results, "undici_fetch"));
   const paired = bench.pairs === undefined ? undefined : compare(bench.pairs.mesh, bench.pairs.raw);
+  const tracing = bench.tracing === undefined ? undefined : compare(bench.tracing.traced, bench.tracing.plain);
   return {
     raw_request_rps: round(s("raw_request").rps, 1),
     raw_request_cpu_us: round(s("raw_request").cpuUsPerReq, 2),
@@ -47,6 +48,13 @@ function flatSummary(bench: BenchResults, summaries: readonly VariantSummary[]):
           request_throughput_ratio_paired: round(paired.throughputRatio, 4),
           request_added_cpu_us_paired: round(paired.addedCpuUs, 2),
         }),
+    ...(tracing === undefined || bench.tracing === undefined
+      ? {}
+      : {
+          tracing_added_cpu_us: round(tracing.addedCpuUs, 2),
+          tracing_throughput_ratio: round(tracing.throughputRatio, 4),
+          tracing_spans_per_request: round(bench.tracing.spansPerRequest, 3),
+        }),
   };
 }
 
@@ -58,6 +66,8 @@ function targets(summary: Record<string, number>): TargetCheck[] {
     if (ratio !== undefined) checks.push({ name: `request_throughput_ratio${suffix}`, target: ">= 0.95", value: ratio, met: ratio >= 0.95 });
     if (cpu !== undefined) checks.push({ name: `request_added_cpu_us${suffix}`, target: "<= 2", value: cpu, met: cpu <= 2 });
   }
+  const tracing = summary.tracing_added_cpu_us;
+  if (tracing !== undefined) checks.push({ name: "tracing_added_cpu_us", target: "<= 10", value: tracing, met: tracing <= 10 });
   return checks;
 }
 
@@ -88,7 +98,7 @@ export function buildReport(bench: BenchResults, settings: BenchSettings, env: R
       pool: settings.pool,
       backend: "node:http server in a child process, 200 with a fixed body, keep-alive",
       body_consumption: "body.text() / res.text() in every variant",
-      method: "rounds interleaved, order from a Williams Latin square chained so that each variant runs in each position and right after each other variant equally often (12 rounds); before each run a full GC, a pause and an unmeasured lead-in; figures are medians across rounds; ratios and added CPU are paired per round against raw Pool.request, then the median taken; before all that, raw and client.request alone in alternating pairs, before any fetch ran in the process (*_paired figures)",
+      method: "rounds interleaved, order from a Williams Latin square chained so that each variant runs in each position and right after each other variant equally often (12 rounds); before each run a full GC, a pause and an unmeasured lead-in; figures are medians across rounds; ratios and added CPU are paired per round against raw Pool.request, then the median taken; before all that, raw and client.request alone in alternating pairs, before any fetch ran in the process (*_paired figures); then client.request without and with the OpenTelemetry SDK (batch span processor and periodic metric reader, in-memory exporters, AsyncLocalStorage context manager, W3C propagators) in alternating pairs (tracing_* figures: the SDK variant minus the plain one, paired)",
     },
     variants: Object.fromEntries(results.map((r) => [r.key, variantJson(find(summaries, r.key), r)])),
     summary,
@@ -118,5 +128,11 @@ export function printReport(bench: BenchResults, report: OverheadReport): void {
         `x${s.request_throughput_ratio_paired.toFixed(3)} throughput, ${s.request_added_cpu_us_paired!.toFixed(2)} us CPU/req added`,
     );
   }
-  console.log(`\ntargets (client.request vs raw Pool.request):\n${formatTargets(report.targets)}`);
+  if (s.tracing_added_cpu_us !== undefined) {
+    console.log(
+      `client.request with the OpenTelemetry SDK vs without, in ${bench.tracing?.plain.rounds.length ?? 0} alternating pairs: ` +
+        `x${s.tracing_throughput_ratio!.toFixed(3)} throughput, ${s.tracing_added_cpu_us.toFixed(2)} us CPU/req added, ${s.tracing_spans_per_request!.toFixed(2)} spans exported per request`,
+    );
+  }
+  console.log(`\ntargets (client.request vs raw Pool.request; tracing: with the SDK vs without):\n${formatTargets(report.targets)}`);
 }

@@ -21,6 +21,8 @@ export interface BenchResults {
   readonly rounds: readonly VariantRounds[];
   /** The paired phase: raw `Pool.request` and `client.request` alternating, nothing else in between. */
   readonly pairs: { readonly raw: VariantRounds; readonly mesh: VariantRounds } | undefined;
+  /** The tracing phase: `client.request` without and with the OpenTelemetry SDK, alternating. */
+  readonly tracing: { readonly plain: VariantRounds; readonly traced: VariantRounds; readonly spansPerRequest: number } | undefined;
 }
 
 /**
@@ -30,7 +32,8 @@ export interface BenchResults {
  *
  * Before all that, when `settings.pairs` > 0, runs raw and `client.request` alone in alternating pairs
  * (each first in half of them): the measure of the request path as a service that never calls `fetch`
- * sees it.
+ * sees it. Then `client.request` without and with the OpenTelemetry SDK in alternating pairs (the cost
+ * of tracing and metrics), before the fetch variants run.
  *
  * @param origin - the backend, `http://127.0.0.1:<port>`
  * @param settings - rounds, durations, concurrency, pool settings
@@ -68,6 +71,33 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
       }
       console.log(`pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
     }
+    const traced = set.traced;
+    const tracing = new Map<Variant, RoundSample[]>([[mesh, []], [traced, []]]);
+    if (settings.pairs > 0) {
+      console.log(`warm-up of client.request with the OpenTelemetry SDK: ${settings.warmupMs} ms`);
+      await measure(traced, settings.warmupMs);
+      set.sdk.trim();
+    }
+    for (let p = 0; p < settings.pairs; p++) {
+      const parts: string[] = [];
+      for (const v of p % 2 === 0 ? [mesh, traced] : [traced, mesh]) {
+        const s = await measure(v, settings.roundMs);
+        tracing.get(v)!.push(s);
+        parts.push(`${v.key} ${short(s)}`);
+      }
+      set.sdk.trim();
+      console.log(`tracing pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
+    }
+    // What each traced request exported: 1000 requests one after another, then a flush.
+    let spansPerRequest = 0;
+    if (settings.pairs > 0) {
+      await set.sdk.tracerProvider.forceFlush();
+      const before = set.sdk.exportedSpans();
+      for (let i = 0; i < 1000; i++) await traced.send();
+      await set.sdk.tracerProvider.forceFlush();
+      spansPerRequest = (set.sdk.exportedSpans() - before) / 1000;
+      set.sdk.trim();
+    }
     console.log(`warm-up: ${settings.warmupMs} ms per variant, concurrency ${settings.concurrency}`);
     for (const v of ordered(set.variants, schedule.warmup)) await measure(v, settings.warmupMs);
     for (let r = 0; r < settings.rounds; r++) {
@@ -83,6 +113,14 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
     return {
       rounds: set.variants.map((v) => ({ key: v.key, label: v.label, rounds: samples.get(v)! })),
       pairs: settings.pairs > 0 ? { raw: asRounds(raw), mesh: asRounds(mesh) } : undefined,
+      tracing:
+        settings.pairs > 0
+          ? {
+              plain: { key: mesh.key, label: mesh.label, rounds: tracing.get(mesh)! },
+              traced: { key: traced.key, label: traced.label, rounds: tracing.get(traced)! },
+              spansPerRequest,
+            }
+          : undefined,
     };
   } finally {
     await set.close();

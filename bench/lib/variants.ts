@@ -1,9 +1,10 @@
 import { fetch as undiciFetch, Pool } from "undici";
 import { createMesh, type PoolOptions } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
+import { startBenchSdk, type BenchSdk } from "./otel-sdk.ts";
 
-/** The four ways of sending the same request that the bench compares. */
-export type VariantKey = "raw_request" | "client_request" | "client_fetch" | "undici_fetch";
+/** The ways of sending the same request that the bench compares: four in the rounds, and `client.request` with the OpenTelemetry SDK. */
+export type VariantKey = "raw_request" | "client_request" | "client_fetch" | "undici_fetch" | "client_request_otel";
 
 /** One way of sending a request: `send` sends one GET and consumes the whole body. */
 export interface Variant {
@@ -16,6 +17,10 @@ export interface Variant {
 export interface VariantSet {
   /** Raw `Pool.request` first: it is the baseline of every ratio. */
   readonly variants: readonly Variant[];
+  /** `client.request` on a second mesh, with the SDK's tracer and meter providers (batch span processor, in-memory exporters). */
+  readonly traced: Variant;
+  /** The SDK behind `traced`. */
+  readonly sdk: BenchSdk;
   close(): Promise<void>;
 }
 
@@ -42,6 +47,9 @@ export function createVariants(origin: string, path: string, pool: PoolOptions):
   const registry = new MockRegistry({ [SERVICE]: [{ address: url.hostname, port: Number(url.port) }] });
   const mesh = createMesh({ registry, pool });
   const client = mesh.client(SERVICE);
+  const sdk = startBenchSdk();
+  const tracedMesh = createMesh({ registry, pool, telemetry: { tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider } });
+  const tracedClient = tracedMesh.client(SERVICE);
 
   const variants: Variant[] = [
     {
@@ -82,10 +90,23 @@ export function createVariants(origin: string, path: string, pool: PoolOptions):
     },
   ];
 
+  const traced: Variant = {
+    key: "client_request_otel",
+    label: "mesh client.request, OpenTelemetry SDK",
+    send: async () => {
+      const { statusCode, body } = await tracedClient.request({ path });
+      await body.text();
+      expectOk(statusCode, "client_request_otel");
+    },
+  };
+
   return {
     variants,
+    traced,
+    sdk,
     close: async () => {
-      await Promise.all([rawPool.close(), fetchPool.close(), mesh.close()]);
+      await Promise.all([rawPool.close(), fetchPool.close(), mesh.close(), tracedMesh.close()]);
+      await sdk.shutdown();
     },
   };
 }

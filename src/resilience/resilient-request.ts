@@ -29,9 +29,10 @@ const EMPTY = new Set<EndpointHandle>();
 export function resilientRequest(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, label: CallLabel = state.plainLabel): Promise<Dispatcher.ResponseData> {
   const bulkhead = state.guard.bulkhead;
   const call = state.telemetry.start(state, label, options.method, options.path);
-  // No async frame of its own: without limits, the call is the attempts' promise.
-  if (call === undefined) return bulkhead === undefined ? attempts(state, policy, options, pick, undefined, undefined) : limited(state, bulkhead, policy, options, pick, undefined);
-  return call.track(bulkhead === undefined ? attempts(state, policy, options, pick, undefined, call) : limited(state, bulkhead, policy, options, pick, call));
+  // No async frame of its own: without limits, the call is the attempts' promise (which ends the call's telemetry).
+  if (bulkhead === undefined) return attempts(state, policy, options, pick, undefined, call);
+  // A call refused a slot ends here; one that got a slot ended already (ending twice does nothing).
+  return call === undefined ? limited(state, bulkhead, policy, options, pick, undefined) : call.track(limited(state, bulkhead, policy, options, pick, call));
 }
 
 async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, call: CallTelemetry | undefined): Promise<Dispatcher.ResponseData> {
@@ -69,12 +70,11 @@ function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.R
   const incoming = remainingIncomingMs();
   const limit = policy.timeoutMs > 0 ? policy.timeoutMs : Infinity;
   const total = incoming === undefined ? limit : Math.min(incoming, limit);
-  if (startedAt !== undefined && total <= clock.now() - start) return Promise.reject(timeoutError(state, total, 0, undefined));
+  if (startedAt !== undefined && total <= clock.now() - start) return refuse(timeoutError(state, total, 0, undefined), call);
   const refusal = breakerRefusal(state);
-  if (refusal !== undefined) return Promise.reject(refusal);
+  if (refusal !== undefined) return refuse(refusal, call);
   const guard = state.guard;
   if (
-    call !== undefined ||
     startedAt !== undefined ||
     incoming !== undefined ||
     policy.explicitTimeout ||
@@ -85,7 +85,8 @@ function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.R
     total <= state.poolHeadersTimeout - 1000
   ) {
     guard.budget.request();
-    return attemptLoop(state, policy, options, pick, start, total, incoming !== undefined, undefined, call);
+    const loop = attemptLoop(state, policy, options, pick, start, total, incoming !== undefined, undefined, call);
+    return call === undefined ? loop : call.track(loop);
   }
   // The common call: the pool's own headers timer is its limit, and an answer that cannot be retried
   // goes straight back; anything else continues in the loop with this first outcome.
@@ -94,21 +95,49 @@ function attempts(state: ServiceState, policy: CallPolicy, options: Dispatcher.R
     handle = pick(EMPTY);
   } catch (err) {
     guard.breaker?.release();
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    return refuse(err instanceof Error ? err : new Error(String(err)), call);
   }
   guard.budget.request();
-  return handle.pool.request(options).then(
+  if (call === undefined) {
+    return handle.pool.request(options).then(
+      (res) => {
+        if (res.statusCode < 429 && policy.statusCodes.size === 0) {
+          guard.observe(clock.now() - start);
+          guard.outlier?.success(handle.endpoint.id);
+          guard.breaker?.success();
+          return res;
+        }
+        return attemptLoop(state, policy, options, pick, start, total, false, { handle, res }, undefined);
+      },
+      (err: unknown) => attemptLoop(state, policy, options, pick, start, total, false, { handle, error: err, failure: classifyError(err, options.signal as AbortSignal | undefined) }, undefined),
+    );
+  }
+  // The same, traced: the attempt's span around the request, the call's ended with the answer.
+  const attempt = call.attempt(handle, false);
+  return send(handle, options, attempt).then(
     (res) => {
+      attempt.end(res.statusCode, undefined);
       if (res.statusCode < 429 && policy.statusCodes.size === 0) {
         guard.observe(clock.now() - start);
         guard.outlier?.success(handle.endpoint.id);
         guard.breaker?.success();
+        call.end(res.statusCode, undefined);
         return res;
       }
-      return attemptLoop(state, policy, options, pick, start, total, false, { handle, res }, undefined);
+      return call.track(attemptLoop(state, policy, options, pick, start, total, false, { handle, res }, call));
     },
-    (err: unknown) => attemptLoop(state, policy, options, pick, start, total, false, { handle, error: err, failure: classifyError(err, options.signal as AbortSignal | undefined) }, undefined),
+    (err: unknown) => {
+      const failure = classifyError(err, options.signal as AbortSignal | undefined);
+      attempt.end(undefined, err, failure);
+      return call.track(attemptLoop(state, policy, options, pick, start, total, false, { handle, error: err, failure }, call));
+    },
   );
+}
+
+/** A call refused before any attempt: its telemetry ends with the error. */
+function refuse(error: Error, call: CallTelemetry | undefined): Promise<never> {
+  call?.end(undefined, error);
+  return Promise.reject(error);
 }
 
 /** The attempts of one call. */

@@ -28,7 +28,11 @@ export class CallTelemetry {
   readonly state: ServiceState;
   readonly label: CallLabel;
   readonly method: string;
+  /** `http.request.method`: the method, or `_OTHER`. */
+  readonly methodName: string;
   readonly path: string;
+  /** `url.full` of the attempts: the service's URL, as the caller named it. */
+  readonly url: string;
   /** The call's span, and the context it is the active span of (the attempts' parent). */
   readonly span: Span | undefined;
   readonly context: Context | undefined;
@@ -48,7 +52,9 @@ export class CallTelemetry {
     this.state = state;
     this.label = label;
     this.method = method;
+    this.methodName = methodName(method);
     this.path = path;
+    this.url = tracer === undefined ? "" : `http://${label.service}${path}`;
     this.tracer = tracer;
     this.meters = meters;
     this.undiciTraces = undiciTraces;
@@ -56,18 +62,17 @@ export class CallTelemetry {
     this.#breakerBefore = state.guard.breaker?.state;
     if (tracer !== undefined) {
       const parent = context.active();
+      // Few attributes: the SDK checks each one, at a cost that adds up per call. The URL and the
+      // peer are on the attempts' spans (the conventions' CLIENT spans).
       const attributes: Attributes = {
-        [ATTR.method]: methodName(method),
-        [ATTR.urlFull]: `http://${label.service}${path}`,
+        [ATTR.method]: this.methodName,
         [ATTR.serverAddress]: label.service,
-        [ATTR.serverPort]: 80,
-        [ATTR.service]: label.service,
         [ATTR.balancer]: state.policy,
       };
       if (state.service !== label.service) attributes[ATTR.target] = state.service;
       if (label.route !== undefined) attributes[ATTR.route] = label.route;
       if (label.subset !== undefined) attributes[ATTR.subset] = label.subset;
-      this.span = tracer.startSpan(`${methodName(method)} ${label.service}`, { kind: SpanKind.INTERNAL, attributes }, parent);
+      this.span = tracer.startSpan(`${this.methodName} ${label.service}`, { kind: SpanKind.INTERNAL, attributes }, parent);
       this.context = trace.setSpan(parent, this.span);
     }
     if (diag.requestStart.hasSubscribers || diag.requestEnd.hasSubscribers) {
@@ -80,11 +85,11 @@ export class CallTelemetry {
   attempt(handle: EndpointHandle, hedge: boolean): AttemptTelemetry {
     const resend = this.attempts++;
     const meters = this.meters;
-    if (meters !== undefined) {
+    // Attempts are counted by http.client.request.duration (one point per attempt); retries and hedges here.
+    if (meters !== undefined && resend > 0) {
       const attrs = meters.service(this.state.service);
-      meters.attempts.add(1, attrs);
       if (hedge) meters.hedges.add(1, attrs);
-      else if (resend > 0) meters.retries.add(1, { ...attrs, [ATTR.retryReason]: this.lastOutcome ?? "unknown" });
+      else meters.retries.add(1, { ...attrs, [ATTR.retryReason]: this.lastOutcome ?? "unknown" });
     }
     if (diag.pick.hasSubscribers) diag.pick.publish({ service: this.state.service, endpoint: handle.endpoint, policy: this.state.policy, resendCount: resend, hedge });
     return new AttemptTelemetry(this, handle, resend, hedge);
@@ -117,9 +122,8 @@ export class CallTelemetry {
     if (span !== undefined) {
       if (breaker !== this.#breakerBefore && breaker !== undefined) span.addEvent("proxyless.circuit_breaker.state_changed", { [ATTR.breakerState]: breaker });
       if (span.isRecording()) {
-        span.setAttribute(ATTR.attempts, this.attempts);
-        if (this.attempts > 1) span.setAttribute(ATTR.resendCount, this.attempts - 1);
         if (status !== undefined) span.setAttribute(ATTR.status, status);
+        if (this.attempts > 1) span.setAttribute(ATTR.resendCount, this.attempts - 1);
         if (failure !== undefined) {
           span.setAttribute(ATTR.errorType, failure);
           span.setStatus({ code: SpanStatusCode.ERROR, ...(status === undefined ? { message: (error as Error | undefined)?.message ?? String(error) } : {}) });
@@ -127,7 +131,7 @@ export class CallTelemetry {
       }
       span.end();
     }
-    this.meters?.callDuration.record((now - this.start) / 1000, this.meters.outcome(this.state.service, methodName(this.method), status, failure));
+    this.meters?.callDuration.record((now - this.start) / 1000, this.meters.outcome(this.state.service, this.methodName, status, failure));
     const message = this.#message;
     if (message !== undefined) {
       message.statusCode = status;
@@ -172,18 +176,17 @@ export class AttemptTelemetry {
     const tracer = call.tracer;
     if (tracer !== undefined && !call.undiciTraces) {
       const endpoint = handle.endpoint;
-      const method = methodName(call.method);
+      const method = call.methodName;
       const attributes: Attributes = {
         [ATTR.method]: method,
-        [ATTR.urlFull]: `http://${call.label.service}${call.path}`,
+        [ATTR.urlFull]: call.url,
         [ATTR.serverAddress]: call.label.service,
         [ATTR.serverPort]: 80,
         [ATTR.peerAddress]: endpoint.address,
         [ATTR.peerPort]: endpoint.port,
         [ATTR.endpoint]: endpoint.id,
-        [ATTR.service]: call.state.service,
-        [ATTR.balancer]: call.state.policy,
       };
+      if (call.state.service !== call.label.service) attributes[ATTR.target] = call.state.service;
       if (resend > 0) attributes[ATTR.resendCount] = resend;
       if (hedge) attributes[ATTR.hedge] = true;
       else if (resend > 0 && call.lastOutcome !== undefined) attributes[ATTR.retryReason] = call.lastOutcome;
@@ -238,7 +241,7 @@ export class AttemptTelemetry {
     }
     const meters = call.meters;
     if (meters !== undefined && !call.undiciTraces && !cancelled) {
-      meters.attemptDuration.record((call.state.env.clock.now() - this.#start) / 1000, meters.outcome(call.state.service, methodName(call.method), status, failure));
+      meters.attemptDuration.record((call.state.env.clock.now() - this.#start) / 1000, meters.outcome(call.state.service, call.methodName, status, failure));
     }
   }
 }

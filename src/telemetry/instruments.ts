@@ -26,8 +26,6 @@ export class Instruments {
   readonly attemptDuration: Histogram;
   /** `proxyless.client.call.duration`: one per call, retries and hedges included, in seconds. */
   readonly callDuration: Histogram;
-  /** Attempts sent. */
-  readonly attempts: Counter;
   /** Retries sent, by reason. */
   readonly retries: Counter;
   /** Hedges sent. */
@@ -64,7 +62,6 @@ export class Instruments {
     const advice = { explicitBucketBoundaries: [...DURATION_BUCKETS] };
     this.attemptDuration = meter.createHistogram("http.client.request.duration", { unit: "s", description: "Duration of HTTP client requests (one per attempt).", advice });
     this.callDuration = meter.createHistogram("proxyless.client.call.duration", { unit: "s", description: "Duration of calls through the mesh, retries and hedges included, until response headers.", advice });
-    this.attempts = meter.createCounter("proxyless.client.attempts", { unit: "{attempt}", description: "Attempts sent (first tries, retries and hedges).", valueType: ValueType.INT });
     this.retries = meter.createCounter("proxyless.client.retries", { unit: "{retry}", description: "Retries sent, by what the attempt before got.", valueType: ValueType.INT });
     this.hedges = meter.createCounter("proxyless.client.hedges", { unit: "{hedge}", description: "Hedged attempts sent.", valueType: ValueType.INT });
     this.ejections = meter.createCounter("proxyless.endpoint.ejections", { unit: "{ejection}", description: "Endpoints taken out of rotation by outlier detection.", valueType: ValueType.INT });
