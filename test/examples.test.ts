@@ -41,4 +41,16 @@ describe("examples run and say what the docs say", () => {
     assert.match(out, /zone-a healthy: +\{ a\d: 10, a\d: 10 \}/);
     assert.match(out, /zone-a down: +\{ b1: 20 \}/);
   });
+
+  it("tracing: one trace across two services, with a retried attempt, baggage, and the SDK's console output", async () => {
+    const out = await example("examples/tracing/main.ts");
+    assert.match(out, /"tenant":"acme"/, "baggage reached orders");
+    assert.match(
+      out,
+      /nightly-job \[INTERNAL\]\n +GET web \[INTERNAL\] status 200\n +GET \[CLIENT\] peer :\d+, status 200\n +GET web \[SERVER\] status 200\n +GET orders \[INTERNAL\] status 200\n +GET \[CLIENT\] peer :\d+, status 503\n +GET orders \[SERVER\] status 503\n +GET \[CLIENT\] peer :\d+, status 200, retry after 503\n +GET orders \[SERVER\] status 200\n/,
+    );
+    assert.match(out, /one trace id: true/);
+    assert.match(out, /traceId: '[0-9a-f]{32}'/, "the console exporter printed spans");
+    assert.match(out, /name: 'http\.client\.request\.duration'/, "and the metrics at shutdown");
+  });
 });

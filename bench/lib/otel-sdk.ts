@@ -31,6 +31,7 @@ export interface BenchSdk {
   exportedSpans(): number;
   /** Drops the metric exports held so far; call between runs. */
   trim(): void;
+  /** Shuts the providers down and unregisters the global context manager and propagator. */
   shutdown(): Promise<void>;
 }
 
@@ -55,6 +56,9 @@ export function startBenchSdk(): BenchSdk {
     shutdown: async () => {
       await tracerProvider.shutdown();
       await meterProvider.shutdown();
+      // The globals go too, so that what runs next in the process runs as it would without the SDK.
+      context.disable();
+      propagation.disable();
     },
   };
 }

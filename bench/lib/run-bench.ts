@@ -5,7 +5,7 @@ import { balancedSchedule } from "./order.ts";
 import { runRound, type RoundSample } from "./run-round.ts";
 import type { BenchSettings } from "./settings.ts";
 import type { VariantRounds } from "./summary.ts";
-import { createVariants, type Variant } from "./variants.ts";
+import { createTracedVariant, createVariants, type Variant } from "./variants.ts";
 
 function ordered<T>(items: readonly T[], order: readonly number[]): T[] {
   return order.map((i) => items[i]!);
@@ -71,32 +71,37 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
       }
       console.log(`pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
     }
-    const traced = set.traced;
+    // The SDK exists only for this phase: its global context manager must not touch the others.
+    const withSdk = createTracedVariant(origin, settings.path, settings.pool);
+    const traced = withSdk.variant;
     const tracing = new Map<Variant, RoundSample[]>([[mesh, []], [traced, []]]);
-    if (settings.pairs > 0) {
-      console.log(`warm-up of client.request with the OpenTelemetry SDK: ${settings.warmupMs} ms`);
-      await measure(traced, settings.warmupMs);
-      set.sdk.trim();
-    }
-    for (let p = 0; p < settings.pairs; p++) {
-      const parts: string[] = [];
-      for (const v of p % 2 === 0 ? [mesh, traced] : [traced, mesh]) {
-        const s = await measure(v, settings.roundMs);
-        tracing.get(v)!.push(s);
-        parts.push(`${v.key} ${short(s)}`);
-      }
-      set.sdk.trim();
-      console.log(`tracing pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
-    }
-    // What each traced request exported: 1000 requests one after another, then a flush.
     let spansPerRequest = 0;
-    if (settings.pairs > 0) {
-      await set.sdk.tracerProvider.forceFlush();
-      const before = set.sdk.exportedSpans();
-      for (let i = 0; i < 1000; i++) await traced.send();
-      await set.sdk.tracerProvider.forceFlush();
-      spansPerRequest = (set.sdk.exportedSpans() - before) / 1000;
-      set.sdk.trim();
+    try {
+      if (settings.pairs > 0) {
+        console.log(`warm-up of client.request with the OpenTelemetry SDK: ${settings.warmupMs} ms`);
+        await measure(traced, settings.warmupMs);
+        withSdk.sdk.trim();
+      }
+      for (let p = 0; p < settings.pairs; p++) {
+        const parts: string[] = [];
+        for (const v of p % 2 === 0 ? [mesh, traced] : [traced, mesh]) {
+          const s = await measure(v, settings.roundMs);
+          tracing.get(v)!.push(s);
+          parts.push(`${v.key} ${short(s)}`);
+        }
+        withSdk.sdk.trim();
+        console.log(`tracing pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
+      }
+      // What each traced request exported: 1000 requests one after another, then a flush.
+      if (settings.pairs > 0) {
+        await withSdk.sdk.tracerProvider.forceFlush();
+        const before = withSdk.sdk.exportedSpans();
+        for (let i = 0; i < 1000; i++) await traced.send();
+        await withSdk.sdk.tracerProvider.forceFlush();
+        spansPerRequest = (withSdk.sdk.exportedSpans() - before) / 1000;
+      }
+    } finally {
+      await withSdk.close();
     }
     console.log(`warm-up: ${settings.warmupMs} ms per variant, concurrency ${settings.concurrency}`);
     for (const v of ordered(set.variants, schedule.warmup)) await measure(v, settings.warmupMs);
