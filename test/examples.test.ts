@@ -52,5 +52,6 @@ describe("examples run and say what the docs say", () => {
     assert.match(out, /one trace id: true/);
     assert.match(out, /traceId: '[0-9a-f]{32}'/, "the console exporter printed spans");
     assert.match(out, /name: 'http\.client\.request\.duration'/, "and the metrics at shutdown");
+    assert.match(out, /name: 'proxyless\.endpoints'/, "gauges included");
   });
 });

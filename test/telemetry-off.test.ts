@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { after, afterEach, before, describe, it } from "node:test";
 import { diag, DiagLogLevel, metrics, trace, type DiagLogger } from "@opentelemetry/api";
-import { channels, createMesh, type EndpointEjectedMessage, type EndpointMessage, type Mesh, type PickMessage, type RequestEndMessage, type RequestStartMessage } from "proxyless";
+import { channels, createMesh, EndpointSet, type Registry, type EndpointEjectedMessage, type EndpointMessage, type Mesh, type PickMessage, type RequestEndMessage, type RequestStartMessage } from "proxyless";
 import { FakeClock, MockRegistry, createSeededRandom } from "proxyless/testing";
 import { Backend, startBackends } from "./helpers/backend.ts";
 import { createOtel, registerContextAndPropagation, type Otel } from "./helpers/otel.ts";
@@ -154,6 +154,24 @@ describe("without an OpenTelemetry SDK; diagnostics_channel; snapshot(); an SDK 
     assert.ok(hit.ejectedForMs !== null && hit.ejectedForMs > 20_000 && hit.ejectedForMs <= 33_000 - 5000, `ejected for ${hit.ejectedForMs} ms`);
     assert.deepEqual({ ejected: other.ejected, inRotation: other.inRotation, ejectedForMs: other.ejectedForMs }, { ejected: false, inRotation: true, ejectedForMs: null });
     assert.equal(orders.openConnections, 1);
+  });
+
+  it("a registry watch that says how long it has been failing is believed: its warnings (error updates) do not count", async () => {
+    let failingFor = 0;
+    const registry: Registry = {
+      watch: (service, listener) => {
+        listener({ type: "endpoints", endpoints: EndpointSet.of(service, [backends[0]!.endpoint]) });
+        listener({ type: "error", error: new Error("skipped an instance with no address") });
+        return { close: () => undefined, failingForMs: () => failingFor };
+      },
+    };
+    mesh = createMesh({ registry });
+    mesh.client("orders");
+    await mesh.explain("orders");
+    assert.deepEqual({ ...mesh.snapshot().services[0]!.registry, lastUpdateAgeMs: 0 }, { lastUpdateAgeMs: 0, failing: false, stalenessMs: 0, lastError: null });
+    failingFor = 2500;
+    const registryPart = mesh.snapshot().services[0]!.registry;
+    assert.deepEqual({ ...registryPart, lastUpdateAgeMs: 0 }, { lastUpdateAgeMs: 0, failing: true, stalenessMs: 2500, lastError: "skipped an instance with no address" });
   });
 
   let otel: Otel | undefined;

@@ -123,6 +123,18 @@ describe("OpenTelemetry traces and metrics, with the real SDK and in-memory expo
     assert.equal(headers.baggage, "tenant=acme");
   });
 
+  it("with no span active, a traceparent the caller set by hand is the call's parent (the mesh replaces the header, not the trace)", async () => {
+    const m = start();
+    const traceId = "0af7651916cd43dd8448eb211c80319c";
+    const res = await m.client("orders").request({ path: "/", headers: { traceparent: `00-${traceId}-b7ad6b7169203331-01` } });
+    await res.body.dump();
+    const [tree] = callTrees(otel.spans());
+    assert.equal(tree!.call.spanContext().traceId, traceId);
+    assert.equal(tree!.call.parentSpanContext?.spanId, "b7ad6b7169203331");
+    const seen = [...backends[0]!.seen, ...backends[1]!.seen];
+    assert.equal(seen[0]!.headers.traceparent, `00-${traceId}-${tree!.attempts[0]!.spanContext().spanId}-01`);
+  });
+
   it("metrics after known traffic: attempts, retries, durations, endpoints by state, breaker, staleness, connections", async () => {
     backends[0]!.failWith = 503;
     const m = start({ outlier: false, breaker: { threshold: 1000 } });
@@ -141,6 +153,7 @@ describe("OpenTelemetry traces and metrics, with the real SDK and in-memory expo
     assert.equal(count(200), calls);
     assert.deepEqual(attempts.find((p) => p.attributes["http.response.status_code"] === 503)?.attributes, {
       "server.address": "orders",
+      "server.port": 80,
       "http.request.method": "GET",
       "http.response.status_code": 503,
       "error.type": "503",

@@ -69,8 +69,9 @@ console.log(`one trace id: ${String(new Set(spans.map((s) => s.spanContext().tra
 console.log("\nweb's mesh, snapshot():");
 console.log(JSON.stringify(web.mesh.snapshot().services.map((s) => ({ name: s.name, policy: s.policy, endpoints: s.endpoints.map((e) => ({ id: e.id, health: e.health, inRotation: e.inRotation, connections: e.connections })) }))));
 
+// The SDK first: it collects the metrics a last time, while the meshes' gauges are still there.
+console.log("\nmetrics, flushed at shutdown:");
+await sdk.shutdown();
 await job.close();
 await web.stop();
 await Promise.all(orders.map((o) => o.stop()));
-console.log("\nmetrics, flushed at shutdown:");
-await sdk.shutdown();

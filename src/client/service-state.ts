@@ -67,8 +67,8 @@ export interface RegistryStatus {
   /** Whether its last message was a failure. */
   readonly failing: boolean;
   /**
-   * How long the registry has been failing, in ms: since its first error after its last good message
-   * (until then the watch was alive, so the state was current). 0 while it answers.
+   * How long the registry has been failing, in ms: the watch's own account when it gives one
+   * (`failingForMs`), else since the first error after the last good message. 0 while it answers.
    */
   readonly stalenessMs: number;
   /** The last failure, while failing. */
@@ -148,12 +148,15 @@ export class ServiceState {
 
   /** How the registry is doing for this service. */
   get registryStatus(): RegistryStatus {
+    const own = this.#watch.failingForMs?.();
     const since = this.#failingSince;
+    const stalenessMs = own ?? (since === undefined ? 0 : Math.max(0, this.#ctx.env.clock.now() - since));
+    const failing = own === undefined ? since !== undefined : own > 0;
     return {
       lastUpdateAt: this.#lastGoodAt,
-      failing: since !== undefined,
-      stalenessMs: since === undefined ? 0 : Math.max(0, this.#ctx.env.clock.now() - since),
-      lastError: since === undefined ? undefined : this.#lastError,
+      failing,
+      stalenessMs,
+      lastError: failing ? this.#lastError : undefined,
       configVersion: this.#configVersion,
       configAt: this.#configAt,
     };

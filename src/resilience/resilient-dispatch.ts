@@ -148,7 +148,7 @@ const EMPTY = new Set<EndpointHandle>();
 export function resilientDispatch(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, pick: AttemptPicker, label: CallLabel = state.plainLabel): void {
   const bulkhead = state.guard.bulkhead;
   const user = classic(handler);
-  const trace = state.telemetry.start(state, label, options.method, options.path);
+  const trace = state.telemetry.start(state, label, options.method, options.path, options.headers);
   if (bulkhead === undefined) {
     new DispatchCall(state, policy, options, user, pick, state.env.clock.now(), false, trace).begin(undefined);
     return;
@@ -492,6 +492,8 @@ class DispatchCall {
       this.#reported = true;
       this.state.guard.breaker?.failure();
     }
+    // The attempts' spans end before the call's: they are its children.
+    for (const attempt of this.#running) attempt.trace?.end(undefined, error, "cancelled");
     this.trace?.end(undefined, error);
     // Ended first: an attempt's abort may call back into this call (undici reports it at once).
     const running = this.#running;

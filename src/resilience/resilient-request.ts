@@ -28,7 +28,7 @@ const EMPTY = new Set<EndpointHandle>();
  */
 export function resilientRequest(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, label: CallLabel = state.plainLabel): Promise<Dispatcher.ResponseData> {
   const bulkhead = state.guard.bulkhead;
-  const call = state.telemetry.start(state, label, options.method, options.path);
+  const call = state.telemetry.start(state, label, options.method, options.path, options.headers);
   // No async frame of its own: without limits, the call is the attempts' promise (which ends the call's telemetry).
   if (bulkhead === undefined) return attempts(state, policy, options, pick, undefined, call);
   // A call refused a slot ends here; one that got a slot ended already (ending twice does nothing).
@@ -263,7 +263,12 @@ interface AttemptOutcome {
 
 /** Sends an attempt's request, traced: with its trace headers, in its context. */
 function send(handle: EndpointHandle, options: Dispatcher.RequestOptions, attempt: AttemptTelemetry): Promise<Dispatcher.ResponseData> {
-  return attempt.run(() => handle.pool.request(attempt.prepare(options)));
+  try {
+    return attempt.run(() => handle.pool.request(attempt.prepare(options)));
+  } catch (err) {
+    // A propagator that throws fails this attempt, as a rejection, like any other send error.
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
 }
 
 /**
@@ -343,11 +348,13 @@ async function hedged(
   const clock = state.env.clock;
   const cancelFirst = new AbortController();
   const cancelSecond = new AbortController();
+  const firstTrace = call?.attempt(first, false);
+  let secondTrace: AttemptTelemetry | undefined;
   return new Promise<AttemptOutcome>((resolve) => {
     let settled = false;
     let started = false;
     let running = 1;
-    const finish = (outcome: AttemptOutcome, other: AbortController): void => {
+    const finish = (outcome: AttemptOutcome, other: AbortController, otherTrace: AttemptTelemetry | undefined): void => {
       running--;
       if (settled) {
         void outcome.res?.body.dump().catch(() => undefined);
@@ -356,6 +363,8 @@ async function hedged(
       if (outcome.res !== undefined) {
         settled = true;
         clock.clearTimeout(timer);
+        // The loser's span ends now, before the call's, not when undici gets round to the abort.
+        otherTrace?.end(undefined, undefined, "cancelled");
         other.abort();
         resolve(outcome);
       } else if (running === 0) {
@@ -363,7 +372,7 @@ async function hedged(
         resolve(outcome);
       }
     };
-    void sendAttempt(state, first, options, perTry, remaining, callerSignal, cancelFirst.signal, call?.attempt(first, false)).then((o) => {
+    void sendAttempt(state, first, options, perTry, remaining, callerSignal, cancelFirst.signal, firstTrace).then((o) => {
       if (!started && o.res === undefined) {
         // Failed before the hedge went: the normal retry path takes over.
         settled = true;
@@ -371,7 +380,7 @@ async function hedged(
         resolve(o);
         return;
       }
-      finish(o, cancelSecond);
+      finish(o, cancelSecond, secondTrace);
     });
     const timer = clock.setTimeout(() => {
       if (settled) return;
@@ -389,7 +398,8 @@ async function hedged(
       started = true;
       running++;
       // The hedge gets what is left of the call's time, not a fresh allowance.
-      void sendAttempt(state, second, options, Math.max(1, Math.min(perTry, remaining) - delay), remaining - delay, callerSignal, cancelSecond.signal, call?.attempt(second, true)).then((o) => finish(o, cancelFirst));
+      secondTrace = call?.attempt(second, true);
+      void sendAttempt(state, second, options, Math.max(1, Math.min(perTry, remaining) - delay), remaining - delay, callerSignal, cancelSecond.signal, secondTrace).then((o) => finish(o, cancelFirst, firstTrace));
     }, Math.max(0, delay));
   });
 }

@@ -4,6 +4,7 @@
  */
 export const ATTR = {
   method: "http.request.method",
+  methodOriginal: "http.request.method_original",
   status: "http.response.status_code",
   errorType: "error.type",
   resendCount: "http.request.resend_count",
@@ -38,6 +39,8 @@ export const DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0
  * `UND_ERR_SOCKET`), else the error's class name, else `_OTHER`, as the conventions ask. @internal
  */
 export function errorType(error: unknown): string {
+  // undici rejects with an aborted signal's reason: a DOMException named TimeoutError or AbortError.
+  if (error instanceof DOMException) return error.name;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && code.length > 0) return code;
   const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code;

@@ -1,5 +1,6 @@
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span, type Tracer } from "@opentelemetry/api";
 import type { Dispatcher } from "undici";
+import { headerValue } from "../balancer/hash-policy.ts";
 import type { ServiceState } from "../client/service-state.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import { ATTR, errorType, methodName } from "./attributes.ts";
@@ -48,7 +49,11 @@ export class CallTelemetry {
   #ended = false;
   readonly #breakerBefore: string | undefined;
 
-  constructor(state: ServiceState, label: CallLabel, method: string, path: string, tracer: Tracer | undefined, meters: Instruments | undefined, undiciTraces: boolean) {
+  /**
+   * @param headers - the caller's request headers: a `traceparent` the caller set by hand is the parent
+   *   when no span is active (the mesh replaces the header, and must not break the caller's trace)
+   */
+  constructor(state: ServiceState, label: CallLabel, method: string, path: string, headers: unknown, tracer: Tracer | undefined, meters: Instruments | undefined, undiciTraces: boolean) {
     this.state = state;
     this.label = label;
     this.method = method;
@@ -61,7 +66,7 @@ export class CallTelemetry {
     this.start = state.env.clock.now();
     this.#breakerBefore = state.guard.breaker?.state;
     if (tracer !== undefined) {
-      const parent = context.active();
+      const parent = parentContext(headers);
       // Few attributes: the SDK checks each one, at a cost that adds up per call. The URL and the
       // peer are on the attempts' spans (the conventions' CLIENT spans).
       const attributes: Attributes = {
@@ -72,7 +77,8 @@ export class CallTelemetry {
       if (state.service !== label.service) attributes[ATTR.target] = state.service;
       if (label.route !== undefined) attributes[ATTR.route] = label.route;
       if (label.subset !== undefined) attributes[ATTR.subset] = label.subset;
-      this.span = tracer.startSpan(`${this.methodName} ${label.service}`, { kind: SpanKind.INTERNAL, attributes }, parent);
+      if (this.methodName === "_OTHER") attributes[ATTR.methodOriginal] = method;
+      this.span = tracer.startSpan(`${this.methodName === "_OTHER" ? "HTTP" : this.methodName} ${label.service}`, { kind: SpanKind.INTERNAL, attributes }, parent);
       this.context = trace.setSpan(parent, this.span);
     }
     if (diag.requestStart.hasSubscribers || diag.requestEnd.hasSubscribers) {
@@ -131,7 +137,7 @@ export class CallTelemetry {
       }
       span.end();
     }
-    this.meters?.callDuration.record((now - this.start) / 1000, this.meters.outcome(this.state.service, this.methodName, status, failure));
+    this.meters?.callDuration.record((now - this.start) / 1000, this.meters.outcome(this.label.service, this.methodName, status, failure));
     const message = this.#message;
     if (message !== undefined) {
       message.statusCode = status;
@@ -190,7 +196,8 @@ export class AttemptTelemetry {
       if (resend > 0) attributes[ATTR.resendCount] = resend;
       if (hedge) attributes[ATTR.hedge] = true;
       else if (resend > 0 && call.lastOutcome !== undefined) attributes[ATTR.retryReason] = call.lastOutcome;
-      this.span = tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes }, call.context);
+      if (method === "_OTHER") attributes[ATTR.methodOriginal] = call.method;
+      this.span = tracer.startSpan(method === "_OTHER" ? "HTTP" : method, { kind: SpanKind.CLIENT, attributes }, call.context);
     }
   }
 
@@ -239,9 +246,27 @@ export class AttemptTelemetry {
       }
       span.end();
     }
+    // Every attempt is a point (cancelled ones too, `error.type` cancelled): the histogram's count is the attempts.
     const meters = call.meters;
-    if (meters !== undefined && !call.undiciTraces && !cancelled) {
-      meters.attemptDuration.record((call.state.env.clock.now() - this.#start) / 1000, meters.outcome(call.state.service, call.methodName, status, failure));
+    if (meters !== undefined && !call.undiciTraces) {
+      meters.attemptDuration.record((call.state.env.clock.now() - this.#start) / 1000, meters.outcome(call.label.service, call.methodName, status, failure));
     }
   }
+}
+
+/**
+ * The parent of a call's span: the active context, or, when no span is active there, the trace the
+ * caller's own `traceparent` header names (extracted with the global propagator).
+ */
+function parentContext(headers: unknown): Context {
+  const active = context.active();
+  if (trace.getSpan(active) !== undefined) return active;
+  const traceparent = headerValue(headers, "traceparent");
+  if (traceparent === undefined) return active;
+  const carrier: Record<string, string> = { traceparent };
+  const state = headerValue(headers, "tracestate");
+  if (state !== undefined) carrier.tracestate = state;
+  const baggage = headerValue(headers, "baggage");
+  if (baggage !== undefined) carrier.baggage = baggage;
+  return propagation.extract(active, carrier);
 }

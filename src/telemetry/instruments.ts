@@ -92,6 +92,7 @@ export class Instruments {
     if (attrs === undefined) {
       attrs = Object.freeze({
         [ATTR.serverAddress]: service,
+        [ATTR.serverPort]: 80,
         [ATTR.method]: method,
         ...(status === undefined ? {} : { [ATTR.status]: status }),
         ...(error === undefined ? {} : { [ATTR.errorType]: error }),

@@ -2,7 +2,7 @@ import diagnostics from "node:diagnostics_channel";
 import type { EventEmitter } from "node:events";
 // ProxyTracerProvider is deprecated for removal in API 2.0; within 1.x it is the one public way to
 // tell "no SDK registered" (the global proxy delegates to the no-op provider) from a real provider.
-import { createNoopMeter, metrics, trace, ProxyTracerProvider, type MeterProvider, type Tracer, type TracerProvider } from "@opentelemetry/api";
+import { createNoopMeter, diag as otelDiag, metrics, trace, ProxyTracerProvider, type MeterProvider, type Tracer, type TracerProvider } from "@opentelemetry/api";
 import type { ServiceState } from "../client/service-state.ts";
 import type { MeshEvents } from "../core/events.ts";
 import { ATTR, SCOPE, SCOPE_VERSION } from "./attributes.ts";
@@ -30,6 +30,7 @@ export class MeshTelemetry {
   #meterSeen: MeterProvider | undefined;
   #instruments: Instruments | undefined;
   #closed = false;
+  #undiciMode: boolean | undefined;
 
   /**
    * @param settings - the validated `telemetry` option
@@ -93,17 +94,23 @@ export class MeshTelemetry {
    * The telemetry of a new call, or undefined when nothing would record it (the common case without an
    * SDK: the call then pays for two global reads).
    */
-  start(state: ServiceState, label: CallLabel, method: string, path: string): CallTelemetry | undefined {
+  start(state: ServiceState, label: CallLabel, method: string, path: string, headers: unknown): CallTelemetry | undefined {
     const tracer = this.tracer();
     const meters = this.instruments();
     if (tracer === undefined && meters === undefined && !diag.requestStart.hasSubscribers && !diag.requestEnd.hasSubscribers && !diag.pick.hasSubscribers) return undefined;
-    return new CallTelemetry(state, label, method, path, tracer, meters, this.#undiciTraces());
+    return new CallTelemetry(state, label, method, path, headers, tracer, meters, this.#undiciTraces());
   }
 
   #undiciTraces(): boolean {
     const s = this.#settings;
     if (s === false || s.attempts === "mesh") return false;
-    return s.attempts === "undici" || UNDICI_REQUEST_CREATE.hasSubscribers;
+    const undici = s.attempts === "undici" || UNDICI_REQUEST_CREATE.hasSubscribers;
+    if (undici !== this.#undiciMode && s.attempts === "auto") {
+      // A subscriber that is not a tracer would leave attempts untraced: say so, once per change.
+      otelDiag.debug(undici ? `proxyless: a subscriber to undici:request:create is present; attempts are left to @opentelemetry/instrumentation-undici (set telemetry.attempts to "mesh" if that is not it)` : "proxyless: attempts are traced by the mesh");
+    }
+    this.#undiciMode = undici;
+    return undici;
   }
 
   /** Stops the gauges; later calls record nothing. */

@@ -17,7 +17,8 @@ export interface TelemetryOptions {
    * - `"undici"`: `@opentelemetry/instrumentation-undici` (the mesh makes the call's span only, and runs
    *   each attempt in its context so undici's span is its child);
    * - `"auto"` (default): `"undici"` when something subscribes to undici's `undici:request:create`
-   *   diagnostics channel (as that instrumentation does), else `"mesh"`. Either way no attempt is traced twice.
+   *   diagnostics channel (as that instrumentation does), else `"mesh"`, so that no attempt is traced
+   *   twice. (`"mesh"` with that instrumentation active traces each attempt twice.)
    */
   readonly attempts?: "auto" | "mesh" | "undici";
 }

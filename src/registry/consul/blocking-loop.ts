@@ -46,6 +46,7 @@ export class BlockingLoop {
   #timer: TimerHandle;
   #cancel: EventEmitter | undefined;
   #lastSuccess: number | undefined;
+  #failingSince: number | undefined;
 
   /**
    * @param what - what is queried, for error messages (`'orders'`)
@@ -66,6 +67,11 @@ export class BlockingLoop {
   /** The clock's time of the last usable answer. */
   get lastSuccess(): number | undefined {
     return this.#lastSuccess;
+  }
+
+  /** The clock's time of the first failure since the last usable answer; undefined while queries succeed. */
+  get failingSince(): number | undefined {
+    return this.#failingSince;
   }
 
   /** Sends the first query. */
@@ -107,12 +113,14 @@ export class BlockingLoop {
     // on 1, which is always safe); an index that goes backwards restarts the loop at 0.
     this.#index = answer.index === 0 ? 1 : answer.index < this.#index ? 0 : answer.index;
     this.#lastSuccess = this.#settings.clock.now();
+    this.#failingSince = undefined;
     this.#failures = 0;
     this.#next(0);
   }
 
   #fail(err: unknown): void {
     this.#failures++;
+    this.#failingSince ??= this.#settings.clock.now();
     this.#onError(new Error(`Consul at ${this.#settings.url} failed for ${this.#what}: ${describeFailure(err)}`, { cause: err }));
     const { initialBackoffMs, maxBackoffMs, random } = this.#settings;
     const base = Math.min(maxBackoffMs, initialBackoffMs * 2 ** (this.#failures - 1));

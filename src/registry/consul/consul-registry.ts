@@ -170,7 +170,7 @@ export class ConsulRegistry implements Registry {
     this.#loops.add(loop);
     for (const error of this.#cacheErrors.splice(0)) loop.report(error);
     loop.start();
-    return { close: () => loop.stop() };
+    return { close: () => loop.stop(), failingForMs: () => loop.failingForMs() };
   }
 
   /**
@@ -361,6 +361,12 @@ class WatchLoop {
     this.#settings.clock.clearTimeout(this.#holdTimer);
     this.#unsubscribe?.();
     this.#onStop(this);
+  }
+
+  /** How long the health query has been failing, in ms; 0 while it answers (warnings do not count). */
+  failingForMs(): number {
+    const since = this.#health.failingSince;
+    return since === undefined ? 0 : Math.max(0, this.#settings.clock.now() - since);
   }
 
   staleness(): number | undefined {
