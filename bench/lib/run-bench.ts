@@ -32,8 +32,8 @@ export interface BenchResults {
  *
  * Before all that, when `settings.pairs` > 0, runs raw and `client.request` alone in alternating pairs
  * (each first in half of them): the measure of the request path as a service that never calls `fetch`
- * sees it. Then `client.request` without and with the OpenTelemetry SDK in alternating pairs (the cost
- * of tracing and metrics), before the fetch variants run.
+ * sees it. After the rounds, `client.request` without and with the OpenTelemetry SDK in alternating
+ * pairs: the cost of tracing and metrics.
  *
  * @param origin - the backend, `http://127.0.0.1:<port>`
  * @param settings - rounds, durations, concurrency, pool settings
@@ -71,7 +71,19 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
       }
       console.log(`pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
     }
-    // The SDK exists only for this phase: its global context manager must not touch the others.
+    console.log(`warm-up: ${settings.warmupMs} ms per variant, concurrency ${settings.concurrency}`);
+    for (const v of ordered(set.variants, schedule.warmup)) await measure(v, settings.warmupMs);
+    for (let r = 0; r < settings.rounds; r++) {
+      const parts: string[] = [];
+      for (const v of ordered(set.variants, schedule.rounds[r % schedule.rounds.length]!)) {
+        const s = await measure(v, settings.roundMs);
+        samples.get(v)!.push(s);
+        parts.push(`${v.key} ${short(s)}`);
+      }
+      console.log(`round ${r + 1}/${settings.rounds}: ${parts.join(" | ")}`);
+    }
+    // Last: the traced calls take other branches of the request path, which would change how V8 runs it
+    // for the rounds above. The SDK exists only for this phase (its globals are unregistered after it).
     const withSdk = createTracedVariant(origin, settings.path, settings.pool);
     const traced = withSdk.variant;
     const tracing = new Map<Variant, RoundSample[]>([[mesh, []], [traced, []]]);
@@ -102,17 +114,6 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
       }
     } finally {
       await withSdk.close();
-    }
-    console.log(`warm-up: ${settings.warmupMs} ms per variant, concurrency ${settings.concurrency}`);
-    for (const v of ordered(set.variants, schedule.warmup)) await measure(v, settings.warmupMs);
-    for (let r = 0; r < settings.rounds; r++) {
-      const parts: string[] = [];
-      for (const v of ordered(set.variants, schedule.rounds[r % schedule.rounds.length]!)) {
-        const s = await measure(v, settings.roundMs);
-        samples.get(v)!.push(s);
-        parts.push(`${v.key} ${short(s)}`);
-      }
-      console.log(`round ${r + 1}/${settings.rounds}: ${parts.join(" | ")}`);
     }
     const asRounds = (v: Variant): VariantRounds => ({ key: v.key, label: v.label, rounds: pairs.get(v)! });
     return {
