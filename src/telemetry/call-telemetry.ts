@@ -93,7 +93,7 @@ export class CallTelemetry {
     const meters = this.meters;
     // Attempts are counted by http.client.request.duration (one point per attempt); retries and hedges here.
     if (meters !== undefined && resend > 0) {
-      const attrs = meters.service(this.state.service);
+      const attrs = meters.service(this.label.service);
       if (hedge) meters.hedges.add(1, attrs);
       else meters.retries.add(1, { ...attrs, [ATTR.retryReason]: this.lastOutcome ?? "unknown" });
     }
@@ -114,7 +114,7 @@ export class CallTelemetry {
   /** The retry budget refused a retry or hedge of this call. */
   budgetExhausted(): void {
     this.span?.addEvent("proxyless.retry_budget_exhausted");
-    this.meters?.budgetExhausted.add(1, this.meters.service(this.state.service));
+    this.meters?.budgetExhausted.add(1, this.meters.service(this.label.service));
   }
 
   /** The call is over: the caller got response headers (`status`) or an error. Idempotent. */
