@@ -186,7 +186,19 @@ describe("ConsulRegistry against FakeConsul", () => {
       const { error: reported } = await error;
       assert.match(reported.message, expected);
       assert.deepEqual([...(await instances(mesh, 2))], ["orders-0"], "the last good endpoints still serve");
+      // Consul answers again with the same endpoints (no update reaches the mesh): the snapshot and the
+      // staleness gauge must still see that it recovered.
+      await until(() => !mesh.snapshot().services[0]!.registry.failing);
+      assert.equal(mesh.snapshot().services[0]!.registry.stalenessMs, 0);
     }
+    const failed = nextRegistryError(mesh);
+    await until(() => fake.blockedQueries > 0);
+    fake.failNext(1000, 500);
+    fake.churn("orders");
+    await failed;
+    assert.equal(mesh.snapshot().services[0]!.registry.failing, true, "failing from the first failed query on");
+    fake.failNext(0);
+    await until(() => !mesh.snapshot().services[0]!.registry.failing);
     await mesh.close();
   });
 });

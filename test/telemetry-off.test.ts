@@ -157,7 +157,7 @@ describe("without an OpenTelemetry SDK; diagnostics_channel; snapshot(); an SDK 
   });
 
   it("a registry watch that says how long it has been failing is believed: its warnings (error updates) do not count", async () => {
-    let failingFor = 0;
+    let failingFor: number | undefined = undefined;
     const registry: Registry = {
       watch: (service, listener) => {
         listener({ type: "endpoints", endpoints: EndpointSet.of(service, [backends[0]!.endpoint]) });

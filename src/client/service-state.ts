@@ -148,10 +148,11 @@ export class ServiceState {
 
   /** How the registry is doing for this service. */
   get registryStatus(): RegistryStatus {
-    const own = this.#watch.failingForMs?.();
-    const since = this.#failingSince;
-    const stalenessMs = own ?? (since === undefined ? 0 : Math.max(0, this.#ctx.env.clock.now() - since));
-    const failing = own === undefined ? since !== undefined : own > 0;
+    // The watch's own account when it gives one; else from the first error update to the next good one.
+    const watch = this.#watch;
+    const failingFor = watch.failingForMs === undefined ? this.#failingForByUpdates() : watch.failingForMs();
+    const failing = failingFor !== undefined;
+    const stalenessMs = failingFor ?? 0;
     return {
       lastUpdateAt: this.#lastGoodAt,
       failing,
@@ -160,6 +161,11 @@ export class ServiceState {
       configVersion: this.#configVersion,
       configAt: this.#configAt,
     };
+  }
+
+  #failingForByUpdates(): number | undefined {
+    const since = this.#failingSince;
+    return since === undefined ? undefined : Math.max(0, this.#ctx.env.clock.now() - since);
   }
 
   /** Every endpoint's handle, ready or not. */

@@ -48,11 +48,11 @@ export interface RegistryWatch {
   close(): void;
   /**
    * How long the registry has been unable to refresh this service, in ms (since its first failure after
-   * its last good answer); 0 while it answers. Optional: for a registry that does not say, the mesh
+   * its last good answer); undefined while it answers. Optional: for a registry that does not say, the mesh
    * counts from its first `error` update to its next good one, which suits registries that send an
    * update on every answer, not ones that send only changes (and warnings as errors), as Consul does.
    */
-  failingForMs?(): number;
+  failingForMs?(): number | undefined;
 }
 
 /**

@@ -101,7 +101,9 @@ export class BlockingLoop {
     this.#cancel = cancel;
     let answer: BlockingAnswer;
     try {
-      answer = await this.#fetch(this.#index, this.#settings.waitSeconds, cancel);
+      // After a failure the first query does not block (index 0): Consul answers at once, so the loop
+      // knows it is back (and catches what changed meanwhile) without waiting for the next change.
+      answer = await this.#fetch(this.#failingSince === undefined ? this.#index : 0, this.#settings.waitSeconds, cancel);
       if (this.#stopped) return;
       if (!Number.isFinite(answer.index) || answer.index < 0) throw new Error(`Consul sent no usable X-Consul-Index (${String(answer.index)})`);
       this.#onAnswer(answer.body);

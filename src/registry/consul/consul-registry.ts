@@ -363,10 +363,10 @@ class WatchLoop {
     this.#onStop(this);
   }
 
-  /** How long the health query has been failing, in ms; 0 while it answers (warnings do not count). */
-  failingForMs(): number {
+  /** How long the health query has been failing, in ms; undefined while it answers (warnings do not count). */
+  failingForMs(): number | undefined {
     const since = this.#health.failingSince;
-    return since === undefined ? 0 : Math.max(0, this.#settings.clock.now() - since);
+    return since === undefined ? undefined : Math.max(0, this.#settings.clock.now() - since);
   }
 
   staleness(): number | undefined {
