@@ -9,6 +9,7 @@ import { MeshError, invalidConfig } from "./core/errors.ts";
 import type { MeshEvents } from "./core/events.ts";
 import { systemRandom, type Random } from "./core/random.ts";
 import { assertServiceName } from "./core/service-name.ts";
+import { setMeshInternals } from "./core/mesh-internals.ts";
 import { expectOptions, optionalNumber } from "./core/validate.ts";
 import type { Registration, ServiceRegistration } from "./registry/registration.ts";
 import type { Registry } from "./registry/registry.ts";
@@ -220,6 +221,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         callerDefaults: () => (this.service === undefined || this.#closing !== undefined ? undefined : this.#stateOf(this.service).config.defaults),
       },
     };
+    setMeshInternals(this, { stateOf: (service) => this.#stateOf(service), security, telemetry, events: this, closed: () => this.#closing !== undefined });
     this.dispatcher = new ForwardingDispatcher(
       (opts, handler) => this.#dispatch(opts, handler),
       () => this.close(),

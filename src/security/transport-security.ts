@@ -62,6 +62,27 @@ export class TransportSecurity {
     this.#connectors = new Map();
   }
 
+  /** The resolved `tls` options. */
+  get options(): ResolvedTlsOptions {
+    return this.#options;
+  }
+
+  /** The identity in use, once the source has one. */
+  get identity(): Identity | undefined {
+    return this.#identity;
+  }
+
+  /**
+   * Checks a peer's certificate against the SPIFFE ID expected of `service` (for transports that make
+   * their own TLS connections, such as grpc-js): an `ERR_PEER_IDENTITY` error, or undefined when it fits.
+   *
+   * @param service - the service the connection is for
+   * @param cert - the peer's certificate
+   */
+  verifyPeer(service: string, cert: PeerCertificate): Error | undefined {
+    return this.#check(service, this.#options.expectedIdentity(service, this.#identity?.trustDomain), cert);
+  }
+
   /** How an endpoint of `service` is reached. */
   transportFor(service: string, endpoint: Endpoint): EndpointTransport {
     if (endpoint.tls === false) {

@@ -1,0 +1,173 @@
+import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span, type Tracer } from "@opentelemetry/api";
+import { status as Status, type Metadata } from "@grpc/grpc-js";
+import type { MeshTelemetry } from "../../telemetry/mesh-telemetry.ts";
+import type { Instruments } from "../../telemetry/instruments.ts";
+import { ATTR } from "../../telemetry/attributes.ts";
+import type { EndpointHandle } from "../http/endpoint-handle.ts";
+
+/** The RPC semantic conventions' attribute names. @internal */
+export const RPC = {
+  system: "rpc.system",
+  service: "rpc.service",
+  method: "rpc.method",
+  statusCode: "rpc.grpc.status_code",
+} as const;
+
+const STATUS_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(Status).filter(([, v]) => typeof v === "number").map(([k, v]) => [v as number, k]));
+
+/** `/package.Service/Method` as its service and method parts. @internal */
+export function splitMethod(path: string): { readonly service: string; readonly method: string } {
+  const slash = path.lastIndexOf("/");
+  return slash <= 0 ? { service: path.replace(/^\//, ""), method: "" } : { service: path.slice(1, slash), method: path.slice(slash + 1) };
+}
+
+const setter = {
+  set(carrier: Metadata, key: string, value: string): void {
+    carrier.set(key, value);
+  },
+};
+
+/** Where routing sent a call, for its span. @internal */
+export interface GrpcCallLabel {
+  readonly service: string;
+  readonly route: number | undefined;
+  readonly subset: string | undefined;
+  readonly balancer: string;
+}
+
+/**
+ * One gRPC call's telemetry: an INTERNAL span for the logical call (as HTTP calls have) and a CLIENT span
+ * per attempt, named `package.Service/Method` with the RPC conventions' attributes; trace context goes
+ * out in each attempt's metadata; `rpc.client.call.duration` gets one point per attempt. @internal
+ */
+export class GrpcCallTelemetry {
+  readonly #tracer: Tracer | undefined;
+  readonly #meters: Instruments | undefined;
+  readonly #span: Span | undefined;
+  readonly #context: Context;
+  readonly #base: Attributes;
+  #ended = false;
+
+  /** The telemetry of a new call, or undefined when nothing would record it. */
+  static start(telemetry: MeshTelemetry, path: string, label: GrpcCallLabel, parent: Context): GrpcCallTelemetry | undefined {
+    const tracer = telemetry.tracer();
+    const meters = telemetry.instruments();
+    if (tracer === undefined && meters === undefined) return undefined;
+    return new GrpcCallTelemetry(tracer, meters, path, label, parent);
+  }
+
+  constructor(tracer: Tracer | undefined, meters: Instruments | undefined, path: string, label: GrpcCallLabel, parent: Context) {
+    this.#tracer = tracer;
+    this.#meters = meters;
+    const { service, method } = splitMethod(path);
+    this.#base = { [RPC.system]: "grpc", [RPC.service]: service, [RPC.method]: method, [ATTR.serverAddress]: label.service };
+    if (tracer === undefined) {
+      this.#context = parent;
+      return;
+    }
+    const attributes: Attributes = { ...this.#base, [ATTR.balancer]: label.balancer };
+    if (label.route !== undefined) attributes[ATTR.route] = label.route;
+    if (label.subset !== undefined) attributes[ATTR.subset] = label.subset;
+    this.#span = tracer.startSpan(`${service}/${method}`, { kind: SpanKind.INTERNAL, attributes }, parent);
+    this.#context = trace.setSpan(parent, this.#span);
+  }
+
+  /** An attempt's telemetry; `resend` counts the attempts before it. */
+  attempt(handle: EndpointHandle, service: string, resend: number, hedge: boolean): GrpcAttemptTelemetry {
+    return new GrpcAttemptTelemetry(this.#tracer, this.#meters, this.#base, this.#context, handle, service, resend, hedge);
+  }
+
+  /** Outlier detection ejected the endpoint an attempt of this call failed on. */
+  ejected(handle: EndpointHandle): void {
+    this.#span?.addEvent("proxyless.endpoint.ejected", { [ATTR.endpoint]: handle.endpoint.id });
+  }
+
+  /** The retry budget refused a retry or hedge of this call. */
+  budgetExhausted(service: string): void {
+    this.#span?.addEvent("proxyless.retry_budget.exhausted");
+    this.#meters?.budgetExhausted.add(1, this.#meters.service(service));
+  }
+
+  /** A retry goes out, after an attempt that got `reason`. */
+  retried(service: string, reason: string): void {
+    this.#meters?.retries.add(1, { [ATTR.serverAddress]: service, [ATTR.retryReason]: reason });
+  }
+
+  /** A hedge goes out. */
+  hedged(service: string): void {
+    this.#meters?.hedges.add(1, this.#meters.service(service));
+  }
+
+  /** The call ended with `code` (idempotent). */
+  end(code: Status, details: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const span = this.#span;
+    if (span === undefined) return;
+    span.setAttribute(RPC.statusCode, code);
+    if (code !== Status.OK) {
+      span.setAttribute(ATTR.errorType, STATUS_NAMES[code] ?? String(code));
+      span.setStatus({ code: SpanStatusCode.ERROR, message: details });
+    }
+    span.end();
+  }
+}
+
+/** One attempt's CLIENT span and duration point. @internal */
+export class GrpcAttemptTelemetry {
+  readonly #meters: Instruments | undefined;
+  readonly #span: Span | undefined;
+  readonly #context: Context;
+  readonly #attributes: Attributes;
+  readonly #start = performance.now();
+  #ended = false;
+
+  constructor(tracer: Tracer | undefined, meters: Instruments | undefined, base: Attributes, parent: Context, handle: EndpointHandle, service: string, resend: number, hedge: boolean) {
+    this.#meters = meters;
+    const endpoint = handle.endpoint;
+    this.#attributes = { ...base, [ATTR.serverAddress]: service };
+    if (tracer === undefined) {
+      this.#context = parent;
+      return;
+    }
+    const attributes: Attributes = {
+      ...this.#attributes,
+      [ATTR.peerAddress]: endpoint.address,
+      [ATTR.peerPort]: endpoint.port,
+      [ATTR.endpoint]: endpoint.id,
+    };
+    if (resend > 0) attributes[ATTR.resendCount] = resend;
+    if (hedge) attributes[ATTR.hedge] = true;
+    this.#span = tracer.startSpan(`${String(base[RPC.service])}/${String(base[RPC.method])}`, { kind: SpanKind.CLIENT, attributes }, parent);
+    this.#context = trace.setSpan(parent, this.#span);
+  }
+
+  /** Writes the attempt's trace context (W3C `traceparent`, baggage) into its metadata. */
+  inject(metadata: Metadata): void {
+    if (this.#span === undefined) return;
+    propagation.inject(this.#context, metadata, setter);
+  }
+
+  /** The attempt ended with `code` (idempotent). */
+  end(code: Status, details: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const meters = this.#meters;
+    if (meters !== undefined) {
+      meters.rpcDuration.record((performance.now() - this.#start) / 1000, { ...this.#attributes, [RPC.statusCode]: code });
+    }
+    const span = this.#span;
+    if (span === undefined) return;
+    span.setAttribute(RPC.statusCode, code);
+    if (code !== Status.OK) {
+      span.setAttribute(ATTR.errorType, STATUS_NAMES[code] ?? String(code));
+      span.setStatus({ code: SpanStatusCode.ERROR, message: details });
+    }
+    span.end();
+  }
+}
+
+/** The active context when the call was made (the caller's span is the call's parent). @internal */
+export function activeContext(): Context {
+  return context.active();
+}

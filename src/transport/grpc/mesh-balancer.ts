@@ -1,0 +1,282 @@
+import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from "@grpc/grpc-js";
+import { MeshError } from "../../core/errors.ts";
+import type { MeshEvents } from "../../core/events.ts";
+import type { EndpointHandle } from "../http/endpoint-handle.ts";
+import { BINDING_OPTION, PICK_KEY, type AttemptPick, type Binding } from "./binding.ts";
+import { httpEquivalent } from "./status-map.ts";
+
+/** The name the balancer is registered under in grpc-js. @internal */
+export const LB_POLICY = "proxyless_mesh";
+
+/** The balancer's config: the service of the channel's target. @internal */
+export class MeshLbConfig implements experimental.TypedLoadBalancingConfig {
+  readonly service: string;
+
+  constructor(service: string) {
+    this.service = service;
+  }
+
+  getLoadBalancerName(): string {
+    return LB_POLICY;
+  }
+
+  toJsonObject(): object {
+    return { [LB_POLICY]: { service: this.service } };
+  }
+
+  static createFromJson(obj: unknown): MeshLbConfig {
+    const service = (obj as { service?: unknown } | null)?.service;
+    if (typeof service !== "string") throw new Error(`${LB_POLICY} config needs a service name`);
+    return new MeshLbConfig(service);
+  }
+}
+
+interface Entry {
+  readonly subchannel: experimental.SubchannelInterface;
+  readonly service: string;
+  readonly listener: experimental.ConnectivityStateListener;
+}
+
+type Reach = Entry | { readonly refusal: MeshError } | "wait";
+
+const QUEUE: experimental.PickResult = { pickResultType: experimental.PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
+
+function unavailable(details: string): experimental.PickResult {
+  return { pickResultType: experimental.PickResultType.TRANSIENT_FAILURE, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata: new Metadata() }, onCallStarted: null, onCallEnded: null };
+}
+
+/** A picker is a fresh object per state change, so grpc-js runs queued picks again; it asks the balancer. */
+class MeshPicker implements experimental.Picker {
+  readonly #balancer: MeshBalancer;
+  constructor(balancer: MeshBalancer) {
+    this.#balancer = balancer;
+  }
+  pick(args: experimental.PickArgs): experimental.PickResult {
+    return this.#balancer.pick(args);
+  }
+}
+
+const EVENTS = ["endpoints_changed", "config_applied", "endpoint_ejected", "endpoint_returned"] as const satisfies readonly (keyof MeshEvents)[];
+
+/**
+ * grpc-js's `proxyless_mesh` balancer. An attempt sent by the mesh's interceptor carries the endpoint
+ * the mesh's own balancer chose (routing, subsets, least request, peak EWMA, ring hash, ejections);
+ * a call without it is balanced over the target service by the same picker. Either way the balancer
+ * keeps one grpc-js subchannel per endpoint, made on first use, and counts the endpoint's load (calls in
+ * flight, round trips) where HTTP calls count it. @internal
+ */
+export class MeshBalancer implements experimental.LoadBalancer {
+  readonly #helper: experimental.ChannelControlHelper;
+  #binding: Binding | undefined;
+  #service: string | undefined;
+  #options: ChannelOptions = {};
+  readonly #entries = new Map<EndpointHandle, Entry>();
+  #off: (() => void) | undefined;
+  #waitingForIdentity = false;
+  #destroyed = false;
+
+  constructor(helper: experimental.ChannelControlHelper) {
+    this.#helper = helper;
+  }
+
+  updateAddressList(_endpoints: experimental.StatusOr<experimental.Endpoint[]>, config: experimental.TypedLoadBalancingConfig, options: ChannelOptions): boolean {
+    if (!(config instanceof MeshLbConfig)) return false;
+    const binding = (options as Record<string, unknown>)[BINDING_OPTION] as Binding | undefined;
+    if (binding === undefined) {
+      const details = `The ${LB_POLICY} balancer works with proxyless: targets only (grpcMesh(mesh).target(service)).`;
+      this.#helper.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker({ details }), details);
+      return true;
+    }
+    this.#options = Object.fromEntries(Object.entries(options).filter(([key]) => key !== BINDING_OPTION));
+    if (binding !== this.#binding) {
+      this.#off?.();
+      const events = binding.mesh.events;
+      const changed = (): void => this.#changed();
+      for (const name of EVENTS) events.on(name, changed);
+      this.#off = () => {
+        for (const name of EVENTS) events.off(name, changed);
+      };
+    }
+    this.#binding = binding;
+    this.#service = config.service;
+    this.#publish();
+    return true;
+  }
+
+  /** Endpoints or config changed somewhere: drop subchannels of endpoints that left, and pick again. */
+  #changed(): void {
+    const binding = this.#binding;
+    if (binding === undefined || this.#destroyed) return;
+    const live = new Map<string, Set<EndpointHandle>>();
+    for (const [handle, entry] of this.#entries) {
+      let handles = live.get(entry.service);
+      if (handles === undefined) live.set(entry.service, (handles = new Set(binding.mesh.closed() ? [] : binding.mesh.stateOf(entry.service).handles)));
+      if (!handles.has(handle)) this.#drop(handle, entry);
+    }
+    this.#publish();
+  }
+
+  #drop(handle: EndpointHandle, entry: Entry): void {
+    this.#entries.delete(handle);
+    entry.subchannel.removeConnectivityStateListener(entry.listener);
+    entry.subchannel.unref();
+    this.#helper.removeChannelzChild(entry.subchannel.getChannelzRef());
+  }
+
+  /** Tells the channel the state and a new picker (which makes grpc-js run queued picks again). */
+  #publish(): void {
+    const binding = this.#binding;
+    const service = this.#service;
+    if (binding === undefined || service === undefined || this.#destroyed) return;
+    if (binding.mesh.closed()) {
+      const details = "The mesh is closed. Create a new mesh with createMesh() and bind it with grpcMesh().";
+      this.#helper.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker({ details }), details);
+      return;
+    }
+    const state = binding.mesh.stateOf(service);
+    const connectivity = state.picker !== undefined ? ConnectivityState.READY : state.settled ? ConnectivityState.TRANSIENT_FAILURE : ConnectivityState.CONNECTING;
+    this.#helper.updateState(connectivity, new MeshPicker(this), connectivity === ConnectivityState.TRANSIENT_FAILURE ? state.unavailableError().message : null);
+  }
+
+  /** Picks for one attempt (see the class). @internal */
+  pick(args: experimental.PickArgs): experimental.PickResult {
+    const binding = this.#binding;
+    const service = this.#service;
+    if (binding === undefined || service === undefined) return QUEUE;
+    const tokens = args.metadata.get(PICK_KEY);
+    if (tokens.length > 0) {
+      // Never sent: the key is the mesh's note to itself.
+      args.metadata.remove(PICK_KEY);
+      const attempt = binding.lookup(String(tokens[0]));
+      if (attempt !== undefined) return this.#reach(attempt.handle, attempt.service, attempt);
+    }
+    // A call without the mesh's interceptor: balance over the target service.
+    const state = binding.mesh.stateOf(service);
+    const picker = state.picker;
+    if (picker === undefined) {
+      if (state.settled) return unavailable(state.unavailableError().message);
+      void state.settle().then(() => this.#publish());
+      return QUEUE;
+    }
+    let result = QUEUE;
+    for (let i = 0; i < 3; i++) {
+      result = this.#reach(picker.pick({ hash: undefined }), service, undefined);
+      if (result.pickResultType !== experimental.PickResultType.TRANSIENT_FAILURE) return result;
+    }
+    return result;
+  }
+
+  #reach(handle: EndpointHandle, service: string, attempt: AttemptPick | undefined): experimental.PickResult {
+    const reach = this.#entryFor(handle, service);
+    if (reach === "wait") return QUEUE;
+    if ("refusal" in reach) {
+      if (attempt !== undefined) attempt.refused = reach.refusal;
+      return unavailable(reach.refusal.message);
+    }
+    const subchannel = reach.subchannel;
+    switch (subchannel.getConnectivityState()) {
+      case ConnectivityState.READY:
+        return this.#complete(subchannel, handle, service, attempt);
+      case ConnectivityState.IDLE:
+        subchannel.startConnecting();
+        return QUEUE;
+      case ConnectivityState.CONNECTING:
+        return QUEUE;
+      default: {
+        const error = new MeshError("ERR_NO_ENDPOINTS", `Could not connect to endpoint ${handle.endpoint.id} of '${service}'; nothing was sent.`, { details: { service, endpoint: handle.endpoint.id } });
+        if (attempt !== undefined) attempt.refused = error;
+        return unavailable(error.message);
+      }
+    }
+  }
+
+  #complete(subchannel: experimental.SubchannelInterface, handle: EndpointHandle, service: string, attempt: AttemptPick | undefined): experimental.PickResult {
+    const binding = this.#binding as Binding;
+    const state = binding.mesh.stateOf(service);
+    const clock = state.env.clock;
+    const load = handle.load;
+    let start = 0;
+    return {
+      pickResultType: experimental.PickResultType.COMPLETE,
+      subchannel,
+      status: null,
+      onCallStarted: () => {
+        load.pending++;
+        start = clock.now();
+      },
+      onCallEnded: (code: Status) => {
+        load.pending--;
+        const now = clock.now();
+        if (code === Status.UNAVAILABLE || code === Status.DEADLINE_EXCEEDED) load.fail(now - start, now);
+        else if (attempt?.streaming !== true) load.observe(now - start, now);
+        // The interceptor's calls report to outlier detection themselves; a plain call's outcome is counted here.
+        if (attempt === undefined && code !== Status.CANCELLED) {
+          const outlier = state.guard.outlier;
+          if (httpEquivalent(code) >= 500) outlier?.failure(handle.endpoint.id, state.endpoints?.size ?? 1);
+          else outlier?.success(handle.endpoint.id);
+        }
+      },
+    };
+  }
+
+  #entryFor(handle: EndpointHandle, service: string): Reach {
+    const existing = this.#entries.get(handle);
+    if (existing !== undefined) return existing;
+    const binding = this.#binding as Binding;
+    const endpoint = handle.endpoint;
+    const security = binding.mesh.security;
+    const args: ChannelOptions = { ...this.#options };
+    if (security !== undefined) {
+      if (endpoint.tls === false) {
+        return {
+          refusal: new MeshError("ERR_TLS_REQUIRED", `Endpoint ${endpoint.id} of '${service}' speaks plaintext only and gRPC calls through the mesh use mTLS: nothing was sent. Make the service mTLS-capable.`, {
+            details: { service, endpoint: endpoint.id },
+          }),
+        };
+      }
+      const identity = security.identity;
+      if (identity === undefined) {
+        // The first connection waits for the mesh's identity (Consul may still be issuing the leaf).
+        if (!this.#waitingForIdentity) {
+          this.#waitingForIdentity = true;
+          void security.source.ready().then(() => {
+            this.#waitingForIdentity = false;
+            this.#publish();
+          });
+        }
+        return "wait";
+      }
+      const serverName = security.options.serverName(service, identity.trustDomain);
+      binding.serverNames.set(serverName, service);
+      args["grpc.ssl_target_name_override"] = serverName;
+    }
+    const subchannel = this.#helper.createSubchannel({ host: endpoint.address, port: endpoint.port }, args);
+    const listener: experimental.ConnectivityStateListener = (_sub, previous, next) => {
+      if (previous !== next) this.#publish();
+    };
+    subchannel.ref();
+    this.#helper.addChannelzChild(subchannel.getChannelzRef());
+    subchannel.addConnectivityStateListener(listener);
+    const entry: Entry = { subchannel, service, listener };
+    this.#entries.set(handle, entry);
+    return entry;
+  }
+
+  exitIdle(): void {
+    this.#publish();
+  }
+
+  resetBackoff(): void {
+    // Subchannels reconnect on their own schedule; the mesh's endpoints come and go through the registry.
+  }
+
+  destroy(): void {
+    this.#destroyed = true;
+    this.#off?.();
+    for (const [handle, entry] of [...this.#entries]) this.#drop(handle, entry);
+  }
+
+  getTypeName(): string {
+    return LB_POLICY;
+  }
+}

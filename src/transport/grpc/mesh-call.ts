@@ -1,0 +1,471 @@
+import { InterceptingCall, Metadata, status as Status, type InterceptingListener, type Interceptor, type InterceptorOptions, type NextCall, type StatusObject } from "@grpc/grpc-js";
+import type { Context } from "@opentelemetry/api";
+import { isBulkheadRejectedError } from "cockatiel";
+import type { PickContext } from "../../balancer/picker.ts";
+import type { ServiceState } from "../../client/service-state.ts";
+import { meshClosedError } from "../../client/service-state.ts";
+import { sleep } from "../../core/clock.ts";
+import { MeshError } from "../../core/errors.ts";
+import type { HeaderChanges } from "../../config/route-config.ts";
+import { pickUntried } from "../../resilience/pick-untried.ts";
+import { remainingIncomingMs } from "../../resilience/deadline.ts";
+import type { CallPolicy } from "../../resilience/resilience-options.ts";
+import { backoff, breakerRefusal, limitError, retriesFailure, retriesStatus } from "../../resilience/retry-rules.ts";
+import { decideRoute, type RouteDecision } from "../../routing/route-decision.ts";
+import { RequestView } from "../../routing/request-view.ts";
+import { selectEndpoints, selectWaiting, type Selection } from "../../routing/select-endpoints.ts";
+import type { EndpointHandle } from "../http/endpoint-handle.ts";
+import { PICK_KEY, type AttemptPick, type Binding } from "./binding.ts";
+import { activeContext, GrpcCallTelemetry, type GrpcAttemptTelemetry } from "./grpc-telemetry.ts";
+import { ERROR_CODE_KEY, grpcStatusOf, httpEquivalent } from "./status-map.ts";
+
+/** grpc-js's interface of an intercepting call (not exported by name). */
+type CallInterface = ConstructorParameters<typeof InterceptingCall>[0];
+type MessageContext = Parameters<CallInterface["sendMessageWithContext"]>[0];
+type Listener = Partial<InterceptingListener>;
+
+/** What the mesh's interceptor for one service needs. @internal */
+export interface GrpcCallSettings {
+  readonly binding: Binding;
+  /** The service the client calls. */
+  readonly service: string;
+  /** Whether a method (`/package.Service/Method`) may be sent twice: hedged, or retried on any retryable status. */
+  readonly idempotent: (method: string) => boolean;
+}
+
+/**
+ * The mesh's grpc-js interceptor for calls to one service: each call is routed, then sent with the
+ * service's protections (see {@link MeshCall}). @internal
+ */
+export function meshInterceptor(settings: GrpcCallSettings): Interceptor {
+  return (options, nextCall) => new InterceptingCall(new MeshCall(settings, options, nextCall, activeContext()));
+}
+
+/** Routing reads metadata as headers (text values only). */
+function metadataHeaders(metadata: Metadata): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [key, value] of Object.entries(metadata.getMap())) if (typeof value === "string") out.set(key, value);
+  return out;
+}
+
+function applyChanges(metadata: Metadata, changes: readonly HeaderChanges[]): void {
+  for (const change of changes) {
+    for (const name of change.remove ?? []) metadata.remove(name.toLowerCase());
+    for (const [name, value] of Object.entries(change.set ?? {})) metadata.set(name.toLowerCase(), value);
+    for (const [name, value] of Object.entries(change.add ?? {})) metadata.add(name.toLowerCase(), value);
+  }
+}
+
+function deadlineMs(deadline: InterceptorOptions["deadline"]): number {
+  if (deadline === undefined) return Infinity;
+  return deadline instanceof Date ? deadline.getTime() : deadline;
+}
+
+/** One attempt: its grpc-js call, and what it received while not yet the caller's. */
+interface Attempt {
+  readonly call: CallInterface;
+  readonly handle: EndpointHandle;
+  readonly pick: AttemptPick;
+  readonly trace: GrpcAttemptTelemetry | undefined;
+  readonly startedAt: number;
+  metadata: Metadata | undefined;
+  readonly messages: unknown[];
+  /** Its responses go to the caller as they come (a streaming response started, or a streaming request). */
+  committed: boolean;
+  readStarted: boolean;
+}
+
+interface Outcome {
+  readonly attempt: Attempt;
+  readonly status: StatusObject;
+}
+
+/**
+ * One gRPC call through the mesh, below the caller's interceptors and above grpc-js's channel:
+ *
+ * - routes on the method (`/package.Service/Method`, as the path) and metadata (as headers), with the
+ *   route model and weighted splits HTTP calls use; route header changes apply to the metadata;
+ * - picks each attempt's endpoint with the target's balancer, and tells the `proxyless_mesh` balancer
+ *   through a metadata key that never leaves the process;
+ * - refuses at once when the breaker is open; holds a concurrency slot when limits are set;
+ * - sends requests that are one message (unary, server streaming) again after a retryable outcome, to
+ *   an endpoint not tried yet, within the call's deadline (the caller's, the route's timeout, an
+ *   incoming one) and the shared retry budget; hedges idempotent unary methods;
+ * - reports every attempt to outlier detection and the call to the breaker;
+ * - traces the call and its attempts, with trace context in each attempt's metadata.
+ *
+ * A unary response is held until its status; a streaming response goes to the caller from its first
+ * message (no retry after that). Calls with a streaming request are routed, balanced and guarded, but
+ * not retried. @internal
+ */
+class MeshCall implements CallInterface {
+  readonly #s: GrpcCallSettings;
+  readonly #options: InterceptorOptions;
+  readonly #nextCall: NextCall;
+  readonly #parent: Context;
+  readonly #path: string;
+  readonly #requestStream: boolean;
+  readonly #responseStream: boolean;
+  #listener: Listener = {};
+  #metadata = new Metadata();
+  #message: unknown;
+  #hasMessage = false;
+  #halfClosed = false;
+  #readWanted = false;
+  #sent: (() => void) | undefined;
+  #committed: Attempt | undefined;
+  readonly #running = new Set<Attempt>();
+  /** A streaming request's calls before its attempt exists. */
+  #pending: ((call: CallInterface) => void)[] = [];
+  #finished = false;
+  #cancelled = false;
+  #telemetry: GrpcCallTelemetry | undefined;
+  #changes: readonly HeaderChanges[] = [];
+
+  constructor(settings: GrpcCallSettings, options: InterceptorOptions, nextCall: NextCall, parent: Context) {
+    this.#s = settings;
+    this.#options = options;
+    this.#nextCall = nextCall;
+    this.#parent = parent;
+    this.#path = options.method_definition.path;
+    this.#requestStream = options.method_definition.requestStream;
+    this.#responseStream = options.method_definition.responseStream;
+  }
+
+  start(metadata: Metadata, listener?: Listener): void {
+    this.#metadata = metadata;
+    this.#listener = listener ?? {};
+    const sent = this.#requestStream ? Promise.resolve() : new Promise<void>((resolve) => (this.#sent = resolve));
+    void sent.then(() => this.#run()).catch((err: unknown) => this.#fail(err));
+  }
+
+  sendMessageWithContext(context: MessageContext, message: unknown): void {
+    if (this.#requestStream) {
+      this.#forward((call) => call.sendMessageWithContext(context, message));
+      return;
+    }
+    this.#message = message;
+    this.#hasMessage = true;
+    context.callback?.();
+  }
+
+  sendMessage(message: unknown): void {
+    this.sendMessageWithContext({}, message);
+  }
+
+  halfClose(): void {
+    if (this.#requestStream) {
+      this.#forward((call) => call.halfClose());
+      return;
+    }
+    this.#halfClosed = true;
+    this.#sent?.();
+  }
+
+  startRead(): void {
+    const committed = this.#committed;
+    if (committed !== undefined) {
+      committed.call.startRead();
+      return;
+    }
+    this.#readWanted = true;
+    for (const attempt of this.#running) {
+      if (!attempt.readStarted) {
+        attempt.readStarted = true;
+        attempt.call.startRead();
+      }
+    }
+  }
+
+  cancelWithStatus(code: Status, details: string): void {
+    this.#cancelled = true;
+    if (this.#running.size === 0) {
+      this.#finish({ code, details, metadata: new Metadata() });
+      return;
+    }
+    for (const attempt of [...this.#running]) attempt.call.cancelWithStatus(code, details);
+  }
+
+  getPeer(): string {
+    const attempt = this.#committed ?? this.#running.values().next().value;
+    return attempt?.call.getPeer() ?? "";
+  }
+
+  getAuthContext(): ReturnType<CallInterface["getAuthContext"]> {
+    const attempt = this.#committed ?? this.#running.values().next().value;
+    return attempt?.call.getAuthContext() ?? null;
+  }
+
+  #forward(op: (call: CallInterface) => void): void {
+    const committed = this.#committed;
+    if (committed !== undefined) op(committed.call);
+    else this.#pending.push(op);
+  }
+
+  async #run(): Promise<void> {
+    if (this.#finished) return;
+    const { binding, service } = this.#s;
+    const mesh = binding.mesh;
+    if (mesh.closed()) throw meshClosedError();
+    const stateOf = mesh.stateOf;
+    const decision = decideRoute(service, new RequestView({ method: "POST", path: this.#path, headers: metadataHeaders(this.#metadata) }), (s) => stateOf(s).routing, true);
+    this.#changes = decision.requestHeaders;
+    const outcome = await selectWaiting(decision, stateOf);
+    if (outcome.kind === "fail") throw outcome.error;
+    if (this.#finished) return;
+    const first = outcome.selection;
+    const state = first.state;
+    const policy = state.policyFor(decision.route?.config.destination);
+    const hasher = state.hasher;
+    const context: PickContext = { hash: hasher === undefined ? undefined : hasher({ path: this.#path, headers: metadataHeaders(this.#metadata) }) };
+    this.#telemetry = GrpcCallTelemetry.start(mesh.telemetry, this.#path, { service: state.service, route: decision.route?.index, subset: decision.target.subset, balancer: state.policy }, this.#parent);
+    const refusal = breakerRefusal(state);
+    if (refusal !== undefined) throw refusal;
+    const bulkhead = state.guard.bulkhead;
+    if (bulkhead === undefined) {
+      await this.#attempts(state, policy, decision, first, context);
+      return;
+    }
+    try {
+      await bulkhead.execute(() => this.#attempts(state, policy, decision, first, context));
+    } catch (err) {
+      state.guard.breaker?.release();
+      throw isBulkheadRejectedError(err) ? limitError(state, err) : err;
+    }
+  }
+
+  /** The call's deadline, on the wall clock (grpc-js's): the caller's, the route's timeout, an incoming one. */
+  #deadline(policy: CallPolicy): number {
+    const now = Date.now();
+    let deadline = deadlineMs(this.#options.deadline);
+    const parent = this.#options.parent as { getDeadline?: () => Date | number } | undefined;
+    if (parent?.getDeadline !== undefined) deadline = Math.min(deadline, deadlineMs(parent.getDeadline()));
+    // A streaming response may run for as long as the caller wants: only a timeout set on purpose ends it.
+    if (policy.timeoutMs > 0 && (!this.#responseStream || policy.explicitTimeout)) deadline = Math.min(deadline, now + policy.timeoutMs);
+    const incoming = remainingIncomingMs();
+    if (incoming !== undefined) deadline = Math.min(deadline, now + Math.max(0, incoming));
+    return deadline;
+  }
+
+  async #attempts(state: ServiceState, policy: CallPolicy, decision: RouteDecision, first: Selection, context: PickContext): Promise<void> {
+    const { binding } = this.#s;
+    const stateOf = binding.mesh.stateOf;
+    const guard = state.guard;
+    const breaker = guard.breaker;
+    const { clock, random } = state.env;
+    const deadline = this.#deadline(policy);
+    const replayable = !this.#requestStream;
+    const idempotent = this.#s.idempotent(this.#path);
+    let selection = first;
+    const tried = new Set<EndpointHandle>();
+    let reported = false;
+    guard.budget.request();
+    try {
+      for (let retry = 0; ; retry++) {
+        if (retry > 0) {
+          const again = selectEndpoints(decision, stateOf, true);
+          if (again.kind === "ready") selection = again.selection;
+        }
+        const handle = pickUntried(selection.picker, context, tried);
+        const service = selection.state.service;
+        const now = Date.now();
+        const attemptDeadline = policy.perTryTimeoutMs > 0 ? Math.min(deadline, now + policy.perTryTimeoutMs) : deadline;
+        const hedge = retry === 0 && !this.#responseStream && replayable && idempotent ? this.#hedgeDelay(state, policy) : undefined;
+        const outcome = hedge === undefined ? await this.#attempt(handle, service, attemptDeadline, retry, false) : await this.#hedged(state, handle, service, attemptDeadline, hedge, selection, context);
+        const attempt = outcome.attempt;
+        const code = outcome.status.code;
+        tried.add(attempt.handle);
+        if (this.#cancelled || this.#finished) {
+          this.#finish(outcome.status, attempt);
+          return;
+        }
+        const refused = attempt.pick.refused;
+        const http = httpEquivalent(code);
+        const failure = refused !== undefined ? "connect-failure" : code === Status.DEADLINE_EXCEEDED && attemptDeadline < deadline ? "timeout" : undefined;
+        const outlier = guard.outlier;
+        if (failure !== undefined || http >= 500) {
+          if (outlier?.failure(attempt.handle.endpoint.id, state.endpoints?.size ?? 1) === true) this.#telemetry?.ejected(attempt.handle);
+        } else {
+          outlier?.success(attempt.handle.endpoint.id);
+          if (code === Status.OK) guard.observe(Date.now() - attempt.startedAt);
+        }
+        if (code !== Status.OK && !attempt.committed && replayable && retry < policy.maxRetries) {
+          const retryable = failure === undefined ? retriesStatus(policy, http) : retriesFailure(policy, failure);
+          // UNAVAILABLE says the request was not processed (gRPC's own retry policy resends it for any method).
+          const resend = failure === "connect-failure" || code === Status.UNAVAILABLE || idempotent || policy.retryNonIdempotent;
+          if (retryable && resend) {
+            const wait = backoff(policy, retry, random);
+            if (Date.now() + wait < deadline) {
+              if (guard.budget.tryRetry()) {
+                this.#telemetry?.retried(service, failure ?? (STATUS_REASON[code] ?? String(code)));
+                if (wait > 0) await sleep(clock, wait);
+                if (this.#finished) return;
+                continue;
+              }
+              state.events.emit("retry_budget_exhausted", { service: state.service });
+              this.#telemetry?.budgetExhausted(state.service);
+              reported = true;
+              breaker?.failure();
+              this.#finish(withErrorCode(outcome.status, "ERR_RETRY_BUDGET_EXHAUSTED"), attempt);
+              return;
+            }
+          }
+        }
+        reported = true;
+        if (failure !== undefined || http >= 500) breaker?.failure();
+        else breaker?.success();
+        this.#finish(outcome.status, attempt);
+        return;
+      }
+    } finally {
+      if (!reported) breaker?.release();
+    }
+  }
+
+  #hedgeDelay(state: ServiceState, policy: CallPolicy): number | undefined {
+    const hedging = policy.hedging;
+    if (hedging === undefined) return undefined;
+    return hedging.delayMs ?? state.guard.percentile(hedging.percentile ?? 95);
+  }
+
+  /** Sends one attempt to `handle`; resolves with its status (and what it received, unless it went to the caller). */
+  #attempt(handle: EndpointHandle, service: string, deadline: number, resend: number, hedge: boolean): Promise<Outcome> {
+    const binding = this.#s.binding;
+    const pick: AttemptPick = { handle, service, streaming: this.#responseStream, refused: undefined };
+    const token = binding.register(pick);
+    const metadata = this.#metadata.clone();
+    if (this.#changes.length > 0) applyChanges(metadata, this.#changes);
+    metadata.set(PICK_KEY, token);
+    const trace = this.#telemetry?.attempt(handle, service, resend, hedge);
+    try {
+      trace?.inject(metadata);
+    } catch {
+      // A propagator that throws costs the trace context, not the call.
+    }
+    const call = this.#nextCall({ ...this.#options, deadline: Number.isFinite(deadline) ? new Date(deadline) : Infinity });
+    const attempt: Attempt = { call, handle, pick, trace, startedAt: Date.now(), metadata: undefined, messages: [], committed: this.#requestStream, readStarted: false };
+    if (attempt.committed) this.#committed = attempt;
+    this.#running.add(attempt);
+    return new Promise<Outcome>((resolve) => {
+      call.start(metadata, {
+        onReceiveMetadata: (received: Metadata) => {
+          if (attempt.committed) this.#listener.onReceiveMetadata?.(received);
+          else attempt.metadata = received;
+        },
+        onReceiveMessage: (message: unknown) => {
+          if (attempt.committed) {
+            this.#listener.onReceiveMessage?.(message);
+          } else if (this.#responseStream && !this.#finished) {
+            // A streaming response's first message: from now on the caller has it, and it is not retried.
+            this.#commit(attempt);
+            this.#listener.onReceiveMessage?.(message);
+          } else {
+            attempt.messages.push(message);
+          }
+        },
+        onReceiveStatus: (status: StatusObject) => {
+          binding.release(token);
+          this.#running.delete(attempt);
+          trace?.end(status.code, status.details);
+          resolve({ attempt, status });
+        },
+      });
+      if (this.#requestStream) {
+        for (const op of this.#pending) op(call);
+        this.#pending = [];
+        return;
+      }
+      if (this.#hasMessage) call.sendMessage(this.#message);
+      if (this.#halfClosed) call.halfClose();
+      if (this.#readWanted) {
+        attempt.readStarted = true;
+        call.startRead();
+      }
+    });
+  }
+
+  #commit(attempt: Attempt): void {
+    attempt.committed = true;
+    this.#committed = attempt;
+    for (const other of this.#running) if (other !== attempt) other.call.cancelWithStatus(Status.CANCELLED, "Another attempt answered first");
+    if (attempt.metadata !== undefined) this.#listener.onReceiveMetadata?.(attempt.metadata);
+  }
+
+  /**
+   * The first attempt with a hedge: if it has no status after `delay` ms, a second goes to another
+   * endpoint (drawn from the retry budget). The first OK wins and the other is cancelled; if both fail,
+   * the later failure is the outcome.
+   */
+  #hedged(state: ServiceState, first: EndpointHandle, service: string, deadline: number, delay: number, selection: Selection, context: PickContext): Promise<Outcome> {
+    const clock = state.env.clock;
+    return new Promise<Outcome>((resolve) => {
+      let settled = false;
+      let running = 1;
+      let second: Promise<Outcome> | undefined;
+      const finish = (outcome: Outcome): void => {
+        running--;
+        if (settled) return;
+        if (outcome.status.code === Status.OK || running === 0 || this.#cancelled) {
+          settled = true;
+          clock.clearTimeout(timer);
+          for (const other of this.#running) other.call.cancelWithStatus(Status.CANCELLED, "Another attempt answered first");
+          resolve(outcome);
+        }
+      };
+      const timer = clock.setTimeout(() => {
+        if (settled || this.#finished) return;
+        const other = pickUntried(selection.picker, context, new Set([first]));
+        if (other === first) return; // nowhere else to go
+        if (!state.guard.budget.tryRetry()) {
+          state.events.emit("retry_budget_exhausted", { service: state.service });
+          this.#telemetry?.budgetExhausted(state.service);
+          return;
+        }
+        this.#telemetry?.hedged(service);
+        running++;
+        second = this.#attempt(other, service, deadline, 1, true);
+        void second.then(finish);
+      }, Math.max(0, delay));
+      void this.#attempt(first, service, deadline, 0, false).then((outcome) => {
+        if (second === undefined && outcome.status.code !== Status.OK) {
+          // Failed before the hedge went: the retry path takes over.
+          settled = true;
+          clock.clearTimeout(timer);
+          resolve(outcome);
+          return;
+        }
+        finish(outcome);
+      });
+    });
+  }
+
+  /** The mesh refused the call (or routing failed): the caller gets a status that says why. */
+  #fail(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    const code: Status = error instanceof MeshError ? grpcStatusOf(error) : Status.INTERNAL;
+    const metadata = new Metadata();
+    if (error instanceof MeshError) metadata.set(ERROR_CODE_KEY, error.code);
+    this.#finish({ code, details: error.message, metadata });
+  }
+
+  /** Gives the caller the outcome: what the attempt held back, then its status. Once. */
+  #finish(status: StatusObject, attempt?: Attempt): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#sent = undefined;
+    if (attempt !== undefined && !attempt.committed) {
+      if (attempt.metadata !== undefined) this.#listener.onReceiveMetadata?.(attempt.metadata);
+      for (const message of attempt.messages) this.#listener.onReceiveMessage?.(message);
+    }
+    this.#telemetry?.end(status.code, status.details);
+    this.#listener.onReceiveStatus?.(status);
+  }
+}
+
+const STATUS_REASON: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(Status).filter(([, v]) => typeof v === "number").map(([k, v]) => [v as number, k]));
+
+function withErrorCode(status: StatusObject, code: string): StatusObject {
+  const metadata = status.metadata.clone();
+  metadata.set(ERROR_CODE_KEY, code);
+  return { ...status, metadata };
+}
