@@ -18,7 +18,10 @@ export interface Order {
   servedBy: string;
   traceparent: string;
   deadlineMs: number;
+  /** The caller's certificate's URI SAN (mTLS). */
   caller: string;
+  /** The serial number of the caller's certificate (mTLS). */
+  callerSerial: string;
   canary: string;
   items: number;
 }
@@ -93,11 +96,12 @@ export class GrpcBackend {
     this.events.emit("call", method);
   }
 
-  private order(call: { metadata: Metadata; getDeadline(): Date | number; getPeer(): string }, id: string): Order {
+  private order(call: { metadata: Metadata; getDeadline(): Date | number; getAuthContext(): { sslPeerCertificate?: { subjectaltname?: string; serialNumber: string } } }, id: string): Order {
     const deadline = call.getDeadline();
     const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : -1;
     const text = (key: string): string => String(call.metadata.get(key)[0] ?? "");
-    return { id, servedBy: this.name, traceparent: text("traceparent"), deadlineMs: Math.round(ms), caller: text("x-caller"), canary: text("x-canary"), items: 0 };
+    const peer = call.getAuthContext().sslPeerCertificate;
+    return { id, servedBy: this.name, traceparent: text("traceparent"), deadlineMs: Math.round(ms), caller: peer?.subjectaltname?.replace(/^URI:/, "") ?? "", callerSerial: peer?.serialNumber ?? "", canary: text("x-canary"), items: 0 };
   }
 
   private unary(method: string, call: ServerUnaryCall<unknown, Order>, id: string, callback: sendUnaryData<Order>): void {

@@ -28,7 +28,8 @@ export class IdentityCertificates implements experimental.CertificateProvider {
   addCaCertificateListener(listener: CaListener): void {
     this.#ca.add(listener);
     const now = this.#source.current();
-    if (now !== undefined) listener(caUpdate(now));
+    // On the next tick, as grpc-js's own providers do: its credentials register their watchers after adding listeners.
+    if (now !== undefined) process.nextTick(() => this.#ca.has(listener) && listener(caUpdate(now)));
   }
 
   removeCaCertificateListener(listener: CaListener): void {
@@ -38,7 +39,7 @@ export class IdentityCertificates implements experimental.CertificateProvider {
   addIdentityCertificateListener(listener: IdListener): void {
     this.#identity.add(listener);
     const now = this.#source.current();
-    if (now !== undefined) listener(identityUpdate(now));
+    if (now !== undefined) process.nextTick(() => this.#identity.has(listener) && listener(identityUpdate(now)));
   }
 
   removeIdentityCertificateListener(listener: IdListener): void {

@@ -35,6 +35,8 @@ interface Entry {
   readonly subchannel: experimental.SubchannelInterface;
   readonly service: string;
   readonly listener: experimental.ConnectivityStateListener;
+  /** Why the last connection attempt failed, as grpc-js said it. */
+  lastError: string | undefined;
 }
 
 type Reach = Entry | { readonly refusal: MeshError } | "wait";
@@ -183,7 +185,8 @@ export class MeshBalancer implements experimental.LoadBalancer {
       case ConnectivityState.CONNECTING:
         return QUEUE;
       default: {
-        const error = new MeshError("ERR_NO_ENDPOINTS", `Could not connect to endpoint ${handle.endpoint.id} of '${service}'; nothing was sent.`, { details: { service, endpoint: handle.endpoint.id } });
+        const why = reach.lastError === undefined ? "" : ` (${reach.lastError})`;
+        const error = new MeshError("ERR_NO_ENDPOINTS", `Could not connect to endpoint ${handle.endpoint.id} of '${service}'${why}; nothing was sent.`, { details: { service, endpoint: handle.endpoint.id } });
         if (attempt !== undefined) attempt.refused = error;
         return unavailable(error.message);
       }
@@ -251,13 +254,16 @@ export class MeshBalancer implements experimental.LoadBalancer {
       args["grpc.ssl_target_name_override"] = serverName;
     }
     const subchannel = this.#helper.createSubchannel({ host: endpoint.address, port: endpoint.port }, args);
-    const listener: experimental.ConnectivityStateListener = (_sub, previous, next) => {
+    // eslint-disable-next-line prefer-const -- the listener reads it, and is made first
+    let entry: Entry;
+    const listener: experimental.ConnectivityStateListener = (_sub, previous, next, _keepalive, errorMessage) => {
+      if (next === ConnectivityState.TRANSIENT_FAILURE) entry.lastError = errorMessage;
       if (previous !== next) this.#publish();
     };
     subchannel.ref();
     this.#helper.addChannelzChild(subchannel.getChannelzRef());
     subchannel.addConnectivityStateListener(listener);
-    const entry: Entry = { subchannel, service, listener };
+    entry = { subchannel, service, listener, lastError: undefined };
     this.#entries.set(handle, entry);
     return entry;
   }
