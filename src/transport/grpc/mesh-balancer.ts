@@ -269,7 +269,7 @@ export class MeshBalancer implements experimental.LoadBalancer {
   }
 
   exitIdle(): void {
-    this.#publish();
+    // Nothing idles: subchannels are made and connected when a pick needs them.
   }
 
   resetBackoff(): void {

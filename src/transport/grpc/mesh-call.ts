@@ -41,11 +41,13 @@ export function meshInterceptor(settings: GrpcCallSettings): Interceptor {
   return (options, nextCall) => new InterceptingCall(new MeshCall(settings, options, nextCall, activeContext()));
 }
 
-/** Routing reads metadata as headers (text values only). */
-function metadataHeaders(metadata: Metadata): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const [key, value] of Object.entries(metadata.getMap())) if (typeof value === "string") out.set(key, value);
-  return out;
+/** Routing reads metadata as headers (text values only), read only if a route or hash policy asks. */
+function metadataHeaders(metadata: Metadata): Iterable<[string, string]> {
+  return {
+    *[Symbol.iterator]() {
+      for (const [key, value] of Object.entries(metadata.getMap())) if (typeof value === "string") yield [key, value];
+    },
+  };
 }
 
 function applyChanges(metadata: Metadata, changes: readonly HeaderChanges[]): void {
@@ -135,8 +137,18 @@ class MeshCall implements CallInterface {
   start(metadata: Metadata, listener?: Listener): void {
     this.#metadata = metadata;
     this.#listener = listener ?? {};
-    const sent = this.#requestStream ? Promise.resolve() : new Promise<void>((resolve) => (this.#sent = resolve));
-    void sent.then(() => this.#run()).catch((err: unknown) => this.#fail(err));
+    // A request that is one message starts once it is complete (grpc-js sends it and half-closes at once).
+    if (this.#requestStream) this.#start();
+    else this.#sent = () => this.#start();
+  }
+
+  #start(): void {
+    try {
+      const running = this.#run();
+      if (running !== undefined) running.catch((err: unknown) => this.#fail(err));
+    } catch (err) {
+      this.#fail(err);
+    }
   }
 
   sendMessageWithContext(context: MessageContext, message: unknown): void {
@@ -159,7 +171,9 @@ class MeshCall implements CallInterface {
       return;
     }
     this.#halfClosed = true;
-    this.#sent?.();
+    const sent = this.#sent;
+    this.#sent = undefined;
+    sent?.();
   }
 
   startRead(): void {
@@ -202,18 +216,30 @@ class MeshCall implements CallInterface {
     else this.#pending.push(op);
   }
 
-  async #run(): Promise<void> {
-    if (this.#finished) return;
+  /** Routes the call and sends its attempts; undefined when it ended at once. */
+  #run(): Promise<void> | undefined {
+    if (this.#finished) return undefined;
     const { binding, service } = this.#s;
     const mesh = binding.mesh;
     if (mesh.closed()) throw meshClosedError();
     const stateOf = mesh.stateOf;
     const decision = decideRoute(service, new RequestView({ method: "POST", path: this.#path, headers: metadataHeaders(this.#metadata) }), (s) => stateOf(s).routing, true);
     this.#changes = decision.requestHeaders;
-    const outcome = await selectWaiting(decision, stateOf);
-    if (outcome.kind === "fail") throw outcome.error;
-    if (this.#finished) return;
-    const first = outcome.selection;
+    const now = selectEndpoints(decision, stateOf, false);
+    if (now.kind === "wait") {
+      // The registry has not answered for a service yet: wait for it (up to the discovery timeout).
+      return selectWaiting(decision, stateOf).then((outcome) => {
+        if (outcome.kind === "fail") throw outcome.error;
+        if (this.#finished) return undefined;
+        return this.#send(decision, outcome.selection);
+      });
+    }
+    if (now.kind === "fail") throw now.error;
+    return this.#send(decision, now.selection);
+  }
+
+  #send(decision: RouteDecision, first: Selection): Promise<void> | undefined {
+    const mesh = this.#s.binding.mesh;
     const state = first.state;
     const policy = state.policyFor(decision.route?.config.destination);
     const hasher = state.hasher;
@@ -222,16 +248,11 @@ class MeshCall implements CallInterface {
     const refusal = breakerRefusal(state);
     if (refusal !== undefined) throw refusal;
     const bulkhead = state.guard.bulkhead;
-    if (bulkhead === undefined) {
-      await this.#attempts(state, policy, decision, first, context);
-      return;
-    }
-    try {
-      await bulkhead.execute(() => this.#attempts(state, policy, decision, first, context));
-    } catch (err) {
+    if (bulkhead === undefined) return this.#attempts(state, policy, decision, first, context);
+    return bulkhead.execute(() => this.#attempts(state, policy, decision, first, context)).catch((err: unknown) => {
       state.guard.breaker?.release();
       throw isBulkheadRejectedError(err) ? limitError(state, err) : err;
-    }
+    });
   }
 
   /** The call's deadline, on the wall clock (grpc-js's): the caller's, the route's timeout, an incoming one. */
@@ -240,8 +261,9 @@ class MeshCall implements CallInterface {
     let deadline = deadlineMs(this.#options.deadline);
     const parent = this.#options.parent as { getDeadline?: () => Date | number } | undefined;
     if (parent?.getDeadline !== undefined) deadline = Math.min(deadline, deadlineMs(parent.getDeadline()));
-    // A streaming response may run for as long as the caller wants: only a timeout set on purpose ends it.
-    if (policy.timeoutMs > 0 && (!this.#responseStream || policy.explicitTimeout)) deadline = Math.min(deadline, now + policy.timeoutMs);
+    // Only a timeout set on purpose (the route's, the upstream's, service-defaults): gRPC calls have no
+    // deadline unless someone gives one, and a deadline costs timers on both sides of every call.
+    if (policy.timeoutMs > 0 && policy.explicitTimeout) deadline = Math.min(deadline, now + policy.timeoutMs);
     const incoming = remainingIncomingMs();
     if (incoming !== undefined) deadline = Math.min(deadline, now + Math.max(0, incoming));
     return deadline;
@@ -342,7 +364,7 @@ class MeshCall implements CallInterface {
     } catch {
       // A propagator that throws costs the trace context, not the call.
     }
-    const call = this.#nextCall({ ...this.#options, deadline: Number.isFinite(deadline) ? new Date(deadline) : Infinity });
+    const call = this.#nextCall({ ...this.#options, deadline });
     const attempt: Attempt = { call, handle, pick, trace, startedAt: Date.now(), metadata: undefined, messages: [], committed: this.#requestStream, readStarted: false };
     if (attempt.committed) this.#committed = attempt;
     this.#running.add(attempt);
