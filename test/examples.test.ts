@@ -54,4 +54,14 @@ describe("examples run and say what the docs say", () => {
     assert.match(out, /name: 'http\.client\.request\.duration'/, "and the metrics at shutdown");
     assert.match(out, /name: 'proxyless\.endpoints'/, "gauges included");
   });
+
+  it("grpc: a generated grpc-js client through the mesh: canary by method, one UNAVAILABLE retried", async () => {
+    const out = await example("examples/grpc/main.ts");
+    assert.match(out, /PlaceOrder pen-1 -> orders-3 \(v2\)\nPlaceOrder pen-2 -> orders-3 \(v2\)/);
+    assert.equal((out.match(/GetOrder o-\d +-> orders-[12] \(v1\)/g) ?? []).length, 4, "GetOrder stays on v1");
+    assert.match(out, /orders-1: \d calls, 1 answered UNAVAILABLE/);
+    const calls = [...out.matchAll(/orders-\d: (\d) calls/g)].reduce((n, m) => n + Number(m[1]), 0);
+    assert.equal(calls, 7, "six answers, and the one call that was retried");
+    assert.match(out, /target: proxyless:\/\/mesh-\d+\/orders/);
+  });
 });
