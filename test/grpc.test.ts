@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { credentials, Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
-import { createMesh, type Mesh } from "proxyless";
+import { createMesh, withIncomingDeadline, type Mesh } from "proxyless";
 import { grpcMesh, ERROR_CODE_KEY, type GrpcMesh } from "proxyless/grpc";
 import { MockRegistry } from "proxyless/testing";
 import { proto, startGrpcBackends, unary, type GrpcBackend, type Order } from "./helpers/grpc-backend.ts";
@@ -160,6 +160,12 @@ describe("gRPC through the mesh", () => {
     const started = Date.now();
     await assert.rejects(unary(client, "get", { id: "late" }, { deadline: Date.now() + 300 }), (err: unknown) => isServiceError(err) && err.code === status.DEADLINE_EXCEEDED);
     assert.ok(Date.now() - started < 2000, "ended at the deadline, not after retries past it");
+  });
+
+  it("an incoming HTTP request's deadline (withIncomingDeadline) bounds the gRPC calls made for it", async () => {
+    const client = start();
+    const answer = await withIncomingDeadline({ "x-envoy-expected-rq-timeout-ms": "800" }, () => unary(client, "get", { id: "i" }, { deadline: Date.now() + 60_000 }));
+    assert.ok(answer.deadlineMs > 0 && answer.deadlineMs <= 800, `server saw ${answer.deadlineMs} ms left`);
   });
 
   it("the upstream's timeoutMs becomes the deadline of a call that set none", async () => {
