@@ -6,7 +6,7 @@ import { createMesh } from "proxyless";
 import { grpcMesh } from "proxyless/grpc";
 import { MockRegistry } from "proxyless/testing";
 import { proto, startGrpcBackends, unary, type GrpcBackend } from "./helpers/grpc-backend.ts";
-import { createOtel, points, registerContextAndPropagation } from "./helpers/otel.ts";
+import { counterSum, createOtel, points, registerContextAndPropagation } from "./helpers/otel.ts";
 
 describe("gRPC telemetry", () => {
   let backends: GrpcBackend[];
@@ -58,8 +58,9 @@ describe("gRPC telemetry", () => {
       assert.equal(spanId, second.spanContext().spanId);
       const durations = points(await otel.collect(), "rpc.client.call.duration");
       const count = durations.reduce((n, p) => n + (p.value as { count: number }).count, 0);
-      assert.ok(count === 2 || count === 3, `every attempt is a point (${count})`);
-      assert.ok(durations.some((p) => p.attributes["rpc.grpc.status_code"] === status.UNAVAILABLE && p.attributes["rpc.method"] === "Create"));
+      assert.ok(count === 1 || count === 2, `one point per call (${count})`);
+      assert.ok(durations.every((p) => p.attributes["rpc.grpc.status_code"] === 0 && p.attributes["rpc.method"] === "Create" && p.attributes["rpc.system"] === "grpc"));
+      assert.equal(counterSum(await otel.collect(), "proxyless.client.retries", { "server.address": "orders", "proxyless.retry.reason": "UNAVAILABLE" }), 1);
     } finally {
       client.close();
       grpc.close();

@@ -263,4 +263,47 @@ describe("gRPC through the mesh", () => {
     for (let i = 0; i < 9; i++) orders.push(await unary(plain, "get", { id: String(i) }));
     assert.deepEqual(served(orders), { "orders-0": 3, "orders-1": 3, "orders-2": 3 });
   });
+
+  it("a call that waits for a concurrency slot past its deadline ends DEADLINE_EXCEEDED, unsent, and blames no endpoint", async () => {
+    const client = start({ resilience: { limits: { maxConcurrent: 1, maxPending: 10 }, outlier: { consecutiveFailures: 1 } } });
+    const ejected: string[] = [];
+    mesh.on("endpoint_ejected", (e) => ejected.push(e.endpoint));
+    for (const b of backends) b.behaviour = { hang: true };
+    const stop = new AbortController();
+    const arrived = Promise.race(backends.map((b) => once(b.events, "call", { signal: stop.signal })));
+    const holder = unary(client, "get", { id: "hold" }, { deadline: Date.now() + 60_000 });
+    await arrived;
+    stop.abort();
+    const sent = (): number => backends.reduce((n, b) => n + (b.calls.get ?? 0), 0);
+    await assert.rejects(unary(client, "get", { id: "late" }, { deadline: Date.now() + 100 }), (err: unknown) => {
+      assert.ok(isServiceError(err));
+      assert.equal(err.code, status.DEADLINE_EXCEEDED);
+      assert.equal(err.metadata.get(ERROR_CODE_KEY)[0], "ERR_TIMEOUT");
+      return true;
+    });
+    assert.equal(sent(), 1, "the second call was never sent");
+    assert.deepEqual(ejected, []);
+    for (const b of backends) b.release();
+    assert.equal((await holder).id, "hold");
+  });
+
+  it("a refused streaming call reports through its stream's error event, not by throwing", async () => {
+    registry.setEndpoints("orders", []);
+    const client = start();
+    const stream = (client as unknown as { watch(req: object): NodeJS.EventEmitter }).watch({ id: "w" });
+    const [err] = (await once(stream, "error")) as [ServiceError];
+    assert.equal(err.code, status.UNAVAILABLE);
+  });
+
+  it("after mesh.close() a plain client's calls fail at once; grpcMesh() binds a new mesh afresh after close()", async () => {
+    start();
+    const plain = new proto.Orders(grpc.target("orders"), credentials.createInsecure());
+    clients.push(plain);
+    assert.equal((await unary(plain, "get", { id: "1" })).id, "1");
+    await mesh.close();
+    await assert.rejects(unary(plain, "get", { id: "2" }), (err: unknown) => isServiceError(err) && err.code === status.UNAVAILABLE);
+    const first = grpcMesh(mesh);
+    first.close();
+    assert.notEqual(grpcMesh(mesh), first, "a closed binding is not handed out again");
+  });
 });

@@ -62,6 +62,11 @@ export class TransportSecurity {
     this.#connectors = new Map();
   }
 
+  /** How long a connection may wait for the identity, and then to connect, in ms. */
+  get connectTimeout(): number {
+    return this.#connectTimeout;
+  }
+
   /** The resolved `tls` options. */
   get options(): ResolvedTlsOptions {
     return this.#options;

@@ -26,7 +26,7 @@ export class Instruments {
   readonly attemptDuration: Histogram;
   /** `proxyless.client.call.duration`: one per call, retries and hedges included, in seconds. */
   readonly callDuration: Histogram;
-  /** `rpc.client.call.duration`: one per gRPC attempt, in seconds (the RPC conventions). */
+  /** `rpc.client.call.duration`: one per gRPC call, retries and hedges included, in seconds (the RPC conventions). */
   readonly rpcDuration: Histogram;
   /** Retries sent, by reason. */
   readonly retries: Counter;
@@ -64,7 +64,7 @@ export class Instruments {
     const advice = { explicitBucketBoundaries: [...DURATION_BUCKETS] };
     this.attemptDuration = meter.createHistogram("http.client.request.duration", { unit: "s", description: "Duration of HTTP client requests (one per attempt).", advice });
     this.callDuration = meter.createHistogram("proxyless.client.call.duration", { unit: "s", description: "Duration of calls through the mesh, retries and hedges included, until response headers.", advice });
-    this.rpcDuration = meter.createHistogram("rpc.client.call.duration", { unit: "s", description: "Duration of gRPC client calls (one per attempt).", advice });
+    this.rpcDuration = meter.createHistogram("rpc.client.call.duration", { unit: "s", description: "Duration of gRPC client calls through the mesh, retries and hedges included.", advice });
     this.retries = meter.createCounter("proxyless.client.retries", { unit: "{retry}", description: "Retries sent, by what the attempt before got.", valueType: ValueType.INT });
     this.hedges = meter.createCounter("proxyless.client.hedges", { unit: "{hedge}", description: "Hedged attempts sent.", valueType: ValueType.INT });
     this.ejections = meter.createCounter("proxyless.endpoint.ejections", { unit: "{ejection}", description: "Endpoints taken out of rotation by outlier detection.", valueType: ValueType.INT });

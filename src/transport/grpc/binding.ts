@@ -1,5 +1,8 @@
+import type { MeshEvents } from "../../core/events.ts";
 import type { MeshInternals } from "../../core/mesh-internals.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
+
+const CHANGES = ["endpoints_changed", "config_applied", "endpoint_ejected", "endpoint_returned"] as const satisfies readonly (keyof MeshEvents)[];
 
 /** The metadata key that tells the balancer which endpoint an attempt was given; removed before sending. @internal */
 export const PICK_KEY = "x-proxyless-pick";
@@ -32,6 +35,10 @@ export class Binding {
   readonly serverNames = new Map<string, string>();
   readonly #attempts = new Map<string, AttemptPick>();
   #next = 0;
+  readonly #watchers = new Set<() => void>();
+  readonly #changed = (): void => {
+    for (const watcher of [...this.#watchers]) watcher();
+  };
 
   constructor(id: string, mesh: MeshInternals) {
     this.id = id;
@@ -53,6 +60,20 @@ export class Binding {
   /** Forgets an attempt (it ended). */
   release(token: string): void {
     this.#attempts.delete(token);
+  }
+
+  /**
+   * Calls `watcher` when endpoints, config or ejections change in any service of the mesh (one set of
+   * listeners on the mesh, however many channels watch). Returns the function that stops it.
+   */
+  watch(watcher: () => void): () => void {
+    const events = this.mesh.events;
+    if (this.#watchers.size === 0) for (const name of CHANGES) events.on(name, this.#changed);
+    this.#watchers.add(watcher);
+    return () => {
+      if (!this.#watchers.delete(watcher) || this.#watchers.size > 0) return;
+      for (const name of CHANGES) events.off(name, this.#changed);
+    };
   }
 
   /** Attempts in flight (for tests: none may leak). */

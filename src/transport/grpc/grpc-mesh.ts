@@ -45,6 +45,7 @@ export class GrpcMesh {
    */
   readonly credentials: ChannelCredentials;
   readonly #binding: Binding;
+  readonly #mesh: Mesh;
   readonly #idempotent: (method: string) => boolean;
   readonly #certificates: IdentityCertificates | undefined;
 
@@ -58,6 +59,7 @@ export class GrpcMesh {
     const internals = meshInternals(mesh);
     if (internals === undefined) throw invalidConfig("mesh", "expected a Mesh made by createMesh()");
     install();
+    this.#mesh = mesh;
     this.id = `mesh-${++nextId}`;
     this.#binding = new Binding(this.id, internals);
     this.#idempotent = idempotentMatcher(options.idempotentMethods);
@@ -108,7 +110,19 @@ export class GrpcMesh {
   }
 
   #options(service: string, options: ClientOptions, idempotent: (method: string) => boolean): ClientOptions {
-    return { ...options, interceptors: [...(options.interceptors ?? []), meshInterceptor({ binding: this.#binding, service, idempotent })] };
+    const mesh = meshInterceptor({ binding: this.#binding, service, idempotent });
+    const transform = options.callInvocationTransformer;
+    return {
+      ...options,
+      interceptors: [...(options.interceptors ?? []), mesh],
+      // Interceptors given to one call replace the client's (grpc-js): the mesh's goes last among them too.
+      callInvocationTransformer: (props) => {
+        const out = transform === undefined ? props : transform(props);
+        const own = out.callOptions.interceptors;
+        if (own !== undefined && own.length > 0 && !own.includes(mesh)) out.callOptions = { ...out.callOptions, interceptors: [...own, mesh] };
+        return out;
+      },
+    };
   }
 
   /**
@@ -159,6 +173,7 @@ export class GrpcMesh {
   close(): void {
     bindings.delete(this.id);
     this.#certificates?.close();
+    if (meshes.get(this.#mesh) === this) meshes.delete(this.#mesh);
   }
 }
 

@@ -38,7 +38,7 @@ export interface GrpcCallLabel {
 /**
  * One gRPC call's telemetry: an INTERNAL span for the logical call (as HTTP calls have) and a CLIENT span
  * per attempt, named `package.Service/Method` with the RPC conventions' attributes; trace context goes
- * out in each attempt's metadata; `rpc.client.call.duration` gets one point per attempt. @internal
+ * out in each attempt's metadata; `rpc.client.call.duration` gets one point per call. @internal
  */
 export class GrpcCallTelemetry {
   readonly #tracer: Tracer | undefined;
@@ -46,6 +46,7 @@ export class GrpcCallTelemetry {
   readonly #span: Span | undefined;
   readonly #context: Context;
   readonly #base: Attributes;
+  readonly #start = performance.now();
   #ended = false;
 
   /** The telemetry of a new call, or undefined when nothing would record it. */
@@ -74,7 +75,7 @@ export class GrpcCallTelemetry {
 
   /** An attempt's telemetry; `resend` counts the attempts before it. */
   attempt(handle: EndpointHandle, service: string, resend: number, hedge: boolean): GrpcAttemptTelemetry {
-    return new GrpcAttemptTelemetry(this.#tracer, this.#meters, this.#base, this.#context, handle, service, resend, hedge);
+    return new GrpcAttemptTelemetry(this.#tracer, this.#base, this.#context, handle, service, resend, hedge);
   }
 
   /** Outlier detection ejected the endpoint an attempt of this call failed on. */
@@ -102,6 +103,7 @@ export class GrpcCallTelemetry {
   end(code: Status, details: string): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#meters?.rpcDuration.record((performance.now() - this.#start) / 1000, { ...this.#base, [RPC.statusCode]: code });
     const span = this.#span;
     if (span === undefined) return;
     span.setAttribute(RPC.statusCode, code);
@@ -113,25 +115,21 @@ export class GrpcCallTelemetry {
   }
 }
 
-/** One attempt's CLIENT span and duration point. @internal */
+/** One attempt's CLIENT span. @internal */
 export class GrpcAttemptTelemetry {
-  readonly #meters: Instruments | undefined;
   readonly #span: Span | undefined;
   readonly #context: Context;
-  readonly #attributes: Attributes;
-  readonly #start = performance.now();
   #ended = false;
 
-  constructor(tracer: Tracer | undefined, meters: Instruments | undefined, base: Attributes, parent: Context, handle: EndpointHandle, service: string, resend: number, hedge: boolean) {
-    this.#meters = meters;
+  constructor(tracer: Tracer | undefined, base: Attributes, parent: Context, handle: EndpointHandle, service: string, resend: number, hedge: boolean) {
     const endpoint = handle.endpoint;
-    this.#attributes = { ...base, [ATTR.serverAddress]: service };
     if (tracer === undefined) {
       this.#context = parent;
       return;
     }
     const attributes: Attributes = {
-      ...this.#attributes,
+      ...base,
+      [ATTR.serverAddress]: service,
       [ATTR.peerAddress]: endpoint.address,
       [ATTR.peerPort]: endpoint.port,
       [ATTR.endpoint]: endpoint.id,
@@ -152,10 +150,6 @@ export class GrpcAttemptTelemetry {
   end(code: Status, details: string): void {
     if (this.#ended) return;
     this.#ended = true;
-    const meters = this.#meters;
-    if (meters !== undefined) {
-      meters.rpcDuration.record((performance.now() - this.#start) / 1000, { ...this.#attributes, [RPC.statusCode]: code });
-    }
     const span = this.#span;
     if (span === undefined) return;
     span.setAttribute(RPC.statusCode, code);

@@ -1,6 +1,6 @@
 import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from "@grpc/grpc-js";
-import { MeshError } from "../../core/errors.ts";
-import type { MeshEvents } from "../../core/events.ts";
+import { invalidConfig, MeshError } from "../../core/errors.ts";
+import { identityUnavailable } from "../../security/identity-source.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
 import { BINDING_OPTION, PICK_KEY, type AttemptPick, type Binding } from "./binding.ts";
 import { httpEquivalent } from "./status-map.ts";
@@ -58,8 +58,6 @@ class MeshPicker implements experimental.Picker {
   }
 }
 
-const EVENTS = ["endpoints_changed", "config_applied", "endpoint_ejected", "endpoint_returned"] as const satisfies readonly (keyof MeshEvents)[];
-
 /**
  * grpc-js's `proxyless_mesh` balancer. An attempt sent by the mesh's interceptor carries the endpoint
  * the mesh's own balancer chose (routing, subsets, least request, peak EWMA, ring hash, ejections);
@@ -75,6 +73,7 @@ export class MeshBalancer implements experimental.LoadBalancer {
   readonly #entries = new Map<EndpointHandle, Entry>();
   #off: (() => void) | undefined;
   #waitingForIdentity = false;
+  #identityError: MeshError | undefined;
   #destroyed = false;
 
   constructor(helper: experimental.ChannelControlHelper) {
@@ -92,12 +91,7 @@ export class MeshBalancer implements experimental.LoadBalancer {
     this.#options = Object.fromEntries(Object.entries(options).filter(([key]) => key !== BINDING_OPTION));
     if (binding !== this.#binding) {
       this.#off?.();
-      const events = binding.mesh.events;
-      const changed = (): void => this.#changed();
-      for (const name of EVENTS) events.on(name, changed);
-      this.#off = () => {
-        for (const name of EVENTS) events.off(name, changed);
-      };
+      this.#off = binding.watch(() => this.#changed());
     }
     this.#binding = binding;
     this.#service = config.service;
@@ -145,6 +139,7 @@ export class MeshBalancer implements experimental.LoadBalancer {
     const binding = this.#binding;
     const service = this.#service;
     if (binding === undefined || service === undefined) return QUEUE;
+    if (binding.mesh.closed()) return unavailable("The mesh is closed. Create a new mesh with createMesh() and bind it with grpcMesh().");
     const tokens = args.metadata.get(PICK_KEY);
     if (tokens.length > 0) {
       // Never sent: the key is the mesh's note to itself.
@@ -210,8 +205,9 @@ export class MeshBalancer implements experimental.LoadBalancer {
       onCallEnded: (code: Status) => {
         load.pending--;
         const now = clock.now();
+        // A cancelled call (a lost hedge, the caller gave up) says nothing about the endpoint's speed.
         if (code === Status.UNAVAILABLE || code === Status.DEADLINE_EXCEEDED) load.fail(now - start, now);
-        else if (attempt?.streaming !== true) load.observe(now - start, now);
+        else if (code !== Status.CANCELLED && attempt?.streaming !== true) load.observe(now - start, now);
         // The interceptor's calls report to outlier detection themselves; a plain call's outcome is counted here.
         if (attempt === undefined && code !== Status.CANCELLED) {
           const outlier = state.guard.outlier;
@@ -239,17 +235,32 @@ export class MeshBalancer implements experimental.LoadBalancer {
       }
       const identity = security.identity;
       if (identity === undefined) {
-        // The first connection waits for the mesh's identity (Consul may still be issuing the leaf).
+        // The first connections wait for the mesh's identity (Consul may still be issuing the leaf), up to the connect timeout.
+        if (this.#identityError !== undefined) return { refusal: this.#identityError };
         if (!this.#waitingForIdentity) {
           this.#waitingForIdentity = true;
+          const limit = security.connectTimeout;
+          const timer = setTimeout(() => {
+            this.#identityError = identityUnavailable(limit);
+            this.#publish();
+          }, limit);
+          timer.unref();
           void security.source.ready().then(() => {
+            clearTimeout(timer);
             this.#waitingForIdentity = false;
+            this.#identityError = undefined;
             this.#publish();
           });
         }
         return "wait";
       }
       const serverName = security.options.serverName(service, identity.trustDomain);
+      const named = binding.serverNames.get(serverName);
+      if (named !== undefined && named !== service) {
+        return {
+          refusal: invalidConfig("tls.serverNameTemplate", `it gives the same server name '${serverName}' to '${named}' and '${service}', so gRPC calls cannot tell their identities apart: put {service} in it`),
+        };
+      }
       binding.serverNames.set(serverName, service);
       args["grpc.ssl_target_name_override"] = serverName;
     }

@@ -123,6 +123,14 @@ class MeshCall implements CallInterface {
   #cancelled = false;
   #telemetry: GrpcCallTelemetry | undefined;
   #changes: readonly HeaderChanges[] = [];
+  #started = false;
+  /** A status that came before start() (a cancel): given to the listener when it comes. */
+  #early: StatusObject | undefined;
+  /** The deadline known when the call started (the caller's, a parent's, an incoming one), on the wall clock. */
+  #startDeadline = Infinity;
+  /** Ends the wait for a slot when the call is cancelled or its deadline passes first. */
+  readonly #abort = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(settings: GrpcCallSettings, options: InterceptorOptions, nextCall: NextCall, parent: Context) {
     this.#s = settings;
@@ -137,6 +145,12 @@ class MeshCall implements CallInterface {
   start(metadata: Metadata, listener?: Listener): void {
     this.#metadata = metadata;
     this.#listener = listener ?? {};
+    this.#started = true;
+    if (this.#early !== undefined) {
+      this.#deliver(this.#early, undefined);
+      return;
+    }
+    this.#startDeadline = this.#callerDeadline();
     // A request that is one message starts once it is complete (grpc-js sends it and half-closes at once).
     if (this.#requestStream) this.#start();
     else this.#sent = () => this.#start();
@@ -193,6 +207,7 @@ class MeshCall implements CallInterface {
 
   cancelWithStatus(code: Status, details: string): void {
     this.#cancelled = true;
+    this.#abort.abort();
     if (this.#running.size === 0) {
       this.#finish({ code, details, metadata: new Metadata() });
       return;
@@ -227,7 +242,8 @@ class MeshCall implements CallInterface {
     this.#changes = decision.requestHeaders;
     const now = selectEndpoints(decision, stateOf, false);
     if (now.kind === "wait") {
-      // The registry has not answered for a service yet: wait for it (up to the discovery timeout).
+      // The registry has not answered for a service yet: wait for it (up to the discovery timeout, or the call's deadline).
+      this.#armDeadline();
       return selectWaiting(decision, stateOf).then((outcome) => {
         if (outcome.kind === "fail") throw outcome.error;
         if (this.#finished) return undefined;
@@ -249,23 +265,54 @@ class MeshCall implements CallInterface {
     if (refusal !== undefined) throw refusal;
     const bulkhead = state.guard.bulkhead;
     if (bulkhead === undefined) return this.#attempts(state, policy, decision, first, context);
-    return bulkhead.execute(() => this.#attempts(state, policy, decision, first, context)).catch((err: unknown) => {
+    this.#armDeadline();
+    return bulkhead.execute(() => this.#attempts(state, policy, decision, first, context), this.#abort.signal).catch((err: unknown) => {
+      if (this.#finished) return; // cancelled, or its deadline passed, while it waited for a slot
+      if (!isBulkheadRejectedError(err)) throw err;
       state.guard.breaker?.release();
-      throw isBulkheadRejectedError(err) ? limitError(state, err) : err;
+      throw limitError(state, err);
     });
   }
 
-  /** The call's deadline, on the wall clock (grpc-js's): the caller's, the route's timeout, an incoming one. */
-  #deadline(policy: CallPolicy): number {
-    const now = Date.now();
+  /** The deadline known at start, on the wall clock (grpc-js's): the caller's, a parent call's, an incoming request's. */
+  #callerDeadline(): number {
     let deadline = deadlineMs(this.#options.deadline);
     const parent = this.#options.parent as { getDeadline?: () => Date | number } | undefined;
     if (parent?.getDeadline !== undefined) deadline = Math.min(deadline, deadlineMs(parent.getDeadline()));
+    const incoming = remainingIncomingMs();
+    if (incoming !== undefined) deadline = Math.min(deadline, Date.now() + Math.max(0, incoming));
+    return deadline;
+  }
+
+  /**
+   * Ends the call at its deadline if it is still waiting to send (for the registry, or a slot); armed
+   * only on those paths, so the common call pays for no timer.
+   */
+  #armDeadline(): void {
+    const deadline = this.#startDeadline;
+    if (!Number.isFinite(deadline) || this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      if (this.#running.size > 0 || this.#finished) return; // an attempt is out: grpc-js enforces the deadline
+      this.#abort.abort();
+      this.#expire();
+    }, Math.max(0, deadline - Date.now()));
+    this.#timer.unref();
+  }
+
+  /** The deadline passed before anything was sent: DEADLINE_EXCEEDED, and no endpoint is blamed. */
+  #expire(): void {
+    const metadata = new Metadata();
+    metadata.set(ERROR_CODE_KEY, "ERR_TIMEOUT");
+    this.#finish({ code: Status.DEADLINE_EXCEEDED, details: `A call to '${this.#s.service}' reached its deadline before it could be sent.`, metadata });
+  }
+
+  /** The call's deadline: the one known at start, and a timeout configured on purpose. */
+  #deadline(policy: CallPolicy): number {
+    const now = Date.now();
+    let deadline = this.#startDeadline;
     // Only a timeout set on purpose (the route's, the upstream's, service-defaults): gRPC calls have no
     // deadline unless someone gives one, and a deadline costs timers on both sides of every call.
     if (policy.timeoutMs > 0 && policy.explicitTimeout) deadline = Math.min(deadline, now + policy.timeoutMs);
-    const incoming = remainingIncomingMs();
-    if (incoming !== undefined) deadline = Math.min(deadline, now + Math.max(0, incoming));
     return deadline;
   }
 
@@ -284,6 +331,11 @@ class MeshCall implements CallInterface {
     guard.budget.request();
     try {
       for (let retry = 0; ; retry++) {
+        if (this.#finished) return;
+        if (Date.now() >= deadline) {
+          this.#expire();
+          return;
+        }
         if (retry > 0) {
           const again = selectEndpoints(decision, stateOf, true);
           if (again.kind === "ready") selection = again.selection;
@@ -293,7 +345,12 @@ class MeshCall implements CallInterface {
         const now = Date.now();
         const attemptDeadline = policy.perTryTimeoutMs > 0 ? Math.min(deadline, now + policy.perTryTimeoutMs) : deadline;
         const hedge = retry === 0 && !this.#responseStream && replayable && idempotent ? this.#hedgeDelay(state, policy) : undefined;
-        const outcome = hedge === undefined ? await this.#attempt(handle, service, attemptDeadline, retry, false) : await this.#hedged(state, handle, service, attemptDeadline, hedge, selection, context);
+        const report = (lost: Outcome): void => {
+          // A hedged attempt that failed while the other went on: outlier detection hears of it, and a retry avoids it.
+          tried.add(lost.attempt.handle);
+          if (lost.status.code !== Status.CANCELLED && (lost.attempt.pick.refused !== undefined || httpEquivalent(lost.status.code) >= 500)) guard.outlier?.failure(lost.attempt.handle.endpoint.id, state.endpoints?.size ?? 1);
+        };
+        const outcome = hedge === undefined ? await this.#attempt(handle, service, attemptDeadline, retry, false) : await this.#hedged(state, handle, service, attemptDeadline, hedge, selection, context, report);
         const attempt = outcome.attempt;
         const code = outcome.status.code;
         tried.add(attempt.handle);
@@ -301,7 +358,7 @@ class MeshCall implements CallInterface {
           this.#finish(outcome.status, attempt);
           return;
         }
-        const refused = attempt.pick.refused;
+        const refused = code === Status.OK ? undefined : attempt.pick.refused;
         const http = httpEquivalent(code);
         const failure = refused !== undefined ? "connect-failure" : code === Status.DEADLINE_EXCEEDED && attemptDeadline < deadline ? "timeout" : undefined;
         const outlier = guard.outlier;
@@ -327,7 +384,8 @@ class MeshCall implements CallInterface {
               state.events.emit("retry_budget_exhausted", { service: state.service });
               this.#telemetry?.budgetExhausted(state.service);
               reported = true;
-              breaker?.failure();
+              if (failure !== undefined || http >= 500) breaker?.failure();
+              else breaker?.success();
               this.#finish(withErrorCode(outcome.status, "ERR_RETRY_BUDGET_EXHAUSTED"), attempt);
               return;
             }
@@ -354,6 +412,8 @@ class MeshCall implements CallInterface {
   #attempt(handle: EndpointHandle, service: string, deadline: number, resend: number, hedge: boolean): Promise<Outcome> {
     const binding = this.#s.binding;
     const pick: AttemptPick = { handle, service, streaming: this.#responseStream, refused: undefined };
+    // Throws when the client was closed meanwhile: before anything is registered.
+    const call = this.#nextCall({ ...this.#options, deadline });
     const token = binding.register(pick);
     const metadata = this.#metadata.clone();
     if (this.#changes.length > 0) applyChanges(metadata, this.#changes);
@@ -364,7 +424,6 @@ class MeshCall implements CallInterface {
     } catch {
       // A propagator that throws costs the trace context, not the call.
     }
-    const call = this.#nextCall({ ...this.#options, deadline });
     const attempt: Attempt = { call, handle, pick, trace, startedAt: Date.now(), metadata: undefined, messages: [], committed: this.#requestStream, readStarted: false };
     if (attempt.committed) this.#committed = attempt;
     this.#running.add(attempt);
@@ -395,6 +454,10 @@ class MeshCall implements CallInterface {
       if (this.#requestStream) {
         for (const op of this.#pending) op(call);
         this.#pending = [];
+        if (this.#readWanted) {
+          attempt.readStarted = true;
+          call.startRead();
+        }
         return;
       }
       if (this.#hasMessage) call.sendMessage(this.#message);
@@ -418,7 +481,7 @@ class MeshCall implements CallInterface {
    * endpoint (drawn from the retry budget). The first OK wins and the other is cancelled; if both fail,
    * the later failure is the outcome.
    */
-  #hedged(state: ServiceState, first: EndpointHandle, service: string, deadline: number, delay: number, selection: Selection, context: PickContext): Promise<Outcome> {
+  #hedged(state: ServiceState, first: EndpointHandle, service: string, deadline: number, delay: number, selection: Selection, context: PickContext, report: (lost: Outcome) => void): Promise<Outcome> {
     const clock = state.env.clock;
     return new Promise<Outcome>((resolve) => {
       let settled = false;
@@ -426,12 +489,17 @@ class MeshCall implements CallInterface {
       let second: Promise<Outcome> | undefined;
       const finish = (outcome: Outcome): void => {
         running--;
-        if (settled) return;
+        if (settled) {
+          if (outcome.status.code !== Status.CANCELLED) report(outcome);
+          return;
+        }
         if (outcome.status.code === Status.OK || running === 0 || this.#cancelled) {
           settled = true;
           clock.clearTimeout(timer);
           for (const other of this.#running) other.call.cancelWithStatus(Status.CANCELLED, "Another attempt answered first");
           resolve(outcome);
+        } else {
+          report(outcome);
         }
       };
       const timer = clock.setTimeout(() => {
@@ -443,9 +511,13 @@ class MeshCall implements CallInterface {
           this.#telemetry?.budgetExhausted(state.service);
           return;
         }
+        try {
+          second = this.#attempt(other, service, deadline, 1, true);
+        } catch {
+          return; // the client was closed meanwhile: no hedge
+        }
         this.#telemetry?.hedged(service);
         running++;
-        second = this.#attempt(other, service, deadline, 1, true);
         void second.then(finish);
       }, Math.max(0, delay));
       void this.#attempt(first, service, deadline, 0, false).then((outcome) => {
@@ -475,11 +547,21 @@ class MeshCall implements CallInterface {
     if (this.#finished) return;
     this.#finished = true;
     this.#sent = undefined;
+    clearTimeout(this.#timer);
+    this.#telemetry?.end(status.code, status.details);
+    if (!this.#started) {
+      this.#early = status;
+      return;
+    }
+    // Never from inside the caller's own start()/halfClose(), and outside any promise chain (as grpc-js does).
+    process.nextTick(() => this.#deliver(status, attempt));
+  }
+
+  #deliver(status: StatusObject, attempt: Attempt | undefined): void {
     if (attempt !== undefined && !attempt.committed) {
       if (attempt.metadata !== undefined) this.#listener.onReceiveMetadata?.(attempt.metadata);
       for (const message of attempt.messages) this.#listener.onReceiveMessage?.(message);
     }
-    this.#telemetry?.end(status.code, status.details);
     this.#listener.onReceiveStatus?.(status);
   }
 }
