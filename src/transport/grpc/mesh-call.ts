@@ -41,13 +41,19 @@ export function meshInterceptor(settings: GrpcCallSettings): Interceptor {
   return (options, nextCall) => new InterceptingCall(new MeshCall(settings, options, nextCall, activeContext()));
 }
 
-/** Routing reads metadata as headers (text values only), read only if a route or hash policy asks. */
+/** Metadata as headers for routing (text values only), read only if a route or hash policy asks. */
+class MetadataHeaders implements Iterable<[string, string]> {
+  readonly #metadata: Metadata;
+  constructor(metadata: Metadata) {
+    this.#metadata = metadata;
+  }
+  *[Symbol.iterator](): Iterator<[string, string]> {
+    for (const [key, value] of Object.entries(this.#metadata.getMap())) if (typeof value === "string") yield [key, value];
+  }
+}
+
 function metadataHeaders(metadata: Metadata): Iterable<[string, string]> {
-  return {
-    *[Symbol.iterator]() {
-      for (const [key, value] of Object.entries(metadata.getMap())) if (typeof value === "string") yield [key, value];
-    },
-  };
+  return new MetadataHeaders(metadata);
 }
 
 function applyChanges(metadata: Metadata, changes: readonly HeaderChanges[]): void {
@@ -128,8 +134,8 @@ class MeshCall implements CallInterface {
   #early: StatusObject | undefined;
   /** The deadline known when the call started (the caller's, a parent's, an incoming one), on the wall clock. */
   #startDeadline = Infinity;
-  /** Ends the wait for a slot when the call is cancelled or its deadline passes first. */
-  readonly #abort = new AbortController();
+  /** Ends the wait for a slot when the call is cancelled or its deadline passes first (made only for that wait). */
+  #abort: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(settings: GrpcCallSettings, options: InterceptorOptions, nextCall: NextCall, parent: Context) {
@@ -207,7 +213,7 @@ class MeshCall implements CallInterface {
 
   cancelWithStatus(code: Status, details: string): void {
     this.#cancelled = true;
-    this.#abort.abort();
+    this.#abort?.abort();
     if (this.#running.size === 0) {
       this.#finish({ code, details, metadata: new Metadata() });
       return;
@@ -266,6 +272,7 @@ class MeshCall implements CallInterface {
     const bulkhead = state.guard.bulkhead;
     if (bulkhead === undefined) return this.#attempts(state, policy, decision, first, context);
     this.#armDeadline();
+    this.#abort = new AbortController();
     return bulkhead.execute(() => this.#attempts(state, policy, decision, first, context), this.#abort.signal).catch((err: unknown) => {
       if (this.#finished) return; // cancelled, or its deadline passed, while it waited for a slot
       if (!isBulkheadRejectedError(err)) throw err;
@@ -293,7 +300,7 @@ class MeshCall implements CallInterface {
     if (!Number.isFinite(deadline) || this.#timer !== undefined) return;
     this.#timer = setTimeout(() => {
       if (this.#running.size > 0 || this.#finished) return; // an attempt is out: grpc-js enforces the deadline
-      this.#abort.abort();
+      this.#abort?.abort();
       this.#expire();
     }, Math.max(0, deadline - Date.now()));
     this.#timer.unref();
@@ -345,12 +352,14 @@ class MeshCall implements CallInterface {
         const now = Date.now();
         const attemptDeadline = policy.perTryTimeoutMs > 0 ? Math.min(deadline, now + policy.perTryTimeoutMs) : deadline;
         const hedge = retry === 0 && !this.#responseStream && replayable && idempotent ? this.#hedgeDelay(state, policy) : undefined;
-        const report = (lost: Outcome): void => {
-          // A hedged attempt that failed while the other went on: outlier detection hears of it, and a retry avoids it.
-          tried.add(lost.attempt.handle);
-          if (lost.status.code !== Status.CANCELLED && (lost.attempt.pick.refused !== undefined || httpEquivalent(lost.status.code) >= 500)) guard.outlier?.failure(lost.attempt.handle.endpoint.id, state.endpoints?.size ?? 1);
-        };
-        const outcome = hedge === undefined ? await this.#attempt(handle, service, attemptDeadline, retry, false) : await this.#hedged(state, handle, service, attemptDeadline, hedge, selection, context, report);
+        const outcome =
+          hedge === undefined
+            ? await this.#attempt(handle, service, attemptDeadline, retry, false)
+            : await this.#hedged(state, handle, service, attemptDeadline, hedge, selection, context, (lost) => {
+                // A hedged attempt that failed while the other went on: outlier detection hears of it, and a retry avoids it.
+                tried.add(lost.attempt.handle);
+                if (lost.status.code !== Status.CANCELLED && (lost.attempt.pick.refused !== undefined || httpEquivalent(lost.status.code) >= 500)) guard.outlier?.failure(lost.attempt.handle.endpoint.id, state.endpoints?.size ?? 1);
+              });
         const attempt = outcome.attempt;
         const code = outcome.status.code;
         tried.add(attempt.handle);
