@@ -104,14 +104,7 @@ export class GrpcCallTelemetry {
     if (this.#ended) return;
     this.#ended = true;
     this.#meters?.rpcDuration.record((performance.now() - this.#start) / 1000, { ...this.#base, [RPC.statusCode]: code });
-    const span = this.#span;
-    if (span === undefined) return;
-    span.setAttribute(RPC.statusCode, code);
-    if (code !== Status.OK) {
-      span.setAttribute(ATTR.errorType, STATUS_NAMES[code] ?? String(code));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: details });
-    }
-    span.end();
+    if (this.#span !== undefined) endSpan(this.#span, code, details);
   }
 }
 
@@ -150,15 +143,18 @@ export class GrpcAttemptTelemetry {
   end(code: Status, details: string): void {
     if (this.#ended) return;
     this.#ended = true;
-    const span = this.#span;
-    if (span === undefined) return;
-    span.setAttribute(RPC.statusCode, code);
-    if (code !== Status.OK) {
-      span.setAttribute(ATTR.errorType, STATUS_NAMES[code] ?? String(code));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: details });
-    }
-    span.end();
+    if (this.#span !== undefined) endSpan(this.#span, code, details);
   }
+}
+
+/** Ends a call's or attempt's span with its status: the code, and for a failure the status name and an error status. */
+function endSpan(span: Span, code: Status, details: string): void {
+  span.setAttribute(RPC.statusCode, code);
+  if (code !== Status.OK) {
+    span.setAttribute(ATTR.errorType, STATUS_NAMES[code] ?? String(code));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: details });
+  }
+  span.end();
 }
 
 /** The active context when the call was made (the caller's span is the call's parent). @internal */
