@@ -38,7 +38,13 @@ export interface GrpcCallSettings {
  * service's protections (see {@link MeshCall}). @internal
  */
 export function meshInterceptor(settings: GrpcCallSettings): Interceptor {
-  return (options, nextCall) => new InterceptingCall(new MeshCall(settings, options, nextCall, activeContext()));
+  const plain = plainDecision(settings.service);
+  return (options, nextCall) => new InterceptingCall(new MeshCall(settings, plain, options, nextCall, activeContext()));
+}
+
+/** The decision for a service whose config routes nothing (no routes, splits, redirects, default subset or failover). */
+function plainDecision(service: string): RouteDecision {
+  return Object.freeze({ service, route: undefined, splits: [], redirects: [], target: Object.freeze({ service, subset: undefined }), path: "", requestHeaders: [], responseHeaders: [] });
 }
 
 /** Metadata as headers for routing (text values only), read only if a route or hash policy asks. */
@@ -108,6 +114,7 @@ interface Outcome {
  */
 class MeshCall implements CallInterface {
   readonly #s: GrpcCallSettings;
+  readonly #plain: RouteDecision;
   readonly #options: InterceptorOptions;
   readonly #nextCall: NextCall;
   readonly #parent: Context;
@@ -138,8 +145,9 @@ class MeshCall implements CallInterface {
   #abort: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(settings: GrpcCallSettings, options: InterceptorOptions, nextCall: NextCall, parent: Context) {
+  constructor(settings: GrpcCallSettings, plain: RouteDecision, options: InterceptorOptions, nextCall: NextCall, parent: Context) {
     this.#s = settings;
+    this.#plain = plain;
     this.#options = options;
     this.#nextCall = nextCall;
     this.#parent = parent;
@@ -244,6 +252,10 @@ class MeshCall implements CallInterface {
     const mesh = binding.mesh;
     if (mesh.closed()) throw meshClosedError();
     const stateOf = mesh.stateOf;
+    // As HTTP calls: no routing work when the service's config routes nothing.
+    const own = stateOf(service);
+    const picker = own.picker;
+    if (!own.routing.active && picker !== undefined) return this.#send(this.#plain, { state: own, target: this.#plain.target, picker, targets: own.targets, skipped: [] });
     const decision = decideRoute(service, new RequestView({ method: "POST", path: this.#path, headers: metadataHeaders(this.#metadata) }), (s) => stateOf(s).routing, true);
     this.#changes = decision.requestHeaders;
     const now = selectEndpoints(decision, stateOf, false);
