@@ -100,6 +100,19 @@ describe("gRPC through the mesh", () => {
     assert.deepEqual(ended.map((o) => o.servedBy), ["orders-0"], "the held call was answered in the end");
   });
 
+  it("peak_ewma learns from gRPC round trips and keeps calls away from a slow instance", async () => {
+    registry.setConfig("orders", { loadBalancer: { policy: "peak_ewma", config: { defaultRtt: 0 } } });
+    const client = start();
+    backends[0]!.behaviour = { delayMs: 100 };
+    // Unknown instances look fastest (defaultRtt 0), so each is tried until all three have a sample.
+    while (backends.some((b) => (b.calls.get ?? 0) === 0)) await unary(client, "get", { id: "warm" });
+    const before = backends[0]!.calls.get ?? 0;
+    const orders: Order[] = [];
+    for (let i = 0; i < 20; i++) orders.push(await unary(client, "get", { id: String(i) }));
+    assert.equal(served(orders)["orders-0"] ?? 0, 0, "two distinct choices of three: the 100 ms instance never wins");
+    assert.equal(backends[0]!.calls.get ?? 0, before);
+  });
+
   it("retries UNAVAILABLE on another instance, even for a method that is not idempotent", async () => {
     const client = start({ loadBalancer: { policy: "round_robin" } });
     backends[0]!.behaviour = { fail: status.UNAVAILABLE };

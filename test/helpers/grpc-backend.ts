@@ -32,6 +32,8 @@ export interface Behaviour {
   fail?: status;
   /** Never answer: wait until the caller gives up (cancel or deadline). */
   hang?: boolean;
+  /** Answer after this many ms (a slow instance). */
+  delayMs?: number;
 }
 
 /** One `orders.Orders` server on 127.0.0.1, port 0, counting its calls. */
@@ -117,6 +119,11 @@ export class GrpcBackend {
     }
     if (this.behaviour.fail !== undefined) {
       callback({ code: this.behaviour.fail, details: `${this.name} fails` });
+      return;
+    }
+    const delay = this.behaviour.delayMs;
+    if (delay !== undefined) {
+      setTimeout(() => callback(null, this.order(call, id)), delay);
       return;
     }
     callback(null, this.order(call, id));
