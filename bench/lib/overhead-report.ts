@@ -1,8 +1,8 @@
 import { formatTable, formatTargets, variantJson, type TargetCheck } from "./report.ts";
 import type { BenchSettings } from "./settings.ts";
-import { round } from "./stats.ts";
+import { median, round } from "./stats.ts";
 import type { BenchResults } from "./run-bench.ts";
-import { compare, summarize, type VariantSummary } from "./summary.ts";
+import { compare, summarize, type VariantRounds, type VariantSummary } from "./summary.ts";
 import type { VariantKey } from "./variants.ts";
 
 /** The whole `overhead.json` report. */
@@ -12,6 +12,8 @@ export interface OverheadReport {
   readonly environment: Record<string, unknown>;
   readonly settings: Record<string, unknown>;
   readonly variants: Record<string, Record<string, unknown>>;
+  /** The tracing phase's variants, each against raw `Pool.request` of the same round. */
+  readonly tracing_variants?: Record<string, Record<string, unknown>>;
   readonly summary: Record<string, number>;
   readonly targets: readonly TargetCheck[];
 }
@@ -27,7 +29,9 @@ function flatSummary(bench: BenchResults, summaries: readonly VariantSummary[]):
   const s = (key: VariantKey): VariantSummary => find(summaries, key);
   const meshVsUndiciFetch = compare(find(results, "client_fetch"), find(results, "undici_fetch"));
   const paired = bench.pairs === undefined ? undefined : compare(bench.pairs.mesh, bench.pairs.raw);
-  const tracing = bench.tracing === undefined ? undefined : compare(bench.tracing.traced, bench.tracing.plain);
+  const t = bench.tracing;
+  const tracing = t === undefined ? undefined : compare(t.traced, t.plain);
+  const floor = t === undefined ? undefined : compare(t.floor, t.raw);
   return {
     raw_request_rps: round(s("raw_request").rps, 1),
     raw_request_cpu_us: round(s("raw_request").cpuUsPerReq, 2),
@@ -48,14 +52,25 @@ function flatSummary(bench: BenchResults, summaries: readonly VariantSummary[]):
           request_throughput_ratio_paired: round(paired.throughputRatio, 4),
           request_added_cpu_us_paired: round(paired.addedCpuUs, 2),
         }),
-    ...(tracing === undefined || bench.tracing === undefined
+    ...(tracing === undefined || floor === undefined || t === undefined
       ? {}
       : {
           tracing_added_cpu_us: round(tracing.addedCpuUs, 2),
           tracing_throughput_ratio: round(tracing.throughputRatio, 4),
-          tracing_spans_per_request: round(bench.tracing.spansPerRequest, 3),
+          tracing_floor_cpu_us: round(floor.addedCpuUs, 2),
+          tracing_floor_throughput_ratio: round(floor.throughputRatio, 4),
+          tracing_mesh_cpu_us: round(meshShare(t), 2),
+          tracing_spans_per_request: round(t.spansPerRequest, 3),
         }),
   };
+}
+
+/**
+ * What the mesh adds to the SDK's own cost: per round, (client.request with the SDK − without) −
+ * (the floor − raw), then the median.
+ */
+function meshShare(t: NonNullable<BenchResults["tracing"]>): number {
+  return median(t.traced.rounds.map((r, i) => r.cpuUsPerReq - t.plain.rounds[i]!.cpuUsPerReq - (t.floor.rounds[i]!.cpuUsPerReq - t.raw.rounds[i]!.cpuUsPerReq)));
 }
 
 function targets(summary: Record<string, number>): TargetCheck[] {
@@ -68,7 +83,19 @@ function targets(summary: Record<string, number>): TargetCheck[] {
   }
   const tracing = summary.tracing_added_cpu_us;
   if (tracing !== undefined) checks.push({ name: "tracing_added_cpu_us", target: "<= 10", value: tracing, met: tracing <= 10 });
+  const share = summary.tracing_mesh_cpu_us;
+  if (share !== undefined) checks.push({ name: "tracing_mesh_cpu_us", target: "<= 10", value: share, met: share <= 10 });
   return checks;
+}
+
+function tracingSummaries(t: NonNullable<BenchResults["tracing"]>): { all: VariantRounds[]; summaries: VariantSummary[] } {
+  const all = [t.raw, t.plain, t.floor, t.traced];
+  return { all, summaries: summarize(all, "raw_request") };
+}
+
+function tracingVariants(t: NonNullable<BenchResults["tracing"]>): Record<string, Record<string, unknown>> {
+  const { all, summaries } = tracingSummaries(t);
+  return Object.fromEntries(all.map((r) => [r.key, variantJson(find(summaries, r.key), r)]));
 }
 
 /**
@@ -98,9 +125,10 @@ export function buildReport(bench: BenchResults, settings: BenchSettings, env: R
       pool: settings.pool,
       backend: "node:http server in a child process, 200 with a fixed body, keep-alive",
       body_consumption: "body.text() / res.text() in every variant",
-      method: "rounds interleaved, order from a Williams Latin square chained so that each variant runs in each position and right after each other variant equally often (12 rounds); before each run a full GC, a pause and an unmeasured lead-in; figures are medians across rounds; ratios and added CPU are paired per round against raw Pool.request, then the median taken; before all that, raw and client.request alone in alternating pairs, before any fetch ran in the process (*_paired figures); then client.request without and with the OpenTelemetry SDK (batch span processor and periodic metric reader, in-memory exporters, AsyncLocalStorage context manager, W3C propagators) in alternating pairs (tracing_* figures: the SDK variant minus the plain one, paired)",
+      method: "rounds interleaved, order from a Williams Latin square chained so that each variant runs in each position and right after each other variant equally often (12 rounds); before each run a full GC, a pause and an unmeasured lead-in; figures are medians across rounds; ratios and added CPU are paired per round against raw Pool.request, then the median taken; before all that, raw and client.request alone in alternating pairs, before any fetch ran in the process (*_paired figures); then, with the OpenTelemetry SDK set up (batch span processor and periodic metric reader, in-memory exporters, AsyncLocalStorage context manager, W3C propagators), four variants in balanced rounds, as many as the pairs: raw Pool.request, client.request without the SDK, raw Pool.request with the same spans, trace headers and metric points written by hand (the SDK's floor), and client.request with the SDK; tracing_added_cpu_us: traced client.request minus plain, paired per round; tracing_floor_cpu_us: the floor minus raw; tracing_mesh_cpu_us: per round the first minus the second, then the median",
     },
     variants: Object.fromEntries(results.map((r) => [r.key, variantJson(find(summaries, r.key), r)])),
+    ...(bench.tracing === undefined ? {} : { tracing_variants: tracingVariants(bench.tracing) }),
     summary,
     targets: targets(summary),
   };
@@ -128,11 +156,17 @@ export function printReport(bench: BenchResults, report: OverheadReport): void {
         `x${s.request_throughput_ratio_paired.toFixed(3)} throughput, ${s.request_added_cpu_us_paired!.toFixed(2)} us CPU/req added`,
     );
   }
-  if (s.tracing_added_cpu_us !== undefined) {
+  if (s.tracing_added_cpu_us !== undefined && bench.tracing !== undefined) {
+    console.log(`\ntracing phase, medians over ${bench.tracing.plain.rounds.length} balanced rounds (vs raw Pool.request of the same round)\n`);
+    console.log(formatTable(tracingSummaries(bench.tracing).summaries));
     console.log(
-      `client.request with the OpenTelemetry SDK vs without, in ${bench.tracing?.plain.rounds.length ?? 0} alternating pairs: ` +
-        `x${s.tracing_throughput_ratio!.toFixed(3)} throughput, ${s.tracing_added_cpu_us.toFixed(2)} us CPU/req added, ${s.tracing_spans_per_request!.toFixed(2)} spans exported per request`,
+      `\nclient.request with the OpenTelemetry SDK vs without: x${s.tracing_throughput_ratio!.toFixed(3)} throughput, ` +
+        `${s.tracing_added_cpu_us.toFixed(2)} us CPU/req added, ${s.tracing_spans_per_request!.toFixed(2)} spans exported per request`,
+    );
+    console.log(
+      `the SDK's floor (the same telemetry by hand on raw Pool.request) vs raw: x${s.tracing_floor_throughput_ratio!.toFixed(3)} throughput, ` +
+        `${s.tracing_floor_cpu_us!.toFixed(2)} us CPU/req added; the mesh's share of tracing: ${s.tracing_mesh_cpu_us!.toFixed(2)} us CPU/req`,
     );
   }
-  console.log(`\ntargets (client.request vs raw Pool.request; tracing: with the SDK vs without):\n${formatTargets(report.targets)}`);
+  console.log(`\ntargets (client.request vs raw Pool.request; tracing: with the SDK vs without, and that less the SDK floor):\n${formatTargets(report.targets)}`);
 }

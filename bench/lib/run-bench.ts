@@ -21,8 +21,13 @@ export interface BenchResults {
   readonly rounds: readonly VariantRounds[];
   /** The paired phase: raw `Pool.request` and `client.request` alternating, nothing else in between. */
   readonly pairs: { readonly raw: VariantRounds; readonly mesh: VariantRounds } | undefined;
-  /** The tracing phase: `client.request` without and with the OpenTelemetry SDK, alternating. */
-  readonly tracing: { readonly plain: VariantRounds; readonly traced: VariantRounds; readonly spansPerRequest: number } | undefined;
+  /**
+   * The tracing phase, in balanced order: raw `Pool.request` and `client.request` without the SDK, and
+   * with it the SDK's floor (raw with the same telemetry by hand) and `client.request`.
+   */
+  readonly tracing:
+    | { readonly raw: VariantRounds; readonly floor: VariantRounds; readonly plain: VariantRounds; readonly traced: VariantRounds; readonly spansPerRequest: number }
+    | undefined;
 }
 
 /**
@@ -32,8 +37,9 @@ export interface BenchResults {
  *
  * Before all that, when `settings.pairs` > 0, runs raw and `client.request` alone in alternating pairs
  * (each first in half of them): the measure of the request path as a service that never calls `fetch`
- * sees it. After the rounds, `client.request` without and with the OpenTelemetry SDK in alternating
- * pairs: the cost of tracing and metrics.
+ * sees it. After the rounds, the tracing phase: raw and `client.request` without the OpenTelemetry SDK,
+ * and with it the SDK's floor and `client.request`, in as many balanced rounds as there are pairs: the
+ * cost of tracing and metrics, and how much of it is the SDK's own.
  *
  * @param origin - the backend, `http://127.0.0.1:<port>`
  * @param settings - rounds, durations, concurrency, pool settings
@@ -84,25 +90,30 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
     }
     // Last: the traced calls take other branches of the request path, which would change how V8 runs it
     // for the rounds above. The SDK exists only for this phase (its globals are unregistered after it).
+    // Four variants: raw and client.request without the SDK, the SDK's floor (raw with the same
+    // telemetry by hand) and client.request with it, in balanced order.
     const withSdk = createTracedVariant(origin, settings.path, settings.pool);
     const traced = withSdk.variant;
-    const tracing = new Map<Variant, RoundSample[]>([[mesh, []], [traced, []]]);
+    const floor = withSdk.floor;
+    const tracedSet = [raw, floor, mesh, traced];
+    const tracing = new Map<Variant, RoundSample[]>(tracedSet.map((v) => [v, []]));
+    const tracedSchedule = balancedSchedule(tracedSet.length);
     let spansPerRequest = 0;
     try {
       if (settings.pairs > 0) {
-        console.log(`warm-up of client.request with the OpenTelemetry SDK: ${settings.warmupMs} ms`);
-        await measure(traced, settings.warmupMs);
+        console.log(`warm-up of the SDK floor and client.request with the OpenTelemetry SDK: ${settings.warmupMs} ms each`);
+        for (const v of [floor, traced]) await measure(v, settings.warmupMs);
         withSdk.sdk.trim();
       }
       for (let p = 0; p < settings.pairs; p++) {
         const parts: string[] = [];
-        for (const v of p % 2 === 0 ? [mesh, traced] : [traced, mesh]) {
+        for (const v of ordered(tracedSet, tracedSchedule.rounds[p % tracedSchedule.rounds.length]!)) {
           const s = await measure(v, settings.roundMs);
           tracing.get(v)!.push(s);
           parts.push(`${v.key} ${short(s)}`);
         }
         withSdk.sdk.trim();
-        console.log(`tracing pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
+        console.log(`tracing round ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
       }
       // What each traced request exported: 1000 requests one after another, then a flush.
       if (settings.pairs > 0) {
@@ -122,6 +133,8 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
       tracing:
         settings.pairs > 0
           ? {
+              raw: { key: raw.key, label: raw.label, rounds: tracing.get(raw)! },
+              floor: { key: floor.key, label: floor.label, rounds: tracing.get(floor)! },
               plain: { key: mesh.key, label: mesh.label, rounds: tracing.get(mesh)! },
               traced: { key: traced.key, label: traced.label, rounds: tracing.get(traced)! },
               spansPerRequest,

@@ -2,9 +2,10 @@ import { fetch as undiciFetch, Pool } from "undici";
 import { createMesh, type PoolOptions } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { startBenchSdk, type BenchSdk } from "./otel-sdk.ts";
+import { sdkFloorSend } from "./sdk-floor.ts";
 
 /** The ways of sending the same request that the bench compares: four in the rounds, and `client.request` with the OpenTelemetry SDK. */
-export type VariantKey = "raw_request" | "client_request" | "client_fetch" | "undici_fetch" | "client_request_otel";
+export type VariantKey = "raw_request" | "client_request" | "client_fetch" | "undici_fetch" | "client_request_otel" | "raw_request_otel";
 
 /** One way of sending a request: `send` sends one GET and consumes the whole body. */
 export interface Variant {
@@ -91,17 +92,19 @@ export function createVariants(origin: string, path: string, pool: PoolOptions):
   };
 }
 
-/** `client.request` on a mesh given the OpenTelemetry SDK's providers, and the SDK. */
+/** `client.request` on a mesh given the OpenTelemetry SDK's providers, the SDK's floor, and the SDK. */
 export interface TracedVariant {
   readonly variant: Variant;
+  /** Raw `Pool.request` with the same spans, trace headers and metric points written by hand: the SDK's cost alone. */
+  readonly floor: Variant;
   readonly sdk: BenchSdk;
   /** Closes the mesh and shuts the SDK down (its globals too). */
   close(): Promise<void>;
 }
 
 /**
- * Starts the SDK (registering its context manager and propagators globally) and a second mesh with its
- * tracer and meter providers. Close it before the other variants run again: the globals stay registered
+ * Starts the SDK (registering its context manager and propagators globally), a second mesh with its
+ * tracer and meter providers, and the SDK's floor on a pool of its own. Close it before the other variants run again: the globals stay registered
  * until then.
  *
  * @param origin - the backend, `http://127.0.0.1:<port>`
@@ -114,6 +117,8 @@ export function createTracedVariant(origin: string, path: string, pool: PoolOpti
   const sdk = startBenchSdk();
   const mesh = createMesh({ registry, pool, telemetry: { tracerProvider: sdk.tracerProvider, meterProvider: sdk.meterProvider } });
   const client = mesh.client(SERVICE);
+  const floorPool = new Pool(origin, pool);
+  const floorSend = sdkFloorSend(floorPool, url, path, SERVICE, sdk);
   return {
     variant: {
       key: "client_request_otel",
@@ -124,9 +129,14 @@ export function createTracedVariant(origin: string, path: string, pool: PoolOpti
         expectOk(statusCode, "client_request_otel");
       },
     },
+    floor: {
+      key: "raw_request_otel",
+      label: "undici Pool.request, the same telemetry by hand",
+      send: async () => expectOk(await floorSend(), "raw_request_otel"),
+    },
     sdk,
     close: async () => {
-      await mesh.close();
+      await Promise.all([mesh.close(), floorPool.close()]);
       await sdk.shutdown();
     },
   };
