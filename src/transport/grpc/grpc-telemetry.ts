@@ -4,6 +4,8 @@ import type { MeshTelemetry } from "../../telemetry/mesh-telemetry.ts";
 import type { Instruments } from "../../telemetry/instruments.ts";
 import { ATTR } from "../../telemetry/attributes.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
+import type { ServiceState } from "../../client/service-state.ts";
+import type { RouteDecision } from "../../routing/route-decision.ts";
 
 /** The RPC semantic conventions' attribute names. @internal */
 export const RPC = {
@@ -49,12 +51,15 @@ export class GrpcCallTelemetry {
   readonly #start = performance.now();
   #ended = false;
 
-  /** The telemetry of a new call, or undefined when nothing would record it. */
-  static start(telemetry: MeshTelemetry, path: string, label: GrpcCallLabel, parent: Context): GrpcCallTelemetry | undefined {
+  /**
+   * The telemetry of a new call to `state`'s service, sent there by `decision`, or undefined when nothing
+   * would record it (an untraced call allocates nothing here).
+   */
+  static start(telemetry: MeshTelemetry, path: string, state: ServiceState, decision: RouteDecision, parent: Context): GrpcCallTelemetry | undefined {
     const tracer = telemetry.tracer();
     const meters = telemetry.instruments();
     if (tracer === undefined && meters === undefined) return undefined;
-    return new GrpcCallTelemetry(tracer, meters, path, label, parent);
+    return new GrpcCallTelemetry(tracer, meters, path, { service: state.service, route: decision.route?.index, subset: decision.target.subset, balancer: state.policy }, parent);
   }
 
   constructor(tracer: Tracer | undefined, meters: Instruments | undefined, path: string, label: GrpcCallLabel, parent: Context) {

@@ -19,6 +19,12 @@ import { PICK_KEY, type AttemptPick, type Binding } from "./binding.ts";
 import { activeContext, GrpcCallTelemetry, type GrpcAttemptTelemetry } from "./grpc-telemetry.ts";
 import { ERROR_CODE_KEY, grpcStatusOf, httpEquivalent } from "./status-map.ts";
 
+/** The caller's metadata until start() gives it (never read or changed before that). */
+const NO_METADATA = new Metadata();
+
+/** The pick context of a service without a hash policy. */
+const NO_HASH: PickContext = Object.freeze({ hash: undefined });
+
 /** grpc-js's interface of an intercepting call (not exported by name). */
 type CallInterface = ConstructorParameters<typeof InterceptingCall>[0];
 type MessageContext = Parameters<CallInterface["sendMessageWithContext"]>[0];
@@ -94,6 +100,13 @@ interface Outcome {
   readonly status: StatusObject;
 }
 
+/** Where {@link MeshCall.#begin} left a call: its first attempt's outcome, and the deadlines it was sent with. */
+interface Resumed {
+  readonly outcome: Outcome;
+  readonly deadline: number;
+  readonly attemptDeadline: number;
+}
+
 /**
  * One gRPC call through the mesh, below the caller's interceptors and above grpc-js's channel:
  *
@@ -122,7 +135,7 @@ class MeshCall implements CallInterface {
   readonly #requestStream: boolean;
   readonly #responseStream: boolean;
   #listener: Listener = {};
-  #metadata = new Metadata();
+  #metadata = NO_METADATA;
   #message: unknown;
   #hasMessage = false;
   #halfClosed = false;
@@ -144,6 +157,8 @@ class MeshCall implements CallInterface {
   /** Ends the wait for a slot when the call is cancelled or its deadline passes first (made only for that wait). */
   #abort: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** Inside the caller's start() or halfClose(): a status now must wait for the next tick. */
+  #inside = false;
 
   constructor(settings: GrpcCallSettings, plain: RouteDecision, options: InterceptorOptions, nextCall: NextCall, parent: Context) {
     this.#s = settings;
@@ -166,8 +181,16 @@ class MeshCall implements CallInterface {
     }
     this.#startDeadline = this.#callerDeadline();
     // A request that is one message starts once it is complete (grpc-js sends it and half-closes at once).
-    if (this.#requestStream) this.#start();
-    else this.#sent = () => this.#start();
+    if (!this.#requestStream) {
+      this.#sent = () => this.#start();
+      return;
+    }
+    this.#inside = true;
+    try {
+      this.#start();
+    } finally {
+      this.#inside = false;
+    }
   }
 
   #start(): void {
@@ -201,7 +224,13 @@ class MeshCall implements CallInterface {
     this.#halfClosed = true;
     const sent = this.#sent;
     this.#sent = undefined;
-    sent?.();
+    if (sent === undefined) return;
+    this.#inside = true;
+    try {
+      sent();
+    } finally {
+      this.#inside = false;
+    }
   }
 
   startRead(): void {
@@ -277,12 +306,12 @@ class MeshCall implements CallInterface {
     const state = first.state;
     const policy = state.policyFor(decision.route?.config.destination);
     const hasher = state.hasher;
-    const context: PickContext = { hash: hasher === undefined ? undefined : hasher({ path: this.#path, headers: metadataHeaders(this.#metadata) }) };
-    this.#telemetry = GrpcCallTelemetry.start(mesh.telemetry, this.#path, { service: state.service, route: decision.route?.index, subset: decision.target.subset, balancer: state.policy }, this.#parent);
+    const context: PickContext = hasher === undefined ? NO_HASH : { hash: hasher({ path: this.#path, headers: metadataHeaders(this.#metadata) }) };
+    this.#telemetry = GrpcCallTelemetry.start(mesh.telemetry, this.#path, state, decision, this.#parent);
     const refusal = breakerRefusal(state);
     if (refusal !== undefined) throw refusal;
     const bulkhead = state.guard.bulkhead;
-    if (bulkhead === undefined) return this.#attempts(state, policy, decision, first, context);
+    if (bulkhead === undefined) return this.#begin(state, policy, decision, first, context);
     this.#armDeadline();
     this.#abort = new AbortController();
     return bulkhead.execute(() => this.#attempts(state, policy, decision, first, context), this.#abort.signal).catch((err: unknown) => {
@@ -335,43 +364,57 @@ class MeshCall implements CallInterface {
     return deadline;
   }
 
-  async #attempts(state: ServiceState, policy: CallPolicy, decision: RouteDecision, first: Selection, context: PickContext): Promise<void> {
+  /**
+   * The call's attempts, from the first (or, `resumed`, from the first's outcome, which the fast path in
+   * {@link #begin} sent and the budget already counted) until one is the caller's.
+   */
+  async #attempts(state: ServiceState, policy: CallPolicy, decision: RouteDecision, first: Selection, context: PickContext, resumed?: Resumed): Promise<void> {
     const { binding } = this.#s;
     const stateOf = binding.mesh.stateOf;
     const guard = state.guard;
     const breaker = guard.breaker;
     const { clock, random } = state.env;
-    const deadline = this.#deadline(policy);
+    const deadline = resumed?.deadline ?? this.#deadline(policy);
     const replayable = !this.#requestStream;
     const idempotent = this.#s.idempotent(this.#path);
     let selection = first;
     const tried = new Set<EndpointHandle>();
     let reported = false;
-    guard.budget.request();
+    if (resumed === undefined) guard.budget.request();
     try {
       for (let retry = 0; ; retry++) {
-        if (this.#finished) return;
-        if (Date.now() >= deadline) {
-          this.#expire();
-          return;
+        let outcome: Outcome;
+        let attemptDeadline: number;
+        if (retry === 0 && resumed !== undefined) {
+          outcome = resumed.outcome;
+          attemptDeadline = resumed.attemptDeadline;
+        } else {
+          if (this.#finished) return;
+          if (Date.now() >= deadline) {
+            this.#expire();
+            return;
+          }
+          if (retry > 0) {
+            const again = selectEndpoints(decision, stateOf, true);
+            if (again.kind === "ready") selection = again.selection;
+          }
+          const handle = pickUntried(selection.picker, context, tried);
+          const now = Date.now();
+          attemptDeadline = policy.perTryTimeoutMs > 0 ? Math.min(deadline, now + policy.perTryTimeoutMs) : deadline;
+          const sendBy = attemptDeadline;
+          const hedge = retry === 0 && !this.#responseStream && replayable && idempotent ? this.#hedgeDelay(state, policy) : undefined;
+          outcome =
+            hedge === undefined
+              ? await new Promise<Outcome>((resolve) => {
+                  this.#attempt(handle, selection.state.service, sendBy, retry, false, resolve);
+                })
+              : await this.#hedged(state, handle, selection.state.service, sendBy, hedge, selection, context, (lost) => {
+                  // A hedged attempt that failed while the other went on: outlier detection hears of it, and a retry avoids it.
+                  tried.add(lost.attempt.handle);
+                  if (lost.status.code !== Status.CANCELLED && (lost.attempt.pick.refused !== undefined || httpEquivalent(lost.status.code) >= 500)) guard.outlier?.failure(lost.attempt.handle.endpoint.id, state.endpoints?.size ?? 1);
+                });
         }
-        if (retry > 0) {
-          const again = selectEndpoints(decision, stateOf, true);
-          if (again.kind === "ready") selection = again.selection;
-        }
-        const handle = pickUntried(selection.picker, context, tried);
         const service = selection.state.service;
-        const now = Date.now();
-        const attemptDeadline = policy.perTryTimeoutMs > 0 ? Math.min(deadline, now + policy.perTryTimeoutMs) : deadline;
-        const hedge = retry === 0 && !this.#responseStream && replayable && idempotent ? this.#hedgeDelay(state, policy) : undefined;
-        const outcome =
-          hedge === undefined
-            ? await this.#attempt(handle, service, attemptDeadline, retry, false)
-            : await this.#hedged(state, handle, service, attemptDeadline, hedge, selection, context, (lost) => {
-                // A hedged attempt that failed while the other went on: outlier detection hears of it, and a retry avoids it.
-                tried.add(lost.attempt.handle);
-                if (lost.status.code !== Status.CANCELLED && (lost.attempt.pick.refused !== undefined || httpEquivalent(lost.status.code) >= 500)) guard.outlier?.failure(lost.attempt.handle.endpoint.id, state.endpoints?.size ?? 1);
-              });
         const attempt = outcome.attempt;
         const code = outcome.status.code;
         tried.add(attempt.handle);
@@ -423,14 +466,48 @@ class MeshCall implements CallInterface {
     }
   }
 
+  /**
+   * The common call (no limits), without a promise: the first attempt goes out at once, and an OK answer
+   * goes to the caller from grpc-js's own callback. Anything else (a failure, a hedged method, a call
+   * already past its deadline) continues in {@link #attempts}, from where this left off.
+   */
+  #begin(state: ServiceState, policy: CallPolicy, decision: RouteDecision, first: Selection, context: PickContext): Promise<void> | undefined {
+    if (policy.hedging !== undefined && !this.#responseStream && !this.#requestStream && this.#s.idempotent(this.#path)) return this.#attempts(state, policy, decision, first, context);
+    const deadline = this.#deadline(policy);
+    if (this.#finished || Date.now() >= deadline) return this.#attempts(state, policy, decision, first, context);
+    const guard = state.guard;
+    const handle = first.picker.pick(context);
+    const attemptDeadline = policy.perTryTimeoutMs > 0 ? Math.min(deadline, Date.now() + policy.perTryTimeoutMs) : deadline;
+    guard.budget.request();
+    try {
+      this.#attempt(handle, first.state.service, attemptDeadline, 0, false, (outcome) => {
+        if (outcome.status.code === Status.OK && !this.#cancelled && !this.#finished) {
+          guard.outlier?.success(handle.endpoint.id);
+          guard.observe(Date.now() - outcome.attempt.startedAt);
+          guard.breaker?.success();
+          this.#finish(outcome.status, outcome.attempt, true);
+          return;
+        }
+        this.#attempts(state, policy, decision, first, context, { outcome, deadline, attemptDeadline }).catch((err: unknown) => this.#fail(err));
+      });
+    } catch (err) {
+      guard.breaker?.release();
+      throw err;
+    }
+    return undefined;
+  }
+
   #hedgeDelay(state: ServiceState, policy: CallPolicy): number | undefined {
     const hedging = policy.hedging;
     if (hedging === undefined) return undefined;
     return hedging.delayMs ?? state.guard.percentile(hedging.percentile ?? 95);
   }
 
-  /** Sends one attempt to `handle`; resolves with its status (and what it received, unless it went to the caller). */
-  #attempt(handle: EndpointHandle, service: string, deadline: number, resend: number, hedge: boolean): Promise<Outcome> {
+  /**
+   * Sends one attempt to `handle`; `done` gets its status (and what it received, unless it went to the
+   * caller). Throws, before anything is registered, when the client was closed meanwhile.
+   */
+  #attempt(handle: EndpointHandle, service: string, deadline: number, resend: number, hedge: boolean, done: (outcome: Outcome) => void): void {
     const binding = this.#s.binding;
     const pick: AttemptPick = { handle, service, streaming: this.#responseStream, refused: undefined };
     // Throws when the client was closed meanwhile: before anything is registered.
@@ -448,46 +525,44 @@ class MeshCall implements CallInterface {
     const attempt: Attempt = { call, handle, pick, trace, startedAt: Date.now(), metadata: undefined, messages: [], committed: this.#requestStream, readStarted: false };
     if (attempt.committed) this.#committed = attempt;
     this.#running.add(attempt);
-    return new Promise<Outcome>((resolve) => {
-      call.start(metadata, {
-        onReceiveMetadata: (received: Metadata) => {
-          if (attempt.committed) this.#listener.onReceiveMetadata?.(received);
-          else attempt.metadata = received;
-        },
-        onReceiveMessage: (message: unknown) => {
-          if (attempt.committed) {
-            this.#listener.onReceiveMessage?.(message);
-          } else if (this.#responseStream && !this.#finished) {
-            // A streaming response's first message: from now on the caller has it, and it is not retried.
-            this.#commit(attempt);
-            this.#listener.onReceiveMessage?.(message);
-          } else {
-            attempt.messages.push(message);
-          }
-        },
-        onReceiveStatus: (status: StatusObject) => {
-          binding.release(token);
-          this.#running.delete(attempt);
-          trace?.end(status.code, status.details);
-          resolve({ attempt, status });
-        },
-      });
-      if (this.#requestStream) {
-        for (const op of this.#pending) op(call);
-        this.#pending = [];
-        if (this.#readWanted) {
-          attempt.readStarted = true;
-          call.startRead();
+    call.start(metadata, {
+      onReceiveMetadata: (received: Metadata) => {
+        if (attempt.committed) this.#listener.onReceiveMetadata?.(received);
+        else attempt.metadata = received;
+      },
+      onReceiveMessage: (message: unknown) => {
+        if (attempt.committed) {
+          this.#listener.onReceiveMessage?.(message);
+        } else if (this.#responseStream && !this.#finished) {
+          // A streaming response's first message: from now on the caller has it, and it is not retried.
+          this.#commit(attempt);
+          this.#listener.onReceiveMessage?.(message);
+        } else {
+          attempt.messages.push(message);
         }
-        return;
-      }
-      if (this.#hasMessage) call.sendMessage(this.#message);
-      if (this.#halfClosed) call.halfClose();
+      },
+      onReceiveStatus: (status: StatusObject) => {
+        binding.release(token);
+        this.#running.delete(attempt);
+        trace?.end(status.code, status.details);
+        done({ attempt, status });
+      },
+    });
+    if (this.#requestStream) {
+      for (const op of this.#pending) op(call);
+      this.#pending = [];
       if (this.#readWanted) {
         attempt.readStarted = true;
         call.startRead();
       }
-    });
+      return;
+    }
+    if (this.#hasMessage) call.sendMessage(this.#message);
+    if (this.#halfClosed) call.halfClose();
+    if (this.#readWanted) {
+      attempt.readStarted = true;
+      call.startRead();
+    }
   }
 
   #commit(attempt: Attempt): void {
@@ -507,7 +582,7 @@ class MeshCall implements CallInterface {
     return new Promise<Outcome>((resolve) => {
       let settled = false;
       let running = 1;
-      let second: Promise<Outcome> | undefined;
+      let hedgeSent = false;
       const finish = (outcome: Outcome): void => {
         running--;
         if (settled) {
@@ -532,17 +607,18 @@ class MeshCall implements CallInterface {
           this.#telemetry?.budgetExhausted(state.service);
           return;
         }
+        running++;
         try {
-          second = this.#attempt(other, service, deadline, 1, true);
+          this.#attempt(other, service, deadline, 1, true, finish);
         } catch {
+          running--;
           return; // the client was closed meanwhile: no hedge
         }
+        hedgeSent = true;
         this.#telemetry?.hedged(service);
-        running++;
-        void second.then(finish);
       }, Math.max(0, delay));
-      void this.#attempt(first, service, deadline, 0, false).then((outcome) => {
-        if (second === undefined && outcome.status.code !== Status.OK) {
+      this.#attempt(first, service, deadline, 0, false, (outcome) => {
+        if (!hedgeSent && outcome.status.code !== Status.OK) {
           // Failed before the hedge went: the retry path takes over.
           settled = true;
           clock.clearTimeout(timer);
@@ -563,8 +639,13 @@ class MeshCall implements CallInterface {
     this.#finish({ code, details: error.message, metadata });
   }
 
-  /** Gives the caller the outcome: what the attempt held back, then its status. Once. */
-  #finish(status: StatusObject, attempt?: Attempt): void {
+  /**
+   * Gives the caller the outcome: what the attempt held back, then its status. Once.
+   *
+   * @param direct - called from grpc-js's own status callback (not from a promise chain): delivered at
+   *   once, as a plain client would, unless that callback came inside the caller's own start()/halfClose()
+   */
+  #finish(status: StatusObject, attempt?: Attempt, direct = false): void {
     if (this.#finished) return;
     this.#finished = true;
     this.#sent = undefined;
@@ -574,8 +655,10 @@ class MeshCall implements CallInterface {
       this.#early = status;
       return;
     }
-    // Never from inside the caller's own start()/halfClose(), and outside any promise chain (as grpc-js does).
-    process.nextTick(() => this.#deliver(status, attempt));
+    // Never from inside the caller's own start()/halfClose(), and outside any promise chain (as grpc-js
+    // does), where an exception the caller's callback throws would be lost.
+    if (direct && !this.#inside) this.#deliver(status, attempt);
+    else process.nextTick(() => this.#deliver(status, attempt));
   }
 
   #deliver(status: StatusObject, attempt: Attempt | undefined): void {
