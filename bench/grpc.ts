@@ -5,7 +5,8 @@
  * number of concurrent loops: a plain grpc-js client on `127.0.0.1:<port>` (one channel, grpc-js's
  * default pick_first), and the client `grpcMesh(mesh).client()` makes for the service `bench` (the mesh's
  * resolver, balancer and interceptor: routing, the picker, retries, outlier and breaker bookkeeping).
- * Rounds alternate the order; the medians and the ratio (mesh ÷ raw, paired per round) go to
+ * Rounds alternate the order, and each run starts with a full GC, a 100 ms pause and an unmeasured
+ * lead-in; the medians and the ratio (mesh ÷ raw, paired per round) go to
  * `bench/results/grpc.json`. Target: grpc_throughput_ratio >= 0.90.
  */
 import { fork } from "node:child_process";
@@ -16,7 +17,9 @@ import { loadSync } from "@grpc/proto-loader";
 import { createMesh } from "proxyless";
 import { grpcMesh } from "proxyless/grpc";
 import { MockRegistry } from "proxyless/testing";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isBackendReady } from "./lib/backend-protocol.ts";
+import { collectGarbage } from "./lib/gc.ts";
 import { LatencyRecorder } from "./lib/latency-recorder.ts";
 import { runRound, type RoundSample } from "./lib/run-round.ts";
 import { median, round } from "./lib/stats.ts";
@@ -61,6 +64,9 @@ try {
     const order = r % 2 === 0 ? ["raw", "mesh"] : ["mesh", "raw"];
     const got: Record<string, RoundSample> = {};
     for (const name of order) {
+      // As bench:overhead: a full GC and a pause, so one variant's garbage is not collected on the other's time.
+      collectGarbage();
+      await sleep(settings.pauseMs);
       await runRound(variants[name]!, settings.concurrency, settings.leadInMs, recorder);
       got[name] = await runRound(variants[name]!, settings.concurrency, settings.roundMs, recorder);
       samples[name]!.push(got[name]);
@@ -88,7 +94,7 @@ try {
     summary: { grpc_throughput_ratio: ratio, grpc_added_cpu_us: round((meshRow.cpu_us_per_req ?? 0) - (rawRow.cpu_us_per_req ?? 0), 2) },
     variants: { raw: rawRow, mesh: meshRow },
     ratios: ratios.map((x) => round(x, 3)),
-    settings: { ...settings, rounds },
+    settings: { ...settings, rounds, method: "rounds alternate the order (raw first in odd rounds); each run: a full GC, a pause, an unmeasured lead-in, then the measured run; the ratio is mesh ÷ raw per round, then the median" },
     environment: environment(),
   });
   console.log(`\nwrote ${OUTPUT}`);

@@ -18,8 +18,6 @@ export interface AttemptPick {
   readonly handle: EndpointHandle;
   /** The service the endpoint belongs to (routing may send a call to another service). */
   readonly service: string;
-  /** A long-lived response: its duration is no round-trip sample. */
-  readonly streaming: boolean;
   /** Set by the balancer: the endpoint could not be reached, or may not be used (mTLS). */
   refused: Error | undefined;
 }

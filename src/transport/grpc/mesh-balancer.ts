@@ -3,6 +3,7 @@ import { invalidConfig, MeshError } from "../../core/errors.ts";
 import { identityUnavailable } from "../../security/identity-source.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
 import { BINDING_OPTION, PICK_KEY, type AttemptPick, type Binding } from "./binding.ts";
+import { recordLoad } from "./record-load.ts";
 import { httpEquivalent } from "./status-map.ts";
 
 /** The name the balancer is registered under in grpc-js. @internal */
@@ -37,6 +38,8 @@ interface Entry {
   readonly listener: experimental.ConnectivityStateListener;
   /** Why the last connection attempt failed, as grpc-js said it. */
   lastError: string | undefined;
+  /** The pick of the interceptor's attempts: the same each time (they count their own load). */
+  readonly picked: experimental.PickResult;
 }
 
 type Reach = Entry | { readonly refusal: MeshError } | "wait";
@@ -173,7 +176,8 @@ export class MeshBalancer implements experimental.LoadBalancer {
     const subchannel = reach.subchannel;
     switch (subchannel.getConnectivityState()) {
       case ConnectivityState.READY:
-        return this.#complete(subchannel, handle, service, attempt);
+        // The interceptor's attempts count the endpoint's load themselves, from the attempt's start to its status.
+        return attempt !== undefined ? reach.picked : this.#complete(subchannel, handle, service);
       case ConnectivityState.IDLE:
         subchannel.startConnecting();
         return QUEUE;
@@ -188,7 +192,8 @@ export class MeshBalancer implements experimental.LoadBalancer {
     }
   }
 
-  #complete(subchannel: experimental.SubchannelInterface, handle: EndpointHandle, service: string, attempt: AttemptPick | undefined): experimental.PickResult {
+  /** The pick of a call without the mesh's interceptor: it counts the endpoint's load and tells outlier detection. */
+  #complete(subchannel: experimental.SubchannelInterface, handle: EndpointHandle, service: string): experimental.PickResult {
     const binding = this.#binding as Binding;
     const state = binding.mesh.stateOf(service);
     const clock = state.env.clock;
@@ -205,11 +210,8 @@ export class MeshBalancer implements experimental.LoadBalancer {
       onCallEnded: (code: Status) => {
         load.pending--;
         const now = clock.now();
-        // A cancelled call (a lost hedge, the caller gave up) says nothing about the endpoint's speed.
-        if (code === Status.UNAVAILABLE || code === Status.DEADLINE_EXCEEDED) load.fail(now - start, now);
-        else if (code !== Status.CANCELLED && attempt?.streaming !== true) load.observe(now - start, now);
-        // The interceptor's calls report to outlier detection themselves; a plain call's outcome is counted here.
-        if (attempt === undefined && code !== Status.CANCELLED) {
+        recordLoad(load, code, now - start, now, false);
+        if (code !== Status.CANCELLED) {
           const outlier = state.guard.outlier;
           if (httpEquivalent(code) >= 500) outlier?.failure(handle.endpoint.id, state.endpoints?.size ?? 1);
           else outlier?.success(handle.endpoint.id);
@@ -274,7 +276,7 @@ export class MeshBalancer implements experimental.LoadBalancer {
     subchannel.ref();
     this.#helper.addChannelzChild(subchannel.getChannelzRef());
     subchannel.addConnectivityStateListener(listener);
-    entry = { subchannel, service, listener, lastError: undefined };
+    entry = { subchannel, service, listener, lastError: undefined, picked: { pickResultType: experimental.PickResultType.COMPLETE, subchannel, status: null, onCallStarted: null, onCallEnded: null } };
     this.#entries.set(handle, entry);
     return entry;
   }

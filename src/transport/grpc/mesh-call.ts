@@ -4,7 +4,7 @@ import { isBulkheadRejectedError } from "cockatiel";
 import type { PickContext } from "../../balancer/picker.ts";
 import type { ServiceState } from "../../client/service-state.ts";
 import { meshClosedError } from "../../client/service-state.ts";
-import { sleep } from "../../core/clock.ts";
+import { sleep, systemClock, type Clock } from "../../core/clock.ts";
 import { MeshError } from "../../core/errors.ts";
 import type { HeaderChanges } from "../../config/route-config.ts";
 import { pickUntried } from "../../resilience/pick-untried.ts";
@@ -17,10 +17,14 @@ import { selectEndpoints, selectWaiting, type Selection } from "../../routing/se
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
 import { PICK_KEY, type AttemptPick, type Binding } from "./binding.ts";
 import { activeContext, GrpcCallTelemetry, type GrpcAttemptTelemetry } from "./grpc-telemetry.ts";
+import { recordLoad } from "./record-load.ts";
 import { ERROR_CODE_KEY, grpcStatusOf, httpEquivalent } from "./status-map.ts";
 
 /** The caller's metadata until start() gives it (never read or changed before that). */
 const NO_METADATA = new Metadata();
+
+/** The listener until start() gives one. */
+const NO_LISTENER: Listener = Object.freeze({});
 
 /** The pick context of a service without a hash policy. */
 const NO_HASH: PickContext = Object.freeze({ hash: undefined });
@@ -45,7 +49,10 @@ export interface GrpcCallSettings {
  */
 export function meshInterceptor(settings: GrpcCallSettings): Interceptor {
   const plain = plainDecision(settings.service);
-  return (options, nextCall) => new InterceptingCall(new MeshCall(settings, plain, options, nextCall, activeContext()));
+  // grpc-js uses what an interceptor returns only through InterceptingCallInterface, which MeshCall
+  // implements; wrapping it in an InterceptingCall would add a layer (three bound listeners and two
+  // objects per call) that does nothing here. The type says InterceptingCall, hence the cast.
+  return (options, nextCall) => new MeshCall(settings, plain, options, nextCall, activeContext()) as unknown as InterceptingCall;
 }
 
 /** The decision for a service whose config routes nothing (no routes, splits, redirects, default subset or failover). */
@@ -134,17 +141,18 @@ class MeshCall implements CallInterface {
   readonly #path: string;
   readonly #requestStream: boolean;
   readonly #responseStream: boolean;
-  #listener: Listener = {};
+  #listener: Listener = NO_LISTENER;
   #metadata = NO_METADATA;
   #message: unknown;
   #hasMessage = false;
   #halfClosed = false;
   #readWanted = false;
-  #sent: (() => void) | undefined;
+  /** A one-message request waits for halfClose() to start. */
+  #awaitingHalfClose = false;
   #committed: Attempt | undefined;
   readonly #running = new Set<Attempt>();
   /** A streaming request's calls before its attempt exists. */
-  #pending: ((call: CallInterface) => void)[] = [];
+  #pending: ((call: CallInterface) => void)[] | undefined;
   #finished = false;
   #cancelled = false;
   #telemetry: GrpcCallTelemetry | undefined;
@@ -157,6 +165,8 @@ class MeshCall implements CallInterface {
   /** Ends the wait for a slot when the call is cancelled or its deadline passes first (made only for that wait). */
   #abort: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** The mesh's clock, for the endpoints' load. */
+  #clock: Clock = systemClock;
   /** Inside the caller's start() or halfClose(): a status now must wait for the next tick. */
   #inside = false;
 
@@ -173,7 +183,7 @@ class MeshCall implements CallInterface {
 
   start(metadata: Metadata, listener?: Listener): void {
     this.#metadata = metadata;
-    this.#listener = listener ?? {};
+    this.#listener = listener ?? NO_LISTENER;
     this.#started = true;
     if (this.#early !== undefined) {
       this.#deliver(this.#early, undefined);
@@ -182,7 +192,7 @@ class MeshCall implements CallInterface {
     this.#startDeadline = this.#callerDeadline();
     // A request that is one message starts once it is complete (grpc-js sends it and half-closes at once).
     if (!this.#requestStream) {
-      this.#sent = () => this.#start();
+      this.#awaitingHalfClose = true;
       return;
     }
     this.#inside = true;
@@ -222,12 +232,11 @@ class MeshCall implements CallInterface {
       return;
     }
     this.#halfClosed = true;
-    const sent = this.#sent;
-    this.#sent = undefined;
-    if (sent === undefined) return;
+    if (!this.#awaitingHalfClose) return;
+    this.#awaitingHalfClose = false;
     this.#inside = true;
     try {
-      sent();
+      this.#start();
     } finally {
       this.#inside = false;
     }
@@ -271,7 +280,7 @@ class MeshCall implements CallInterface {
   #forward(op: (call: CallInterface) => void): void {
     const committed = this.#committed;
     if (committed !== undefined) op(committed.call);
-    else this.#pending.push(op);
+    else (this.#pending ??= []).push(op);
   }
 
   /** Routes the call and sends its attempts; undefined when it ended at once. */
@@ -304,6 +313,7 @@ class MeshCall implements CallInterface {
   #send(decision: RouteDecision, first: Selection): Promise<void> | undefined {
     const mesh = this.#s.binding.mesh;
     const state = first.state;
+    this.#clock = state.env.clock;
     const policy = state.policyFor(decision.route?.config.destination);
     const hasher = state.hasher;
     const context: PickContext = hasher === undefined ? NO_HASH : { hash: hasher({ path: this.#path, headers: metadataHeaders(this.#metadata) }) };
@@ -509,9 +519,11 @@ class MeshCall implements CallInterface {
    */
   #attempt(handle: EndpointHandle, service: string, deadline: number, resend: number, hedge: boolean, done: (outcome: Outcome) => void): void {
     const binding = this.#s.binding;
-    const pick: AttemptPick = { handle, service, streaming: this.#responseStream, refused: undefined };
+    const pick: AttemptPick = { handle, service, refused: undefined };
     // Throws when the client was closed meanwhile: before anything is registered.
-    const call = this.#nextCall({ ...this.#options, deadline });
+    // The caller's options as they are when the deadline is theirs (the common call: a copy less).
+    const options = this.#options;
+    const call = this.#nextCall(deadline === deadlineMs(options.deadline) ? options : { ...options, deadline });
     const token = binding.register(pick);
     const metadata = this.#metadata.clone();
     if (this.#changes.length > 0) applyChanges(metadata, this.#changes);
@@ -523,6 +535,11 @@ class MeshCall implements CallInterface {
       // A propagator that throws costs the trace context, not the call.
     }
     const attempt: Attempt = { call, handle, pick, trace, startedAt: Date.now(), metadata: undefined, messages: [], committed: this.#requestStream, readStarted: false };
+    // The endpoint's load (least_request, peak_ewma) counts the attempt from now to its status.
+    const clock = this.#clock;
+    const load = handle.load;
+    const loadStart = clock.now();
+    load.pending++;
     if (attempt.committed) this.#committed = attempt;
     this.#running.add(attempt);
     call.start(metadata, {
@@ -542,6 +559,9 @@ class MeshCall implements CallInterface {
         }
       },
       onReceiveStatus: (status: StatusObject) => {
+        load.pending--;
+        const now = clock.now();
+        recordLoad(load, status.code, now - loadStart, now, this.#responseStream);
         binding.release(token);
         this.#running.delete(attempt);
         trace?.end(status.code, status.details);
@@ -549,8 +569,8 @@ class MeshCall implements CallInterface {
       },
     });
     if (this.#requestStream) {
-      for (const op of this.#pending) op(call);
-      this.#pending = [];
+      for (const op of this.#pending ?? []) op(call);
+      this.#pending = undefined;
       if (this.#readWanted) {
         attempt.readStarted = true;
         call.startRead();
@@ -648,7 +668,7 @@ class MeshCall implements CallInterface {
   #finish(status: StatusObject, attempt?: Attempt, direct = false): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#sent = undefined;
+    this.#awaitingHalfClose = false;
     clearTimeout(this.#timer);
     this.#telemetry?.end(status.code, status.details);
     if (!this.#started) {
