@@ -20,9 +20,8 @@ import { MockRegistry } from "proxyless/testing";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isBackendReady } from "./lib/backend-protocol.ts";
 import { collectGarbage } from "./lib/gc.ts";
-import { LatencyRecorder } from "./lib/latency-recorder.ts";
-import { runRound, type RoundSample } from "./lib/run-round.ts";
-import { median, round } from "./lib/stats.ts";
+import { runPairedRounds } from "./lib/paired-rounds.ts";
+import { round } from "./lib/stats.ts";
 import { environment, readSettings } from "./lib/settings.ts";
 import { writeJson } from "./lib/report.ts";
 
@@ -53,45 +52,20 @@ function call(client: Client): () => Promise<void> {
       get({ id: "42" }, (err) => (err === null ? resolve() : reject(err)));
     });
 }
-const variants: Record<string, () => Promise<void>> = { raw: call(raw), mesh: call(meshClient) };
+const variants = { raw: call(raw), mesh: call(meshClient) };
 
-const recorder = new LatencyRecorder();
-const samples: Record<string, RoundSample[]> = { raw: [], mesh: [] };
 try {
-  for (const name of ["raw", "mesh"]) await runRound(variants[name]!, settings.concurrency, settings.warmupMs, recorder);
-  const ratios: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? ["raw", "mesh"] : ["mesh", "raw"];
-    const got: Record<string, RoundSample> = {};
-    for (const name of order) {
-      // As bench:overhead: a full GC and a pause, so one variant's garbage is not collected on the other's time.
-      collectGarbage();
-      await sleep(settings.pauseMs);
-      await runRound(variants[name]!, settings.concurrency, settings.leadInMs, recorder);
-      got[name] = await runRound(variants[name]!, settings.concurrency, settings.roundMs, recorder);
-      samples[name]!.push(got[name]);
-    }
-    ratios.push(got.mesh!.rps / got.raw!.rps);
-    console.log(`round ${r + 1}/${rounds}: raw ${got.raw!.rps.toFixed(0)} calls/s | mesh ${got.mesh!.rps.toFixed(0)} calls/s | x${ratios.at(-1)!.toFixed(3)}`);
-  }
-  const row = (name: string): Record<string, number> => {
-    const s = samples[name]!;
-    return {
-      rps: round(median(s.map((x) => x.rps)), 0),
-      cpu_us_per_req: round(median(s.map((x) => x.cpuUsPerReq)), 2),
-      p50_ms: round(median(s.map((x) => x.p50Ms)), 3),
-      p99_ms: round(median(s.map((x) => x.p99Ms)), 3),
-    };
-  };
-  const ratio = round(median(ratios), 3);
-  const rawRow = row("raw");
-  const meshRow = row("mesh");
+  const { raw: rawRow, mesh: meshRow, ratio, ratios } = await runPairedRounds(variants, settings, rounds, "calls/s", async () => {
+    // As bench:overhead: a full GC and a pause, so one variant's garbage is not collected on the other's time.
+    collectGarbage();
+    await sleep(settings.pauseMs);
+  });
   console.log("\nvariant                                 calls/s  CPU us/call  p50 ms  p99 ms");
   console.log(`grpc-js client, 127.0.0.1 (raw)       ${String(rawRow.rps).padStart(9)}  ${String(rawRow.cpu_us_per_req).padStart(11)}  ${String(rawRow.p50_ms).padStart(6)}  ${String(rawRow.p99_ms).padStart(6)}`);
   console.log(`grpcMesh(mesh).client, proxyless:     ${String(meshRow.rps).padStart(9)}  ${String(meshRow.cpu_us_per_req).padStart(11)}  ${String(meshRow.p50_ms).padStart(6)}  ${String(meshRow.p99_ms).padStart(6)}`);
   console.log(`\n${ratio >= 0.9 ? "MET    " : "NOT MET"}  grpc_throughput_ratio = ${ratio} (median of ${rounds} paired rounds, range ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}; target >= 0.90)`);
   await writeJson(OUTPUT, {
-    summary: { grpc_throughput_ratio: ratio, grpc_added_cpu_us: round((meshRow.cpu_us_per_req ?? 0) - (rawRow.cpu_us_per_req ?? 0), 2) },
+    summary: { grpc_throughput_ratio: ratio, grpc_added_cpu_us: round(meshRow.cpu_us_per_req - rawRow.cpu_us_per_req, 2) },
     variants: { raw: rawRow, mesh: meshRow },
     ratios: ratios.map((x) => round(x, 3)),
     settings: { ...settings, rounds, method: "rounds alternate the order (raw first in odd rounds); each run: a full GC, a pause, an unmeasured lead-in, then the measured run; the ratio is mesh ÷ raw per round, then the median" },
