@@ -1,11 +1,23 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { createServer, type AddressInfo } from "node:net";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { credentials, Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
 import { createMesh, withIncomingDeadline, type Mesh } from "proxyless";
 import { grpcMesh, ERROR_CODE_KEY, type GrpcMesh } from "proxyless/grpc";
 import { MockRegistry } from "proxyless/testing";
 import { proto, startGrpcBackends, unary, type GrpcBackend, type Order } from "./helpers/grpc-backend.ts";
+
+/** A loopback port nobody listens on (a server bound it, then closed). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, "close");
+  return port;
+}
 
 const isServiceError = (err: unknown): err is ServiceError => err instanceof Error && typeof (err as { code?: unknown }).code === "number";
 
@@ -122,6 +134,31 @@ describe("gRPC through the mesh", () => {
     assert.equal(orders.length, 6);
     assert.ok((backends[0]!.calls.create ?? 0) >= 1, "orders-0 was tried");
     assert.equal((backends[0]!.calls.create ?? 0) + (backends[1]!.calls.create ?? 0) + (backends[2]!.calls.create ?? 0), 6 + (backends[0]!.calls.create ?? 0));
+  });
+
+  it("an instance that refuses connections: a non-idempotent call goes to another (nothing was sent), and the caller never sees the balancer's note", async () => {
+    const dead = await closedPort();
+    registry.setEndpoints("orders", [{ id: "dead", address: "127.0.0.1", port: dead }, backends[1]!.endpoint()]);
+    // Retried on connect failures only: a refusal is one (an UNAVAILABLE answer would not be).
+    const client = start({ loadBalancer: { policy: "round_robin" }, resilience: { retries: { retryOn: ["connect-failure"] } } });
+    const orders: Order[] = [];
+    for (let i = 0; i < 4; i++) orders.push(await unary(client, "create", { item: String(i) }));
+    assert.deepEqual(served(orders), { "orders-1": 4 }, "Create is not idempotent, yet resent after the refusal");
+    assert.equal(backends[1]!.calls.create, 4, "each Create reached a server once");
+    grpc.close();
+    await mesh.close();
+
+    // Nothing to go to but the dead instance, and no retries: the refusal is the caller's status.
+    registry.setEndpoints("orders", [{ id: "dead", address: "127.0.0.1", port: dead }]);
+    const alone = start({ resilience: { retries: { maxRetries: 0 } } });
+    await assert.rejects(unary(alone, "create", { item: "x" }), (err: unknown) => {
+      assert.ok(isServiceError(err));
+      assert.equal(err.code, status.UNAVAILABLE);
+      assert.match(err.details, /Could not connect to endpoint dead of 'orders'/);
+      assert.deepEqual(err.metadata.get("x-proxyless-refused"), [], "the balancer's note is removed");
+      return true;
+    });
+    assert.equal(grpc.attemptsInFlight, 0);
   });
 
   it("does not resend a non-idempotent method after INTERNAL; resends an idempotent one", async () => {

@@ -7,32 +7,38 @@ const CHANGES = ["endpoints_changed", "config_applied", "endpoint_ejected", "end
 /** The metadata key that tells the balancer which endpoint an attempt was given; removed before sending. @internal */
 export const PICK_KEY = "x-proxyless-pick";
 
+/**
+ * The key the balancer adds to the status metadata of an attempt it refused (nothing was sent: the
+ * endpoint could not be reached, or may not be used); the call layer reads and removes it. @internal
+ */
+export const REFUSED_KEY = "x-proxyless-refused";
+
 /** The channel option (a resolver attribute) that hands a binding to the balancer. @internal */
 export const BINDING_OPTION = "grpc.internal.no_subchannel.proxyless_binding";
 
-/**
- * One attempt's endpoint, chosen by the call layer, as the balancer reads it; the balancer says back
- * whether the attempt could not connect (nothing was sent). @internal
- */
-export interface AttemptPick {
+/** An endpoint of a service, as the balancer finds it from an attempt's token. @internal */
+export interface PickTarget {
   readonly handle: EndpointHandle;
   /** The service the endpoint belongs to (routing may send a call to another service). */
   readonly service: string;
-  /** Set by the balancer: the endpoint could not be reached, or may not be used (mTLS). */
-  refused: Error | undefined;
 }
 
 /**
  * A mesh as grpc-js sees it: found by the resolver from a target's authority, handed to the balancer
- * as a resolver attribute. Holds the attempts in flight by token. @internal
+ * as a resolver attribute. Gives each endpoint a token (the same for every attempt to it) that the
+ * balancer reads back. @internal
  */
 export class Binding {
   readonly id: string;
   readonly mesh: MeshInternals;
   /** TLS server names the balancer set on subchannels, and the service each stands for (for the peer check). */
   readonly serverNames = new Map<string, string>();
-  readonly #attempts = new Map<string, AttemptPick>();
+  readonly #tokens = new WeakMap<EndpointHandle, string>();
+  readonly #targets = new Map<string, PickTarget>();
   #next = 0;
+  /** The size of #targets after the last sweep of endpoints that left. */
+  #swept = 0;
+  #inFlight = 0;
   readonly #watchers = new Set<() => void>();
   readonly #changed = (): void => {
     for (const watcher of [...this.#watchers]) watcher();
@@ -43,21 +49,45 @@ export class Binding {
     this.mesh = mesh;
   }
 
-  /** Registers an attempt's pick; returns its token (the metadata value). */
-  register(pick: AttemptPick): string {
+  /** The token of an endpoint of `service` (the metadata value of each attempt sent to it). */
+  tokenFor(handle: EndpointHandle, service: string): string {
+    const known = this.#tokens.get(handle);
+    if (known !== undefined) return known;
+    if (this.#targets.size >= 2 * this.#swept + 16) this.#sweep();
     const token = String(++this.#next);
-    this.#attempts.set(token, pick);
+    this.#tokens.set(handle, token);
+    this.#targets.set(token, { handle, service });
     return token;
   }
 
-  /** The pick of a token, if it is still in flight. */
-  lookup(token: string): AttemptPick | undefined {
-    return this.#attempts.get(token);
+  /** The endpoint of a token; undefined once the endpoint has left its service. */
+  target(token: string): PickTarget | undefined {
+    return this.#targets.get(token);
   }
 
-  /** Forgets an attempt (it ended). */
-  release(token: string): void {
-    this.#attempts.delete(token);
+  /** Forgets the tokens of endpoints that left their service (as new tokens are made, so at most about half are stale). */
+  #sweep(): void {
+    const mesh = this.mesh;
+    const live = new Map<string, Set<EndpointHandle>>();
+    for (const [token, { handle, service }] of this.#targets) {
+      let handles = live.get(service);
+      if (handles === undefined) live.set(service, (handles = new Set(mesh.closed() ? [] : mesh.stateOf(service).handles)));
+      if (!handles.has(handle)) {
+        this.#targets.delete(token);
+        this.#tokens.delete(handle);
+      }
+    }
+    this.#swept = this.#targets.size;
+  }
+
+  /** Counts an attempt sent (until {@link Binding.attemptEnded}). */
+  attemptStarted(): void {
+    this.#inFlight++;
+  }
+
+  /** Counts an attempt ended. */
+  attemptEnded(): void {
+    this.#inFlight--;
   }
 
   /**
@@ -76,6 +106,6 @@ export class Binding {
 
   /** Attempts in flight (for tests: none may leak). */
   get inFlight(): number {
-    return this.#attempts.size;
+    return this.#inFlight;
   }
 }

@@ -2,7 +2,7 @@ import { connectivityState as ConnectivityState, experimental, Metadata, status 
 import { invalidConfig, MeshError } from "../../core/errors.ts";
 import { identityUnavailable } from "../../security/identity-source.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
-import { BINDING_OPTION, PICK_KEY, type AttemptPick, type Binding } from "./binding.ts";
+import { BINDING_OPTION, PICK_KEY, REFUSED_KEY, type Binding } from "./binding.ts";
 import { recordLoad } from "./record-load.ts";
 import { httpEquivalent } from "./status-map.ts";
 
@@ -46,8 +46,14 @@ type Reach = Entry | { readonly refusal: MeshError } | "wait";
 
 const QUEUE: experimental.PickResult = { pickResultType: experimental.PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
 
-function unavailable(details: string): experimental.PickResult {
-  return { pickResultType: experimental.PickResultType.TRANSIENT_FAILURE, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata: new Metadata() }, onCallStarted: null, onCallEnded: null };
+/**
+ * An UNAVAILABLE pick; `refused` marks it, for the mesh's call layer, as an attempt that sent nothing
+ * (a connect failure, not the endpoint's answer).
+ */
+function unavailable(details: string, refused = false): experimental.PickResult {
+  const metadata = new Metadata();
+  if (refused) metadata.set(REFUSED_KEY, "1");
+  return { pickResultType: experimental.PickResultType.TRANSIENT_FAILURE, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata }, onCallStarted: null, onCallEnded: null };
 }
 
 /** A picker is a fresh object per state change, so grpc-js runs queued picks again; it asks the balancer. */
@@ -147,8 +153,10 @@ export class MeshBalancer implements experimental.LoadBalancer {
     if (tokens.length > 0) {
       // Never sent: the key is the mesh's note to itself.
       args.metadata.remove(PICK_KEY);
-      const attempt = binding.lookup(String(tokens[0]));
-      if (attempt !== undefined) return this.#reach(attempt.handle, attempt.service, attempt);
+      const target = binding.target(String(tokens[0]));
+      // The endpoint left its service after the call layer chose it: nothing is sent, and the call layer picks again.
+      if (target === undefined) return unavailable(`The endpoint chosen for this call left '${service}' before the call was sent; nothing was sent.`, true);
+      return this.#reach(target.handle, target.service, true);
     }
     // A call without the mesh's interceptor: balance over the target service.
     const state = binding.mesh.stateOf(service);
@@ -160,24 +168,22 @@ export class MeshBalancer implements experimental.LoadBalancer {
     }
     let result = QUEUE;
     for (let i = 0; i < 3; i++) {
-      result = this.#reach(picker.pick({ hash: undefined }), service, undefined);
+      result = this.#reach(picker.pick({ hash: undefined }), service, false);
       if (result.pickResultType !== experimental.PickResultType.TRANSIENT_FAILURE) return result;
     }
     return result;
   }
 
-  #reach(handle: EndpointHandle, service: string, attempt: AttemptPick | undefined): experimental.PickResult {
+  /** The pick of `handle`; `attempt`: for an attempt of the mesh's call layer (which counts its load, and learns of a refusal). */
+  #reach(handle: EndpointHandle, service: string, attempt: boolean): experimental.PickResult {
     const reach = this.#entryFor(handle, service);
     if (reach === "wait") return QUEUE;
-    if ("refusal" in reach) {
-      if (attempt !== undefined) attempt.refused = reach.refusal;
-      return unavailable(reach.refusal.message);
-    }
+    if ("refusal" in reach) return unavailable(reach.refusal.message, attempt);
     const subchannel = reach.subchannel;
     switch (subchannel.getConnectivityState()) {
       case ConnectivityState.READY:
         // The interceptor's attempts count the endpoint's load themselves, from the attempt's start to its status.
-        return attempt !== undefined ? reach.picked : this.#complete(subchannel, handle, service);
+        return attempt ? reach.picked : this.#complete(subchannel, handle, service);
       case ConnectivityState.IDLE:
         subchannel.startConnecting();
         return QUEUE;
@@ -186,8 +192,7 @@ export class MeshBalancer implements experimental.LoadBalancer {
       default: {
         const why = reach.lastError === undefined ? "" : ` (${reach.lastError})`;
         const error = new MeshError("ERR_NO_ENDPOINTS", `Could not connect to endpoint ${handle.endpoint.id} of '${service}'${why}; nothing was sent.`, { details: { service, endpoint: handle.endpoint.id } });
-        if (attempt !== undefined) attempt.refused = error;
-        return unavailable(error.message);
+        return unavailable(error.message, attempt);
       }
     }
   }

@@ -15,7 +15,7 @@ import { decideRoute, type RouteDecision } from "../../routing/route-decision.ts
 import { RequestView } from "../../routing/request-view.ts";
 import { selectEndpoints, selectWaiting, type Selection } from "../../routing/select-endpoints.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
-import { PICK_KEY, type AttemptPick, type Binding } from "./binding.ts";
+import { PICK_KEY, REFUSED_KEY, type Binding } from "./binding.ts";
 import { activeContext, GrpcCallTelemetry, type GrpcAttemptTelemetry } from "./grpc-telemetry.ts";
 import { recordLoad } from "./record-load.ts";
 import { ERROR_CODE_KEY, grpcStatusOf, httpEquivalent } from "./status-map.ts";
@@ -83,23 +83,72 @@ function applyChanges(metadata: Metadata, changes: readonly HeaderChanges[]): vo
   }
 }
 
+/** Asks an attempt for its responses, once. */
+function startRead(attempt: Attempt): void {
+  if (attempt.readStarted) return;
+  attempt.readStarted = true;
+  attempt.call.startRead();
+}
+
 function deadlineMs(deadline: InterceptorOptions["deadline"]): number {
   if (deadline === undefined) return Infinity;
   return deadline instanceof Date ? deadline.getTime() : deadline;
 }
 
-/** One attempt: its grpc-js call, and what it received while not yet the caller's. */
-interface Attempt {
+/** Where an attempt's status goes, when not to the call's fast path. */
+type AttemptDone = (attempt: Attempt, status: StatusObject) => void;
+
+/**
+ * One attempt: its grpc-js call, what it received while not yet the caller's, and the listener that
+ * grpc-js tells (the attempt itself, so an attempt is one object and no closures).
+ */
+class Attempt {
+  readonly owner: MeshCall;
   readonly call: CallInterface;
   readonly handle: EndpointHandle;
-  readonly pick: AttemptPick;
   readonly trace: GrpcAttemptTelemetry | undefined;
-  readonly startedAt: number;
-  metadata: Metadata | undefined;
-  readonly messages: unknown[];
+  /** When it was sent, on the mesh's clock. */
+  readonly sentAt: number;
+  /** Where its status goes; undefined: to the call's fast path ({@link MeshCall.firstEnded}). */
+  readonly done: AttemptDone | undefined;
+  metadata: Metadata | undefined = undefined;
+  /** The first message it received and held back, if `held` is 1 or more; the others in `more`. */
+  first: unknown = undefined;
+  held = 0;
+  more: unknown[] | undefined = undefined;
   /** Its responses go to the caller as they come (a streaming response started, or a streaming request). */
   committed: boolean;
-  readStarted: boolean;
+  readStarted = false;
+  /** The balancer refused it: nothing was sent. */
+  refused = false;
+
+  constructor(owner: MeshCall, call: CallInterface, handle: EndpointHandle, trace: GrpcAttemptTelemetry | undefined, sentAt: number, committed: boolean, done: AttemptDone | undefined) {
+    this.owner = owner;
+    this.call = call;
+    this.handle = handle;
+    this.trace = trace;
+    this.sentAt = sentAt;
+    this.committed = committed;
+    this.done = done;
+  }
+
+  onReceiveMetadata(metadata: Metadata): void {
+    this.owner.attemptMetadata(this, metadata);
+  }
+
+  onReceiveMessage(message: unknown): void {
+    this.owner.attemptMessage(this, message);
+  }
+
+  onReceiveStatus(status: StatusObject): void {
+    this.owner.attemptStatus(this, status);
+  }
+
+  /** Holds a message back until the attempt is the caller's. */
+  hold(message: unknown): void {
+    if (this.held++ === 0) this.first = message;
+    else (this.more ??= []).push(message);
+  }
 }
 
 interface Outcome {
@@ -110,6 +159,17 @@ interface Outcome {
 /** Where {@link MeshCall.#begin} left a call: its first attempt's outcome, and the deadlines it was sent with. */
 interface Resumed {
   readonly outcome: Outcome;
+  readonly deadline: number;
+  readonly attemptDeadline: number;
+}
+
+/** What the fast path's first attempt was sent with, for the general path to go on from its outcome. */
+interface FirstAttempt {
+  readonly state: ServiceState;
+  readonly policy: CallPolicy;
+  readonly decision: RouteDecision;
+  readonly first: Selection;
+  readonly context: PickContext;
   readonly deadline: number;
   readonly attemptDeadline: number;
 }
@@ -150,7 +210,12 @@ class MeshCall implements CallInterface {
   /** A one-message request waits for halfClose() to start. */
   #awaitingHalfClose = false;
   #committed: Attempt | undefined;
-  readonly #running = new Set<Attempt>();
+  /** The attempt in flight, while it is the only one (the common case: no set). */
+  #one: Attempt | undefined;
+  /** The attempts in flight, once a second one ran beside the first (a hedge). */
+  #many: Set<Attempt> | undefined;
+  /** The fast path's first attempt, for {@link MeshCall.firstEnded}. */
+  #firstAttempt: FirstAttempt | undefined;
   /** A streaming request's calls before its attempt exists. */
   #pending: ((call: CallInterface) => void)[] | undefined;
   #finished = false;
@@ -249,32 +314,53 @@ class MeshCall implements CallInterface {
       return;
     }
     this.#readWanted = true;
-    for (const attempt of this.#running) {
-      if (!attempt.readStarted) {
-        attempt.readStarted = true;
-        attempt.call.startRead();
-      }
-    }
+    if (this.#one !== undefined) startRead(this.#one);
+    for (const attempt of this.#many ?? []) startRead(attempt);
   }
 
   cancelWithStatus(code: Status, details: string): void {
     this.#cancelled = true;
     this.#abort?.abort();
-    if (this.#running.size === 0) {
+    const attempts = this.#inFlight();
+    if (attempts.length === 0) {
       this.#finish({ code, details, metadata: new Metadata() });
       return;
     }
-    for (const attempt of [...this.#running]) attempt.call.cancelWithStatus(code, details);
+    for (const attempt of attempts) attempt.call.cancelWithStatus(code, details);
   }
 
   getPeer(): string {
-    const attempt = this.#committed ?? this.#running.values().next().value;
+    const attempt = this.#committed ?? this.#anyInFlight();
     return attempt?.call.getPeer() ?? "";
   }
 
   getAuthContext(): ReturnType<CallInterface["getAuthContext"]> {
-    const attempt = this.#committed ?? this.#running.values().next().value;
+    const attempt = this.#committed ?? this.#anyInFlight();
     return attempt?.call.getAuthContext() ?? null;
+  }
+
+  #track(attempt: Attempt): void {
+    if (this.#many !== undefined) this.#many.add(attempt);
+    else if (this.#one === undefined) this.#one = attempt;
+    else {
+      this.#many = new Set([this.#one, attempt]);
+      this.#one = undefined;
+    }
+  }
+
+  #untrack(attempt: Attempt): void {
+    if (this.#one === attempt) this.#one = undefined;
+    else this.#many?.delete(attempt);
+  }
+
+  /** The attempts in flight, as a list (safe to change the set while going through it). */
+  #inFlight(): Attempt[] {
+    if (this.#many !== undefined) return [...this.#many];
+    return this.#one === undefined ? [] : [this.#one];
+  }
+
+  #anyInFlight(): Attempt | undefined {
+    return this.#one ?? this.#many?.values().next().value;
   }
 
   #forward(op: (call: CallInterface) => void): void {
@@ -350,7 +436,7 @@ class MeshCall implements CallInterface {
     const deadline = this.#startDeadline;
     if (!Number.isFinite(deadline) || this.#timer !== undefined) return;
     this.#timer = setTimeout(() => {
-      if (this.#running.size > 0 || this.#finished) return; // an attempt is out: grpc-js enforces the deadline
+      if (this.#anyInFlight() !== undefined || this.#finished) return; // an attempt is out: grpc-js enforces the deadline
       this.#abort?.abort();
       this.#expire();
     }, Math.max(0, deadline - Date.now()));
@@ -366,12 +452,10 @@ class MeshCall implements CallInterface {
 
   /** The call's deadline: the one known at start, and a timeout configured on purpose. */
   #deadline(policy: CallPolicy): number {
-    const now = Date.now();
-    let deadline = this.#startDeadline;
+    const deadline = this.#startDeadline;
     // Only a timeout set on purpose (the route's, the upstream's, service-defaults): gRPC calls have no
     // deadline unless someone gives one, and a deadline costs timers on both sides of every call.
-    if (policy.timeoutMs > 0 && policy.explicitTimeout) deadline = Math.min(deadline, now + policy.timeoutMs);
-    return deadline;
+    return policy.timeoutMs > 0 && policy.explicitTimeout ? Math.min(deadline, Date.now() + policy.timeoutMs) : deadline;
   }
 
   /**
@@ -416,12 +500,12 @@ class MeshCall implements CallInterface {
           outcome =
             hedge === undefined
               ? await new Promise<Outcome>((resolve) => {
-                  this.#attempt(handle, selection.state.service, sendBy, retry, false, resolve);
+                  this.#attempt(handle, selection.state.service, sendBy, retry, false, (attempt, status) => resolve({ attempt, status }));
                 })
               : await this.#hedged(state, handle, selection.state.service, sendBy, hedge, selection, context, (lost) => {
                   // A hedged attempt that failed while the other went on: outlier detection hears of it, and a retry avoids it.
                   tried.add(lost.attempt.handle);
-                  if (lost.status.code !== Status.CANCELLED && (lost.attempt.pick.refused !== undefined || httpEquivalent(lost.status.code) >= 500)) guard.outlier?.failure(lost.attempt.handle.endpoint.id, state.endpoints?.size ?? 1);
+                  if (lost.status.code !== Status.CANCELLED && (lost.attempt.refused || httpEquivalent(lost.status.code) >= 500)) guard.outlier?.failure(lost.attempt.handle.endpoint.id, state.endpoints?.size ?? 1);
                 });
         }
         const service = selection.state.service;
@@ -432,15 +516,14 @@ class MeshCall implements CallInterface {
           this.#finish(outcome.status, attempt);
           return;
         }
-        const refused = code === Status.OK ? undefined : attempt.pick.refused;
         const http = httpEquivalent(code);
-        const failure = refused !== undefined ? "connect-failure" : code === Status.DEADLINE_EXCEEDED && attemptDeadline < deadline ? "timeout" : undefined;
+        const failure = attempt.refused ? "connect-failure" : code === Status.DEADLINE_EXCEEDED && attemptDeadline < deadline ? "timeout" : undefined;
         const outlier = guard.outlier;
         if (failure !== undefined || http >= 500) {
           if (outlier?.failure(attempt.handle.endpoint.id, state.endpoints?.size ?? 1) === true) this.#telemetry?.ejected(attempt.handle);
         } else {
           outlier?.success(attempt.handle.endpoint.id);
-          if (code === Status.OK) guard.observe(Date.now() - attempt.startedAt);
+          if (code === Status.OK) guard.observe(clock.now() - attempt.sentAt);
         }
         if (code !== Status.OK && !attempt.committed && replayable && retry < policy.maxRetries) {
           const retryable = failure === undefined ? retriesStatus(policy, http) : retriesFailure(policy, failure);
@@ -484,27 +567,38 @@ class MeshCall implements CallInterface {
   #begin(state: ServiceState, policy: CallPolicy, decision: RouteDecision, first: Selection, context: PickContext): Promise<void> | undefined {
     if (policy.hedging !== undefined && !this.#responseStream && !this.#requestStream && this.#s.idempotent(this.#path)) return this.#attempts(state, policy, decision, first, context);
     const deadline = this.#deadline(policy);
-    if (this.#finished || Date.now() >= deadline) return this.#attempts(state, policy, decision, first, context);
+    if (this.#finished || (deadline !== Infinity && Date.now() >= deadline)) return this.#attempts(state, policy, decision, first, context);
     const guard = state.guard;
     const handle = first.picker.pick(context);
     const attemptDeadline = policy.perTryTimeoutMs > 0 ? Math.min(deadline, Date.now() + policy.perTryTimeoutMs) : deadline;
     guard.budget.request();
+    this.#firstAttempt = { state, policy, decision, first, context, deadline, attemptDeadline };
     try {
-      this.#attempt(handle, first.state.service, attemptDeadline, 0, false, (outcome) => {
-        if (outcome.status.code === Status.OK && !this.#cancelled && !this.#finished) {
-          guard.outlier?.success(handle.endpoint.id);
-          guard.observe(Date.now() - outcome.attempt.startedAt);
-          guard.breaker?.success();
-          this.#finish(outcome.status, outcome.attempt, true);
-          return;
-        }
-        this.#attempts(state, policy, decision, first, context, { outcome, deadline, attemptDeadline }).catch((err: unknown) => this.#fail(err));
-      });
+      this.#attempt(handle, first.state.service, attemptDeadline, 0, false, undefined);
     } catch (err) {
       guard.breaker?.release();
       throw err;
     }
     return undefined;
+  }
+
+  /**
+   * The status of the fast path's first attempt: an OK answer goes to the caller from here; anything
+   * else goes on in {@link #attempts}. @internal
+   */
+  firstEnded(attempt: Attempt, status: StatusObject, now: number): void {
+    const first = this.#firstAttempt;
+    if (first === undefined) return;
+    if (status.code === Status.OK && !this.#cancelled && !this.#finished) {
+      const guard = first.state.guard;
+      guard.outlier?.success(attempt.handle.endpoint.id);
+      guard.observe(now - attempt.sentAt);
+      guard.breaker?.success();
+      this.#finish(status, attempt, true);
+      return;
+    }
+    const resumed: Resumed = { outcome: { attempt, status }, deadline: first.deadline, attemptDeadline: first.attemptDeadline };
+    this.#attempts(first.state, first.policy, first.decision, first.first, first.context, resumed).catch((err: unknown) => this.#fail(err));
   }
 
   #hedgeDelay(state: ServiceState, policy: CallPolicy): number | undefined {
@@ -515,59 +609,31 @@ class MeshCall implements CallInterface {
 
   /**
    * Sends one attempt to `handle`; `done` gets its status (and what it received, unless it went to the
-   * caller). Throws, before anything is registered, when the client was closed meanwhile.
+   * caller), or, undefined, {@link firstEnded}. Throws, before anything is counted, when the client was
+   * closed meanwhile.
    */
-  #attempt(handle: EndpointHandle, service: string, deadline: number, resend: number, hedge: boolean, done: (outcome: Outcome) => void): void {
+  #attempt(handle: EndpointHandle, service: string, deadline: number, resend: number, hedge: boolean, done: AttemptDone | undefined): void {
     const binding = this.#s.binding;
-    const pick: AttemptPick = { handle, service, refused: undefined };
-    // Throws when the client was closed meanwhile: before anything is registered.
     // The caller's options as they are when the deadline is theirs (the common call: a copy less).
     const options = this.#options;
+    // Throws when the client was closed meanwhile: before anything is counted.
     const call = this.#nextCall(deadline === deadlineMs(options.deadline) ? options : { ...options, deadline });
-    const token = binding.register(pick);
     const metadata = this.#metadata.clone();
     if (this.#changes.length > 0) applyChanges(metadata, this.#changes);
-    metadata.set(PICK_KEY, token);
+    metadata.set(PICK_KEY, binding.tokenFor(handle, service));
     const trace = this.#telemetry?.attempt(handle, service, resend, hedge);
     try {
       trace?.inject(metadata);
     } catch {
       // A propagator that throws costs the trace context, not the call.
     }
-    const attempt: Attempt = { call, handle, pick, trace, startedAt: Date.now(), metadata: undefined, messages: [], committed: this.#requestStream, readStarted: false };
     // The endpoint's load (least_request, peak_ewma) counts the attempt from now to its status.
-    const clock = this.#clock;
-    const load = handle.load;
-    const loadStart = clock.now();
-    load.pending++;
+    const attempt = new Attempt(this, call, handle, trace, this.#clock.now(), this.#requestStream, done);
+    handle.load.pending++;
+    binding.attemptStarted();
     if (attempt.committed) this.#committed = attempt;
-    this.#running.add(attempt);
-    call.start(metadata, {
-      onReceiveMetadata: (received: Metadata) => {
-        if (attempt.committed) this.#listener.onReceiveMetadata?.(received);
-        else attempt.metadata = received;
-      },
-      onReceiveMessage: (message: unknown) => {
-        if (attempt.committed) {
-          this.#listener.onReceiveMessage?.(message);
-        } else if (this.#responseStream && !this.#finished) {
-          // A streaming response's first message: from now on the caller has it, and it is not retried.
-          this.#commit(attempt);
-          this.#listener.onReceiveMessage?.(message);
-        } else {
-          attempt.messages.push(message);
-        }
-      },
-      onReceiveStatus: (status: StatusObject) => {
-        load.pending--;
-        const now = clock.now();
-        recordLoad(load, status.code, now - loadStart, now, this.#responseStream);
-        binding.release(token);
-        this.#running.delete(attempt);
-        trace?.end(status.code, status.details);
-        done({ attempt, status });
-      },
-    });
+    this.#track(attempt);
+    call.start(metadata, attempt);
     if (this.#requestStream) {
       for (const op of this.#pending ?? []) op(call);
       this.#pending = undefined;
@@ -585,10 +651,48 @@ class MeshCall implements CallInterface {
     }
   }
 
+  /** An attempt's response metadata (grpc-js, through {@link Attempt}). @internal */
+  attemptMetadata(attempt: Attempt, received: Metadata): void {
+    if (attempt.committed) this.#listener.onReceiveMetadata?.(received);
+    else attempt.metadata = received;
+  }
+
+  /** An attempt's response message (grpc-js, through {@link Attempt}). @internal */
+  attemptMessage(attempt: Attempt, message: unknown): void {
+    if (attempt.committed) {
+      this.#listener.onReceiveMessage?.(message);
+    } else if (this.#responseStream && !this.#finished) {
+      // A streaming response's first message: from now on the caller has it, and it is not retried.
+      this.#commit(attempt);
+      this.#listener.onReceiveMessage?.(message);
+    } else {
+      attempt.hold(message);
+    }
+  }
+
+  /** An attempt's status (grpc-js, through {@link Attempt}): its endpoint's load, then where its status goes. @internal */
+  attemptStatus(attempt: Attempt, status: StatusObject): void {
+    const load = attempt.handle.load;
+    load.pending--;
+    const now = this.#clock.now();
+    recordLoad(load, status.code, now - attempt.sentAt, now, this.#responseStream);
+    this.#s.binding.attemptEnded();
+    this.#untrack(attempt);
+    if (status.code === Status.UNAVAILABLE && status.metadata.get(REFUSED_KEY).length > 0) {
+      // The balancer's note that nothing was sent; not the caller's to see.
+      status.metadata.remove(REFUSED_KEY);
+      attempt.refused = true;
+    }
+    attempt.trace?.end(status.code, status.details);
+    const done = attempt.done;
+    if (done === undefined) this.firstEnded(attempt, status, now);
+    else done(attempt, status);
+  }
+
   #commit(attempt: Attempt): void {
     attempt.committed = true;
     this.#committed = attempt;
-    for (const other of this.#running) if (other !== attempt) other.call.cancelWithStatus(Status.CANCELLED, "Another attempt answered first");
+    for (const other of this.#inFlight()) if (other !== attempt) other.call.cancelWithStatus(Status.CANCELLED, "Another attempt answered first");
     if (attempt.metadata !== undefined) this.#listener.onReceiveMetadata?.(attempt.metadata);
   }
 
@@ -603,7 +707,8 @@ class MeshCall implements CallInterface {
       let settled = false;
       let running = 1;
       let hedgeSent = false;
-      const finish = (outcome: Outcome): void => {
+      const finish = (attempt: Attempt, status: StatusObject): void => {
+        const outcome: Outcome = { attempt, status };
         running--;
         if (settled) {
           if (outcome.status.code !== Status.CANCELLED) report(outcome);
@@ -612,7 +717,7 @@ class MeshCall implements CallInterface {
         if (outcome.status.code === Status.OK || running === 0 || this.#cancelled) {
           settled = true;
           clock.clearTimeout(timer);
-          for (const other of this.#running) other.call.cancelWithStatus(Status.CANCELLED, "Another attempt answered first");
+          for (const other of this.#inFlight()) other.call.cancelWithStatus(Status.CANCELLED, "Another attempt answered first");
           resolve(outcome);
         } else {
           report(outcome);
@@ -637,15 +742,15 @@ class MeshCall implements CallInterface {
         hedgeSent = true;
         this.#telemetry?.hedged(service);
       }, Math.max(0, delay));
-      this.#attempt(first, service, deadline, 0, false, (outcome) => {
-        if (!hedgeSent && outcome.status.code !== Status.OK) {
+      this.#attempt(first, service, deadline, 0, false, (attempt, status) => {
+        if (!hedgeSent && status.code !== Status.OK) {
           // Failed before the hedge went: the retry path takes over.
           settled = true;
           clock.clearTimeout(timer);
-          resolve(outcome);
+          resolve({ attempt, status });
           return;
         }
-        finish(outcome);
+        finish(attempt, status);
       });
     });
   }
@@ -683,8 +788,10 @@ class MeshCall implements CallInterface {
 
   #deliver(status: StatusObject, attempt: Attempt | undefined): void {
     if (attempt !== undefined && !attempt.committed) {
-      if (attempt.metadata !== undefined) this.#listener.onReceiveMetadata?.(attempt.metadata);
-      for (const message of attempt.messages) this.#listener.onReceiveMessage?.(message);
+      const listener = this.#listener;
+      if (attempt.metadata !== undefined) listener.onReceiveMetadata?.(attempt.metadata);
+      if (attempt.held > 0) listener.onReceiveMessage?.(attempt.first);
+      for (const message of attempt.more ?? []) listener.onReceiveMessage?.(message);
     }
     this.#listener.onReceiveStatus?.(status);
   }
