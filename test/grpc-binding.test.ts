@@ -5,7 +5,7 @@ import { createMesh, type Mesh } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { meshInternals, type MeshInternals } from "../src/core/mesh-internals.ts";
 import type { EndpointHandle } from "../src/transport/http/endpoint-handle.ts";
-import { Binding, BINDING_OPTION, PICK_KEY, REFUSED_KEY } from "../src/transport/grpc/binding.ts";
+import { Binding, BINDING_OPTION, isRefused, PICK_KEY } from "../src/transport/grpc/binding.ts";
 import { MeshBalancer, MeshLbConfig } from "../src/transport/grpc/mesh-balancer.ts";
 
 const endpoints = (prefix: string, n: number): { id: string; address: string; port: number }[] =>
@@ -50,10 +50,12 @@ describe("gRPC binding: endpoint tokens", () => {
     freshTokens.forEach((token, i) => assert.equal(binding.target(token)?.handle, fresh[i]));
   });
 
-  it("the balancer refuses an attempt whose endpoint left (nothing is sent), and marks it for the call layer", async () => {
+  it("while a balancer watches, a token is forgotten as its endpoint leaves; the balancer then drops its attempt as refused (nothing sent)", async () => {
     const registry = new MockRegistry({ orders: endpoints("e", 2) });
     const { internals, handles } = setUp(registry);
-    await handles();
+    // As the resolver does: the service's state first, then the balancer.
+    const [leaving] = await handles();
+    assert.ok(leaving !== undefined);
     const binding = new Binding("t", internals);
     const states: experimental.Picker[] = [];
     const helper = {
@@ -65,14 +67,19 @@ describe("gRPC binding: endpoint tokens", () => {
     } as unknown as experimental.ChannelControlHelper;
     const balancer = new MeshBalancer(helper);
     assert.equal(balancer.updateAddressList({ ok: true, value: [] }, new MeshLbConfig("orders"), { [BINDING_OPTION]: binding }), true);
+    const token = binding.tokenFor(leaving, "orders");
+
+    registry.setEndpoints("orders", endpoints("e", 2).slice(1));
+    assert.equal(binding.target(token), undefined, "forgotten at the change");
     const picker = states.at(-1);
     assert.ok(picker !== undefined);
     const metadata = new Metadata();
-    metadata.set(PICK_KEY, "no-such-token");
+    metadata.set(PICK_KEY, token);
     const result = picker.pick({ metadata, extraPickInfo: {} });
-    assert.equal(result.pickResultType, experimental.PickResultType.TRANSIENT_FAILURE);
+    assert.equal(result.pickResultType, experimental.PickResultType.DROP, "dropped: grpc-js ends it even for a caller waiting for ready");
     assert.equal(result.status?.code, status.UNAVAILABLE);
-    assert.deepEqual(result.status?.metadata.get(REFUSED_KEY), ["1"]);
+    assert.ok(result.status !== null && isRefused(result.status.metadata), "marked as refused for the call layer");
+    assert.deepEqual(result.status.metadata.toJSON(), {}, "the mark is not in the metadata itself");
     assert.deepEqual(metadata.get(PICK_KEY), [], "the pick key is never sent");
     balancer.destroy();
   });

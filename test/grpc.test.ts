@@ -136,7 +136,7 @@ describe("gRPC through the mesh", () => {
     assert.equal((backends[0]!.calls.create ?? 0) + (backends[1]!.calls.create ?? 0) + (backends[2]!.calls.create ?? 0), 6 + (backends[0]!.calls.create ?? 0));
   });
 
-  it("an instance that refuses connections: a non-idempotent call goes to another (nothing was sent), and the caller never sees the balancer's note", async () => {
+  it("an instance that refuses connections: a non-idempotent call goes to another (nothing was sent), waitForReady too", async () => {
     const dead = await closedPort();
     registry.setEndpoints("orders", [{ id: "dead", address: "127.0.0.1", port: dead }, backends[1]!.endpoint()]);
     // Retried on connect failures only: a refusal is one (an UNAVAILABLE answer would not be).
@@ -145,6 +145,13 @@ describe("gRPC through the mesh", () => {
     for (let i = 0; i < 4; i++) orders.push(await unary(client, "create", { item: String(i) }));
     assert.deepEqual(served(orders), { "orders-1": 4 }, "Create is not idempotent, yet resent after the refusal");
     assert.equal(backends[1]!.calls.create, 4, "each Create reached a server once");
+    const deadSnapshot = mesh.snapshot().services.find((s) => s.name === "orders")?.endpoints.find((e) => e.id === "dead");
+    assert.ok((deadSnapshot?.rttMs ?? 0) >= 500, "the dead instance was tried, and its refusals count as failures for the load-aware balancers");
+    // A caller that waits for ready is not left waiting on the dead instance: the mesh goes elsewhere.
+    for (let i = 0; i < 2; i++) {
+      const order = await unary(client, "create", { item: `w${i}` }, { metadata: new Metadata({ waitForReady: true }), deadline: Date.now() + 5000 });
+      assert.equal(order.servedBy, "orders-1");
+    }
     grpc.close();
     await mesh.close();
 
@@ -155,10 +162,17 @@ describe("gRPC through the mesh", () => {
       assert.ok(isServiceError(err));
       assert.equal(err.code, status.UNAVAILABLE);
       assert.match(err.details, /Could not connect to endpoint dead of 'orders'/);
-      assert.deepEqual(err.metadata.get("x-proxyless-refused"), [], "the balancer's note is removed");
       return true;
     });
     assert.equal(grpc.attemptsInFlight, 0);
+  });
+
+  it("a server's UNAVAILABLE with any trailers is the server's answer, never taken for the balancer's refusal", async () => {
+    registry.setEndpoints("orders", [backends[0]!.endpoint()]);
+    backends[0]!.behaviour = { fail: status.UNAVAILABLE, failTrailers: { "x-proxyless-refused": "1", "x-proxyless-error-code": "ERR_NO_ENDPOINTS" } };
+    const client = start({ resilience: { retries: { retryOn: ["connect-failure"] } } });
+    await assert.rejects(unary(client, "create", { item: "x" }), (err: unknown) => isServiceError(err) && err.code === status.UNAVAILABLE);
+    assert.equal(backends[0]!.calls.create, 1, "not retried: only connect failures are, and the server answered");
   });
 
   it("does not resend a non-idempotent method after INTERNAL; resends an idempotent one", async () => {

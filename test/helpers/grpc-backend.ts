@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { fileURLToPath } from "node:url";
-import { loadPackageDefinition, Server, ServerCredentials, status, type GrpcObject, type Metadata, type ServerUnaryCall, type sendUnaryData, type ServerWritableStream, type ServerReadableStream, type ServiceClientConstructor } from "@grpc/grpc-js";
+import { loadPackageDefinition, Server, ServerCredentials, status, type GrpcObject, Metadata, type ServerUnaryCall, type sendUnaryData, type ServerWritableStream, type ServerReadableStream, type ServiceClientConstructor } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import type { EndpointInput } from "proxyless";
 
@@ -30,6 +30,8 @@ export interface Order {
 export interface Behaviour {
   /** Fail every call with this status. */
   fail?: status;
+  /** Trailers sent with that failure. */
+  failTrailers?: Record<string, string>;
   /** Never answer: wait until the caller gives up (cancel or deadline). */
   hang?: boolean;
   /** Answer after this many ms (a slow instance). */
@@ -118,7 +120,9 @@ export class GrpcBackend {
       return;
     }
     if (this.behaviour.fail !== undefined) {
-      callback({ code: this.behaviour.fail, details: `${this.name} fails` });
+      const metadata = new Metadata();
+      for (const [key, value] of Object.entries(this.behaviour.failTrailers ?? {})) metadata.set(key, value);
+      callback({ code: this.behaviour.fail, details: `${this.name} fails`, metadata });
       return;
     }
     const delay = this.behaviour.delayMs;

@@ -1,3 +1,4 @@
+import type { Metadata } from "@grpc/grpc-js";
 import type { MeshEvents } from "../../core/events.ts";
 import type { MeshInternals } from "../../core/mesh-internals.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
@@ -8,10 +9,21 @@ const CHANGES = ["endpoints_changed", "config_applied", "endpoint_ejected", "end
 export const PICK_KEY = "x-proxyless-pick";
 
 /**
- * The key the balancer adds to the status metadata of an attempt it refused (nothing was sent: the
- * endpoint could not be reached, or may not be used); the call layer reads and removes it. @internal
+ * The status metadata of the attempts the balancer refused (nothing was sent: the endpoint could not
+ * be reached, may not be used, or left). grpc-js hands a pick's status metadata to the call as it is,
+ * so the call layer knows a refusal by the object itself: nothing on the wire can pose as one.
  */
-export const REFUSED_KEY = "x-proxyless-refused";
+const refusals = new WeakSet<Metadata>();
+
+/** Marks the status metadata of a refused attempt (the balancer). @internal */
+export function markRefused(metadata: Metadata): void {
+  refusals.add(metadata);
+}
+
+/** Whether a status's metadata is that of an attempt the balancer refused (the call layer). @internal */
+export function isRefused(metadata: Metadata): boolean {
+  return refusals.has(metadata);
+}
 
 /** The channel option (a resolver attribute) that hands a binding to the balancer. @internal */
 export const BINDING_OPTION = "grpc.internal.no_subchannel.proxyless_binding";
@@ -41,6 +53,8 @@ export class Binding {
   #inFlight = 0;
   readonly #watchers = new Set<() => void>();
   readonly #changed = (): void => {
+    // First forget the endpoints that left, so that the balancers' picks again refuse their tokens.
+    this.#sweep();
     for (const watcher of [...this.#watchers]) watcher();
   };
 
@@ -60,7 +74,10 @@ export class Binding {
     return token;
   }
 
-  /** The endpoint of a token; undefined once the endpoint has left its service. */
+  /**
+   * The endpoint of a token; undefined once the endpoint has left its service (at the change, while a
+   * balancer watches the mesh; otherwise when more tokens are made).
+   */
   target(token: string): PickTarget | undefined {
     return this.#targets.get(token);
   }
@@ -72,6 +89,7 @@ export class Binding {
     for (const [token, { handle, service }] of this.#targets) {
       let handles = live.get(service);
       if (handles === undefined) live.set(service, (handles = new Set(mesh.closed() ? [] : mesh.stateOf(service).handles)));
+      // A handle is its service's until the endpoint leaves: then the service makes a new one if it returns.
       if (!handles.has(handle)) {
         this.#targets.delete(token);
         this.#tokens.delete(handle);

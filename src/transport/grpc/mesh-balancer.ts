@@ -2,7 +2,7 @@ import { connectivityState as ConnectivityState, experimental, Metadata, status 
 import { invalidConfig, MeshError } from "../../core/errors.ts";
 import { identityUnavailable } from "../../security/identity-source.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
-import { BINDING_OPTION, PICK_KEY, REFUSED_KEY, type Binding } from "./binding.ts";
+import { BINDING_OPTION, markRefused, PICK_KEY, type Binding } from "./binding.ts";
 import { recordLoad } from "./record-load.ts";
 import { httpEquivalent } from "./status-map.ts";
 
@@ -47,13 +47,15 @@ type Reach = Entry | { readonly refusal: MeshError } | "wait";
 const QUEUE: experimental.PickResult = { pickResultType: experimental.PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
 
 /**
- * An UNAVAILABLE pick; `refused` marks it, for the mesh's call layer, as an attempt that sent nothing
- * (a connect failure, not the endpoint's answer).
+ * An UNAVAILABLE pick. `refused`: an attempt of the mesh's call layer that sent nothing, marked as such
+ * (a connect failure, not the endpoint's answer) and dropped rather than failed, so that grpc-js ends
+ * it even when the caller asked to wait for ready: the call layer picks another endpoint itself.
  */
 function unavailable(details: string, refused = false): experimental.PickResult {
   const metadata = new Metadata();
-  if (refused) metadata.set(REFUSED_KEY, "1");
-  return { pickResultType: experimental.PickResultType.TRANSIENT_FAILURE, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata }, onCallStarted: null, onCallEnded: null };
+  if (refused) markRefused(metadata);
+  const type = refused ? experimental.PickResultType.DROP : experimental.PickResultType.TRANSIENT_FAILURE;
+  return { pickResultType: type, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata }, onCallStarted: null, onCallEnded: null };
 }
 
 /** A picker is a fresh object per state change, so grpc-js runs queued picks again; it asks the balancer. */
@@ -155,7 +157,7 @@ export class MeshBalancer implements experimental.LoadBalancer {
       args.metadata.remove(PICK_KEY);
       const target = binding.target(String(tokens[0]));
       // The endpoint left its service after the call layer chose it: nothing is sent, and the call layer picks again.
-      if (target === undefined) return unavailable(`The endpoint chosen for this call left '${service}' before the call was sent; nothing was sent.`, true);
+      if (target === undefined) return unavailable("The endpoint chosen for this call left its service before the call was sent; nothing was sent.", true);
       return this.#reach(target.handle, target.service, true);
     }
     // A call without the mesh's interceptor: balance over the target service.

@@ -15,7 +15,7 @@ import { decideRoute, type RouteDecision } from "../../routing/route-decision.ts
 import { RequestView } from "../../routing/request-view.ts";
 import { selectEndpoints, selectWaiting, type Selection } from "../../routing/select-endpoints.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
-import { PICK_KEY, REFUSED_KEY, type Binding } from "./binding.ts";
+import { isRefused, PICK_KEY, type Binding } from "./binding.ts";
 import { activeContext, GrpcCallTelemetry, type GrpcAttemptTelemetry } from "./grpc-telemetry.ts";
 import { recordLoad } from "./record-load.ts";
 import { ERROR_CODE_KEY, grpcStatusOf, httpEquivalent } from "./status-map.ts";
@@ -678,11 +678,8 @@ class MeshCall implements CallInterface {
     recordLoad(load, status.code, now - attempt.sentAt, now, this.#responseStream);
     this.#s.binding.attemptEnded();
     this.#untrack(attempt);
-    if (status.code === Status.UNAVAILABLE && status.metadata.get(REFUSED_KEY).length > 0) {
-      // The balancer's note that nothing was sent; not the caller's to see.
-      status.metadata.remove(REFUSED_KEY);
-      attempt.refused = true;
-    }
+    // The balancer refused it: nothing was sent.
+    if (status.code === Status.UNAVAILABLE && isRefused(status.metadata)) attempt.refused = true;
     attempt.trace?.end(status.code, status.details);
     const done = attempt.done;
     if (done === undefined) this.firstEnded(attempt, status, now);
