@@ -254,6 +254,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     );
     this.#states.set(name, state);
     this.#clients.set(name, client);
+    // Only now: a registry that answers at once sets off events whose listeners may ask for this service.
+    try {
+      state.start();
+    } catch (err) {
+      this.#states.delete(name);
+      this.#clients.delete(name);
+      throw err;
+    }
     return client;
   }
 

@@ -116,3 +116,19 @@ describe("a service not yet known waits briefly for the registry", () => {
     await mesh.close();
   });
 });
+
+describe("a registry that answers at once", () => {
+  it("a listener that asks for the service while it is first watched gets the same client: one watch, one event", async () => {
+    const registry = new MockRegistry({ orders: [{ address: "127.0.0.1", port: 1 }] });
+    const mesh = createMesh({ registry });
+    const seen: unknown[] = [];
+    mesh.on("endpoints_changed", (e) => {
+      // Before the fix this built the service a second time, inside the first, and so on without end.
+      seen.push(mesh.client(e.service));
+    });
+    const client = mesh.client("orders");
+    assert.equal(seen.length, 1, "one endpoints_changed: one watch of the registry");
+    assert.equal(seen[0], client, "the listener got the client being made");
+    await mesh.close();
+  });
+});

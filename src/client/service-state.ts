@@ -118,7 +118,7 @@ export class ServiceState {
   readonly #retiringHandles = new Set<EndpointHandle>();
   readonly #waiters = new Set<() => void>();
   readonly #ctx: MeshContext;
-  readonly #watch: RegistryWatch;
+  #watch: RegistryWatch | undefined;
   #lastGoodAt: number | undefined;
   /** When the registry began failing (its first error since its last good message); undefined while it answers. */
   #failingSince: number | undefined;
@@ -133,7 +133,14 @@ export class ServiceState {
     this.plainLabel = Object.freeze({ service, route: undefined, subset: undefined });
     this.#ctx = ctx;
     this.#balancer = ctx.defaultBalancer;
-    this.#watch = ctx.registry.watch(service, (update) => this.#onUpdate(update));
+  }
+
+  /**
+   * Starts following the registry. The mesh calls it once the state can be found by name: a registry
+   * that answers at once sets off the mesh's events, and their listeners may ask for this service.
+   */
+  start(): void {
+    this.#watch ??= this.#ctx.registry.watch(this.service, (update) => this.#onUpdate(update));
   }
 
   /** Where discovery stands: waiting for the registry's first answer, known, missing from it, or closed. */
@@ -150,7 +157,7 @@ export class ServiceState {
   get registryStatus(): RegistryStatus {
     // The watch's own account when it gives one; else from the first error update to the next good one.
     const watch = this.#watch;
-    const failingFor = watch.failingForMs === undefined ? this.#failingForByUpdates() : watch.failingForMs();
+    const failingFor = watch?.failingForMs === undefined ? this.#failingForByUpdates() : watch.failingForMs();
     const failing = failingFor !== undefined;
     const stalenessMs = failingFor ?? 0;
     return {
@@ -401,7 +408,7 @@ export class ServiceState {
       this.#shadow.abort(meshClosedError());
       this.#guard?.close();
       this.#ctx.env.clock.clearTimeout(this.#slowStartTimer);
-      this.#watch.close();
+      this.#watch?.close();
       this.#wake();
       for (const handle of this.#handles.values()) this.#retire(handle);
       this.#handles = new Map();
