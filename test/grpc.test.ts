@@ -19,6 +19,17 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** Every message of a server-streaming `watch` call, once it ends. */
+function watchAll(client: Client): Promise<Order[]> {
+  return new Promise<Order[]>((resolve, reject) => {
+    const out: Order[] = [];
+    const stream = (client as unknown as { watch(req: object): NodeJS.EventEmitter }).watch({ id: "w" });
+    stream.on("data", (o: Order) => out.push(o));
+    stream.on("end", () => resolve(out));
+    stream.on("error", reject);
+  });
+}
+
 const isServiceError = (err: unknown): err is ServiceError => err instanceof Error && typeof (err as { code?: unknown }).code === "number";
 
 describe("gRPC through the mesh", () => {
@@ -240,13 +251,7 @@ describe("gRPC through the mesh", () => {
 
   it("streams: a server-streaming call gets every message; a client-streaming call sends them all", async () => {
     const client = start();
-    const watched = await new Promise<Order[]>((resolve, reject) => {
-      const out: Order[] = [];
-      const stream = (client as unknown as { watch(req: object): NodeJS.EventEmitter }).watch({ id: "w" });
-      stream.on("data", (o: Order) => out.push(o));
-      stream.on("end", () => resolve(out));
-      stream.on("error", reject);
-    });
+    const watched = await watchAll(client);
     assert.deepEqual(watched.map((o) => o.id), ["w-0", "w-1", "w-2"]);
     const uploaded = await new Promise<Order>((resolve, reject) => {
       const stream = (client as unknown as { upload(cb: (err: Error | null, o?: Order) => void): NodeJS.WritableStream }).upload((err, o) => (err === null ? resolve(o as Order) : reject(err)));
@@ -260,13 +265,7 @@ describe("gRPC through the mesh", () => {
     const client = start({ loadBalancer: { policy: "round_robin" } });
     backends[0]!.behaviour = { fail: status.UNAVAILABLE };
     for (let i = 0; i < 3; i++) {
-      const watched = await new Promise<Order[]>((resolve, reject) => {
-        const out: Order[] = [];
-        const stream = (client as unknown as { watch(req: object): NodeJS.EventEmitter }).watch({ id: "w" });
-        stream.on("data", (o: Order) => out.push(o));
-        stream.on("end", () => resolve(out));
-        stream.on("error", reject);
-      });
+      const watched = await watchAll(client);
       assert.equal(watched.length, 3);
       assert.notEqual(watched[0]?.servedBy, "orders-0");
     }

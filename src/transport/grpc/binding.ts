@@ -28,6 +28,19 @@ export function isRefused(metadata: Metadata): boolean {
 /** The channel option (a resolver attribute) that hands a binding to the balancer. @internal */
 export const BINDING_OPTION = "grpc.internal.no_subchannel.proxyless_binding";
 
+/**
+ * Whether an endpoint handle is still its service's, for one pass over many (each service's handles
+ * are read once). A handle is its service's until the endpoint leaves; a closed mesh has none. @internal
+ */
+export function liveHandles(mesh: MeshInternals): (handle: EndpointHandle, service: string) => boolean {
+  const live = new Map<string, Set<EndpointHandle>>();
+  return (handle, service) => {
+    let handles = live.get(service);
+    if (handles === undefined) live.set(service, (handles = new Set(mesh.closed() ? [] : mesh.stateOf(service).handles)));
+    return handles.has(handle);
+  };
+}
+
 /** An endpoint of a service, as the balancer finds it from an attempt's token. @internal */
 export interface PickTarget {
   readonly handle: EndpointHandle;
@@ -84,13 +97,9 @@ export class Binding {
 
   /** Forgets the tokens of endpoints that left their service (as new tokens are made, so at most about half are stale). */
   #sweep(): void {
-    const mesh = this.mesh;
-    const live = new Map<string, Set<EndpointHandle>>();
+    const isLive = liveHandles(this.mesh);
     for (const [token, { handle, service }] of this.#targets) {
-      let handles = live.get(service);
-      if (handles === undefined) live.set(service, (handles = new Set(mesh.closed() ? [] : mesh.stateOf(service).handles)));
-      // A handle is its service's until the endpoint leaves: then the service makes a new one if it returns.
-      if (!handles.has(handle)) {
+      if (!isLive(handle, service)) {
         this.#targets.delete(token);
         this.#tokens.delete(handle);
       }

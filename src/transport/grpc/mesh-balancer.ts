@@ -2,7 +2,7 @@ import { connectivityState as ConnectivityState, experimental, Metadata, status 
 import { invalidConfig, MeshError } from "../../core/errors.ts";
 import { identityUnavailable } from "../../security/identity-source.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
-import { BINDING_OPTION, markRefused, PICK_KEY, type Binding } from "./binding.ts";
+import { BINDING_OPTION, liveHandles, markRefused, PICK_KEY, type Binding } from "./binding.ts";
 import { recordLoad } from "./record-load.ts";
 import { httpEquivalent } from "./status-map.ts";
 
@@ -114,12 +114,8 @@ export class MeshBalancer implements experimental.LoadBalancer {
   #changed(): void {
     const binding = this.#binding;
     if (binding === undefined || this.#destroyed) return;
-    const live = new Map<string, Set<EndpointHandle>>();
-    for (const [handle, entry] of this.#entries) {
-      let handles = live.get(entry.service);
-      if (handles === undefined) live.set(entry.service, (handles = new Set(binding.mesh.closed() ? [] : binding.mesh.stateOf(entry.service).handles)));
-      if (!handles.has(handle)) this.#drop(handle, entry);
-    }
+    const isLive = liveHandles(binding.mesh);
+    for (const [handle, entry] of this.#entries) if (!isLive(handle, entry.service)) this.#drop(handle, entry);
     this.#publish();
   }
 
