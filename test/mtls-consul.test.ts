@@ -135,7 +135,7 @@ describe("mTLS with Consul Connect", () => {
     await registration.deregister();
   });
 
-  it("parses the Connect samples in shared/consul-api", () => {
+  it("parses the Connect samples in test/fixtures/consul-api", () => {
     const leaf = decodeLeaf(consulSample("connect-ca-leaf.json"));
     assert.equal(leaf.serviceUri, "spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/web");
     const roots = decodeRoots(consulSample("connect-ca-roots.json"));
