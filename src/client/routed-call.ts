@@ -10,7 +10,7 @@ import { respondWith, SyntheticDispatcher } from "../transport/http/synthetic-re
 import { headerValue } from "../balancer/hash-policy.ts";
 import { sleep } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
-import { MAX_MIRRORS_IN_FLIGHT, type ServiceState } from "./service-state.ts";
+import { MAX_MIRRORS_IN_FLIGHT, type DiscoveryWait, type ServiceState } from "./service-state.ts";
 import { resilientRequest, type AttemptPicker } from "../resilience/resilient-request.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
 import { resilientDispatch } from "../resilience/resilient-dispatch.ts";
@@ -20,13 +20,13 @@ import type { CallLabel } from "../telemetry/call-telemetry.ts";
 export type StateLookup = (service: string) => ServiceState;
 
 /**
- * Finds the endpoints for a decision, waiting (once per service, up to the discovery timeout) for
- * services the registry has not answered for yet.
+ * Finds the endpoints for a decision, waiting (once per service, within `wait`: by default the call's
+ * deadline or the discovery timeout) for services the registry has not answered for yet.
  *
  * @internal
  */
-export async function selectFor(decision: RouteDecision, stateOf: StateLookup): Promise<Selection> {
-  const outcome = await selectWaiting(decision, stateOf);
+export async function selectFor(decision: RouteDecision, stateOf: StateLookup, wait: DiscoveryWait | undefined): Promise<Selection> {
+  const outcome = await selectWaiting(decision, stateOf, wait);
   if (outcome.kind === "fail") throw outcome.error;
   return outcome.selection;
 }
@@ -133,13 +133,13 @@ function labelOf(decision: RouteDecision): CallLabel {
  *
  * @internal
  */
-export async function routedRequest(service: string, options: Dispatcher.RequestOptions, stateOf: StateLookup, hashKey: string | undefined): Promise<Dispatcher.ResponseData> {
+export async function routedRequest(service: string, options: Dispatcher.RequestOptions, stateOf: StateLookup, hashKey: string | undefined, wait?: DiscoveryWait): Promise<Dispatcher.ResponseData> {
   const decision = decideRoute(service, new RequestView(options), (s) => stateOf(s).routing, true);
   const { clock, random } = stateOf(service).env;
   const fault = faultFor(decision, options.headers, random);
   if (fault.delayMs > 0) await sleep(clock, fault.delayMs);
   if (fault.abortStatus !== undefined) return new SyntheticDispatcher(fault.abortStatus, FAULT_HEADERS, "fault filter abort").request(routedOptions(options, decision));
-  const first = await selectFor(decision, stateOf);
+  const first = await selectFor(decision, stateOf, wait);
   mirror(decision, options, stateOf, random);
   const context = pickContext(first, options, hashKey);
   // The target's protections and the route's timeouts and retries.
@@ -186,6 +186,7 @@ export function routedDispatch(
   stateOf: StateLookup,
   hashKey: string | undefined,
   prepare: (options: Dispatcher.DispatchOptions) => Dispatcher.DispatchOptions,
+  wait?: DiscoveryWait,
 ): boolean {
   const send = async (): Promise<void> => {
     const decision = decideRoute(service, new RequestView(options), (s) => stateOf(s).routing, true);
@@ -196,7 +197,7 @@ export function routedDispatch(
       respondWith(rewritingHandler(handler, decision), fault.abortStatus, FAULT_HEADERS, "fault filter abort");
       return;
     }
-    const first = await selectFor(decision, stateOf);
+    const first = await selectFor(decision, stateOf, wait);
     mirror(decision, options, stateOf, random);
     const context = pickContext(first, options, hashKey);
     const target = first.state;

@@ -4,7 +4,7 @@ import type { PickContext } from "../balancer/picker.ts";
 import { MeshError } from "../core/errors.ts";
 import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
 import { withHost } from "../transport/http/headers.ts";
-import type { ServiceState } from "./service-state.ts";
+import type { DiscoveryWait, ServiceState } from "./service-state.ts";
 import { routedDispatch, routedRequest, type StateLookup } from "./routed-call.ts";
 import { resilientRequest } from "../resilience/resilient-request.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
@@ -91,7 +91,8 @@ export class ServiceClient {
     // Routing (routes, splits, subsets, failover) when the service's config has any; else straight to its balancer.
     if (state.routing.active) return routedRequest(this.service, prepared, this.#stateOf, options.hashKey);
     if (state.picker !== undefined) return this.#send(prepared, options.hashKey);
-    return state.settle().then(() => (state.routing.active ? routedRequest(this.service, prepared, this.#stateOf, options.hashKey) : this.#requestLater(prepared, options.hashKey)));
+    const wait = state.discoveryWait(true);
+    return state.settle(wait).then(() => (state.routing.active ? routedRequest(this.service, prepared, this.#stateOf, options.hashKey, wait) : this.#requestLater(prepared, options.hashKey, wait)));
   }
 
   /** Sends through the service's own balancer, with its protections (timeouts, retries, breaker, limits). */
@@ -132,8 +133,9 @@ export class ServiceClient {
     const url = this.#resolve(input);
     const state = this.#state;
     if (state.picker === undefined) {
-      await state.settle();
-      if (!state.routing.active && state.picker === undefined) throw state.unavailableError();
+      const wait = state.discoveryWait(true);
+      await state.settle(wait);
+      if (!state.routing.active && state.picker === undefined) throw state.unavailableError(wait);
     }
     const hashKey = init?.hashKey;
     const affinity = hashKey === undefined ? undefined : { service: this.service, hashKey };
@@ -159,15 +161,16 @@ export class ServiceClient {
     const state = this.#state;
     if (state.routing.active) return this.#routedDispatch(options, handler, host, hashKey);
     if (state.picker !== undefined) return this.#guardedDispatch(options, handler, host, hashKey);
-    state.settle().then(
-      () => (state.routing.active ? this.#routedDispatch(options, handler, host, hashKey) : this.#dispatchLater(options, handler, host, hashKey)),
+    const wait = state.discoveryWait(true);
+    state.settle(wait).then(
+      () => (state.routing.active ? this.#routedDispatch(options, handler, host, hashKey, wait) : this.#dispatchLater(options, handler, host, hashKey, wait)),
       (err: unknown) => failHandler(handler, err as Error),
     );
     return true;
   }
 
-  #routedDispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined): boolean {
-    return routedDispatch(this.service, options, handler, this.#stateOf, hashKey, (o) => this.#dispatchOptions(o, host));
+  #routedDispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined, wait?: DiscoveryWait): boolean {
+    return routedDispatch(this.service, options, handler, this.#stateOf, hashKey, (o) => this.#dispatchOptions(o, host), wait);
   }
 
   /** The pick context of a request: its hash when the caller gave a key or the balancer hashes. */
@@ -182,13 +185,13 @@ export class ServiceClient {
     return this.#context;
   }
 
-  #requestLater(prepared: Dispatcher.RequestOptions, hashKey: string | undefined): Promise<ServiceResponseData> {
-    if (this.#state.picker === undefined) return Promise.reject(this.#state.unavailableError());
+  #requestLater(prepared: Dispatcher.RequestOptions, hashKey: string | undefined, wait: DiscoveryWait): Promise<ServiceResponseData> {
+    if (this.#state.picker === undefined) return Promise.reject(this.#state.unavailableError(wait));
     return this.#send(prepared, hashKey);
   }
 
-  #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined): void {
-    if (this.#state.picker === undefined) failHandler(handler, this.#state.unavailableError());
+  #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined, wait: DiscoveryWait): void {
+    if (this.#state.picker === undefined) failHandler(handler, this.#state.unavailableError(wait));
     else this.#guardedDispatch(options, handler, host, hashKey);
   }
 

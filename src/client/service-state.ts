@@ -19,6 +19,7 @@ import { callPolicy, guardSettings, type ResilienceLayers } from "../resilience/
 import type { CallPolicy } from "../resilience/resilience-options.ts";
 import type { RouteDestination } from "../config/route-config.ts";
 import { UpstreamGuard } from "../resilience/upstream-guard.ts";
+import { remainingIncomingMs } from "../resilience/deadline.ts";
 import type { TransportSecurity } from "../security/transport-security.ts";
 import type { MeshTelemetry } from "../telemetry/mesh-telemetry.ts";
 import type { CallLabel } from "../telemetry/call-telemetry.ts";
@@ -48,6 +49,14 @@ export interface MeshContext {
     readonly upstreams: Readonly<Record<string, ResilienceOptions>>;
     readonly callerDefaults: () => ServiceDefaultsConfig | undefined;
   };
+}
+
+/** How long a wait for the registry's first answer about a service may last. @internal */
+export interface DiscoveryWait {
+  /** Until when, on the mesh's clock. */
+  readonly until: number;
+  /** The call's deadline in ms, when that (not the discovery timeout) sets `until`: running out is `ERR_TIMEOUT`. */
+  readonly deadlineMs: number | undefined;
 }
 
 /** Slow start settings, validated. @internal */
@@ -308,11 +317,31 @@ export class ServiceState {
     return built;
   }
 
-  /** Waits until the registry has answered for the service, or the discovery timeout passes. Never throws. */
-  async settle(): Promise<void> {
+  /**
+   * How long a wait for the registry may last, from now: the discovery timeout; for a call (`call`),
+   * its own deadline when that comes first (the timeout of calls to this upstream, or an incoming
+   * deadline).
+   */
+  discoveryWait(call: boolean): DiscoveryWait {
     const clock = this.#ctx.env.clock;
-    const deadline = clock.now() + this.#ctx.discoveryTimeout;
-    for (let left = this.#ctx.discoveryTimeout; this.#status === "pending" && left > 0; left = deadline - clock.now()) {
+    const discovery = this.#ctx.discoveryTimeout;
+    if (call) {
+      const policy = this.policyFor(undefined);
+      const incoming = remainingIncomingMs();
+      let deadline = policy.timeoutMs > 0 ? policy.timeoutMs : Infinity;
+      if (incoming !== undefined) deadline = Math.min(deadline, Math.max(0, incoming));
+      if (deadline < discovery) return { until: clock.now() + deadline, deadlineMs: Math.round(deadline) };
+    }
+    return { until: clock.now() + discovery, deadlineMs: undefined };
+  }
+
+  /**
+   * Waits until the registry has answered for the service, or until `wait.until` (by default the
+   * discovery timeout from now). A call waits on it, so the wait keeps the process alive. Never throws.
+   */
+  async settle(wait: DiscoveryWait = this.discoveryWait(false)): Promise<void> {
+    const clock = this.#ctx.env.clock;
+    for (let left = wait.until - clock.now(); this.#status === "pending" && left > 0; left = wait.until - clock.now()) {
       await this.#nextUpdate(left);
     }
   }
@@ -344,17 +373,12 @@ export class ServiceState {
   }
 
   /**
-   * Waits until the registry has answered (or failed for good) or the discovery timeout passes, then
-   * returns the picker, or throws the error that explains why there is none.
+   * The error for a request that finds no picker.
+   *
+   * @param wait - the wait for the registry that the request gave up, if any: when the call's own
+   *   deadline ended it, the error is `ERR_TIMEOUT`
    */
-  async waitForPicker(): Promise<Picker<EndpointHandle>> {
-    await this.settle();
-    if (this.picker !== undefined) return this.picker;
-    throw this.unavailableError();
-  }
-
-  /** The error for a request that finds no picker. */
-  unavailableError(): MeshError {
+  unavailableError(wait?: DiscoveryWait): MeshError {
     const service = this.service;
     switch (this.#status) {
       case "closed":
@@ -366,6 +390,13 @@ export class ServiceState {
           { details: { service } },
         );
       case "pending":
+        if (wait?.deadlineMs !== undefined) {
+          return new MeshError(
+            "ERR_TIMEOUT",
+            `A call to '${service}' reached its ${wait.deadlineMs} ms deadline while waiting for the registry's first answer about the service; nothing was sent. Check that the registry is reachable, or raise timeoutMs.`,
+            { cause: this.#lastError, details: { service, timeoutMs: wait.deadlineMs, attempts: 0 } },
+          );
+        }
         return this.#lastError === undefined
           ? new MeshError(
               "ERR_DISCOVERY_TIMEOUT",
@@ -580,7 +611,7 @@ export class ServiceState {
         this.#waiters.delete(done);
         resolve();
       };
-      const timer = clock.setTimeout(done, timeout);
+      const timer = clock.setTimeout(done, timeout, true); // a call waits on it
       this.#waiters.add(done);
     });
   }

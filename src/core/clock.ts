@@ -8,18 +8,26 @@ export type TimerHandle = unknown;
 export interface Clock {
   /** Milliseconds on a monotonic scale; only differences are meaningful. */
   now(): number;
-  /** Calls `callback` once after `ms` milliseconds. The timer must not keep the process alive. */
-  setTimeout(callback: () => void, ms: number): TimerHandle;
+  /**
+   * Calls `callback` once after `ms` milliseconds.
+   *
+   * @param keepAlive - true for a timer that a pending call waits on (a retry backoff, a per-try
+   *   timeout, a hedge delay, the wait for discovery): like a pending undici request, it keeps the
+   *   process alive until it fires or is cleared. False or left out for background work (watches,
+   *   ejection expiry, slow start, heartbeats), which must never keep a process from exiting.
+   *   A fake clock may ignore it.
+   */
+  setTimeout(callback: () => void, ms: number, keepAlive?: boolean): TimerHandle;
   /** Cancels a timer; unknown or fired timers are ignored. */
   clearTimeout(handle: TimerHandle): void;
 }
 
-/** The real clock: `performance.now()` and unref'd Node timers. */
+/** The real clock: `performance.now()` and Node timers, unref'd unless a pending call waits on them. */
 export const systemClock: Clock = Object.freeze({
   now: () => performance.now(),
-  setTimeout: (callback: () => void, ms: number): TimerHandle => {
+  setTimeout: (callback: () => void, ms: number, keepAlive = false): TimerHandle => {
     const timer = setTimeout(callback, ms);
-    timer.unref();
+    if (!keepAlive) timer.unref();
     return timer;
   },
   clearTimeout: (handle: TimerHandle): void => {
@@ -28,11 +36,12 @@ export const systemClock: Clock = Object.freeze({
 });
 
 /**
- * Resolves after `ms` on the given clock (a FakeClock's when testing).
+ * Resolves after `ms` on the given clock (a FakeClock's when testing). For a call's waits (a backoff, an
+ * injected delay): the wait keeps the process alive, as the call would if it were in flight.
  *
  * @param clock - the clock
  * @param ms - how long, in ms
  */
 export function sleep(clock: Clock, ms: number): Promise<void> {
-  return new Promise((resolve) => clock.setTimeout(resolve, ms));
+  return new Promise((resolve) => clock.setTimeout(resolve, ms, true));
 }

@@ -246,7 +246,7 @@ class DispatchCall {
     const first = this.#launch();
     if (first === undefined) return;
     const delay = this.options.upgrade === undefined || this.options.upgrade === null ? hedgeDelay(this.state, this.policy, this.options) : undefined;
-    if (delay !== undefined) this.#timer = this.state.env.clock.setTimeout(() => this.#hedge(first), Math.max(0, delay));
+    if (delay !== undefined) this.#timer = this.state.env.clock.setTimeout(() => this.#hedge(first), Math.max(0, delay), true);
   }
 
   /** The caller's abort: every attempt is aborted; the caller hears the reason once. */
@@ -317,7 +317,7 @@ class DispatchCall {
       sent = { ...this.options, ...(headers === undefined ? {} : { headers }), headersTimeout: Number.isFinite(limit) ? Math.ceil(limit) : 0 };
     } else {
       sent = headers === undefined ? this.options : { ...this.options, headers };
-      attempt.timer = clock.setTimeout(() => this.#timedOut(attempt, perTry), Math.max(1, Math.ceil(perTry)));
+      attempt.timer = clock.setTimeout(() => this.#timedOut(attempt, perTry), Math.max(1, Math.ceil(perTry)), true);
     }
     attempt.sentAt = clock.now();
     const traced = attempt.trace;
@@ -425,7 +425,7 @@ class DispatchCall {
     this.#timer = this.state.env.clock.setTimeout(() => {
       this.#timer = undefined;
       if (!this.#done) this.#launch();
-    }, wait);
+    }, wait, true);
   }
 
   /** An attempt that failed before its response headers: retry, wait for the other attempt, or fail. */

@@ -306,7 +306,7 @@ async function sendAttempt(
     }
   }
   const timer = new AbortController();
-  const timeout = Number.isFinite(perTry) ? clock.setTimeout(() => timer.abort(), Math.max(1, Math.ceil(perTry))) : undefined;
+  const timeout = Number.isFinite(perTry) ? clock.setTimeout(() => timer.abort(), Math.max(1, Math.ceil(perTry)), true) : undefined;
   const signals = [timer.signal, ...(callerSignal === undefined ? [] : [callerSignal]), ...(cancel === undefined ? [] : [cancel])];
   const signal = signals.length === 1 ? timer.signal : AbortSignal.any(signals);
   try {
@@ -400,7 +400,7 @@ async function hedged(
       // The hedge gets what is left of the call's time, not a fresh allowance.
       secondTrace = call?.attempt(second, true);
       void sendAttempt(state, second, options, Math.max(1, Math.min(perTry, remaining) - delay), remaining - delay, callerSignal, cancelSecond.signal, secondTrace).then((o) => finish(o, cancelFirst, firstTrace));
-    }, Math.max(0, delay));
+    }, Math.max(0, delay), true);
   });
 }
 

@@ -121,14 +121,16 @@ export interface RouteExplanation {
  */
 export async function explainRoute(service: string, request: RoutableRequest, stateOf: (service: string) => ServiceState): Promise<RouteExplanation> {
   const view = new RequestView(request);
-  await stateOf(service).settle();
+  // One wait for every service involved, as long as the discovery timeout.
+  const wait = stateOf(service).discoveryWait(false);
+  await stateOf(service).settle(wait);
   let decision: RouteDecision | undefined;
   let selection: Selection | undefined;
   let skipped: readonly { readonly target: RouteTarget; readonly reason: string }[] = [];
   let error: RouteExplanation["error"];
   try {
     decision = decideRoute(service, view, (s) => stateOf(s).routing, false);
-    const outcome = await selectWaiting(decision, stateOf);
+    const outcome = await selectWaiting(decision, stateOf, wait);
     if (outcome.kind === "ready") {
       selection = outcome.selection;
       skipped = selection.skipped;

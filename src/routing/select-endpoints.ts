@@ -1,6 +1,6 @@
 import type { Picker } from "../balancer/picker.ts";
 import { MeshError } from "../core/errors.ts";
-import type { ServiceState } from "../client/service-state.ts";
+import type { DiscoveryWait, ServiceState } from "../client/service-state.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import { resolveTarget, unreachable, type RouteDecision, type RouteTarget } from "./route-decision.ts";
 
@@ -94,20 +94,25 @@ export function selectEndpoints(decision: RouteDecision, stateOf: (service: stri
 }
 
 /**
- * {@link selectEndpoints}, waiting (once per service, up to the discovery timeout) for services the
- * registry has not answered for yet; a service waited for once counts as it is. @internal
+ * {@link selectEndpoints}, waiting for services the registry has not answered for yet (once per
+ * service, all within one wait: by default a call's, from the decision's service); a service waited for
+ * once counts as it is. @internal
  */
-export async function selectWaiting(decision: RouteDecision, stateOf: (service: string) => ServiceState): Promise<Exclude<SelectOutcome, { readonly kind: "wait" }>> {
+export async function selectWaiting(decision: RouteDecision, stateOf: (service: string) => ServiceState, wait?: DiscoveryWait): Promise<Exclude<SelectOutcome, { readonly kind: "wait" }>> {
   const waited = new Set<ServiceState>();
   for (;;) {
     const outcome = selectEndpoints(decision, stateOf, false);
     if (outcome.kind !== "wait") return outcome;
+    wait ??= stateOf(decision.service).discoveryWait(true);
     if (waited.has(outcome.state)) {
       const last = selectEndpoints(decision, stateOf, true);
-      if (last.kind !== "wait") return last;
-      return { kind: "fail", error: outcome.state.unavailableError(), skipped: [] };
+      if (last.kind === "ready") return last;
+      // The call's deadline, not the discovery timeout, ended the wait: the call timed out.
+      const timedOut = !outcome.state.settled && wait.deadlineMs !== undefined;
+      if (last.kind === "fail" && !timedOut) return last;
+      return { kind: "fail", error: outcome.state.unavailableError(wait), skipped: last.kind === "fail" ? last.skipped : [] };
     }
     waited.add(outcome.state);
-    await outcome.state.settle();
+    await outcome.state.settle(wait);
   }
 }

@@ -112,8 +112,7 @@ export class TransportSecurity {
       const timer = setTimeout(() => {
         done = true;
         callback(identityUnavailable(limit), null);
-      }, limit);
-      timer.unref();
+      }, limit); // not unref'd: a pending call waits on this connection
       void this.#options.identity.ready().then((identity) => {
         if (done) return;
         clearTimeout(timer);

@@ -32,7 +32,10 @@ export class FakeClock implements Clock {
     return this.#now;
   }
 
-  /** Schedules `callback` to run when time has advanced by `ms`. */
+  /**
+   * Schedules `callback` to run when time has advanced by `ms`. Virtual timers hold no process open, so
+   * the clock's `keepAlive` flag changes nothing here.
+   */
   setTimeout(callback: () => void, ms: number): TimerHandle {
     const seq = ++this.#seq;
     this.#timers.set(seq, { at: this.#now + Math.max(0, ms), seq, callback });

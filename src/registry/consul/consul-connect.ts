@@ -90,7 +90,7 @@ export function connectIdentity(settings: Settings, service: string): IdentitySo
 /** Consul's authorize and the service-intentions entries. @internal */
 export function connectAuthority(settings: Settings): ConnectAuthority {
   const headers = (): Record<string, string> => ({ "content-type": "application/json", ...(settings.token === undefined ? {} : { "x-consul-token": settings.token }) });
-  const dispatcher = settings.dispatcher === undefined ? {} : { dispatcher: settings.dispatcher };
+
   return {
     async authorize(target, clientCertUri, clientCertSerial): Promise<AuthorizationDecision> {
       const res = await request(`${settings.url}/v1/agent/connect/authorize`, {
@@ -98,7 +98,7 @@ export function connectAuthority(settings: Settings): ConnectAuthority {
         headers: headers(),
         body: JSON.stringify({ Target: target, ClientCertURI: clientCertUri, ClientCertSerial: clientCertSerial }),
         headersTimeout: 10_000,
-        ...dispatcher,
+        dispatcher: settings.connections.foreground,
       });
       const body = await res.body.text();
       if (res.statusCode !== 200) throw new MeshError("ERR_REGISTRY_UNAVAILABLE", `Consul at ${settings.url} could not authorize a caller of '${target}': ${res.statusCode} ${body}`, { details: { service: target } });

@@ -9,8 +9,8 @@ export interface ConsulAgentContext {
   readonly url: string;
   readonly token: string | undefined;
   readonly clock: Clock;
-  /** The undici dispatcher for an https agent; the global one when undefined. */
-  readonly dispatcher: Dispatcher | undefined;
+  /** The registry's own connections to the agent. */
+  readonly dispatcher: Dispatcher;
   /** Reported when a heartbeat or a restore fails; the registration keeps trying. */
   readonly onError: (error: Error) => void;
 }
@@ -196,7 +196,7 @@ export class ConsulRegistration implements Registration {
       request(`${this.#ctx.url}${path}`, {
         method,
         ...(body === undefined ? {} : { body }),
-        ...(this.#ctx.dispatcher === undefined ? {} : { dispatcher: this.#ctx.dispatcher }),
+        dispatcher: this.#ctx.dispatcher,
         headers: this.#ctx.token === undefined ? {} : { "x-consul-token": this.#ctx.token },
       });
     let res;

@@ -1,8 +1,6 @@
 import { EventEmitter } from "node:events";
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
-import Consul from "consul";
-import { Agent as UndiciAgent, request, type Dispatcher } from "undici";
+import type Consul from "consul";
+import { request } from "undici";
 import { systemClock, type Clock, type TimerHandle } from "../../core/clock.ts";
 import { invalidConfig } from "../../core/errors.ts";
 import { systemRandom, type Random } from "../../core/random.ts";
@@ -21,6 +19,7 @@ import type { ConsulEntryKind } from "../../config/decode-consul.ts";
 import { decodeHealth } from "./decode-health.ts";
 import { ConfigWatch } from "./config-watch.ts";
 import { SnapshotCache } from "./snapshot-cache.ts";
+import { ConsulConnections } from "./consul-connections.ts";
 
 /** TLS settings for an agent served over HTTPS (Consul's `verify_incoming` needs `cert` and `key`). */
 export interface ConsulTlsOptions {
@@ -69,8 +68,8 @@ export interface ConsulRegistryOptions {
 export interface Settings extends LoopSettings {
   readonly token: string | undefined;
   readonly datacenter: string | undefined;
-  /** For the calls made with undici (config entries, registration): TLS settings, when https. */
-  readonly dispatcher: Dispatcher | undefined;
+  /** The registry's connections to the agent (its own, with TLS settings when https). */
+  readonly connections: ConsulConnections;
   readonly tls: ConsulTlsOptions | undefined;
 }
 
@@ -78,7 +77,6 @@ interface HealthServiceCall {
   readonly service: string;
   readonly index: string;
   readonly wait: string;
-  readonly timeout: number;
   readonly ctx: EventEmitter;
   readonly dc?: string;
   readonly token?: string;
@@ -117,7 +115,6 @@ export class ConsulRegistry implements Registry {
   /** Cache problems found before any watch could hear of them. */
   readonly #cacheErrors: Error[] = [];
   readonly #config: ConfigWatch;
-  #client: { readonly consul: Consul; readonly agent: HttpAgent | HttpsAgent } | undefined;
 
   /**
    * @param options - see {@link ConsulRegistryOptions}
@@ -148,7 +145,7 @@ export class ConsulRegistry implements Registry {
       clock: o.clock ?? systemClock,
       random: o.random ?? systemRandom,
       tls,
-      dispatcher: parsed.protocol === "https:" ? new UndiciAgent({ connect: connectOptions(tls) }) : undefined,
+      connections: new ConsulConnections(parsed, connectOptions(tls)),
     };
     this.#config = new ConfigWatch(this.#options, (kind, index, wait, cancel) => configQuery(this.#options, kind, index, wait, cancel));
     if (o.cacheFile !== undefined && (typeof o.cacheFile !== "string" || o.cacheFile === "")) {
@@ -166,20 +163,13 @@ export class ConsulRegistry implements Registry {
   /** Watches a service's instances; see {@link Registry.watch}. */
   watch(service: string, listener: RegistryListener): RegistryWatch {
     assertServiceName(service);
-    const loop = new WatchLoop(service, listener, this.#options, this.#cache, this.#config, () => this.#connection(), (l) => this.#stopped(l));
+    const loop = new WatchLoop(service, listener, this.#options, this.#cache, this.#config, () => ({ consul: this.#options.connections.consul }), (l) => this.#stopped(l));
     this.#loops.add(loop);
     for (const error of this.#cacheErrors.splice(0)) loop.report(error);
     loop.start();
     return { close: () => loop.stop(), failingForMs: () => loop.failingForMs() };
   }
 
-  /**
-   * Registers this process with the local agent; see {@link Registry.register}. Prefer
-   * `mesh.register()`, which deregisters on `mesh.close()`.
-   *
-   * @param registration - the instance
-   * @throws MeshError `ERR_INVALID_CONFIG` for a registration the agent refuses (its reason quoted)
-   */
   /**
    * The identity of `service` from Consul Connect (its leaf certificate and the CA roots, watched with
    * blocking queries and renewed before expiry), for the mesh's `tls.identity`. Needs `service:write`.
@@ -199,12 +189,19 @@ export class ConsulRegistry implements Registry {
     return connectAuthority(this.#options);
   }
 
+  /**
+   * Registers this process with the local agent; see {@link Registry.register}. Prefer
+   * `mesh.register()`, which deregisters on `mesh.close()`.
+   *
+   * @param registration - the instance
+   * @throws MeshError `ERR_INVALID_CONFIG` for a registration the agent refuses (its reason quoted)
+   */
   async register(registration: ServiceRegistration): Promise<Registration> {
     const created = await ConsulRegistration.create(registration, {
       url: this.url,
       token: this.#options.token,
       clock: this.#options.clock,
-      dispatcher: this.#options.dispatcher,
+      dispatcher: this.#options.connections.foreground,
       onError: (error) => {
         for (const listener of this.#registrationListeners) listener(error);
       },
@@ -250,26 +247,12 @@ export class ConsulRegistry implements Registry {
     const registrations = [...this.#registrations];
     this.#registrations.clear();
     await Promise.all(registrations.map((r) => r.deregister()));
-    await this.#options.dispatcher?.close();
-  }
-
-  #connection(): { readonly consul: Consul; readonly agent: HttpAgent | HttpsAgent } {
-    if (this.#client === undefined) {
-      const url = new URL(this.#options.url);
-      const secure = url.protocol === "https:";
-      const agent = secure ? new HttpsAgent({ keepAlive: true, ...connectOptions(this.#options.tls) }) : new HttpAgent({ keepAlive: true });
-      const consul = new Consul({ host: url.hostname, port: Number(url.port === "" ? (secure ? 443 : 80) : url.port), secure, agent });
-      this.#client = { consul, agent };
-    }
-    return this.#client;
+    await this.#options.connections.close();
   }
 
   #stopped(loop: WatchLoop): void {
     this.#loops.delete(loop);
-    if (this.#loops.size === 0 && this.#client !== undefined) {
-      this.#client.agent.destroy();
-      this.#client = undefined;
-    }
+    if (this.#loops.size === 0) this.#options.connections.releaseConsul();
   }
 }
 
@@ -424,18 +407,37 @@ class WatchLoop {
 
 /** One blocking `/v1/health/service/:name` through the consul client (its ctx gives the headers). */
 async function healthQuery(consul: Consul, settings: Settings, service: string, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
-  const ctx = Object.assign(cancel, { includeResponse: true });
+  // The client's own timeout is a timer that would keep the process alive for the whole wait (minutes):
+  // the query is background work, so its limit is an unref'd timer instead. Real time, as the query's
+  // own (a fake clock moved by a test must not abort a real query).
+  // Consul may add up to wait/16 of jitter; allow that and a margin before giving up.
+  const timeoutMs = Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000);
+  const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
+  let timedOut = false;
+  const timer = systemClock.setTimeout(() => {
+    timedOut = true;
+    ctx.emit("cancel");
+  }, timeoutMs);
+  const forward = (): boolean => ctx.emit("cancel");
+  cancel.once("cancel", forward);
   const call: HealthServiceCall = {
     service,
     index: String(index),
     wait: `${waitSeconds}s`,
-    // Consul may add up to wait/16 of jitter; allow that and a margin before giving up.
-    timeout: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000),
     ctx,
     ...(settings.datacenter === undefined ? {} : { dc: settings.datacenter }),
     ...(settings.token === undefined ? {} : { token: settings.token }),
   };
-  const response = (await consul.health.service(call as unknown as Parameters<Consul["health"]["service"]>[0])) as unknown;
+  let response: unknown;
+  try {
+    response = (await consul.health.service(call as unknown as Parameters<Consul["health"]["service"]>[0])) as unknown;
+  } catch (err) {
+    if (timedOut) throw new Error(`no answer within ${timeoutMs} ms`, { cause: err });
+    throw err;
+  } finally {
+    systemClock.clearTimeout(timer);
+    cancel.off("cancel", forward);
+  }
   const [res, body] = Array.isArray(response) ? (response as [IncomingHeaders, unknown]) : [undefined, response];
   return { index: headerIndex(res?.headers["x-consul-index"]), body };
 }
@@ -456,7 +458,7 @@ export async function blockingGet(settings: Settings, path: string, index: numbe
   if (withDc && settings.datacenter !== undefined) query.set("dc", settings.datacenter);
   const res = await request(`${settings.url}${path}?${query.toString()}`, {
     signal: abort.signal,
-    ...(settings.dispatcher === undefined ? {} : { dispatcher: settings.dispatcher }),
+    dispatcher: settings.connections.background,
     headersTimeout: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000),
     headers: settings.token === undefined ? {} : { "x-consul-token": settings.token },
   });

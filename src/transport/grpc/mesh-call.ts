@@ -440,7 +440,7 @@ class MeshCall implements CallInterface {
       this.#abort?.abort();
       this.#expire();
     }, Math.max(0, deadline - Date.now()));
-    this.#timer.unref();
+    // Not unref'd: the call waits on it (for the registry or a slot), and a pending call keeps the process alive.
   }
 
   /** The deadline passed before anything was sent: DEADLINE_EXCEEDED, and no endpoint is blamed. */
@@ -738,7 +738,7 @@ class MeshCall implements CallInterface {
         }
         hedgeSent = true;
         this.#telemetry?.hedged(service);
-      }, Math.max(0, delay));
+      }, Math.max(0, delay), true);
       this.#attempt(first, service, deadline, 0, false, (attempt, status) => {
         if (!hedgeSent && status.code !== Status.OK) {
           // Failed before the hedge went: the retry path takes over.
