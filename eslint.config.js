@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "docs/api/", "node_modules/", "coverage/", "bench/zz-*.ts"] },
+  { ignores: ["dist/", "docs/api/", "node_modules/", "coverage/", "bench/zz-*.ts", "test/.doc-samples/"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

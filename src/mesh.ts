@@ -51,9 +51,10 @@ export interface MeshOptions {
   /** How long a request waits for the registry's first answer about a service, in ms. Default 5000. */
   readonly discoveryTimeout?: number;
   /**
-   * Panic threshold, in percent (Envoy's): when fewer than this share of a service's endpoints are ready,
-   * traffic is spread over all of them, critical ones included, rather than piled on the few left.
-   * Default 50; 0 turns it off (then a service with no ready endpoint fails with `ERR_NO_ENDPOINTS`).
+   * Panic threshold, in percent (Envoy's): when fewer than this share of a service's endpoints are ready
+   * (not critical, not ejected, weight above 0), traffic is spread over every endpoint that is not
+   * critical, ejected ones included, rather than piled on the few left. Critical endpoints never take
+   * traffic. Default 50; 0 turns it off.
    */
   readonly panicThreshold?: number;
   /** Ramp up the weight of endpoints that join a running service. Off unless given. */

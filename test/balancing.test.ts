@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createMesh, type LoadBalancerConfig, type Mesh } from "proxyless";
+import { createMesh, isMeshError, type LoadBalancerConfig, type Mesh } from "proxyless";
 import { createSeededRandom, FakeClock, MockRegistry } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 
@@ -173,6 +173,17 @@ describe("hash affinity", () => {
   });
 });
 
+/** Sends requests one at a time until `n` endpoints have been ejected. */
+async function untilEjected(mesh: Mesh, n: number): Promise<void> {
+  let ejected = 0;
+  const count = (): void => {
+    ejected++;
+  };
+  mesh.on("endpoint_ejected", count);
+  while (ejected < n) await load(mesh, 1, 1);
+  mesh.off("endpoint_ejected", count);
+}
+
 describe("panic threshold", () => {
   let backends: Backend[];
   before(async () => {
@@ -180,19 +191,46 @@ describe("panic threshold", () => {
   });
   after(() => Promise.all(backends.map((b) => b.close())));
 
-  it("spreads over all endpoints when fewer than the threshold are ready", async () => {
+  it("spreads over every endpoint that is not critical, ejected ones included, when fewer than the threshold are ready", async () => {
+    const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
+    const outlier = { consecutiveFailures: 1, maxEjectionPercent: 100, baseEjectionMs: 60_000 };
+    const mesh = createMesh({ registry, panicThreshold: 50, resilience: { retries: false, outlier } });
+    backends[0]!.failWith = 503;
+    backends[1]!.failWith = 503;
+    try {
+      await untilEjected(mesh, 2);
+      assert.equal(mesh.inspect("orders")?.panic, true, "1 of 3 ready");
+      assert.deepEqual(await load(mesh, 30, 1), { "orders-0": 10, "orders-1": 10, "orders-2": 10 });
+    } finally {
+      backends[0]!.failWith = undefined;
+      backends[1]!.failWith = undefined;
+      await mesh.close();
+    }
+
+    const strict = createMesh({ registry, panicThreshold: 30, resilience: { retries: false, outlier } }); // 1 of 3 ready = 33% >= 30%
+    backends[0]!.failWith = 503;
+    backends[1]!.failWith = 503;
+    try {
+      await untilEjected(strict, 2);
+      assert.deepEqual(await load(strict, 10, 1), { "orders-2": 10 });
+      assert.equal(strict.inspect("orders")?.panic, false);
+    } finally {
+      backends[0]!.failWith = undefined;
+      backends[1]!.failWith = undefined;
+      await strict.close();
+    }
+  });
+
+  it("never sends to critical endpoints, in panic or not: as ConsulRegistry, so MockRegistry tests predict production", async () => {
     const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
     registry.setHealth("orders", "orders-0", "critical");
     registry.setHealth("orders", "orders-1", "critical");
     const mesh = createMesh({ registry, panicThreshold: 50 });
-    assert.deepEqual(await load(mesh, 30, 1), { "orders-0": 10, "orders-1": 10, "orders-2": 10 });
-    assert.equal(mesh.inspect("orders")?.panic, true);
+    assert.deepEqual(await load(mesh, 10, 1), { "orders-2": 10 });
+    assert.equal(mesh.inspect("orders")?.panic, true, "1 of 3 ready: the panic threshold is reached, but critical stays out");
+    registry.setHealth("orders", "orders-2", "critical");
+    await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_NO_ENDPOINTS") && /3 critical/.test(err.message));
     await mesh.close();
-
-    const strict = createMesh({ registry, panicThreshold: 30 }); // 1 of 3 ready = 33% >= 30%
-    assert.deepEqual(await load(strict, 10, 1), { "orders-2": 10 });
-    assert.equal(strict.inspect("orders")?.panic, false);
-    await strict.close();
   });
 });
 

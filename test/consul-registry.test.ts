@@ -57,14 +57,14 @@ describe("decodeHealth", () => {
     assert.deepEqual(endpoints.map((e) => [e.id, e.tls]), [["n1/native", true], ["n1/plain", false], ["n1/none", false]]);
   });
 
-  it("drops critical instances, keeps warning ones, falls back to the node address", () => {
+  it("marks critical instances (the mesh sends them nothing), keeps warning ones, falls back to the node address", () => {
     const entry = (id: string, status: string, address: string) => ({
       Node: { Node: "n1", Address: "10.0.0.9" },
       Service: { ID: id, Service: "s", Address: address, Port: 80, Weights: { Passing: 5, Warning: 2 } },
       Checks: [{ Status: "passing" }, { Status: status }],
     });
     const { endpoints } = decodeHealth([entry("a", "passing", ""), entry("b", "warning", "10.0.0.2"), entry("c", "critical", "10.0.0.3")]);
-    assert.deepEqual(endpoints.map((e) => [e.id, e.address, e.health]), [["n1/a", "10.0.0.9", "passing"], ["n1/b", "10.0.0.2", "warning"]]);
+    assert.deepEqual(endpoints.map((e) => [e.id, e.address, e.health]), [["n1/a", "10.0.0.9", "passing"], ["n1/b", "10.0.0.2", "warning"], ["n1/c", "10.0.0.3", "critical"]]);
   });
 
   it("refuses what is not an array of entries", () => {

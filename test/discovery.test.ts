@@ -34,7 +34,7 @@ describe("unknown, known empty and unhealthy services fail fast with distinct er
     await assert.rejects(mesh.client("empty").request({ path: "/" }), hasCode("ERR_NO_ENDPOINTS", /has no endpoints registered/));
   });
 
-  it("a service whose endpoints are all critical is ERR_NO_ENDPOINTS, saying so, when panic is off", async () => {
+  it("a service whose endpoints are all critical is ERR_NO_ENDPOINTS, saying so", async () => {
     await assert.rejects(mesh.client("sick").fetch("/"), hasCode("ERR_NO_ENDPOINTS", /None of the 2 endpoints .* \(2 critical/));
   });
 

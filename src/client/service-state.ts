@@ -533,10 +533,12 @@ export class ServiceState {
       if (handle !== undefined && outlier?.isEjected(endpoint.id) !== true) ready.push(handle);
     }
     const all = set?.all ?? [];
-    // Panic (Envoy): when too few endpoints are ready, the unready ones are likely fine and the checks
-    // wrong, or the ready ones would be overwhelmed; spread traffic over all of them.
+    // Panic (Envoy): when too few endpoints are ready, the ready ones would be overwhelmed, or the
+    // ejections are wrong; spread traffic over every endpoint the registry does not call critical
+    // (ejected and zero-weight ones included). Critical endpoints never take traffic, from any registry:
+    // as Consul's DNS and health API leave them out, a unit test on MockRegistry predicts production.
     this.#panic = all.length > 0 && ready.length * 100 < this.#ctx.panicThreshold * all.length;
-    const targets = this.#panic ? all.map((e) => this.#handles.get(e.id)).filter((h) => h !== undefined) : ready;
+    const targets = this.#panic ? all.filter((e) => e.health !== "critical").map((e) => this.#handles.get(e.id)).filter((h) => h !== undefined) : ready;
     this.#targets = targets;
     if (targets.length === 0) {
       this.picker = undefined;

@@ -36,13 +36,13 @@ export interface ConsulTlsOptions {
 /** Options for {@link ConsulRegistry}. */
 export interface ConsulRegistryOptions {
   /** The agent's address, `http://` or `https://`. Default `http://127.0.0.1:8500`. */
-  readonly url?: string;
+  readonly url?: string | undefined;
   /** TLS settings when `url` is `https://`. */
   readonly tls?: ConsulTlsOptions;
   /** ACL token, sent as `X-Consul-Token`. */
-  readonly token?: string;
+  readonly token?: string | undefined;
   /** Datacenter to query; the agent's own when left out. */
-  readonly datacenter?: string;
+  readonly datacenter?: string | undefined;
   /** How long a blocking query may wait, in seconds. Default 60 (Consul caps it at 600). */
   readonly waitSeconds?: number;
   /** Queries allowed at once per watched service before rate limiting starts. Default 2. */
@@ -57,7 +57,7 @@ export interface ConsulRegistryOptions {
    * A file to keep the last endpoints of every watched service in, so that a process restarted while
    * Consul is unreachable serves from it until Consul answers. Off unless given.
    */
-  readonly cacheFile?: string;
+  readonly cacheFile?: string | undefined;
   /** The clock, for the rate limit and backoff. */
   readonly clock?: Clock;
   /** The random source, for backoff jitter. */

@@ -27,7 +27,7 @@ function stringMap(value: unknown): Record<string, string> {
 
 /** What a decoded answer holds. */
 export interface DecodedHealth {
-  /** The instances that may take traffic (critical ones are left out, as Consul's DNS does). */
+  /** Every usable instance, critical ones included (marked `critical`: the mesh sends them nothing). */
   readonly endpoints: EndpointInput[];
   /** Instances that could not be used (no port, no address), with the reason. */
   readonly skipped: string[];
@@ -36,7 +36,8 @@ export interface DecodedHealth {
 /**
  * Turns a `/v1/health/service/:name` answer into endpoint inputs: the service address, or the node's
  * when it is empty; `Weights.Passing` or `Weights.Warning` by the aggregate of the instance's and its
- * node's checks; critical instances dropped; tags and meta kept. The id is `node/serviceID`, since
+ * node's checks (critical ones are kept, marked `critical`, and the mesh sends them no traffic, as
+ * Consul's DNS does); tags and meta kept. The id is `node/serviceID`, since
  * service IDs are unique per node only.
  *
  * @param body - the parsed JSON answer
@@ -54,7 +55,6 @@ export function decodeHealth(body: unknown): DecodedHealth {
       throw new ConsulDecodeError(`entry ${i} is not {Node, Service, Checks}`);
     }
     const health = aggregate(entry.Checks);
-    if (health === "critical") continue;
     const serviceAddress = typeof service.Address === "string" ? service.Address : "";
     const address = serviceAddress !== "" ? serviceAddress : typeof node.Address === "string" ? node.Address : "";
     const port = service.Port;

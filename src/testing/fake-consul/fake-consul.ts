@@ -16,6 +16,8 @@ import type { TestCertificateAuthority } from "../test-ca.ts";
 
 /** Options for {@link FakeConsul.start}. */
 export interface FakeConsulOptions {
+  /** The port to listen on, on 127.0.0.1 (8500 is Consul's). Default 0: one the OS chooses. */
+  readonly port?: number;
   /** The agent's node name. Default `fake-node`. */
   readonly node?: string;
   /** The datacenter. Default `dc1`. */
@@ -151,9 +153,10 @@ export class FakeConsul {
   }
 
   /**
-   * Starts a fake Consul on 127.0.0.1, on a port the OS chooses.
+   * Starts a fake Consul on 127.0.0.1, on a port the OS chooses unless `options.port` names one.
    *
-   * @param options - node name and datacenter
+   * @param options - port, node name, datacenter, ACLs, TLS
+   * @throws the server's error when the port cannot be bound (`EADDRINUSE`)
    */
   static async start(options: FakeConsulOptions = {}): Promise<FakeConsul> {
     const tls = options.tls;
@@ -161,7 +164,7 @@ export class FakeConsul {
       tls === undefined
         ? createServer()
         : createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca }), requestCert: tls.requireClientCert === true, rejectUnauthorized: tls.requireClientCert === true });
-    server.listen(0, "127.0.0.1");
+    server.listen(options.port ?? 0, "127.0.0.1");
     await once(server, "listening");
     const fake = new FakeConsul(server, `${tls === undefined ? "http" : "https"}://127.0.0.1:${(server.address() as AddressInfo).port}`, options);
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
