@@ -32,4 +32,8 @@ export default tseslint.config(
     },
   },
   { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
+  // The package test's app (test/package/run.ts copies it into a temporary app that installed the
+  // tarball): plain JavaScript, outside the TypeScript project, where "proxyless" is the installed package.
+  { files: ["test/package/app/**/*.mjs"], ...tseslint.configs.disableTypeChecked },
+  { files: ["test/package/app/**/*.mjs"], languageOptions: { globals: { console: "readonly", fetch: "readonly" } } },
 );
