@@ -2,6 +2,7 @@
 // on Node 22 and 24, with OpenTelemetry SDK 2.x or 3.x (./otel.mjs): the README's quickstart against a
 // real server, and a traced call. Prints one line per check; exits 1 if any failed.
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
 import process from "node:process";
 import { SpanKind, trace } from "@opentelemetry/api";
 import { createMesh, StaticRegistry } from "proxyless";
@@ -27,6 +28,18 @@ async function check(name, fn) {
 await check("proxyless resolves to the installed package's dist/", () => {
   assert.match(import.meta.resolve("proxyless"), /\/node_modules\/proxyless\/dist\/index\.js$/);
   assert.match(import.meta.resolve("proxyless/testing"), /\/node_modules\/proxyless\/dist\/testing\/index\.js$/);
+});
+
+// The README: CommonJS code can require() the package on Node 22.12 and later (require(esm)), not before.
+await check("require() from CommonJS: the same module on Node 22.12 and later, ERR_REQUIRE_ESM before", () => {
+  const require = createRequire(import.meta.url);
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+  if (major > 22 || (major === 22 && minor >= 12)) {
+    assert.equal(/** @type {{ createMesh: unknown }} */ (require("proxyless")).createMesh, createMesh);
+    assert.equal(typeof (/** @type {{ MockRegistry: unknown }} */ (require("proxyless/testing")).MockRegistry), "function");
+  } else {
+    assert.throws(() => require("proxyless"), { code: "ERR_REQUIRE_ESM" });
+  }
 });
 
 const orders = await startBackend("orders");
