@@ -46,8 +46,14 @@ interface Outcome {
   readonly ms: number;
 }
 
-/** The environment of every child: no npm script variables or NODE_OPTIONS of ours, npm on the pinned Node. */
-const childEnv: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("npm_") && k !== "NODE_OPTIONS" && k !== "INIT_CWD"));
+/**
+ * The environment of every child: npm's configuration (npm_config_*: registry, proxy, cache) but not the
+ * variables of this script's run (npm_package_*, npm_lifecycle_*, the repository as npm's local prefix),
+ * no NODE_OPTIONS of ours, and npm on the pinned Node.
+ */
+const childEnv: NodeJS.ProcessEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => (!k.startsWith("npm_") || k.startsWith("npm_config_")) && k !== "npm_config_local_prefix" && k !== "NODE_OPTIONS" && k !== "INIT_CWD"),
+);
 childEnv.PATH = [dirname(process.execPath), process.env.PATH ?? ""].join(delimiter);
 
 function run(command: string, args: readonly string[], cwd: string, timeoutMs: number): Promise<Outcome> {
