@@ -13,7 +13,7 @@ export {
   type SlowStartOptions,
 } from "./mesh.ts";
 export { ServiceClient, type ServiceRequestOptions, type ServiceResponseData } from "./client/service-client.ts";
-export { MeshError, isMeshError, invalidConfig, type MeshErrorCode, type MeshErrorDetails, type MeshErrorOptions } from "./core/errors.ts";
+export { MeshError, isMeshError, meshErrorOf, invalidConfig, type FetchMeshError, type MeshErrorCode, type MeshErrorDetails, type MeshErrorOptions } from "./core/errors.ts";
 export type {
   MeshEvents,
   EndpointsChangedEvent,

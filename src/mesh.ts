@@ -8,9 +8,10 @@ import { systemClock, type Clock } from "./core/clock.ts";
 import { MeshError, invalidConfig } from "./core/errors.ts";
 import type { MeshEvents } from "./core/events.ts";
 import { systemRandom, type Random } from "./core/random.ts";
-import { assertServiceName } from "./core/service-name.ts";
+import { assertServiceName, isValidServiceName } from "./core/service-name.ts";
 import { setMeshInternals } from "./core/mesh-internals.ts";
 import { expectOptions, optionalNumber } from "./core/validate.ts";
+import { headersProblem, invalidArgument, methodProblem, pathProblem } from "./core/request-arguments.ts";
 import type { Registration, ServiceRegistration } from "./registry/registration.ts";
 import type { Registry } from "./registry/registry.ts";
 import type { LoadBalancerConfig, ServiceConfig } from "./registry/service-config.ts";
@@ -77,6 +78,14 @@ export interface MeshOptions {
    * (diagnostics_channel messages and `snapshot()` stay).
    */
   readonly telemetry?: TelemetryOptions | false;
+  /**
+   * Where `mesh.dispatcher` sends requests whose origin is not a mesh service: an IP address, a host
+   * name with a dot, `localhost`, an explicit port, or `https://`. With it,
+   * `setGlobalDispatcher(mesh.dispatcher)` sends service names through the mesh and every other call
+   * where it went before (pass `new Agent()`, or the dispatcher you had). Without it, such requests fail
+   * with `ERR_INVALID_ARGUMENT`. The mesh never closes it; `client.fetch()` never uses it.
+   */
+  readonly fallbackDispatcher?: Dispatcher;
   /** The clock; inject a fake one in tests. */
   readonly clock?: Clock;
   /** The random source; inject a seeded one in tests. */
@@ -96,6 +105,7 @@ const OPTION_KEYS = [
   "slowStart",
   "resilience",
   "upstreams",
+  "fallbackDispatcher",
   "clock",
   "random",
 ] as const;
@@ -170,7 +180,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #telemetry: MeshTelemetry;
   readonly #clients = new Map<string, ServiceClient>();
   readonly #states = new Map<string, ServiceState>();
-  readonly #origins = new Map<string, { readonly client: ServiceClient; readonly host: string }>();
+  readonly #origins = new Map<string, Target>();
+  /** The services called (through clients, routing or gRPC); the caller's own is watched for its config only, unless it calls itself. */
+  readonly #upstreams = new Set<string>();
+  readonly #fallback: Dispatcher | undefined;
   readonly #registrations = new Map<Registration, string>();
   readonly #pendingRegistrations = new Set<Promise<Registration>>();
   #closing: Promise<void> | undefined;
@@ -192,6 +205,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const extra: readonly BalancerPlugin[] = o.balancers ?? [];
     const balancers = new BalancerRegistry([...builtinBalancers, ...extra]);
     this.service = o.service;
+    const fallback: unknown = o.fallbackDispatcher;
+    if (fallback !== undefined && (fallback === null || typeof (fallback as Partial<Dispatcher>).dispatch !== "function")) {
+      throw invalidConfig("fallbackDispatcher", "expected an undici Dispatcher, such as new Agent() from undici");
+    }
+    this.#fallback = o.fallbackDispatcher;
     const meshResilience = o.resilience === undefined ? undefined : validateResilience(o.resilience, "resilience");
     const poolOptions = toUndiciPoolOptions(o.pool, "pool");
     // The pools enforce the default call timeout themselves (undici arms a headers timer for every
@@ -200,7 +218,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (poolOptions.headersTimeout === undefined) poolOptions.headersTimeout = DEFAULT_POLICY.timeoutMs;
     const security = o.tls === undefined ? undefined : new TransportSecurity(resolveTlsOptions(o.tls), poolOptions.connectTimeout ?? 10_000);
     this.#security = security;
-    const telemetry = new MeshTelemetry(resolveTelemetry(o.telemetry), this, () => [...this.#states.values()].map(gaugeReading));
+    const telemetry = new MeshTelemetry(resolveTelemetry(o.telemetry), this, () => this.#upstreamStates().map(gaugeReading));
     this.#telemetry = telemetry;
     this.#ctx = {
       telemetry,
@@ -219,12 +237,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
         mesh: meshResilience,
         upstreams: parseUpstreams(o.upstreams),
         // The calling service's own Consul service-defaults (its UpstreamConfig) apply to its calls.
-        callerDefaults: () => (this.service === undefined || this.#closing !== undefined ? undefined : this.#stateOf(this.service).config.defaults),
+        callerDefaults: () => (this.service === undefined || this.#closing !== undefined ? undefined : this.#watched(this.service).config.defaults),
       },
     };
     setMeshInternals(this, { stateOf: (service) => this.#stateOf(service), security, telemetry, events: this, closed: () => this.#closing !== undefined });
     this.dispatcher = new ForwardingDispatcher(
-      (opts, handler) => this.#dispatch(opts, handler),
+      (opts, handler) => this.#dispatch(opts, handler, undefined, true),
       () => this.close(),
       (error) => this.destroy(error),
     );
@@ -243,6 +261,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * @throws MeshError `ERR_INVALID_SERVICE_NAME` for a bad name, `ERR_MESH_CLOSED` after `close()`
    */
   client(name: string): ServiceClient {
+    const client = this.#clientOf(name);
+    this.#upstreams.add(name);
+    return client;
+  }
+
+  /** The client of a service, made on first use, without marking the service as called. */
+  #clientOf(name: string): ServiceClient {
     const cached = this.#clients.get(name);
     if (cached !== undefined && this.#closing === undefined) return cached;
     assertServiceName(name);
@@ -307,7 +332,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       service: this.service ?? null,
       takenAt: new Date().toISOString(),
       registry: this.#ctx.registry.constructor.name,
-      services: [...this.#states.values()].sort((a, b) => (a.service < b.service ? -1 : 1)).map(serviceSnapshot),
+      services: this.#upstreamStates().sort((a, b) => (a.service < b.service ? -1 : 1)).map(serviceSnapshot),
     };
   }
 
@@ -320,7 +345,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
    *
    * @param name - the service called
    * @param request - method (default GET), path (default `/`) with query string, and headers
-   * @throws MeshError `ERR_INVALID_SERVICE_NAME`, `ERR_MESH_CLOSED`; routing failures are reported in the result's `error`
+   * @throws MeshError `ERR_INVALID_SERVICE_NAME`, `ERR_MESH_CLOSED`; rejects with `ERR_INVALID_ARGUMENT` for
+   *   a request no call could send (a bad method, path or header); routing failures are reported in the result's `error`
    *
    * @example
    * ```ts
@@ -330,7 +356,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   explain(name: string, request: { readonly method?: string; readonly path?: string; readonly headers?: unknown } = {}): Promise<RouteExplanation> {
     this.client(name);
+    if (request === null || typeof request !== "object") return Promise.reject(invalidArgument(`explain() takes a request such as { method: "GET", path: "/v1/orders" }, got ${JSON.stringify(request)}`));
     const path = request.path ?? "/";
+    // The same checks as a call's: what explain() accepts, a call would send.
+    const problem = (request.method === undefined ? undefined : methodProblem(request.method)) ?? pathProblem(path) ?? headersProblem(request.headers);
+    if (problem !== undefined) return Promise.reject(invalidArgument(`${problem} (explain() for service '${name}')`));
     return explainRoute(name, { ...request, path }, (service) => this.#stateOf(service));
   }
 
@@ -456,28 +486,52 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return destroying;
   }
 
-  /** The state of a service, watched from its first use (routing to it counts as use). */
+  /** The state of a service that is called (routing to it, or a gRPC call, counts), watched from then on. */
   #stateOf(service: string): ServiceState {
     const state = this.#states.get(service);
-    if (state !== undefined && this.#closing === undefined) return state;
+    if (state !== undefined && this.#closing === undefined && this.#upstreams.has(service)) return state;
     this.client(service);
     return this.#states.get(service) as ServiceState;
   }
 
-  #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, affinity?: Affinity): boolean {
-    let target: { readonly client: ServiceClient; readonly host: string };
+  /** The state of a service watched for its config only (the caller's own service-defaults). */
+  #watched(service: string): ServiceState {
+    const state = this.#states.get(service);
+    if (state !== undefined && this.#closing === undefined) return state;
+    this.#clientOf(service);
+    return this.#states.get(service) as ServiceState;
+  }
+
+  /** The states of the services called, for the snapshot and the gauges. */
+  #upstreamStates(): ServiceState[] {
+    return [...this.#states.values()].filter((s) => this.#upstreams.has(s.service));
+  }
+
+  /**
+   * Sends a dispatch to the service its origin names.
+   *
+   * @param viaDispatcher - from `mesh.dispatcher`: an origin that is no mesh service goes to the fallback dispatcher, if any
+   */
+  #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, affinity?: Affinity, viaDispatcher = false): boolean {
+    let target: Target;
     try {
-      if (this.#closing !== undefined) throw meshClosedError();
       target = this.#target(options.origin);
+      if (target !== NOT_A_SERVICE && this.#closing !== undefined) throw meshClosedError();
     } catch (err) {
       failHandler(handler, err as Error);
+      return false;
+    }
+    if (target === NOT_A_SERVICE) {
+      const fallback = this.#fallback;
+      if (viaDispatcher && fallback !== undefined) return fallback.dispatch(options, handler);
+      failHandler(handler, notAService(options.origin, viaDispatcher));
       return false;
     }
     const hashKey = affinity !== undefined && affinity.service === target.client.service ? affinity.hashKey : undefined;
     return target.client.dispatch(options, handler, target.host, hashKey);
   }
 
-  #target(origin: string | URL | undefined): { readonly client: ServiceClient; readonly host: string } {
+  #target(origin: string | URL | undefined): Target {
     const key = origin === undefined ? "" : typeof origin === "string" ? origin : origin.origin;
     const cached = this.#origins.get(key);
     if (cached !== undefined) return cached;
@@ -487,17 +541,27 @@ export class Mesh extends EventEmitter<MeshEvents> {
     } catch (err) {
       throw new MeshError("ERR_INVALID_ARGUMENT", `Invalid argument: the mesh dispatcher needs a URL such as "http://orders/v1/orders", got origin ${JSON.stringify(key)}`, { cause: err });
     }
-    if (url.protocol !== "http:") {
-      throw new MeshError(
-        "ERR_INVALID_ARGUMENT",
-        `Invalid argument: the mesh dispatcher takes http:// URLs whose host is a service name, got ${JSON.stringify(key)}; ` +
-          `transport security between services is the mesh's job, not the URL's`,
-      );
-    }
-    const target = { client: this.client(url.hostname), host: url.host };
+    // A mesh service is an http:// origin whose host is a service name (a DNS label: no dots, so no IP
+    // address or DNS name) and which names no port; localhost never is one.
+    const service = url.protocol === "http:" && url.port === "" && url.hostname !== "localhost" && isValidServiceName(url.hostname);
+    const target: Target = service ? { client: this.client(url.hostname), host: url.host } : NOT_A_SERVICE;
     if (this.#origins.size < MAX_CACHED_ORIGINS) this.#origins.set(key, target);
     return target;
   }
+}
+
+/** Where a dispatch goes: a service's client (and the Host header), or not the mesh at all. */
+type Target = { readonly client: ServiceClient; readonly host: string } | typeof NOT_A_SERVICE;
+const NOT_A_SERVICE = Symbol("not a mesh service");
+
+function notAService(origin: string | URL | undefined, viaDispatcher: boolean): MeshError {
+  const shown = JSON.stringify(String(origin));
+  return new MeshError(
+    "ERR_INVALID_ARGUMENT",
+    `Invalid argument: ${shown} is not a mesh service: the mesh sends to http:// URLs whose host is a service name, with no port, such as "http://orders/v1/orders" ` +
+      `(transport security between services is the mesh's job, not the URL's).` +
+      (viaDispatcher ? ` To send other origins through another dispatcher, give createMesh a fallbackDispatcher (such as new Agent() from undici).` : ` A redirect there is not followed.`),
+  );
 }
 
 function parseUpstreams(raw: unknown): Readonly<Record<string, ResilienceOptions>> {

@@ -13,11 +13,12 @@ import {
   type BalancerPlugin,
   type PickTarget,
   type Picker,
+  meshErrorOf,
 } from "proxyless";
 import { FakeClock, createSeededRandom } from "proxyless/testing";
 import { env, NO_HASH, tally, targets, type FakeTarget } from "./helpers/targets.ts";
 
-const invalidAt = (field: string) => (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === field;
+const invalidAt = (field: string) => (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === field;
 
 function build<C>(plugin: BalancerPlugin<C>, list: readonly FakeTarget[], raw?: unknown, seed = 1): Picker<FakeTarget> {
   return plugin.createPicker(list, plugin.parseConfig(raw, "config"), env(seed));

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { fetch as undiciFetch, request as undiciRequest } from "undici";
-import { createMesh, isMeshError } from "proxyless";
+import { createMesh, isMeshError, meshErrorOf } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 import { ManualRegistry } from "./helpers/manual-registry.ts";
 
-const closedError = (err: unknown): boolean => isMeshError(err, "ERR_MESH_CLOSED") && /createMesh/.test(err.message);
+const closedError = (err: unknown): boolean => isMeshError(err, "ERR_MESH_CLOSED") && /createMesh/.test(meshErrorOf(err)?.message ?? "");
 
 describe("mesh.close()", () => {
   let backends: Backend[];

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { decodeConsulEntries, decodeConsulEntry, isMeshError, validateServiceConfig, type ServiceConfig } from "proxyless";
+import { decodeConsulEntries, decodeConsulEntry, isMeshError, MeshError, validateServiceConfig, type ServiceConfig, meshErrorOf } from "proxyless";
 import { consulSample } from "./helpers/consul-samples.ts";
 
 const samples = (file: string): Record<string, unknown>[] => consulSample(file) as Record<string, unknown>[];
@@ -11,7 +11,7 @@ function rejects(entry: unknown, field: string, message: RegExp): void {
   assert.throws(
     () => decodeConsulEntry(entry),
     (err: unknown) => {
-      assert.ok(isMeshError(err, "ERR_INVALID_CONFIG"), String(err));
+      assert.ok(err instanceof MeshError && err.code === "ERR_INVALID_CONFIG", String(err));
       assert.equal(err.details.field, field);
       assert.equal(err.details.entry, `${(entry as { Kind: string }).Kind}/${(entry as { Name: string }).Name}`);
       assert.match(err.message, message);
@@ -143,7 +143,7 @@ describe("validateServiceConfig on the typed model", () => {
     it(`refuses ${what}, naming ${field}`, () => {
       assert.throws(
         () => validateServiceConfig(config, "web"),
-        (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === field,
+        (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === field,
       );
     });
   }

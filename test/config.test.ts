@@ -8,11 +8,12 @@ import {
   type ConfigRejectedEvent,
   type MeshOptions,
   type PickTarget,
+  meshErrorOf,
 } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 
-const invalidAt = (field: string) => (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === field;
+const invalidAt = (field: string) => (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === field;
 
 /** A balancer that always picks the first target: easy to observe. */
 const first: BalancerPlugin<{ readonly index: number }> = {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
-import { ConsulRegistry, createMesh, isMeshError, type ConfigAppliedEvent, type ConfigRejectedEvent, type Mesh, type RegistryErrorEvent } from "proxyless";
+import { ConsulRegistry, createMesh, isMeshError, MeshError, type ConfigAppliedEvent, type ConfigRejectedEvent, type Mesh, type RegistryErrorEvent } from "proxyless";
 import { FakeClock, FakeConsul } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 import { until } from "./helpers/events.ts";
@@ -74,7 +74,7 @@ describe("config entries in Consul configure the services in use", () => {
     const reported = new Promise<RegistryErrorEvent>((resolve) => mesh.once("registry_error", resolve));
     await put({ Kind: "service-router", Name: "orders", Routes: [{ Match: { HTTP: { PathRegex: "/orders/(" } } }] });
     const { error } = await reported;
-    assert.ok(isMeshError(error, "ERR_INVALID_CONFIG"), String(error));
+    assert.ok(error instanceof MeshError && error.code === "ERR_INVALID_CONFIG", String(error));
     assert.equal(error.details.entry, "service-router/orders");
     assert.equal(error.details.field, "Routes[0].Match.HTTP.PathRegex");
     assert.deepEqual(mesh.inspect("orders")?.config.router, before);

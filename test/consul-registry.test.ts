@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, afterEach, before, describe, it } from "node:test";
 import { request } from "undici";
-import { ConsulDecodeError, ConsulRegistry, createMesh, decodeHealth, isMeshError, type EndpointSet, type Mesh } from "proxyless";
+import { ConsulDecodeError, ConsulRegistry, createMesh, decodeHealth, isMeshError, type EndpointSet, type Mesh, meshErrorOf } from "proxyless";
 import { FakeClock, FakeConsul } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 import { nextEndpoints, nextRegistryError, until } from "./helpers/events.ts";
@@ -252,7 +252,7 @@ describe("ConsulRegistry without Consul", () => {
   });
 
   it("rejects a bad URL and options with ERR_INVALID_CONFIG", () => {
-    assert.throws(() => new ConsulRegistry({ url: "not a url" }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === "consul.url");
-    assert.throws(() => new ConsulRegistry({ burst: 0 }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === "consul.burst");
+    assert.throws(() => new ConsulRegistry({ url: "not a url" }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === "consul.url");
+    assert.throws(() => new ConsulRegistry({ burst: 0 }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === "consul.burst");
   });
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Agent, request } from "undici";
-import { ConsulRegistry, createMesh, isMeshError, type EndpointSet, type RegistryErrorEvent } from "proxyless";
+import { ConsulRegistry, createMesh, isMeshError, type RegistryErrorEvent, type RegistryUpdate, meshErrorOf } from "proxyless";
 import { FakeConsul, TestCertificateAuthority, type TestCertificate } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 import { until } from "./helpers/events.ts";
@@ -38,16 +38,17 @@ describe("ConsulRegistry over HTTPS", () => {
     await res.body.dump();
     assert.equal(mesh.inspect("orders")?.policy, "least_request", "config entries came over TLS too");
     await mesh.close();
-    const after = await new Promise<EndpointSet>((resolve) => {
+    const after = await new Promise<RegistryUpdate>((resolve) => {
       const check = new ConsulRegistry({ url: fake.url, tls: { ca: ca.rootPem, cert: clientCert.certPem, key: clientCert.keyPem } });
       const watch = check.watch("orders", (u) => {
-        if (u.type !== "endpoints") return;
+        if (u.type !== "endpoints" && u.type !== "missing") return;
         watch.close();
         void check.close();
-        resolve(u.endpoints);
+        resolve(u);
       });
     });
-    assert.equal(after.size, 0, "deregistered over TLS on close");
+    // Deregistered over TLS on close: Consul has no instance left, so it no longer knows the service.
+    assert.equal(after.type, "missing", "deregistered over TLS on close");
   });
 
   it("reports an agent whose certificate it cannot verify, and one that wants a client certificate", async () => {
@@ -67,7 +68,7 @@ describe("ConsulRegistry over HTTPS", () => {
   });
 
   it("refuses TLS settings without an https URL, and a certificate without its key", () => {
-    assert.throws(() => new ConsulRegistry({ url: "http://127.0.0.1:8500", tls: { ca: ca.rootPem } }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === "consul.tls");
+    assert.throws(() => new ConsulRegistry({ url: "http://127.0.0.1:8500", tls: { ca: ca.rootPem } }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === "consul.tls");
     assert.throws(() => new ConsulRegistry({ url: fake.url, tls: { cert: clientCert.certPem } }), /cert and key together/);
   });
 });

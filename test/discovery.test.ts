@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { fetch as undiciFetch } from "undici";
-import { createMesh, EndpointSet, isMeshError, type MeshError, type RegistryErrorEvent } from "proxyless";
+import { createMesh, EndpointSet, isMeshError, meshErrorOf, type MeshError, type RegistryErrorEvent } from "proxyless";
 import { FakeClock, MockRegistry } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 import { ManualRegistry } from "./helpers/manual-registry.ts";
@@ -9,7 +9,7 @@ import { ManualRegistry } from "./helpers/manual-registry.ts";
 function hasCode(code: MeshError["code"], message?: RegExp) {
   return (err: unknown): boolean => {
     assert.ok(isMeshError(err, code), `expected ${code}, got ${String(err)}`);
-    if (message !== undefined) assert.match(err.message, message);
+    if (message !== undefined) assert.match(meshErrorOf(err)?.message ?? "", message);
     return true;
   };
 }

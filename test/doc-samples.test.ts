@@ -50,6 +50,8 @@ const FRAGMENT_NAMES: Readonly<Record<string, string>> = {
   mesh: `declare const mesh: import("proxyless").Mesh;`,
   registry: `declare const registry: import("proxyless/testing").MockRegistry;`,
   createMesh: `import { createMesh } from "proxyless";`,
+  isMeshError: `import { isMeshError } from "proxyless";`,
+  meshErrorOf: `import { meshErrorOf } from "proxyless";`,
   ConsulRegistry: `import { ConsulRegistry } from "proxyless";`,
   readFileSync: `import { readFileSync } from "node:fs";`,
   http: `import http from "node:http";`,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createEndpoint, EndpointSet, isMeshError, withHealth } from "proxyless";
+import { createEndpoint, EndpointSet, isMeshError, withHealth, meshErrorOf } from "proxyless";
 
 describe("createEndpoint", () => {
   it("fills defaults and freezes the record", () => {
@@ -41,7 +41,7 @@ describe("createEndpoint", () => {
     it(`rejects ${name} with ERR_INVALID_ENDPOINT naming '${field}'`, () => {
       assert.throws(
         () => createEndpoint(input as never),
-        (err: unknown) => isMeshError(err, "ERR_INVALID_ENDPOINT") && err.details.field === field,
+        (err: unknown) => isMeshError(err, "ERR_INVALID_ENDPOINT") && meshErrorOf(err)?.details.field === field,
       );
     });
   }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { request as undiciRequest, Agent } from "undici";
-import { createMesh, isMeshError, pemIdentity, type Mesh } from "proxyless";
+import { createMesh, isMeshError, MeshError, pemIdentity, type Mesh, meshErrorOf } from "proxyless";
 import { MockRegistry, TestCertificateAuthority, type TestCertificate } from "proxyless/testing";
 import { Backend } from "./helpers/backend.ts";
 import { TlsBackend, leafFor } from "./helpers/tls-backend.ts";
@@ -46,7 +46,7 @@ describe("mTLS on outgoing calls", () => {
     const mesh = meshFor({ orders: [impostor.endpoint()] });
     try {
       await assert.rejects(mesh.client("orders").request({ path: "/secret", method: "POST", body: "card=4111" }), (err: unknown) => {
-        assert.ok(isMeshError(err, "ERR_PEER_IDENTITY"), String(err));
+        assert.ok(err instanceof MeshError && err.code === "ERR_PEER_IDENTITY", String(err));
         assert.equal(err.details.reason, "wrong-identity");
         assert.deepEqual(err.details.presented, [ca.spiffeId("payments")]);
         return true;
@@ -65,8 +65,8 @@ describe("mTLS on outgoing calls", () => {
     const expired = await TlsBackend.start("expired", await leafFor(ca, "orders", { notBefore: old, notAfter: new Date(old.getTime() + 86_400_000) }), ca.rootPem);
     const mesh = meshFor({ orders: [untrusted.endpoint()], inventory: [expired.endpoint()] });
     try {
-      await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_PEER_IDENTITY") && err.details.reason === "untrusted");
-      await assert.rejects(mesh.client("inventory").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_PEER_IDENTITY") && err.details.reason === "expired");
+      await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_PEER_IDENTITY") && meshErrorOf(err)?.details.reason === "untrusted");
+      await assert.rejects(mesh.client("inventory").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_PEER_IDENTITY") && meshErrorOf(err)?.details.reason === "expired");
       assert.equal(untrusted.requests + expired.requests, 0);
     } finally {
       await mesh.close();

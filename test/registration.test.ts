@@ -4,7 +4,7 @@ import { once } from "node:events";
 import { after, afterEach, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { request } from "undici";
-import { ConsulRegistry, createMesh, isMeshError, type Mesh } from "proxyless";
+import { ConsulRegistry, createMesh, isMeshError, type Mesh, meshErrorOf } from "proxyless";
 import { FakeClock, FakeConsul, MockRegistry } from "proxyless/testing";
 import { until } from "./helpers/events.ts";
 
@@ -93,7 +93,7 @@ describe("mesh.register with Consul", () => {
   it("refuses a bad registration with ERR_INVALID_CONFIG, quoting the agent when it refuses", async () => {
     const mesh = createMesh({ registry: new ConsulRegistry({ url: fake.url }) });
     meshes.push(mesh);
-    await assert.rejects(mesh.register({ name: "checkout", port: 0 }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === "registration.port");
+    await assert.rejects(mesh.register({ name: "checkout", port: 0 }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === "registration.port");
     await assert.rejects(mesh.register({ name: "checkout", port: 1, check: { ttl: 3000, http: "http://x" } }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG"));
     await assert.rejects(mesh.register({ name: "checkout", port: 1, address: "0.0.0.0" }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && /Invalid service address/.test(err.message));
   });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createMesh, isMeshError, type EndpointEjectedEvent } from "proxyless";
+import { createMesh, isMeshError, type EndpointEjectedEvent, meshErrorOf } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { Backend, startBackends } from "./helpers/backend.ts";
 import { until } from "./helpers/events.ts";
@@ -44,13 +44,13 @@ describe("where resilience settings come from, and which wins", () => {
     try {
       const registry = new MockRegistry({ orders: [slow.endpoint] });
       const mesh = createMesh({ registry, resilience: { timeoutMs: 50, retries: false } });
-      await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_TIMEOUT") && err.details.timeoutMs === 50);
+      await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_TIMEOUT") && meshErrorOf(err)?.details.timeoutMs === 50);
       registry.setConfig("orders", { resolver: { requestTimeoutMs: 1000 } });
       const res = await mesh.client("orders").request({ path: "/" });
       await res.body.dump();
       assert.equal(res.statusCode, 200, "the resolver's 1000 ms wins over the mesh's 50");
       registry.setConfig("orders", { resolver: { requestTimeoutMs: 1000 }, router: { routes: [{ match: { pathPrefix: "/quick" }, destination: { requestTimeoutMs: 60 } }] } });
-      await assert.rejects(mesh.client("orders").request({ path: "/quick" }), (err: unknown) => isMeshError(err, "ERR_TIMEOUT") && err.details.timeoutMs === 60);
+      await assert.rejects(mesh.client("orders").request({ path: "/quick" }), (err: unknown) => isMeshError(err, "ERR_TIMEOUT") && meshErrorOf(err)?.details.timeoutMs === 60);
       await mesh.close();
     } finally {
       await slow.close();

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { fetch as undiciFetch } from "undici";
 import { after, afterEach, before, describe, it } from "node:test";
-import { createMesh, isMeshError, withIncomingDeadline, type BreakerStateEvent, type EndpointEjectedEvent, type Mesh, type ResilienceOptions } from "proxyless";
+import { createMesh, isMeshError, withIncomingDeadline, type BreakerStateEvent, type EndpointEjectedEvent, type Mesh, type ResilienceOptions, meshErrorOf } from "proxyless";
 import { FakeClock, MockRegistry, createSeededRandom } from "proxyless/testing";
 import { Backend, startBackends, totalSeen } from "./helpers/backend.ts";
 import { until } from "./helpers/events.ts";
@@ -133,7 +133,7 @@ describe("timeouts and deadlines", () => {
 
   it("fails with ERR_TIMEOUT when the deadline passes, and a per-try timeout moves on to another endpoint", async () => {
     const only = createMesh({ registry: new MockRegistry({ orders: [slow.endpoint] }), resilience: { timeoutMs: 100, retries: false } });
-    await assert.rejects(only.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_TIMEOUT") && err.details.timeoutMs === 100);
+    await assert.rejects(only.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_TIMEOUT") && meshErrorOf(err)?.details.timeoutMs === 100);
     await only.close();
     const both = createMesh({ registry: new MockRegistry({ orders: [slow.endpoint, fast.endpoint] }), resilience: { perTryTimeoutMs: 100 } });
     for (let i = 0; i < 4; i++) {
@@ -184,7 +184,7 @@ describe("circuit breaker and limits", () => {
     for (let i = 0; i < 3; i++) assert.equal(await call(), 500);
     assert.deepEqual(states, ["open"]);
     const before = attempts(backends);
-    await assert.rejects(call(), (err: unknown) => isMeshError(err, "ERR_CIRCUIT_OPEN") && err.details.retryAfterMs === 1000);
+    await assert.rejects(call(), (err: unknown) => isMeshError(err, "ERR_CIRCUIT_OPEN") && meshErrorOf(err)?.details.retryAfterMs === 1000);
     assert.equal(attempts(backends), before, "no request was sent");
     clock.advance(1000);
     assert.equal(await call(), 500, "the probe fails");

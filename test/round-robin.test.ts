@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isMeshError, roundRobin, type PickTarget } from "proxyless";
+import { isMeshError, roundRobin, type PickTarget, meshErrorOf } from "proxyless";
 import { env, NO_HASH, tally, targets } from "./helpers/targets.ts";
 
 describe("round_robin", () => {
@@ -28,7 +28,7 @@ describe("round_robin", () => {
   it("rejects options it does not know", () => {
     assert.throws(
       () => roundRobin.parseConfig({ weigths: true }, "loadBalancer.config"),
-      (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === "loadBalancer.config.weigths",
+      (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === "loadBalancer.config.weigths",
     );
   });
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isMeshError, pemIdentity } from "proxyless";
+import { isMeshError, pemIdentity, meshErrorOf } from "proxyless";
 import { TestCertificateAuthority } from "proxyless/testing";
 import { resolveTlsOptions } from "../src/security/tls-options.ts";
 
@@ -26,9 +26,9 @@ describe("tls options: expected SPIFFE IDs and SNI", () => {
   });
 
   it("rejects bad options with ERR_INVALID_CONFIG naming the field", () => {
-    assert.throws(() => resolveTlsOptions({}), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === "tls.identity");
+    assert.throws(() => resolveTlsOptions({}), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === "tls.identity");
     const identity = { current: () => undefined, ready: () => new Promise<never>(() => undefined), subscribe: () => () => undefined, close: () => Promise.resolve() };
-    assert.throws(() => resolveTlsOptions({ identity, mode: "loose" }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === "tls.mode");
-    assert.throws(() => resolveTlsOptions({ identity, spiffeTemplate: "https://x/{service}" }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.details.field === "tls.spiffeTemplate");
+    assert.throws(() => resolveTlsOptions({ identity, mode: "loose" }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === "tls.mode");
+    assert.throws(() => resolveTlsOptions({ identity, spiffeTemplate: "https://x/{service}" }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === "tls.spiffeTemplate");
   });
 });

@@ -1,4 +1,4 @@
-import { invalidConfig, isMeshError } from "../core/errors.ts";
+import { MeshError, invalidConfig } from "../core/errors.ts";
 import { describe } from "../core/validate.ts";
 import type { LoadBalancerConfig } from "../registry/service-config.ts";
 import type { BalancerEnv, BalancerPlugin, PickTarget, Picker } from "./picker.ts";
@@ -92,7 +92,7 @@ export class BalancerRegistry {
     try {
       config = plugin.parseConfig(lb.config, `${field}.config`);
     } catch (err) {
-      if (isMeshError(err)) throw err;
+      if (err instanceof MeshError) throw err;
       const reason = err instanceof Error ? err.message : describe(err);
       throw invalidConfig(`${field}.config`, `balancer '${plugin.name}' refused its config: ${reason}`, { cause: err });
     }

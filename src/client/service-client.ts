@@ -1,7 +1,8 @@
 import { fetch as undiciFetch, type Dispatcher, type RequestInit, type Response } from "undici";
 import { hash32 } from "../balancer/hash.ts";
 import type { PickContext } from "../balancer/picker.ts";
-import { MeshError } from "../core/errors.ts";
+import { asFetchFailure, MeshError } from "../core/errors.ts";
+import { invalidArgument, methodProblem, pathProblem } from "../core/request-arguments.ts";
 import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
 import { withHost } from "../transport/http/headers.ts";
 import type { DiscoveryWait, ServiceState } from "./service-state.ts";
@@ -126,16 +127,23 @@ export class ServiceClient {
    * @returns a WHATWG `Response` (undici's class). Redirects are followed through the mesh: a redirect to
    *   `http://payments/...` goes to the `payments` service; one to `https://` or to a host that is not a
    *   service name fails, rather than being sent to this service's endpoint.
-   * @throws MeshError when the service cannot be reached at all (`ERR_NO_ENDPOINTS`, ...); network errors
-   *   after an endpoint was picked reject as `fetch` does, with a `TypeError` whose `cause` says why
+   * @throws TypeError as `fetch` does (`fetch failed`), whatever went wrong: when the mesh caused it
+   *   (`ERR_NO_ENDPOINTS`, `ERR_TIMEOUT`, `ERR_INVALID_ARGUMENT`, ...), its `cause` is the MeshError, and
+   *   `isMeshError(err, code)` and `meshErrorOf(err)` see it
    */
   async fetch(input: string | URL, init?: ServiceFetchInit): Promise<Response> {
-    const url = this.#resolve(input);
-    const state = this.#state;
-    if (state.picker === undefined) {
-      const wait = state.discoveryWait(true);
-      await state.settle(wait);
-      if (!state.routing.active && state.picker === undefined) throw state.unavailableError(wait);
+    let url: string;
+    try {
+      url = this.#resolve(input);
+      const state = this.#state;
+      if (state.picker === undefined) {
+        const wait = state.discoveryWait(true);
+        await state.settle(wait);
+        if (!state.routing.active && state.picker === undefined) throw state.unavailableError(wait);
+      }
+    } catch (err) {
+      // fetch's convention, as for the failures fetch itself reports: a TypeError with the cause.
+      throw asFetchFailure(err);
     }
     const hashKey = init?.hashKey;
     const affinity = hashKey === undefined ? undefined : { service: this.service, hashKey };
@@ -219,12 +227,8 @@ export class ServiceClient {
     if (options === null || typeof options !== "object") {
       return invalidArgument(`request() takes an options object such as { path: "/v1/orders" }`);
     }
-    const path = options.path;
-    if (typeof path !== "string" || path.charCodeAt(0) !== 47 /* "/" */) {
-      return invalidArgument(
-        `'path' must start with '/' (it is relative to service '${this.service}'), got ${JSON.stringify(path)}`,
-      );
-    }
+    const problem = pathProblem(options.path) ?? (options.method === undefined ? undefined : methodProblem(options.method));
+    if (problem !== undefined) return invalidArgument(`${problem} (request() to service '${this.service}')`);
     return {
       ...options,
       method: options.method ?? "GET",
@@ -250,6 +254,9 @@ export class ServiceClient {
           `"http://${this.service}/v1/orders", got ${JSON.stringify(url.href)}`,
       );
     }
+    if (url.port !== "") {
+      throw invalidArgument(`a URL for service '${this.service}' names no port (the registry gives each endpoint's), got ${JSON.stringify(url.href)}`);
+    }
     return url.href;
   }
 }
@@ -263,8 +270,4 @@ function bufferedBody(body: unknown): string | Uint8Array | undefined {
   if (body instanceof ArrayBuffer) return new Uint8Array(body.slice(0));
   if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
   return undefined;
-}
-
-function invalidArgument(message: string, cause?: unknown): MeshError {
-  return new MeshError("ERR_INVALID_ARGUMENT", `Invalid argument: ${message}`, { cause });
 }

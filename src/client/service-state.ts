@@ -2,7 +2,7 @@ import { setMaxListeners, type EventEmitter } from "node:events";
 import type { BalancerRegistry, BoundBalancer } from "../balancer/balancer-registry.ts";
 import type { BalancerEnv, Picker } from "../balancer/picker.ts";
 import type { Clock } from "../core/clock.ts";
-import { MeshError, invalidConfig, isMeshError } from "../core/errors.ts";
+import { MeshError, invalidConfig } from "../core/errors.ts";
 import { roundRobin } from "../balancer/round-robin.ts";
 import type { MeshEvents } from "../core/events.ts";
 import type { EndpointSet } from "../endpoint/endpoint-set.ts";
@@ -20,6 +20,7 @@ import type { CallPolicy } from "../resilience/resilience-options.ts";
 import type { RouteDestination } from "../config/route-config.ts";
 import { UpstreamGuard } from "../resilience/upstream-guard.ts";
 import { remainingIncomingMs } from "../resilience/deadline.ts";
+import { closeMatches } from "../core/close-matches.ts";
 import type { TransportSecurity } from "../security/transport-security.ts";
 import type { MeshTelemetry } from "../telemetry/mesh-telemetry.ts";
 import type { CallLabel } from "../telemetry/call-telemetry.ts";
@@ -112,6 +113,8 @@ export class ServiceState {
   #targets: readonly EndpointHandle[] = [];
   #slowStartTimer: unknown;
   #lastError: Error | undefined;
+  /** The services the registry knows, as its last "missing" message said. */
+  #knownServices: readonly string[] | undefined;
   /** Aborts mirrored copies in flight to this service when it closes: they must not hold up close(). */
   readonly #shadow = new AbortController();
   /** Mirrored copies in flight to this service. */
@@ -383,12 +386,15 @@ export class ServiceState {
     switch (this.#status) {
       case "closed":
         return meshClosedError();
-      case "missing":
+      case "missing": {
+        const similar = closeMatches(service, this.#knownServices ?? []);
+        const hint = similar.length === 0 ? "" : ` Did you mean ${similar.map((s) => `'${s}'`).join(" or ")}?`;
         return new MeshError(
           "ERR_UNKNOWN_SERVICE",
-          `Service '${service}' is not in the registry. Check the name, or register the service before calling it.`,
-          { details: { service } },
+          `Service '${service}' is not in the registry.${hint} Check the name, or register the service before calling it.`,
+          { details: similar.length === 0 ? { service } : { service, similar } },
         );
+      }
       case "pending":
         if (wait?.deadlineMs !== undefined) {
           return new MeshError(
@@ -456,6 +462,7 @@ export class ServiceState {
       case "missing":
         this.#status = "missing";
         this.#lastError = undefined;
+        this.#knownServices = update.services;
         this.#applyEndpoints(undefined);
         break;
       case "config":
@@ -505,7 +512,7 @@ export class ServiceState {
       validateServiceConfig(config, this.service);
       balancer = bindBalancer(this.#ctx, config.loadBalancer);
     } catch (err) {
-      if (!isMeshError(err)) throw err;
+      if (!(err instanceof MeshError)) throw err;
       this.#ctx.events.emit("config_rejected", { service: this.service, error: err });
       return;
     }

@@ -1,5 +1,5 @@
 import { defined } from "../core/defined.ts";
-import { MeshError, isMeshError } from "../core/errors.ts";
+import { MeshError } from "../core/errors.ts";
 import { describe } from "../core/validate.ts";
 import type { LoadBalancerConfig, ServiceConfig } from "../registry/service-config.ts";
 import type { ServiceDefaultsConfig, UpstreamPolicy } from "./defaults-config.ts";
@@ -118,7 +118,7 @@ export function decodeConsulEntry(entry: unknown): DecodedConsulEntry {
   try {
     validateServiceConfig(config, name);
   } catch (err) {
-    if (!isMeshError(err)) throw err;
+    if (!(err instanceof MeshError)) throw err;
     const field = consulField(typeof err.details.field === "string" ? err.details.field : "");
     throw r.fail(field, err.message.replace(/^Invalid configuration at '[^']*': /, ""), err);
   }

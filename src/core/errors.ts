@@ -63,9 +63,13 @@ export interface MeshErrorOptions {
 /**
  * The one error type proxyless throws. Switch on {@link MeshError.code}, never on the message.
  *
+ * Every API rejects with it, except fetch-shaped calls, which follow fetch's convention (a `TypeError`
+ * whose `cause` is the MeshError: {@link FetchMeshError}). {@link isMeshError} and {@link meshErrorOf}
+ * see through that.
+ *
  * @example
  * ```ts
- * try { await orders.fetch("/v1/orders"); }
+ * try { await orders.request({ path: "/v1/orders" }); }
  * catch (err) { if (isMeshError(err, "ERR_NO_ENDPOINTS")) { ... } }
  * ```
  */
@@ -89,13 +93,55 @@ export class MeshError extends Error {
 }
 
 /**
- * Tells whether `err` is a {@link MeshError}, optionally with the given code.
+ * How fetch reports a failure the mesh caused: fetch's own `TypeError` ("fetch failed", as for any
+ * network failure) with the {@link MeshError} as its `cause`. `client.fetch()` and any `fetch` given
+ * `mesh.dispatcher` reject this way; every other API rejects with the MeshError itself.
+ */
+export interface FetchMeshError extends TypeError {
+  /** The mesh's error. */
+  readonly cause: MeshError;
+}
+
+/**
+ * The {@link MeshError} behind a failure: `err` itself, or the one that fetch's `TypeError` carries as
+ * its `cause`; undefined when the mesh did not cause it.
+ *
+ * @param err - any thrown value
+ *
+ * @example
+ * ```ts
+ * try { await fetch("http://orders/v1/orders", { dispatcher: mesh.dispatcher }); }
+ * catch (err) { console.log(meshErrorOf(err)?.code ?? err); }
+ * ```
+ */
+export function meshErrorOf(err: unknown): MeshError | undefined {
+  if (err instanceof MeshError) return err;
+  if (err instanceof TypeError && err.cause instanceof MeshError) return err.cause;
+  return undefined;
+}
+
+/** A MeshError as fetch-shaped APIs report it (see {@link FetchMeshError}); anything else as it is. @internal */
+export function asFetchFailure(err: unknown): unknown {
+  return err instanceof MeshError ? new TypeError("fetch failed", { cause: err }) : err;
+}
+
+/**
+ * Tells whether the mesh caused `err`, optionally with the given code: true for a {@link MeshError},
+ * and for fetch's `TypeError` that carries one as its `cause` (see {@link FetchMeshError}), so one
+ * check serves every API. {@link meshErrorOf} gives the MeshError itself.
  *
  * @param err - any thrown value
  * @param code - the code to match; any code when omitted
+ *
+ * @example
+ * ```ts
+ * try { await mesh.client("orders").fetch("/v1/orders"); }
+ * catch (err) { if (isMeshError(err, "ERR_NO_ENDPOINTS")) { ... } }
+ * ```
  */
-export function isMeshError(err: unknown, code?: MeshErrorCode): err is MeshError {
-  return err instanceof MeshError && (code === undefined || err.code === code);
+export function isMeshError(err: unknown, code?: MeshErrorCode): err is MeshError | FetchMeshError {
+  const mesh = meshErrorOf(err);
+  return mesh !== undefined && (code === undefined || mesh.code === code);
 }
 
 /**

@@ -40,7 +40,7 @@ export class InMemoryRegistry implements Registry {
     if (listeners === undefined) this.#listeners.set(service, (listeners = new Set()));
     listeners.add(listener);
     const endpoints = this.#endpoints.get(service);
-    listener(endpoints === undefined ? { type: "missing" } : { type: "endpoints", endpoints });
+    listener(endpoints === undefined ? this.#missing() : { type: "endpoints", endpoints });
     listener({ type: "config", config: this.#configs.get(service) ?? EMPTY_CONFIG });
     return {
       close: () => {
@@ -87,7 +87,12 @@ export class InMemoryRegistry implements Registry {
   /** Forgets a service: watchers are told it is missing. @internal */
   protected deleteService(service: string): void {
     this.#endpoints.delete(service);
-    this.emit(service, { type: "missing" });
+    this.emit(service, this.#missing());
+  }
+
+  /** A "missing" message, with the services this registry does know (for close matches). */
+  #missing(): RegistryUpdate {
+    return { type: "missing", services: [...this.#endpoints.keys()] };
   }
 
   /** Replaces a service's config. @internal */

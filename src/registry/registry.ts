@@ -21,6 +21,8 @@ export interface EndpointsUpdate {
 export interface MissingUpdate {
   /** Discriminator. */
   readonly type: "missing";
+  /** The services the registry does know, if it can tell: the error names close matches among them (a typo). */
+  readonly services?: readonly string[];
 }
 
 /** The service's configuration, whole. An empty object means defaults. */

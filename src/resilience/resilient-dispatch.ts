@@ -3,6 +3,7 @@ import { isBulkheadRejectedError } from "cockatiel";
 import { util, type Dispatcher } from "undici";
 import type { ServiceState } from "../client/service-state.ts";
 import { systemClock } from "../core/clock.ts";
+import { asArgumentError } from "../core/request-arguments.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import { failHandler } from "../transport/http/forwarding-dispatcher.ts";
 import { classifyError, retryAfterMs, type FailureKind } from "./classify.ts";
@@ -456,7 +457,7 @@ class DispatchCall {
       }
     }
     const attempts = this.#retries + 1;
-    let reason: Error = error;
+    let reason = asArgumentError(error) as Error;
     if (failure === "timeout") reason = timeoutError(this.state, this.#remaining() <= 1 ? this.#total : this.policy.perTryTimeoutMs || this.#total, attempts, error);
     else if (this.#budgetDenied) reason = budgetExhaustedError(this.state, error, attempts);
     this.#fail(reason, failure !== "other");

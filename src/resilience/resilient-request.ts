@@ -7,6 +7,7 @@ import { remainingIncomingMs } from "./deadline.ts";
 import { backoff, breakerRefusal, budgetExhaustedError, budgetSpent, COARSE_TIMEOUT_MS, hedgeDelay, limitError, mayResend, retriesFailure, retriesStatus, timeoutError, withDeadlineHeader } from "./retry-rules.ts";
 import type { CallPolicy } from "./resilience-options.ts";
 import { sleep, systemClock } from "../core/clock.ts";
+import { asArgumentError } from "../core/request-arguments.ts";
 import type { AttemptTelemetry, CallLabel, CallTelemetry } from "../telemetry/call-telemetry.ts";
 
 /** Picks the endpoint of each attempt. @internal */
@@ -246,7 +247,7 @@ async function attemptLoop(
       if (budgetDenied) {
         throw budgetExhaustedError(state, error, retry + 1);
       }
-      throw error;
+      throw asArgumentError(error);
     }
   } finally {
     if (!reported) breaker?.release();

@@ -6,7 +6,7 @@ import { isIdempotent, isReplayable, statusConditions, type FailureKind } from "
 import { DEADLINE_HEADER } from "./deadline.ts";
 import type { CallPolicy } from "./resilience-options.ts";
 
-/**
+/*
  * The rules both call paths (`request()`, and dispatches: `fetch`, `mesh.dispatcher`) follow: when to
  * retry, how long to wait, what may be sent again, and the errors they end with. @internal
  */

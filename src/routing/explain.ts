@@ -1,6 +1,6 @@
 import { defined } from "../core/defined.ts";
 import type { FaultPolicy, HeaderChanges, MirrorPolicy, RouteMatch } from "../config/route-config.ts";
-import { isMeshError, type MeshErrorCode } from "../core/errors.ts";
+import { MeshError, type MeshErrorCode } from "../core/errors.ts";
 import type { HealthStatus } from "../endpoint/endpoint.ts";
 import type { ServiceState } from "../client/service-state.ts";
 import { decideRoute, type ChosenSplit, type RouteDecision, type RouteTarget } from "./route-decision.ts";
@@ -139,7 +139,7 @@ export async function explainRoute(service: string, request: RoutableRequest, st
       error = { code: outcome.error.code, message: outcome.error.message };
     }
   } catch (err) {
-    if (!isMeshError(err)) throw err;
+    if (!(err instanceof MeshError)) throw err;
     error = { code: err.code, message: err.message };
   }
   const destination = decision?.route?.config.destination;

@@ -8,7 +8,7 @@ import { assertServiceName } from "../../core/service-name.ts";
 import { expectOptions, optionalNumber } from "../../core/validate.ts";
 import { EndpointSet } from "../../endpoint/endpoint-set.ts";
 import type { Registration, ServiceRegistration } from "../registration.ts";
-import type { Registry, RegistryListener, RegistryWatch } from "../registry.ts";
+import type { Registry, RegistryListener, RegistryUpdate, RegistryWatch } from "../registry.ts";
 import type { ServiceConfig } from "../service-config.ts";
 import { ConsulRegistration } from "./consul-registration.ts";
 import { connectAuthority, connectIdentity } from "./consul-connect.ts";
@@ -273,8 +273,12 @@ class WatchLoop {
   #stopped = false;
   #last: EndpointSet | undefined;
   #lastConfig: string | undefined;
-  /** Endpoints held back until the config is known. */
-  #held: EndpointSet | undefined;
+  /** What is held back until the config is known: the endpoints, or that Consul does not know the service. */
+  #held: RegistryUpdate | undefined;
+  /** Whether the last answer said Consul knows no instance of the service. */
+  #missing = false;
+  /** Counts health answers, so that a late catalog lookup does not undo a newer answer. */
+  #answers = 0;
   /** Releases held endpoints if the config takes too long. */
   #holdTimer: TimerHandle;
   /** Whether endpoints go out without waiting for config (it was known once, or took too long). */
@@ -359,6 +363,20 @@ class WatchLoop {
 
   #acceptHealth(body: unknown): void {
     const decoded = decodeHealth(body);
+    const answer = ++this.#answers;
+    if (Array.isArray(body) && body.length === 0) {
+      // No instance at all: Consul's catalog lists only services with instances, so Consul does not know
+      // this one (a typo, or not deployed). Its known services name close matches in the error.
+      if (this.#missing) return;
+      this.#missing = true;
+      this.#last = undefined;
+      void knownServices(this.#settings).then((services) => {
+        if (this.#stopped || answer !== this.#answers) return;
+        this.#send(services === undefined ? { type: "missing" } : { type: "missing", services });
+      });
+      return;
+    }
+    this.#missing = false;
     const set = EndpointSet.of(this.service, decoded.endpoints);
     if (decoded.skipped.length > 0) {
       this.#listener({ type: "error", error: new Error(`Consul at ${this.#settings.url}: skipped instances of '${this.service}': ${decoded.skipped.join("; ")}`) });
@@ -367,13 +385,18 @@ class WatchLoop {
     if (this.#last === undefined || diff.added.length + diff.removed.length + diff.changed.length > 0 || !sameOrder(this.#last, set)) {
       this.#last = set;
       void this.#cache?.save(this.service, set);
-      if (this.#released) {
-        this.#listener({ type: "endpoints", endpoints: set });
-      } else {
-        this.#held = set;
-        this.#holdTimer ??= this.#settings.clock.setTimeout(() => this.#releaseHeld(), CONFIG_WAIT_MS);
-      }
+      this.#send({ type: "endpoints", endpoints: set });
     }
+  }
+
+  /** Passes an answer on, or holds it until the config is known. */
+  #send(update: RegistryUpdate): void {
+    if (this.#released) {
+      this.#listener(update);
+      return;
+    }
+    this.#held = update;
+    this.#holdTimer ??= this.#settings.clock.setTimeout(() => this.#releaseHeld(), CONFIG_WAIT_MS);
   }
 
   /** The config is slow (a config query hangs): serve the endpoints without it, and say so. */
@@ -387,7 +410,7 @@ class WatchLoop {
     });
     const held = this.#held;
     this.#held = undefined;
-    if (held !== undefined) this.#listener({ type: "endpoints", endpoints: held });
+    if (held !== undefined) this.#listener(held);
   }
 
   #acceptConfig(config: ServiceConfig): void {
@@ -401,7 +424,18 @@ class WatchLoop {
     }
     const held = this.#held;
     this.#held = undefined;
-    if (held !== undefined) this.#listener({ type: "endpoints", endpoints: held });
+    if (held !== undefined) this.#listener(held);
+  }
+}
+
+/** The services Consul knows (`/v1/catalog/services`), or undefined when it cannot say. */
+async function knownServices(settings: Settings): Promise<readonly string[] | undefined> {
+  try {
+    const answer = await blockingGet(settings, "/v1/catalog/services", 0, 0, new EventEmitter(), true);
+    const body = answer.body;
+    return body !== null && typeof body === "object" && !Array.isArray(body) ? Object.keys(body) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
