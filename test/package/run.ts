@@ -142,6 +142,14 @@ async function checkContents(pkgDir: string): Promise<string[]> {
     }
   }
   for (const file of files) if (/(^|\/)(test|tests|__tests__)\/|\.test\.[cm]?[jt]s$/.test(file)) problems.push(`a test file is in the package: ${file}`);
+  // What a package page and a user's lawyer need: the licence text, where the code lives and where to report.
+  if (!files.has("LICENSE")) problems.push("no LICENSE file");
+  const pkg = await readJson(join(pkgDir, "package.json"));
+  const url = (v: unknown): unknown => (v !== null && typeof v === "object" ? (v as { url?: unknown }).url : v);
+  for (const field of ["license", "homepage", "repository", "bugs"]) if (typeof url(pkg[field]) !== "string") problems.push(`package.json has no ${field}`);
+  // README links must work on the npm page, where the docs/ folder does not exist: absolute URLs or anchors only.
+  const readme = await readFile(join(pkgDir, "README.md"), "utf8");
+  for (const m of readme.matchAll(/\]\(([^)\s]+)\)/g)) if (!/^(https?:|#|mailto:)/.test(m[1]!)) problems.push(`README.md links to ${m[1]!}, which does not exist on the npm page`);
   return problems;
 }
 
@@ -204,7 +212,7 @@ async function main(): Promise<number> {
 
     const contents = await checkContents(join(dirs[0] ?? "", "node_modules", "proxyless"));
     const shown = contents.slice(0, 5).join("; ") + (contents.length > 5 ? `; and ${contents.length - 5} more` : "");
-    record({ node: "-", app: "-", step: "the package holds what its exports and maps name, and no tests", passed: contents.length === 0, note: shown });
+    record({ node: "-", app: "-", step: "the package holds what its exports and maps name, a LICENSE, its repository and working README links, and no tests", passed: contents.length === 0, note: shown });
 
     for (const [i, app] of APPS.entries()) {
       const dir = dirs[i] ?? "";
