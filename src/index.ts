@@ -13,7 +13,7 @@ export {
   type SlowStartOptions,
 } from "./mesh.ts";
 export { ServiceClient, type ServiceRequestOptions, type ServiceResponseData } from "./client/service-client.ts";
-export { MeshError, isMeshError, meshErrorOf, invalidConfig, type FetchMeshError, type MeshErrorCode, type MeshErrorDetails, type MeshErrorOptions } from "./core/errors.ts";
+export { MeshError, isMeshError, meshErrorOf, invalidConfig, type FetchMeshError, type MeshErrorWithCode, type MeshErrorCode, type MeshErrorDetails, type MeshErrorOptions } from "./core/errors.ts";
 export type {
   MeshEvents,
   EndpointsChangedEvent,
@@ -82,7 +82,7 @@ export type { ServiceFetchInit } from "./client/service-client.ts";
 export type { PoolOptions } from "./transport/http/pool-options.ts";
 export type { MeshTlsOptions } from "./security/tls-options.ts";
 export { parseIdentity, parseSpiffeId, type Identity, type SpiffeParts } from "./security/identity.ts";
-export type { IdentitySource, IdentityListener } from "./security/identity-source.ts";
+export type { IdentitySource, IdentityListener, ReadyOptions } from "./security/identity-source.ts";
 export { fileIdentity, type FileIdentityOptions } from "./security/file-identity.ts";
 export { Inbound, callerIdentity, type MtlsServerOptions, type InboundRequest, type InboundResponse } from "./security/inbound.ts";
 export type { CallerIdentity, AuthorizationRequest, AuthorizationDecision, LocalPolicy, Authorizer, IntentionPermission, IntentionHttpMatch, IntentionHeaderMatch } from "./security/authorization.ts";

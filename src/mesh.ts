@@ -183,6 +183,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #origins = new Map<string, Target>();
   /** The services called (through clients, routing or gRPC); the caller's own is watched for its config only, unless it calls itself. */
   readonly #upstreams = new Set<string>();
+  /**
+   * Services named only by request data (an origin given to `mesh.dispatcher`): forgotten when the
+   * registry says they do not exist, so that made-up host names leave no watch and no state behind.
+   */
+  readonly #namedByRequests = new Set<string>();
   readonly #fallback: Dispatcher | undefined;
   readonly #registrations = new Map<Registration, string>();
   readonly #pendingRegistrations = new Set<Promise<Registration>>();
@@ -233,6 +238,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       panicThreshold: optionalNumber(o.panicThreshold, "panicThreshold", { min: 0, max: 100 }) ?? 50,
       slowStart: parseSlowStart(o.slowStart),
       events: this,
+      missing: (service) => this.#forgetIfMadeUp(service),
       resilience: {
         mesh: meshResilience,
         upstreams: parseUpstreams(o.upstreams),
@@ -263,7 +269,25 @@ export class Mesh extends EventEmitter<MeshEvents> {
   client(name: string): ServiceClient {
     const client = this.#clientOf(name);
     this.#upstreams.add(name);
+    this.#namedByRequests.delete(name);
     return client;
+  }
+
+  /** A service named only by request data that the registry says is missing: forgotten once its callers heard so. */
+  #forgetIfMadeUp(service: string): void {
+    if (!this.#namedByRequests.has(service)) return;
+    // After the calls waiting for this answer have had it (they run before the next turn of the loop).
+    setImmediate(() => {
+      const state = this.#states.get(service);
+      if (state === undefined || state.status !== "missing" || !this.#namedByRequests.has(service)) return;
+      const client = this.#clients.get(service);
+      state.forget();
+      this.#states.delete(service);
+      this.#clients.delete(service);
+      this.#upstreams.delete(service);
+      this.#namedByRequests.delete(service);
+      for (const [origin, target] of this.#origins) if (target !== NOT_A_SERVICE && target !== NOT_ALLOWED && target.client === client) this.#origins.delete(origin);
+    });
   }
 
   /** The client of a service, made on first use, without marking the service as called. */
@@ -345,8 +369,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
    *
    * @param name - the service called
    * @param request - method (default GET), path (default `/`) with query string, and headers
-   * @throws MeshError `ERR_INVALID_SERVICE_NAME`, `ERR_MESH_CLOSED`; rejects with `ERR_INVALID_ARGUMENT` for
-   *   a request no call could send (a bad method, path or header); routing failures are reported in the result's `error`
+   * @throws MeshError (as a rejection) `ERR_INVALID_SERVICE_NAME`, `ERR_MESH_CLOSED`, `ERR_INVALID_ARGUMENT`
+   *   for a request no call could send (a bad method, path or header); routing failures are reported in
+   *   the result's `error`
    *
    * @example
    * ```ts
@@ -354,13 +379,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * console.log(why.route?.index, why.target, why.candidates.map((c) => c.id));
    * ```
    */
-  explain(name: string, request: { readonly method?: string; readonly path?: string; readonly headers?: unknown } = {}): Promise<RouteExplanation> {
-    this.client(name);
-    if (request === null || typeof request !== "object") return Promise.reject(invalidArgument(`explain() takes a request such as { method: "GET", path: "/v1/orders" }, got ${JSON.stringify(request)}`));
+  async explain(name: string, request: { readonly method?: string; readonly path?: string; readonly headers?: unknown } = {}): Promise<RouteExplanation> {
+    assertServiceName(name);
+    if (request === null || typeof request !== "object") throw invalidArgument(`explain() takes a request such as { method: "GET", path: "/v1/orders" }, got ${typeof request}`);
     const path = request.path ?? "/";
-    // The same checks as a call's: what explain() accepts, a call would send.
+    // The same checks as a call's, before anything is watched: what explain() accepts, a call would send.
     const problem = (request.method === undefined ? undefined : methodProblem(request.method)) ?? pathProblem(path) ?? headersProblem(request.headers);
-    if (problem !== undefined) return Promise.reject(invalidArgument(`${problem} (explain() for service '${name}')`));
+    if (problem !== undefined) throw invalidArgument(`${problem} (explain() for service '${name}')`);
+    this.client(name);
     return explainRoute(name, { ...request, path }, (service) => this.#stateOf(service));
   }
 
@@ -515,10 +541,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, affinity?: Affinity, viaDispatcher = false): boolean {
     let target: Target;
     try {
+      // Closed is closed, as for any undici dispatcher: the fallback's origins too.
+      if (this.#closing !== undefined) throw meshClosedError();
       target = this.#target(options.origin);
-      if (target !== NOT_A_SERVICE && this.#closing !== undefined) throw meshClosedError();
     } catch (err) {
       failHandler(handler, err as Error);
+      return false;
+    }
+    if (target === NOT_ALLOWED) {
+      failHandler(handler, notAllowed(options.origin));
       return false;
     }
     if (target === NOT_A_SERVICE) {
@@ -527,8 +558,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       failHandler(handler, notAService(options.origin, viaDispatcher));
       return false;
     }
-    const hashKey = affinity !== undefined && affinity.service === target.client.service ? affinity.hashKey : undefined;
-    return target.client.dispatch(options, handler, target.host, hashKey);
+    // A fetch's own hints hold for its own service only (a redirect elsewhere starts afresh).
+    const hints = affinity !== undefined && affinity.service === target.client.service ? affinity : undefined;
+    return target.client.dispatch(options, handler, target.host, hints?.hashKey, hints?.wait);
   }
 
   #target(origin: string | URL | undefined): Target {
@@ -542,20 +574,50 @@ export class Mesh extends EventEmitter<MeshEvents> {
       throw new MeshError("ERR_INVALID_ARGUMENT", `Invalid argument: the mesh dispatcher needs a URL such as "http://orders/v1/orders", got origin ${JSON.stringify(key)}`, { cause: err });
     }
     // A mesh service is an http:// origin whose host is a service name (a DNS label: no dots, so no IP
-    // address or DNS name) and which names no port; localhost never is one.
-    const service = url.protocol === "http:" && url.port === "" && url.hostname !== "localhost" && isValidServiceName(url.hostname);
-    const target: Target = service ? { client: this.client(url.hostname), host: url.host } : NOT_A_SERVICE;
+    // address or DNS name) and which names no port; localhost never is one. A service name with https://
+    // or a port is refused, not passed to the fallback: resolved by DNS (Kubernetes and Consul search
+    // domains resolve such names), it would reach the service around the mesh and its identity checks.
+    const named = url.hostname !== "localhost" && isValidServiceName(url.hostname);
+    let target: Target;
+    if (named && url.protocol === "http:" && url.port === "") {
+      const name = url.hostname;
+      const known = this.#states.has(name) && !this.#namedByRequests.has(name);
+      target = { client: this.#clientOf(name), host: url.host };
+      if (!known && !this.#upstreams.has(name)) this.#namedByRequests.add(name);
+      this.#upstreams.add(name);
+      if (this.#states.get(name)?.status === "missing") this.#forgetIfMadeUp(name);
+    } else target = named && (url.protocol === "https:" || url.protocol === "http:") ? NOT_ALLOWED : NOT_A_SERVICE;
     if (this.#origins.size < MAX_CACHED_ORIGINS) this.#origins.set(key, target);
     return target;
   }
 }
 
-/** Where a dispatch goes: a service's client (and the Host header), or not the mesh at all. */
-type Target = { readonly client: ServiceClient; readonly host: string } | typeof NOT_A_SERVICE;
+/** Where a dispatch goes: a service's client (and the Host header), not the mesh at all, or nowhere. */
+type Target = { readonly client: ServiceClient; readonly host: string } | typeof NOT_A_SERVICE | typeof NOT_ALLOWED;
 const NOT_A_SERVICE = Symbol("not a mesh service");
+/** A service name with https:// or a port: neither the mesh's nor the fallback's. */
+const NOT_ALLOWED = Symbol("a service name the mesh cannot send to");
+
+/** An origin as a message shows it: scheme and host only, never a user name or password. */
+function shownOrigin(origin: string | URL | undefined): string {
+  try {
+    const url = new URL(String(origin));
+    return JSON.stringify(`${url.protocol}//${url.host}`);
+  } catch {
+    return JSON.stringify(String(origin).slice(0, 100));
+  }
+}
+
+function notAllowed(origin: string | URL | undefined): MeshError {
+  return new MeshError(
+    "ERR_INVALID_ARGUMENT",
+    `Invalid argument: ${shownOrigin(origin)} names a mesh service with https:// or a port; call it as "http://<service>/path": ` +
+      `the mesh picks the endpoint (and its port) and secures the connection itself. Nothing was sent, and it was not passed to a fallback dispatcher.`,
+  );
+}
 
 function notAService(origin: string | URL | undefined, viaDispatcher: boolean): MeshError {
-  const shown = JSON.stringify(String(origin));
+  const shown = shownOrigin(origin);
   return new MeshError(
     "ERR_INVALID_ARGUMENT",
     `Invalid argument: ${shown} is not a mesh service: the mesh sends to http:// URLs whose host is a service name, with no port, such as "http://orders/v1/orders" ` +

@@ -227,10 +227,30 @@ describe("panic threshold", () => {
     registry.setHealth("orders", "orders-1", "critical");
     const mesh = createMesh({ registry, panicThreshold: 50 });
     assert.deepEqual(await load(mesh, 10, 1), { "orders-2": 10 });
-    assert.equal(mesh.inspect("orders")?.panic, true, "1 of 3 ready: the panic threshold is reached, but critical stays out");
+    assert.equal(mesh.inspect("orders")?.panic, false, "the threshold counts only endpoints that are not critical: 1 of 1 ready");
     registry.setHealth("orders", "orders-2", "critical");
     await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_NO_ENDPOINTS") && /3 critical/.test(err.message));
     await mesh.close();
+  });
+
+  it("counts only endpoints that are not critical: many critical ones do not put an ejected endpoint back in traffic", async () => {
+    // Six critical, three healthy, one that fails and is ejected: 3 of 4 candidates ready, no panic.
+    const critical = Array.from({ length: 6 }, (_, i) => ({ id: `dead-${i}`, address: "127.0.0.1", port: 1, health: "critical" as const }));
+    const registry = new MockRegistry({ orders: [...backends.map((b) => b.endpoint), ...critical] });
+    const extra = await startBackends(1, "spare");
+    registry.addEndpoint("orders", extra[0]!.endpoint);
+    const mesh = createMesh({ registry, panicThreshold: 50, resilience: { retries: false, outlier: { consecutiveFailures: 1, maxEjectionPercent: 100 } } });
+    backends[0]!.failWith = 503;
+    try {
+      await untilEjected(mesh, 1);
+      assert.equal(mesh.inspect("orders")?.panic, false);
+      const counts = await load(mesh, 30, 1);
+      assert.equal(counts["orders-0"], undefined, "the ejected endpoint gets nothing");
+    } finally {
+      backends[0]!.failWith = undefined;
+      await mesh.close();
+      await extra[0]!.close();
+    }
   });
 });
 

@@ -49,6 +49,26 @@ describe("ConsulRegistry's cacheFile", () => {
     await restarted.close();
   });
 
+  it("never serves the cache once Consul has answered, even that the service has no instance now", async () => {
+    const cacheFile = join(dir, "scaled-to-zero.json");
+    writeFileSync(cacheFile, JSON.stringify({ version: 1, services: { orders: { savedAt: "2020-01-01T00:00:00Z", endpoints: [{ id: "decommissioned", address: "127.0.0.1", port: backends[0]!.port }] } } }));
+    const fake = await FakeConsul.start();
+    try {
+      const seen = backends[0]!.seen.length;
+      const mesh = createMesh({ registry: new ConsulRegistry({ url: fake.url, cacheFile, initialBackoffMs: 10 }) });
+      // Consul answers: no instance of orders. It was seen before (the cache says so): known and empty.
+      await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_NO_ENDPOINTS"));
+      const failed = nextRegistryError(mesh);
+      fake.dropConnections();
+      await failed;
+      await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_NO_ENDPOINTS"), "the decommissioned instance is not served");
+      assert.equal(backends[0]!.seen.length, seen);
+      await mesh.close();
+    } finally {
+      await fake.close();
+    }
+  });
+
   it("does not serve the cache while Consul answers, and keeps other registries' services in a shared file", async () => {
     const cacheFile = join(dir, "shared.json");
     writeFileSync(

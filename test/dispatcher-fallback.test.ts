@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Agent, Dispatcher, fetch as undiciFetch, getGlobalDispatcher, request, setGlobalDispatcher } from "undici";
-import { createMesh, isMeshError, type Mesh } from "proxyless";
+import { createMesh, isMeshError, meshErrorOf, type Mesh } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 
@@ -59,7 +59,7 @@ describe("mesh.dispatcher as the global dispatcher, with a fallback for what is 
     assert.equal(direct.headers.get("x-instance"), "orders-1", "reached the other server directly");
     await direct.arrayBuffer();
 
-    for (const url of ["https://api.example.com/v1", "http://metadata.google.internal/x", "http://orders:8080/x", "http://localhost/x"]) {
+    for (const url of ["https://api.example.com/v1", "http://metadata.google.internal/x", "http://localhost:3000/x", "http://localhost/x"]) {
       const res = await undiciFetch(url);
       assert.equal(((await res.json()) as { headers: Record<string, string> }).headers["x-fallback"], "yes", url);
     }
@@ -69,11 +69,50 @@ describe("mesh.dispatcher as the global dispatcher, with a fallback for what is 
       `http://127.0.0.1:${backends[1]!.port}`,
       "https://api.example.com",
       "http://metadata.google.internal",
-      "http://orders:8080",
+      "http://localhost:3000",
       "http://localhost",
       "https://api.example.com",
     ]);
     assert.equal(backends[0]!.seen.length, 1, "only the mesh call reached orders");
+  });
+
+  it("a service name with https:// or a port is refused, not passed to the fallback (DNS could resolve it around the mesh)", async () => {
+    const before = fallback.origins.length;
+    for (const url of ["https://orders/v1", "http://orders:8080/v1", "https://nosuch/x"]) {
+      await assert.rejects(undiciFetch(url), (err: unknown) => isMeshError(err, "ERR_INVALID_ARGUMENT") && /with https:\/\/ or a port/.test(meshErrorOf(err)!.message), url);
+    }
+    assert.equal(fallback.origins.length, before, "nothing reached the fallback");
+  });
+
+  it("after close(), the dispatcher refuses everything, the fallback's origins too", async () => {
+    const agent = new Agent();
+    const closing = createMesh({ registry: new MockRegistry({ orders: [backends[0]!.endpoint] }), fallbackDispatcher: agent });
+    await closing.dispatcher.close();
+    await assert.rejects(request(`http://127.0.0.1:${backends[1]!.port}/`, { dispatcher: closing.dispatcher }), (err: unknown) => isMeshError(err, "ERR_MESH_CLOSED"));
+    await agent.close();
+  });
+
+  it("host names made up by requests leave no watch and no state behind", async () => {
+    const registry = new MockRegistry({ orders: [backends[0]!.endpoint] });
+    const made = createMesh({ registry, fallbackDispatcher: fallback });
+    for (let i = 0; i < 50; i++) {
+      await assert.rejects(request(`http://made-up-${i}/`, { dispatcher: made.dispatcher }), (err: unknown) => isMeshError(err, "ERR_UNKNOWN_SERVICE"));
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(registry.watchCount("made-up-7"), 0, "its watch is closed");
+    assert.deepEqual(made.snapshot().services.map((s) => s.name), []);
+    // A service that exists stays, and one the code asked for by name stays even when it is missing.
+    const ok = await request("http://orders/", { dispatcher: made.dispatcher });
+    await ok.body.dump();
+    await assert.rejects(made.client("later").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_UNKNOWN_SERVICE"));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(made.snapshot().services.map((s) => s.name), ["later", "orders"]);
+    // It comes back as soon as the registry knows it.
+    registry.setEndpoints("made-up-7", [backends[1]!.endpoint]);
+    const back = await request("http://made-up-7/", { dispatcher: made.dispatcher });
+    assert.equal(back.statusCode, 200);
+    await back.body.dump();
+    await made.close();
   });
 
   it("without a fallback, such origins fail with ERR_INVALID_ARGUMENT saying how to add one", async () => {

@@ -3,6 +3,7 @@ import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -14,7 +15,8 @@ import { FakeConsul } from "proxyless/testing";
  *
  * - A block fenced ```` ```ts ```` is a complete program. It is type-checked on its own and run, and must
  *   exit 0 within 20 s, in the world the docs describe: Consul's agent at 127.0.0.1:8500 (FakeConsul)
- *   knowing `orders`, and two `orders` instances at 127.0.0.1:8080 and 8081 that answer JSON.
+ *   knowing `orders`, and two `orders` instances at 127.0.0.1:8080 and 8081 that answer JSON (on ports the
+ *   OS chose, put in place of those in the code that runs).
  * - A block fenced ```` ```ts fragment ```` is a part of a program (it uses `mesh`, `registry` and the like
  *   from around it, or serves forever). It is type-checked, with those names declared, and not run.
  */
@@ -78,43 +80,49 @@ function run(file: string, args: string[], cwd: string, timeout: number): Promis
   });
 }
 
-/** An `orders` instance on a fixed port: JSON naming the path it was asked. */
-async function listen(port: number): Promise<Server> {
+/** An `orders` instance on 127.0.0.1, port 0: JSON naming the path it was asked. */
+async function listen(): Promise<Server> {
   const server = createServer((req, res) => {
     res.setHeader("content-type", "application/json");
-    res.end(JSON.stringify({ id: "42", path: req.url, instance: port }));
+    res.end(JSON.stringify({ id: "42", path: req.url }));
   });
-  server.listen(port, "127.0.0.1");
+  server.listen(0, "127.0.0.1");
   await once(server, "listening");
   return server;
 }
 
 const all = samples();
 
-/** The world the complete samples run in, started before the tests are declared; `busy` says why it could not be. */
-async function startWorld(): Promise<{ readonly busy: string | undefined; close(): Promise<void> }> {
-  const servers: Server[] = [];
-  let consul: FakeConsul | undefined;
-  const close = async (): Promise<void> => {
-    for (const s of servers) {
-      s.closeAllConnections();
-      s.close();
-    }
-    await consul?.close();
-  };
-  try {
-    servers.push(await listen(8080), await listen(8081));
-    consul = await FakeConsul.start({ port: 8500 });
-  } catch (err) {
-    await close();
-    return { busy: `the samples' world needs 127.0.0.1 ports 8080, 8081 and 8500 free: ${(err as Error).message}`, close };
-  }
-  const res = await request(`${consul.url}/v1/agent/service/register`, { method: "PUT", body: JSON.stringify({ Name: "orders", ID: "orders-1", Address: "127.0.0.1", Port: 8080 }) });
+/**
+ * The world the complete samples run in, on ports the OS chose: the samples' own ports (Consul's 8500,
+ * `orders` on 8080 and 8081) are replaced by these in the code that runs, so a Consul agent or a server
+ * already on this machine changes nothing.
+ */
+async function startWorld(): Promise<{ readonly ports: Readonly<Record<string, string>>; close(): Promise<void> }> {
+  const servers = [await listen(), await listen()];
+  const consul = await FakeConsul.start();
+  const [a, b] = servers.map((s) => String((s.address() as AddressInfo).port)) as [string, string];
+  const res = await request(`${consul.url}/v1/agent/service/register`, { method: "PUT", body: JSON.stringify({ Name: "orders", ID: "orders-1", Address: "127.0.0.1", Port: Number(a) }) });
   await res.body.dump();
-  return { busy: res.statusCode === 200 ? undefined : `FakeConsul refused the orders registration (${res.statusCode})`, close };
+  assert.equal(res.statusCode, 200, "FakeConsul took the orders registration");
+  return {
+    ports: { "8500": new URL(consul.url).port, "8080": a, "8081": b },
+    close: async () => {
+      for (const s of servers) {
+        s.closeAllConnections();
+        s.close();
+      }
+      await consul.close();
+    },
+  };
 }
 
 const world = await startWorld();
+
+/** A complete sample as it runs: its ports replaced by the world's. */
+function inWorld(code: string): string {
+  return code.replace(/\b(8500|8080|8081)\b/g, (port) => world.ports[port] ?? port);
+}
 
 describe("the TypeScript samples in README.md and docs/", () => {
   before(() => {
@@ -123,7 +131,7 @@ describe("the TypeScript samples in README.md and docs/", () => {
     writeFileSync(join(work, "tsconfig.json"), JSON.stringify({ extends: "../../tsconfig.json", compilerOptions: { noUnusedLocals: false, noUnusedParameters: false, noUncheckedIndexedAccess: false }, include: ["*.ts"], exclude: [] }));
     // What the gRPC sample loads from its working directory.
     copyFileSync(join(root, "examples", "grpc", "orders.proto"), join(work, "orders.proto"));
-    for (const s of all) writeFileSync(join(work, s.name), s.fragment ? withContext(s.code) : s.code);
+    for (const s of all) writeFileSync(join(work, s.name), s.fragment ? withContext(s.code) : inWorld(s.code));
   });
 
   after(async () => {
@@ -144,7 +152,7 @@ describe("the TypeScript samples in README.md and docs/", () => {
   });
 
   for (const s of all.filter((x) => !x.fragment)) {
-    it(`${s.file}, the sample at line ${s.line}, runs and exits 0`, { skip: world.busy ?? false }, async () => {
+    it(`${s.file}, the sample at line ${s.line}, runs and exits 0`, async () => {
       const { code, out } = await run(process.execPath, ["--conditions=proxyless-source", join(work, s.name)], work, 20_000);
       assert.equal(code, 0, `exit code ${String(code)} (null: still running after 20 s):\n${out}`);
     });

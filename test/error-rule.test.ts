@@ -84,8 +84,11 @@ describe("one rule for errors, through every API", () => {
 
     it(`${api}: arguments undici would refuse are ERR_INVALID_ARGUMENT, raised by the mesh, nothing sent`, async () => {
       const seen = backends[0]!.seen.length;
-      // fetch checks the method and header values itself, with its own TypeError (fetch's convention for bad arguments).
-      if (!fetchShaped(api)) {
+      // Node's and undici's fetch check the method and header values themselves, with their own TypeError
+      // (fetch's convention for bad arguments); client.fetch checks them first, as the mesh.
+      if (api === "dispatcher: undici.fetch" || api === "dispatcher: global fetch") {
+        assert.ok((await failure(mesh, api, "orders", "/", { method: "GE\r\nT" })) instanceof TypeError);
+      } else {
         follows(await failure(mesh, api, "orders", "/", { method: "GE\r\nT" }), api, "ERR_INVALID_ARGUMENT");
         follows(await failure(mesh, api, "orders", "/", { headers: { "x-a": "1\r\nx-b: 2" } }), api, "ERR_INVALID_ARGUMENT");
         follows(await failure(mesh, api, "orders", "/", { headers: { "bad name": "1" } }), api, "ERR_INVALID_ARGUMENT");
@@ -128,10 +131,38 @@ describe("one rule for errors, through every API", () => {
     assert.throws(() => timed.client("orders"), (err: unknown) => err instanceof MeshError && err.code === "ERR_MESH_CLOSED");
   });
 
-  it("explain() checks its request as the calls do", async () => {
+  it("fetch(): a GET with a body and a URL with credentials are ERR_INVALID_ARGUMENT too", async () => {
+    follows(await mesh.client("orders").fetch("/", { method: "GET", body: "x" }).then(() => assert.fail("sent"), (e: unknown) => e), "fetch", "ERR_INVALID_ARGUMENT");
+    follows(await mesh.client("orders").fetch("http://user:secret@orders/").then(() => assert.fail("sent"), (e: unknown) => e), "fetch", "ERR_INVALID_ARGUMENT");
+  });
+
+  it("messages never echo a query string or credentials (they may hold secrets)", async () => {
+    const messages: string[] = [];
+    const collect = (err: unknown): void => void messages.push(meshErrorOf(err)?.message ?? String(err));
+    await mesh.client("orders").request({ path: "v1?api_key=SECRET1" }).catch(collect);
+    await mesh.client("orders").request({ path: "/v1 x?api_key=SECRET2" }).catch(collect);
+    await mesh.client("orders").fetch("http://payments/x?token=SECRET3").catch(collect);
+    await mesh.client("orders").fetch("http://user:SECRET4@orders/x").catch(collect);
+    await mesh.client("orders").fetch("http://orders:81/x?token=SECRET5").catch(collect);
+    assert.equal(messages.length, 5);
+    for (const m of messages) assert.doesNotMatch(m, /SECRET/, m);
+  });
+
+  it("meshErrorOf(err, code) gives the MeshError with that code, typed, or undefined", async () => {
+    const err = await mesh.client("empty").fetch("/").catch((e: unknown) => e);
+    const typed = meshErrorOf(err, "ERR_NO_ENDPOINTS");
+    assert.equal(typed?.code, "ERR_NO_ENDPOINTS");
+    assert.equal(typed?.details.service, "empty");
+    assert.equal(meshErrorOf(err, "ERR_TIMEOUT"), undefined);
+  });
+
+  it("explain() checks its request as the calls do, before it watches anything, and always answers with a promise", async () => {
     for (const bad of [{ method: "GE T" }, { path: 42 }, { path: "/a\r\nb" }, { path: "no-slash" }, { headers: { "x-a": "1\r\n2" } }, { headers: "nope" }]) {
-      await assert.rejects(mesh.explain("orders", bad as never), (err: unknown) => isMeshError(err, "ERR_INVALID_ARGUMENT") && err instanceof MeshError, JSON.stringify(bad));
+      await assert.rejects(mesh.explain("fresh", bad as never), (err: unknown) => isMeshError(err, "ERR_INVALID_ARGUMENT") && err instanceof MeshError, JSON.stringify(bad));
     }
+    assert.equal(registry.watchCount("fresh"), 0, "a refused explain() watches nothing");
+    const pending = mesh.explain("Not A Name");
+    await assert.rejects(pending, (err: unknown) => isMeshError(err, "ERR_INVALID_SERVICE_NAME"));
     assert.equal((await mesh.explain("orders", { method: "POST", path: "/x?y=1", headers: { "x-a": "1" } })).error, undefined);
   });
 

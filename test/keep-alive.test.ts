@@ -118,6 +118,22 @@ describe("a pending call keeps the process alive; background work does not", () 
   }
 });
 
+describe("a wait for the mesh's identity keeps the process alive; closing does not hang on the watches", () => {
+  for (const how of ["ready", "inbound"]) {
+    it(`${how === "ready" ? "connectIdentity().ready()" : "mesh.inbound().serverOptions()"}, then registry.close(): prints and exits 0`, async () => {
+      const fake = await FakeConsul.start();
+      try {
+        const run = await runScript("test/fixtures/keep-alive/identity.ts", [fake.url, how]);
+        assert.equal(run.code, 0, `exit code ${run.code} (null: killed after 20 s); stdout: ${run.stdout}; stderr: ${run.stderr}`);
+        assert.match(run.stdout, how === "ready" ? /^identity: spiffe:\/\/.*\/svc\/web$/m : /^server options: requestCert true$/m);
+        assert.match(run.stdout, /^closed$/m);
+      } finally {
+        await fake.close();
+      }
+    });
+  }
+});
+
 describe("background work does not keep a process alive", () => {
   it("a process that watches Consul, heartbeats a TTL check, has an endpoint ejected and one ramping up exits by itself when its work is done", async () => {
     const fake = await FakeConsul.start();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -61,6 +62,12 @@ describe("small surprises a newcomer met", () => {
       const ok = await mesh.client("orders").request({ path: "/" });
       assert.equal(ok.statusCode, 200);
       await ok.body.dump();
+      // Scaled to zero: Consul lists no instance any more, but the service was seen: known and empty, as MockRegistry says.
+      const gone = once(mesh, "endpoints_changed");
+      const res = await request(`${fake.url}/v1/agent/service/deregister/o1`, { method: "PUT" });
+      await res.body.dump();
+      await gone;
+      await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_NO_ENDPOINTS"));
       await mesh.close();
     } finally {
       await fake.close();

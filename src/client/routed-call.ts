@@ -21,14 +21,20 @@ export type StateLookup = (service: string) => ServiceState;
 
 /**
  * Finds the endpoints for a decision, waiting (once per service, within `wait`: by default the call's
- * deadline or the discovery timeout) for services the registry has not answered for yet.
+ * deadline or the discovery timeout) for services the registry has not answered for yet; says which
+ * wait, if any, the call went through.
  *
  * @internal
  */
-export async function selectFor(decision: RouteDecision, stateOf: StateLookup, wait: DiscoveryWait | undefined): Promise<Selection> {
-  const outcome = await selectWaiting(decision, stateOf, wait);
+export async function selectFor(decision: RouteDecision, stateOf: StateLookup, wait: DiscoveryWait | undefined): Promise<{ readonly selection: Selection; readonly wait: DiscoveryWait | undefined }> {
+  const now = selectEndpoints(decision, stateOf, false);
+  if (now.kind === "ready") return { selection: now.selection, wait };
+  if (now.kind === "fail") throw now.error;
+  // A service not known yet: the call waits, and its deadline counts from when it began waiting.
+  const waited = wait ?? stateOf(decision.service).discoveryWait(true);
+  const outcome = await selectWaiting(decision, stateOf, waited);
   if (outcome.kind === "fail") throw outcome.error;
-  return outcome.selection;
+  return { selection: outcome.selection, wait: waited };
 }
 
 /** What a route's fault policy does to one request. */
@@ -139,13 +145,13 @@ export async function routedRequest(service: string, options: Dispatcher.Request
   const fault = faultFor(decision, options.headers, random);
   if (fault.delayMs > 0) await sleep(clock, fault.delayMs);
   if (fault.abortStatus !== undefined) return new SyntheticDispatcher(fault.abortStatus, FAULT_HEADERS, "fault filter abort").request(routedOptions(options, decision));
-  const first = await selectFor(decision, stateOf, wait);
+  const { selection: first, wait: waited } = await selectFor(decision, stateOf, wait);
   mirror(decision, options, stateOf, random);
   const context = pickContext(first, options, hashKey);
   // The target's protections and the route's timeouts and retries.
   const target = first.state;
   const policy = target.policyFor(decision.route?.config.destination);
-  const res = await resilientRequest(target, policy, routedOptions(options, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision));
+  const res = await resilientRequest(target, policy, routedOptions(options, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision), waited?.startedAt);
   if (decision.responseHeaders.length > 0) changeResponseHeaders(res.headers, decision.responseHeaders);
   return res;
 }
@@ -197,12 +203,12 @@ export function routedDispatch(
       respondWith(rewritingHandler(handler, decision), fault.abortStatus, FAULT_HEADERS, "fault filter abort");
       return;
     }
-    const first = await selectFor(decision, stateOf, wait);
+    const { selection: first, wait: waited } = await selectFor(decision, stateOf, wait);
     mirror(decision, options, stateOf, random);
     const context = pickContext(first, options, hashKey);
     const target = first.state;
     const policy = target.policyFor(decision.route?.config.destination);
-    resilientDispatch(target, policy, prepare(routedOptions(options, decision)), rewritingHandler(handler, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision));
+    resilientDispatch(target, policy, prepare(routedOptions(options, decision)), rewritingHandler(handler, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision), waited?.startedAt);
   };
   send().catch((err: unknown) => failHandler(handler, err instanceof Error ? err : new Error(String(err))));
   return true;

@@ -2,7 +2,7 @@ import { fetch as undiciFetch, type Dispatcher, type RequestInit, type Response 
 import { hash32 } from "../balancer/hash.ts";
 import type { PickContext } from "../balancer/picker.ts";
 import { asFetchFailure, MeshError } from "../core/errors.ts";
-import { invalidArgument, methodProblem, pathProblem } from "../core/request-arguments.ts";
+import { headersProblem, invalidArgument, methodProblem, pathProblem, shownPath } from "../core/request-arguments.ts";
 import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
 import { withHost } from "../transport/http/headers.ts";
 import type { DiscoveryWait, ServiceState } from "./service-state.ts";
@@ -31,10 +31,14 @@ export type ServiceResponseData = Dispatcher.ResponseData;
 
 const NO_CONTEXT: PickContext = Object.freeze({ hash: undefined });
 
-/** A caller's affinity key, for the service it was given for. @internal */
+/**
+ * What a `client.fetch()` tells its dispatches, for the service it was made for: the caller's affinity
+ * key, and the wait for the registry it already did (its deadline counts from then). @internal
+ */
 export interface Affinity {
   readonly service: string;
-  readonly hashKey: string;
+  readonly hashKey?: string | undefined;
+  readonly wait?: DiscoveryWait | undefined;
 }
 
 /**
@@ -91,23 +95,29 @@ export class ServiceClient {
     const state = this.#state;
     // Routing (routes, splits, subsets, failover) when the service's config has any; else straight to its balancer.
     if (state.routing.active) return routedRequest(this.service, prepared, this.#stateOf, options.hashKey);
-    if (state.picker !== undefined) return this.#send(prepared, options.hashKey);
+    if (state.picker !== undefined) return this.#send(prepared, options.hashKey, undefined);
+    // Not known yet: wait for the registry, within the call's deadline, unless the caller aborts.
     const wait = state.discoveryWait(true);
-    return state.settle(wait).then(() => (state.routing.active ? routedRequest(this.service, prepared, this.#stateOf, options.hashKey, wait) : this.#requestLater(prepared, options.hashKey, wait)));
+    const signal = (options.signal ?? undefined) as AbortSignal | undefined;
+    return state.settle(wait, signal).then(() => {
+      if (signal?.aborted === true) throw signal.reason;
+      return state.routing.active ? routedRequest(this.service, prepared, this.#stateOf, options.hashKey, wait) : this.#requestLater(prepared, options.hashKey, wait);
+    });
   }
 
   /** Sends through the service's own balancer, with its protections (timeouts, retries, breaker, limits). */
-  #send(prepared: Dispatcher.RequestOptions, hashKey: string | undefined): Promise<ServiceResponseData> {
+  #send(prepared: Dispatcher.RequestOptions, hashKey: string | undefined, startedAt: number | undefined): Promise<ServiceResponseData> {
     const state = this.#state;
     const context = this.#pickContext(prepared, hashKey);
-    if (context === NO_CONTEXT) return resilientRequest(state, state.policyFor(undefined), prepared, this.#pickPlain);
+    if (context === NO_CONTEXT) return resilientRequest(state, state.policyFor(undefined), prepared, this.#pickPlain, state.plainLabel, startedAt);
     const hash = context.hash;
-    return resilientRequest(state, state.policyFor(undefined), prepared, (tried) => {
+    const pick = (tried: ReadonlySet<EndpointHandle>): EndpointHandle => {
       const picker = state.picker;
       if (picker === undefined) throw state.unavailableError();
       this.#context.hash = hash;
       return pickUntried(picker, context, tried);
-    });
+    };
+    return resilientRequest(state, state.policyFor(undefined), prepared, pick, state.plainLabel, startedAt);
   }
 
   /** Picks for requests that hash nothing: one function for all of them, no closure per request. */
@@ -133,12 +143,17 @@ export class ServiceClient {
    */
   async fetch(input: string | URL, init?: ServiceFetchInit): Promise<Response> {
     let url: string;
+    let wait: DiscoveryWait | undefined;
     try {
       url = this.#resolve(input);
+      checkFetchInit(init, this.service);
       const state = this.#state;
       if (state.picker === undefined) {
-        const wait = state.discoveryWait(true);
-        await state.settle(wait);
+        // Not known yet: wait for the registry, within the call's deadline, unless the caller aborts.
+        wait = state.discoveryWait(true);
+        const signal = init?.signal ?? undefined;
+        await state.settle(wait, signal);
+        if (signal?.aborted === true) throw signal.reason;
         if (!state.routing.active && state.picker === undefined) throw state.unavailableError(wait);
       }
     } catch (err) {
@@ -146,7 +161,7 @@ export class ServiceClient {
       throw asFetchFailure(err);
     }
     const hashKey = init?.hashKey;
-    const affinity = hashKey === undefined ? undefined : { service: this.service, hashKey };
+    const affinity = hashKey === undefined && wait === undefined ? undefined : { service: this.service, hashKey, wait };
     // fetch hands its dispatcher every body as a stream, which could not be sent twice; a body the
     // caller gave whole goes as those bytes instead, so it can be retried (within the buffered limit).
     const whole = bufferedBody(init?.body);
@@ -165,11 +180,11 @@ export class ServiceClient {
    *
    * @param host - the `Host` header to set when the caller set none
    */
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey?: string): boolean {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey?: string, waited?: DiscoveryWait): boolean {
     const state = this.#state;
-    if (state.routing.active) return this.#routedDispatch(options, handler, host, hashKey);
-    if (state.picker !== undefined) return this.#guardedDispatch(options, handler, host, hashKey);
-    const wait = state.discoveryWait(true);
+    if (state.routing.active) return this.#routedDispatch(options, handler, host, hashKey, waited);
+    if (state.picker !== undefined) return this.#guardedDispatch(options, handler, host, hashKey, waited?.startedAt);
+    const wait = waited ?? state.discoveryWait(true);
     state.settle(wait).then(
       () => (state.routing.active ? this.#routedDispatch(options, handler, host, hashKey, wait) : this.#dispatchLater(options, handler, host, hashKey, wait)),
       (err: unknown) => failHandler(handler, err as Error),
@@ -195,16 +210,16 @@ export class ServiceClient {
 
   #requestLater(prepared: Dispatcher.RequestOptions, hashKey: string | undefined, wait: DiscoveryWait): Promise<ServiceResponseData> {
     if (this.#state.picker === undefined) return Promise.reject(this.#state.unavailableError(wait));
-    return this.#send(prepared, hashKey);
+    return this.#send(prepared, hashKey, wait.startedAt);
   }
 
   #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined, wait: DiscoveryWait): void {
     if (this.#state.picker === undefined) failHandler(handler, this.#state.unavailableError(wait));
-    else this.#guardedDispatch(options, handler, host, hashKey);
+    else this.#guardedDispatch(options, handler, host, hashKey, wait.startedAt);
   }
 
   /** A dispatch through the service's own balancer, with its protections (timeouts, retries, breaker, limits). */
-  #guardedDispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined): boolean {
+  #guardedDispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined, startedAt: number | undefined): boolean {
     const state = this.#state;
     const context = this.#pickContext(options, hashKey);
     // A retry picks later, when the shared context may hold another request's hash: this call keeps its own.
@@ -214,7 +229,7 @@ export class ServiceClient {
       if (picker === undefined) throw state.unavailableError();
       return pickUntried(picker, own, tried);
     };
-    resilientDispatch(state, state.policyFor(undefined), this.#dispatchOptions(options, host), handler, pick);
+    resilientDispatch(state, state.policyFor(undefined), this.#dispatchOptions(options, host), handler, pick, state.plainLabel, startedAt);
     return true;
   }
 
@@ -238,24 +253,29 @@ export class ServiceClient {
 
   #resolve(input: string | URL): string {
     if (typeof input === "string" && input.charCodeAt(0) === 47 /* "/" */) {
-      if (input.charCodeAt(1) === 47) throw invalidArgument(`a path must not start with '//', got ${JSON.stringify(input)}`);
+      if (input.charCodeAt(1) === 47) throw invalidArgument(`a path must not start with '//', got ${shownPath(input)}`);
       return this.#base + input;
     }
     let url: URL;
     try {
       url = typeof input === "string" ? new URL(input) : input;
     } catch (err) {
-      throw invalidArgument(`expected a path starting with '/' or a URL, got ${JSON.stringify(input)}`, err);
+      throw invalidArgument(`expected a path starting with '/' or a URL, got ${typeof input === "string" ? shownPath(input) : typeof input}`, err);
     }
     if (!(url instanceof URL)) throw invalidArgument(`expected a path string or a URL`);
+    // Shown without credentials or query string: either may hold a secret.
+    const shown = JSON.stringify(`${url.protocol}//${url.host}${url.pathname}${url.search === "" ? "" : "?…"}`);
     if (url.protocol !== "http:" || url.hostname !== this.service) {
       throw invalidArgument(
         `this client sends to service '${this.service}': give a path such as "/v1/orders" or a URL such as ` +
-          `"http://${this.service}/v1/orders", got ${JSON.stringify(url.href)}`,
+          `"http://${this.service}/v1/orders", got ${shown}`,
       );
     }
     if (url.port !== "") {
-      throw invalidArgument(`a URL for service '${this.service}' names no port (the registry gives each endpoint's), got ${JSON.stringify(url.href)}`);
+      throw invalidArgument(`a URL for service '${this.service}' names no port (the registry gives each endpoint's), got ${shown}`);
+    }
+    if (url.username !== "" || url.password !== "") {
+      throw invalidArgument(`a URL for service '${this.service}' carries no user name or password (send credentials in a header), got ${shown}`);
     }
     return url.href;
   }
@@ -270,4 +290,19 @@ function bufferedBody(body: unknown): string | Uint8Array | undefined {
   if (body instanceof ArrayBuffer) return new Uint8Array(body.slice(0));
   if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
   return undefined;
+}
+
+/**
+ * What fetch would refuse of `init`, refused by the mesh first as `ERR_INVALID_ARGUMENT` (so
+ * `client.fetch()` says what is wrong in a MeshError): the method, the header names and values, and a
+ * body on a GET or HEAD.
+ */
+function checkFetchInit(init: ServiceFetchInit | undefined, service: string): void {
+  if (init === undefined || init === null) return;
+  const method = init.method;
+  const problem =
+    (method === undefined ? undefined : methodProblem(method)) ??
+    (init.headers === undefined || init.headers === null || (typeof (init.headers as { forEach?: unknown }).forEach === "function" && !Array.isArray(init.headers)) ? undefined : headersProblem(init.headers)) ??
+    (init.body !== undefined && init.body !== null && /^(GET|HEAD)$/i.test(method ?? "GET") ? `a ${(method ?? "GET").toUpperCase()} request has no body` : undefined);
+  if (problem !== undefined) throw invalidArgument(`${problem} (fetch() to service '${service}')`);
 }

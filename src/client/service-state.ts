@@ -36,6 +36,8 @@ export interface MeshContext {
   readonly poolOptions: Pool.Options;
   readonly discoveryTimeout: number;
   readonly events: EventEmitter<MeshEvents>;
+  /** Told when the registry says a service is missing (the mesh forgets services only request data named). */
+  readonly missing?: (service: string) => void;
   /** Percent of endpoints that must be ready; below it, balance over all of them. 0 turns it off. */
   readonly panicThreshold: number;
   /** Weight ramp for endpoints that join a known set; undefined turns it off. */
@@ -54,6 +56,8 @@ export interface MeshContext {
 
 /** How long a wait for the registry's first answer about a service may last. @internal */
 export interface DiscoveryWait {
+  /** When the call (or explain) began waiting, on the mesh's clock: its deadline counts from then. */
+  readonly startedAt: number;
   /** Until when, on the mesh's clock. */
   readonly until: number;
   /** The call's deadline in ms, when that (not the discovery timeout) sets `until`: running out is `ERR_TIMEOUT`. */
@@ -328,24 +332,26 @@ export class ServiceState {
   discoveryWait(call: boolean): DiscoveryWait {
     const clock = this.#ctx.env.clock;
     const discovery = this.#ctx.discoveryTimeout;
+    const startedAt = clock.now();
     if (call) {
       const policy = this.policyFor(undefined);
       const incoming = remainingIncomingMs();
       let deadline = policy.timeoutMs > 0 ? policy.timeoutMs : Infinity;
       if (incoming !== undefined) deadline = Math.min(deadline, Math.max(0, incoming));
-      if (deadline < discovery) return { until: clock.now() + deadline, deadlineMs: Math.round(deadline) };
+      if (deadline < discovery) return { startedAt, until: startedAt + deadline, deadlineMs: Math.round(deadline) };
     }
-    return { until: clock.now() + discovery, deadlineMs: undefined };
+    return { startedAt, until: startedAt + discovery, deadlineMs: undefined };
   }
 
   /**
    * Waits until the registry has answered for the service, or until `wait.until` (by default the
-   * discovery timeout from now). A call waits on it, so the wait keeps the process alive. Never throws.
+   * discovery timeout from now), or until `signal` aborts. A call waits on it, so the wait keeps the
+   * process alive. Never throws.
    */
-  async settle(wait: DiscoveryWait = this.discoveryWait(false)): Promise<void> {
+  async settle(wait: DiscoveryWait = this.discoveryWait(false), signal?: AbortSignal): Promise<void> {
     const clock = this.#ctx.env.clock;
-    for (let left = wait.until - clock.now(); this.#status === "pending" && left > 0; left = wait.until - clock.now()) {
-      await this.#nextUpdate(left);
+    for (let left = wait.until - clock.now(); this.#status === "pending" && left > 0 && signal?.aborted !== true; left = wait.until - clock.now()) {
+      await this.#nextUpdate(left, signal);
     }
   }
 
@@ -435,6 +441,15 @@ export class ServiceState {
     }
   }
 
+  /**
+   * Stops watching a service the registry says is missing, keeping that answer for anyone who still
+   * holds this state: the mesh forgets it. @internal
+   */
+  forget(): void {
+    this.#watch?.close();
+    this.#watch = undefined;
+  }
+
   /** Stops the watch, then lets in-flight requests finish and closes every pool. Idempotent. */
   async close(): Promise<void> {
     if (this.#status !== "closed") {
@@ -464,6 +479,7 @@ export class ServiceState {
         this.#lastError = undefined;
         this.#knownServices = update.services;
         this.#applyEndpoints(undefined);
+        this.#ctx.missing?.(this.service);
         break;
       case "config":
         this.#applyConfig(update.config);
@@ -539,13 +555,13 @@ export class ServiceState {
       // An ejected endpoint counts as not ready: the panic threshold still keeps the pool from emptying.
       if (handle !== undefined && outlier?.isEjected(endpoint.id) !== true) ready.push(handle);
     }
-    const all = set?.all ?? [];
-    // Panic (Envoy): when too few endpoints are ready, the ready ones would be overwhelmed, or the
-    // ejections are wrong; spread traffic over every endpoint the registry does not call critical
-    // (ejected and zero-weight ones included). Critical endpoints never take traffic, from any registry:
-    // as Consul's DNS and health API leave them out, a unit test on MockRegistry predicts production.
-    this.#panic = all.length > 0 && ready.length * 100 < this.#ctx.panicThreshold * all.length;
-    const targets = this.#panic ? all.filter((e) => e.health !== "critical").map((e) => this.#handles.get(e.id)).filter((h) => h !== undefined) : ready;
+    // Critical endpoints never take traffic, from any registry (as Consul's DNS and health API leave
+    // them out), so a unit test on MockRegistry predicts production; the rest are the candidates.
+    const candidates = (set?.all ?? []).filter((e) => e.health !== "critical");
+    // Panic (Envoy): when too few candidates are ready (not ejected, weight above 0), the ready ones would
+    // be overwhelmed, or the ejections are wrong; spread traffic over all candidates.
+    this.#panic = candidates.length > 0 && ready.length * 100 < this.#ctx.panicThreshold * candidates.length;
+    const targets = this.#panic ? candidates.map((e) => this.#handles.get(e.id)).filter((h) => h !== undefined) : ready;
     this.#targets = targets;
     if (targets.length === 0) {
       this.picker = undefined;
@@ -612,16 +628,18 @@ export class ServiceState {
     for (const wake of [...this.#waiters]) wake();
   }
 
-  #nextUpdate(timeout: number): Promise<void> {
+  #nextUpdate(timeout: number, signal: AbortSignal | undefined): Promise<void> {
     const clock = this.#ctx.env.clock;
     return new Promise<void>((resolve) => {
       const done = (): void => {
         clock.clearTimeout(timer);
         this.#waiters.delete(done);
+        signal?.removeEventListener("abort", done);
         resolve();
       };
       const timer = clock.setTimeout(done, timeout, true); // a call waits on it
       this.#waiters.add(done);
+      signal?.addEventListener("abort", done, { once: true });
     });
   }
 }

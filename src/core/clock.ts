@@ -41,7 +41,18 @@ export const systemClock: Clock = Object.freeze({
  *
  * @param clock - the clock
  * @param ms - how long, in ms
+ * @param signal - ends the wait early when aborted (the caller then checks `signal.aborted`)
  */
-export function sleep(clock: Clock, ms: number): Promise<void> {
-  return new Promise((resolve) => clock.setTimeout(resolve, ms, true));
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal === undefined) return new Promise((resolve) => clock.setTimeout(resolve, ms, true));
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clock.clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = clock.setTimeout(done, ms, true);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

@@ -97,27 +97,36 @@ export class MeshError extends Error {
  * network failure) with the {@link MeshError} as its `cause`. `client.fetch()` and any `fetch` given
  * `mesh.dispatcher` reject this way; every other API rejects with the MeshError itself.
  */
-export interface FetchMeshError extends TypeError {
+export interface FetchMeshError<C extends MeshErrorCode = MeshErrorCode> extends TypeError {
   /** The mesh's error. */
-  readonly cause: MeshError;
+  readonly cause: MeshErrorWithCode<C>;
 }
+
+/** A {@link MeshError} known to have one code (what {@link meshErrorOf} and {@link isMeshError} narrow to). */
+export type MeshErrorWithCode<C extends MeshErrorCode> = MeshError & {
+  /** The code, known. */
+  readonly code: C;
+};
 
 /**
  * The {@link MeshError} behind a failure: `err` itself, or the one that fetch's `TypeError` carries as
- * its `cause`; undefined when the mesh did not cause it.
+ * its `cause`; undefined when the mesh did not cause it, or when `code` is given and it has another.
  *
  * @param err - any thrown value
+ * @param code - the code to match; any code when omitted
  *
  * @example
  * ```ts
- * try { await fetch("http://orders/v1/orders", { dispatcher: mesh.dispatcher }); }
- * catch (err) { console.log(meshErrorOf(err)?.code ?? err); }
+ * try { await mesh.client("orders").fetch("/v1/orders"); }
+ * catch (err) {
+ *   const open = meshErrorOf(err, "ERR_CIRCUIT_OPEN");
+ *   if (open !== undefined) console.log(`retry in ${String(open.details.retryAfterMs)} ms`);
+ * }
  * ```
  */
-export function meshErrorOf(err: unknown): MeshError | undefined {
-  if (err instanceof MeshError) return err;
-  if (err instanceof TypeError && err.cause instanceof MeshError) return err.cause;
-  return undefined;
+export function meshErrorOf<C extends MeshErrorCode = MeshErrorCode>(err: unknown, code?: C): MeshErrorWithCode<C> | undefined {
+  const found = err instanceof MeshError ? err : err instanceof TypeError && err.cause instanceof MeshError ? err.cause : undefined;
+  return found !== undefined && (code === undefined || found.code === code) ? (found as MeshErrorWithCode<C>) : undefined;
 }
 
 /** A MeshError as fetch-shaped APIs report it (see {@link FetchMeshError}); anything else as it is. @internal */
@@ -139,9 +148,8 @@ export function asFetchFailure(err: unknown): unknown {
  * catch (err) { if (isMeshError(err, "ERR_NO_ENDPOINTS")) { ... } }
  * ```
  */
-export function isMeshError(err: unknown, code?: MeshErrorCode): err is MeshError | FetchMeshError {
-  const mesh = meshErrorOf(err);
-  return mesh !== undefined && (code === undefined || mesh.code === code);
+export function isMeshError<C extends MeshErrorCode = MeshErrorCode>(err: unknown, code?: C): err is MeshErrorWithCode<C> | FetchMeshError<C> {
+  return meshErrorOf(err, code) !== undefined;
 }
 
 /**

@@ -26,10 +26,21 @@ export function methodProblem(method: unknown): string | undefined {
   return `'method' must be an HTTP method such as "GET" (a token, no spaces or control characters), got ${JSON.stringify(method)}`;
 }
 
+/**
+ * A path as an error message may show it: without its query string, which may hold a secret (a token, a
+ * key), and cut short. @internal
+ */
+export function shownPath(path: string): string {
+  const q = path.indexOf("?");
+  const bare = q === -1 ? path : `${path.slice(0, q)}?…`;
+  return JSON.stringify(bare.length > 200 ? `${bare.slice(0, 200)}…` : bare);
+}
+
 /** The problem with a path relative to a service, or undefined when undici will take it. @internal */
 export function pathProblem(path: unknown): string | undefined {
-  if (typeof path !== "string" || path.charCodeAt(0) !== 47 /* "/" */) return `'path' must start with '/' (a string, relative to the service), got ${JSON.stringify(path)}`;
-  if (BAD_PATH.test(path)) return `'path' must not contain spaces, control characters or characters outside Latin-1 (percent-encode them), got ${JSON.stringify(path)}`;
+  if (typeof path !== "string") return `'path' must be a string starting with '/' (relative to the service), got ${typeof path}`;
+  if (path.charCodeAt(0) !== 47 /* "/" */) return `'path' must start with '/' (it is relative to the service), got ${shownPath(path)}`;
+  if (BAD_PATH.test(path)) return `'path' must not contain spaces, control characters or characters outside Latin-1 (percent-encode them), got ${shownPath(path)}`;
   return undefined;
 }
 
@@ -37,7 +48,14 @@ export function pathProblem(path: unknown): string | undefined {
 export function headersProblem(headers: unknown): string | undefined {
   if (headers === undefined || headers === null) return undefined;
   const pairs: [unknown, unknown][] = [];
-  if (Array.isArray(headers)) {
+  if (Array.isArray(headers) && headers.every((h) => Array.isArray(h))) {
+    // fetch's form: [[name, value], ...]
+    for (const pair of headers as unknown[][]) {
+      if (pair.length !== 2) return "'headers' as a list must give [name, value] pairs";
+      pairs.push([pair[0], pair[1]]);
+    }
+  } else if (Array.isArray(headers)) {
+    // undici's flat form: [name, value, name, value, ...]
     if (headers.length % 2 !== 0) return "'headers' as an array must hold name, value pairs";
     for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]]);
   } else if (typeof headers === "object") {

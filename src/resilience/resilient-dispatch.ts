@@ -144,17 +144,18 @@ const EMPTY = new Set<EndpointHandle>();
  * telemetry records.
  *
  * @param label - where routing sent the call, for its span (default: the service itself, no route)
+ * @param startedAt - when the call began, if it waited (for the registry) before: its deadline counts from then
  * @internal
  */
-export function resilientDispatch(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, pick: AttemptPicker, label: CallLabel = state.plainLabel): void {
+export function resilientDispatch(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, pick: AttemptPicker, label: CallLabel = state.plainLabel, startedAt?: number): void {
   const bulkhead = state.guard.bulkhead;
   const user = classic(handler);
   const trace = state.telemetry.start(state, label, options.method, options.path, options.headers);
   if (bulkhead === undefined) {
-    new DispatchCall(state, policy, options, user, pick, state.env.clock.now(), false, trace).begin(undefined);
+    new DispatchCall(state, policy, options, user, pick, startedAt ?? state.env.clock.now(), false, trace).begin(undefined);
     return;
   }
-  const start = state.env.clock.now();
+  const start = startedAt ?? state.env.clock.now();
   // The caller may abort while queued for a slot: the queue entry goes, and the caller hears it once.
   const queue = new AbortController();
   let call: DispatchCall | undefined;

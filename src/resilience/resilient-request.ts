@@ -25,20 +25,21 @@ const EMPTY = new Set<EndpointHandle>();
  * sent; and only bodies that are buffered and small enough. Traced and measured when telemetry records.
  *
  * @param label - where routing sent the call, for its span (default: the service itself, no route)
+ * @param startedAt - when the call began, if it waited (for the registry) before: its deadline counts from then
  * @internal
  */
-export function resilientRequest(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, label: CallLabel = state.plainLabel): Promise<Dispatcher.ResponseData> {
+export function resilientRequest(state: ServiceState, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, label: CallLabel = state.plainLabel, startedAt?: number): Promise<Dispatcher.ResponseData> {
   const bulkhead = state.guard.bulkhead;
   const call = state.telemetry.start(state, label, options.method, options.path, options.headers);
   // No async frame of its own: without limits, the call is the attempts' promise (which ends the call's telemetry).
-  if (bulkhead === undefined) return attempts(state, policy, options, pick, undefined, call);
+  if (bulkhead === undefined) return attempts(state, policy, options, pick, startedAt, call);
   // A call refused a slot ends here; one that got a slot ended already (ending twice does nothing).
-  return call === undefined ? limited(state, bulkhead, policy, options, pick, undefined) : call.track(limited(state, bulkhead, policy, options, pick, call));
+  return call === undefined ? limited(state, bulkhead, policy, options, pick, undefined, startedAt) : call.track(limited(state, bulkhead, policy, options, pick, call, startedAt));
 }
 
-async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, call: CallTelemetry | undefined): Promise<Dispatcher.ResponseData> {
-  // The deadline counts the wait for a slot; the slot is held until the response body is done.
-  const start = state.env.clock.now();
+async function limited(state: ServiceState, bulkhead: BulkheadPolicy, policy: CallPolicy, options: Dispatcher.RequestOptions, pick: AttemptPicker, call: CallTelemetry | undefined, startedAt: number | undefined): Promise<Dispatcher.ResponseData> {
+  // The deadline counts the wait for a slot (and for the registry, before); the slot is held until the response body is done.
+  const start = startedAt ?? state.env.clock.now();
   return new Promise<Dispatcher.ResponseData>((resolve, reject) => {
     bulkhead
       .execute(
@@ -212,7 +213,8 @@ async function attemptLoop(
             if (guard.budget.tryRetry()) {
               await res.body.dump();
               (tried ??= new Set()).add(used);
-              if (wait > 0) await sleep(clock, wait);
+              if (wait > 0) await sleep(clock, wait, callerSignal);
+              if (callerSignal?.aborted === true) throw callerSignal.reason;
               continue;
             }
             budgetSpent(state, call);
@@ -230,7 +232,8 @@ async function attemptLoop(
         if (clock.now() + wait < deadline) {
           if (guard.budget.tryRetry()) {
             (tried ??= new Set()).add(used);
-            if (wait > 0) await sleep(clock, wait);
+            if (wait > 0) await sleep(clock, wait, callerSignal);
+            if (callerSignal?.aborted === true) throw callerSignal.reason;
             continue;
           }
           budgetDenied = true;

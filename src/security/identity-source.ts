@@ -8,8 +8,11 @@ import type { Identity } from "./identity.ts";
 export interface IdentitySource {
   /** The identity now, or undefined before the first one is known. */
   current(): Identity | undefined;
-  /** Resolves with the identity once there is one. */
-  ready(): Promise<Identity>;
+  /**
+   * Resolves with the identity once there is one. A pending `ready()` keeps the process alive, as a
+   * pending call does. `options.signal` gives up the wait: the promise rejects with its reason.
+   */
+  ready(options?: ReadyOptions): Promise<Identity>;
   /**
    * Calls `listener` with each new identity (a rotation), or with an error when a new one could not be
    * used; the last good identity stays in force.
@@ -19,6 +22,12 @@ export interface IdentitySource {
   subscribe(listener: IdentityListener): () => void;
   /** Stops watching. */
   close(): Promise<void>;
+}
+
+/** Options for {@link IdentitySource.ready}. */
+export interface ReadyOptions {
+  /** Gives up the wait when aborted (the promise rejects with the signal's reason). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** Told of every new identity, or of a failure to get one. */
@@ -31,7 +40,9 @@ export type IdentityListener = (update: { readonly identity: Identity } | { read
 export class IdentityCell implements IdentitySource {
   #current: Identity | undefined;
   readonly #listeners = new Set<IdentityListener>();
-  readonly #waiting: ((identity: Identity) => void)[] = [];
+  readonly #waiting = new Set<{ readonly resolve: (identity: Identity) => void; readonly reject: (error: unknown) => void }>();
+  /** A ref'd handle while someone waits in ready(): a pending wait keeps the process alive. */
+  #hold: ReturnType<typeof setInterval> | undefined;
   readonly #stop: () => Promise<void>;
 
   constructor(stop: () => Promise<void>) {
@@ -42,10 +53,30 @@ export class IdentityCell implements IdentitySource {
     return this.#current;
   }
 
-  ready(): Promise<Identity> {
+  ready(options: ReadyOptions = {}): Promise<Identity> {
     const now = this.#current;
     if (now !== undefined) return Promise.resolve(now);
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    const signal = options.signal;
+    if (signal?.aborted === true) return Promise.reject(asError(signal.reason));
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => settle(() => reject(asError(signal?.reason)));
+      const settle = (then: () => void): void => {
+        this.#waiting.delete(waiter);
+        signal?.removeEventListener("abort", onAbort);
+        this.#release();
+        then();
+      };
+      const waiter = { resolve: (identity: Identity) => settle(() => resolve(identity)), reject: (error: unknown) => settle(() => reject(asError(error))) };
+      this.#waiting.add(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#hold ??= setInterval(() => undefined, 2 ** 31 - 1);
+    });
+  }
+
+  #release(): void {
+    if (this.#waiting.size > 0 || this.#hold === undefined) return;
+    clearInterval(this.#hold);
+    this.#hold = undefined;
   }
 
   subscribe(listener: IdentityListener): () => void {
@@ -55,6 +86,8 @@ export class IdentityCell implements IdentitySource {
 
   close(): Promise<void> {
     this.#listeners.clear();
+    const closed = new MeshError("ERR_IDENTITY_UNAVAILABLE", "The identity source was closed before it had an identity.");
+    for (const waiter of [...this.#waiting]) waiter.reject(closed);
     return this.#stop();
   }
 
@@ -63,7 +96,7 @@ export class IdentityCell implements IdentitySource {
     const previous = this.#current;
     if (previous !== undefined && previous.certPem === identity.certPem && previous.keyPem === identity.keyPem && sameList(previous.trustPems, identity.trustPems)) return;
     this.#current = identity;
-    for (const resolve of this.#waiting.splice(0)) resolve(identity);
+    for (const waiter of [...this.#waiting]) waiter.resolve(identity);
     for (const listener of this.#listeners) listener({ identity });
   }
 
@@ -71,6 +104,10 @@ export class IdentityCell implements IdentitySource {
   fail(error: Error): void {
     for (const listener of this.#listeners) listener({ error });
   }
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

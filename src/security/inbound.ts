@@ -94,7 +94,7 @@ export class Inbound {
    */
   async serverOptions(timeoutMs = 10_000): Promise<MtlsServerOptions> {
     const now = this.#source.current();
-    const identity = now ?? (await withTimeout(this.#source.ready(), timeoutMs));
+    const identity = now ?? (await withinTime((signal) => this.#source.ready({ signal }), timeoutMs));
     return optionsOf(identity);
   }
 
@@ -161,19 +161,18 @@ function optionsOf(identity: Identity): MtlsServerOptions {
   return { cert: identity.certPem, key: identity.keyPem, ca: [...identity.trustPems], requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(identityUnavailable(ms)), ms);
-    timer.unref();
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err instanceof MeshError ? err : identityUnavailable(ms, err));
-      },
-    );
-  });
+/** Waits for `start`'s promise up to `ms` (aborting its signal then); the wait keeps the process alive, as its caller waits. */
+function withinTime<T>(start: (signal: AbortSignal) => Promise<T>, ms: number): Promise<T> {
+  const giveUp = new AbortController();
+  const timer = setTimeout(() => giveUp.abort(identityUnavailable(ms)), ms);
+  return start(giveUp.signal).then(
+    (v) => {
+      clearTimeout(timer);
+      return v;
+    },
+    (err: unknown) => {
+      clearTimeout(timer);
+      throw err instanceof MeshError ? err : identityUnavailable(ms, err);
+    },
+  );
 }

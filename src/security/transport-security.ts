@@ -108,17 +108,19 @@ export class TransportSecurity {
     if (this.#identity === undefined) {
       // The first connection waits for the identity (Consul may still be issuing the leaf), up to the connect timeout.
       const limit = this.#connectTimeout;
-      let done = false;
-      const timer = setTimeout(() => {
-        done = true;
-        callback(identityUnavailable(limit), null);
-      }, limit); // not unref'd: a pending call waits on this connection
-      void this.#options.identity.ready().then((identity) => {
-        if (done) return;
-        clearTimeout(timer);
-        this.#use(identity);
-        this.#connect(service, endpoint, opts, callback);
-      });
+      const giveUp = new AbortController();
+      const timer = setTimeout(() => giveUp.abort(identityUnavailable(limit)), limit); // not unref'd: a pending call waits on this connection
+      this.#options.identity.ready({ signal: giveUp.signal }).then(
+        (identity) => {
+          clearTimeout(timer);
+          this.#use(identity);
+          this.#connect(service, endpoint, opts, callback);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          callback(err instanceof Error ? err : identityUnavailable(limit, err), null);
+        },
+      );
       return;
     }
     const identity = this.#identity;

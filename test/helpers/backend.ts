@@ -1,4 +1,4 @@
-import { once } from "node:events";
+import { EventEmitter, once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
@@ -17,6 +17,8 @@ export interface SeenRequest {
 export class Backend {
   readonly name: string;
   readonly seen: SeenRequest[] = [];
+  /** Emits `request` as each request arrives (before it is answered). */
+  readonly events = new EventEmitter<{ request: [SeenRequest] }>();
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #held: (() => void)[] = [];
@@ -115,6 +117,7 @@ export class Backend {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const seen: SeenRequest = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString() };
     this.seen.push(seen);
+    this.events.emit("request", seen);
     if (this.resetRequests) {
       req.socket.destroy();
       return;

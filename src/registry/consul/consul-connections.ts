@@ -104,12 +104,16 @@ export class ConsulConnections {
     this.#consul = undefined;
   }
 
-  /** Closes every connection; later use opens new ones. */
+  /**
+   * Closes every connection; later use opens new ones. Requests a caller waits on finish first; the
+   * watches' blocking queries are cut (nobody waits for their answer, and each may take minutes).
+   */
   async close(): Promise<void> {
     this.releaseConsul();
-    const pools = [this.#foreground, this.#background].filter((p) => p !== undefined);
+    const foreground = this.#foreground;
+    const background = this.#background;
     this.#foreground = undefined;
     this.#background = undefined;
-    await Promise.all(pools.map((p) => p.close()));
+    await Promise.all([foreground?.close(), background?.destroy()]);
   }
 }

@@ -9,11 +9,16 @@ export interface ConsulAgentContext {
   readonly url: string;
   readonly token: string | undefined;
   readonly clock: Clock;
-  /** The registry's own connections to the agent. */
+  /** The registry's own connections to the agent, for what a caller waits on (register, deregister). */
   readonly dispatcher: Dispatcher;
+  /** Its connections that never keep the process alive, for the heartbeats and checks of a running registration. */
+  readonly background: Dispatcher;
   /** Reported when a heartbeat or a restore fails; the registration keeps trying. */
   readonly onError: (error: Error) => void;
 }
+
+/** How long one call to the agent may take (register, deregister, a heartbeat): a hung agent does not hang the caller. */
+const AGENT_TIMEOUT_MS = 10_000;
 
 const seconds = (ms: number): string => `${Math.max(1, Math.round(ms / 1000))}s`;
 
@@ -116,7 +121,8 @@ export class ConsulRegistration implements Registration {
     const r = new ConsulRegistration(registration, ctx);
     try {
       await r.#register();
-      if (r.#ttl) await r.#heartbeat();
+      // The first heartbeat is part of what the caller waits for: on the connections that hold the process.
+      if (r.#ttl) await r.#heartbeat(false);
     } catch (err) {
       r.#stop();
       throw err;
@@ -159,29 +165,29 @@ export class ConsulRegistration implements Registration {
   async #maintain(): Promise<void> {
     try {
       if (this.#ttl) await this.#heartbeat();
-      else if ((await this.#call("GET", `/v1/agent/service/${encodeURIComponent(this.id)}`, undefined, [404])) === 404) await this.#restore();
+      else if ((await this.#call("GET", `/v1/agent/service/${encodeURIComponent(this.id)}`, undefined, [404], true)) === 404) await this.#restore();
     } catch (err) {
       this.#ctx.onError(err instanceof Error ? err : new Error(String(err)));
     }
     this.#schedule();
   }
 
-  async #heartbeat(): Promise<void> {
-    const status = await this.#call("PUT", `/v1/agent/check/pass/service:${encodeURIComponent(this.id)}`, undefined, [404]);
+  async #heartbeat(background = true): Promise<void> {
+    const status = await this.#call("PUT", `/v1/agent/check/pass/service:${encodeURIComponent(this.id)}`, undefined, [404], background);
     if (status === 404) {
       await this.#restore();
-      await this.#call("PUT", `/v1/agent/check/pass/service:${encodeURIComponent(this.id)}`);
+      await this.#call("PUT", `/v1/agent/check/pass/service:${encodeURIComponent(this.id)}`, undefined, [], background);
     }
   }
 
   async #restore(): Promise<void> {
     if (this.#stopped) return;
-    await this.#register();
+    await this.#register(true);
     this.#ctx.onError(new Error(`Consul at ${this.#ctx.url} had forgotten instance '${this.id}'; registered it again`));
   }
 
-  #register(): Promise<number> {
-    const registering = this.#call("PUT", "/v1/agent/service/register", JSON.stringify(this.#body));
+  #register(background = false): Promise<number> {
+    const registering = this.#call("PUT", "/v1/agent/service/register", JSON.stringify(this.#body), [], background);
     this.#registering = registering;
     return registering;
   }
@@ -189,14 +195,18 @@ export class ConsulRegistration implements Registration {
   /**
    * Calls the agent; a status in `allowed` is returned, any other non-2xx throws. Every call made here
    * (register, deregister, check pass, read) is idempotent in Consul, so a connection that fails before
-   * any response (a kept-alive socket the agent closed when it restarted) is retried once.
+   * any response (a kept-alive socket the agent closed when it restarted) is retried once. A hung agent
+   * gets 10 s per call. `background`: the heartbeats and checks of a running registration, on connections
+   * that never keep the process alive.
    */
-  async #call(method: "GET" | "PUT", path: string, body?: string, allowed: readonly number[] = []): Promise<number> {
+  async #call(method: "GET" | "PUT", path: string, body?: string, allowed: readonly number[] = [], background = false): Promise<number> {
     const send = () =>
       request(`${this.#ctx.url}${path}`, {
         method,
         ...(body === undefined ? {} : { body }),
-        dispatcher: this.#ctx.dispatcher,
+        dispatcher: background ? this.#ctx.background : this.#ctx.dispatcher,
+        headersTimeout: AGENT_TIMEOUT_MS,
+        bodyTimeout: AGENT_TIMEOUT_MS,
         headers: this.#ctx.token === undefined ? {} : { "x-consul-token": this.#ctx.token },
       });
     let res;

@@ -95,8 +95,10 @@ const KEYS = ["url", "tls", "token", "datacenter", "waitSeconds", "burst", "quer
  * Services and their instances from Consul: one blocking query on `/v1/health/service/:name` per watched
  * service, through the `consul` client. Follows Consul's rules for blocking loops: the index is reset
  * when it goes backwards, never below 1 after the first answer, and the loop is rate-limited (token
- * bucket, burst 2) so churn degrades into polling. Critical instances are left out; warning ones keep
- * their `Weights.Warning`. When Consul fails, the mesh keeps serving the last good endpoints; the loop
+ * bucket, burst 2) so churn degrades into polling. Critical instances are reported as critical (the mesh
+ * sends them nothing); warning ones keep their `Weights.Warning`. A service Consul has never listed an
+ * instance of is *missing* (`ERR_UNKNOWN_SERVICE`); one that had instances and has none now is known
+ * and empty (`ERR_NO_ENDPOINTS`). When Consul fails, the mesh keeps serving the last good endpoints; the loop
  * retries with jittered exponential backoff and reports each failure.
  *
  * @example
@@ -115,6 +117,8 @@ export class ConsulRegistry implements Registry {
   /** Cache problems found before any watch could hear of them. */
   readonly #cacheErrors: Error[] = [];
   readonly #config: ConfigWatch;
+  /** The Connect identities this registry made: their watches end when it closes. */
+  readonly #identities = new Set<IdentitySource>();
 
   /**
    * @param options - see {@link ConsulRegistryOptions}
@@ -181,7 +185,9 @@ export class ConsulRegistry implements Registry {
    * ```
    */
   connectIdentity(service: string): IdentitySource {
-    return connectIdentity(this.#options, service);
+    const source = connectIdentity(this.#options, service);
+    this.#identities.add(source);
+    return source;
   }
 
   /** Consul's authorize and intentions, for `mesh.inbound({ authorize: "consul" })`. */
@@ -202,6 +208,7 @@ export class ConsulRegistry implements Registry {
       token: this.#options.token,
       clock: this.#options.clock,
       dispatcher: this.#options.connections.foreground,
+      background: this.#options.connections.background,
       onError: (error) => {
         for (const listener of this.#registrationListeners) listener(error);
       },
@@ -241,9 +248,15 @@ export class ConsulRegistry implements Registry {
     return undefined;
   }
 
-  /** Deregisters what {@link ConsulRegistry.register} registered, stops every watch, and closes the connections to Consul. */
+  /**
+   * Deregisters what {@link ConsulRegistry.register} registered, stops every watch (the Connect identities
+   * it made included), and closes the connections to Consul.
+   */
   async close(): Promise<void> {
     for (const loop of [...this.#loops]) loop.stop();
+    const identities = [...this.#identities];
+    this.#identities.clear();
+    await Promise.all(identities.map((i) => i.close()));
     const registrations = [...this.#registrations];
     this.#registrations.clear();
     await Promise.all(registrations.map((r) => r.deregister()));
@@ -277,6 +290,8 @@ class WatchLoop {
   #held: RegistryUpdate | undefined;
   /** Whether the last answer said Consul knows no instance of the service. */
   #missing = false;
+  /** Whether Consul ever listed an instance of the service (in this watch). */
+  #seen = false;
   /** Counts health answers, so that a late catalog lookup does not undo a newer answer. */
   #answers = 0;
   /** Releases held endpoints if the config takes too long. */
@@ -362,11 +377,14 @@ class WatchLoop {
   }
 
   #acceptHealth(body: unknown): void {
+    // Consul answered: from now on a cache file is never served (it may be older than this answer).
+    this.#cacheTried = true;
     const decoded = decodeHealth(body);
     const answer = ++this.#answers;
-    if (Array.isArray(body) && body.length === 0) {
-      // No instance at all: Consul's catalog lists only services with instances, so Consul does not know
-      // this one (a typo, or not deployed). Its known services name close matches in the error.
+    if (Array.isArray(body) && body.length === 0 && !this.#seen && this.#cache?.get(this.service) === undefined) {
+      // No instance, and none ever seen: Consul's catalog lists only services with instances, so Consul
+      // does not know this one (a typo, or not deployed). Its known services name close matches in the
+      // error. A service seen before that has no instance now is known and empty (scaled to zero).
       if (this.#missing) return;
       this.#missing = true;
       this.#last = undefined;
@@ -377,6 +395,7 @@ class WatchLoop {
       return;
     }
     this.#missing = false;
+    this.#seen = true;
     const set = EndpointSet.of(this.service, decoded.endpoints);
     if (decoded.skipped.length > 0) {
       this.#listener({ type: "error", error: new Error(`Consul at ${this.#settings.url}: skipped instances of '${this.service}': ${decoded.skipped.join("; ")}`) });

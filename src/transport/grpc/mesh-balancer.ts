@@ -245,17 +245,22 @@ export class MeshBalancer implements experimental.LoadBalancer {
         if (!this.#waitingForIdentity) {
           this.#waitingForIdentity = true;
           const limit = security.connectTimeout;
-          const timer = setTimeout(() => {
-            this.#identityError = identityUnavailable(limit);
-            this.#publish();
-          }, limit);
-          timer.unref();
-          void security.source.ready().then(() => {
-            clearTimeout(timer);
-            this.#waitingForIdentity = false;
-            this.#identityError = undefined;
-            this.#publish();
-          });
+          const giveUp = new AbortController();
+          const timer = setTimeout(() => giveUp.abort(identityUnavailable(limit)), limit);
+          timer.unref(); // grpc-js holds the process while its calls wait for this pick
+          security.source.ready({ signal: giveUp.signal }).then(
+            () => {
+              clearTimeout(timer);
+              this.#waitingForIdentity = false;
+              this.#identityError = undefined;
+              this.#publish();
+            },
+            (err: unknown) => {
+              this.#waitingForIdentity = false;
+              this.#identityError = err instanceof MeshError ? err : identityUnavailable(limit, err);
+              this.#publish();
+            },
+          );
         }
         return "wait";
       }
