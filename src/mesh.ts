@@ -279,7 +279,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // After the calls waiting for this answer have had it (they run before the next turn of the loop).
     setImmediate(() => {
       const state = this.#states.get(service);
-      if (state === undefined || state.status !== "missing" || !this.#namedByRequests.has(service)) return;
+      if (state === undefined || !state.forgettable || !this.#namedByRequests.has(service)) return;
       const client = this.#clients.get(service);
       state.forget();
       this.#states.delete(service);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
-import { createMesh, EndpointSet, isMeshError, type Mesh } from "proxyless";
+import { createMesh, EndpointSet, fileIdentity, isMeshError, type IdentitySource, type Mesh } from "proxyless";
 import { FakeClock } from "proxyless/testing";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 import { ManualRegistry } from "./helpers/manual-registry.ts";
@@ -70,6 +70,65 @@ describe("a call's waits: its deadline counts them, and the caller can abort the
       assert.equal(backends[0]!.seen.length, seen + 1, "no retry was sent");
     } finally {
       backends[0]!.failWith = undefined;
+      await mesh.close();
+    }
+  });
+});
+
+describe("waits for the mesh's identity end at their limit, whatever the identity source does", () => {
+  /** An identity source written before ready() took a signal: it never answers, and ignores the signal. */
+  const stuck: IdentitySource = {
+    current: () => undefined,
+    ready: () => new Promise(() => undefined),
+    subscribe: () => () => undefined,
+    close: () => Promise.resolve(),
+  };
+
+  it("a call to an mTLS endpoint fails with ERR_IDENTITY_UNAVAILABLE at the connect timeout", async () => {
+    const registry = new ManualRegistry();
+    const mesh = createMesh({ registry, tls: { identity: stuck }, pool: { connectTimeout: 300 }, resilience: { retries: false } });
+    mesh.client("orders");
+    registry.send("orders", { type: "endpoints", endpoints: EndpointSet.of("orders", [{ address: "127.0.0.1", port: 1, tls: true }]) });
+    await assert.rejects(mesh.client("orders").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_IDENTITY_UNAVAILABLE"));
+    await mesh.close();
+  });
+
+  it("inbound().serverOptions(ms) rejects at its limit", async () => {
+    const mesh = createMesh({ registry: new ManualRegistry(), tls: { identity: stuck } });
+    await assert.rejects(mesh.inbound().serverOptions(200), (err: unknown) => isMeshError(err, "ERR_IDENTITY_UNAVAILABLE"));
+    await mesh.close();
+  });
+
+  it("a directory that cannot be watched is ERR_INVALID_CONFIG naming it, not a raw ENOENT", () => {
+    assert.throws(() => fileIdentity({ certFile: "/nonexistent/tls.crt", keyFile: "/nonexistent/tls.key", caFile: "/nonexistent/ca.crt" }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && /nonexistent/.test((err as Error).message));
+  });
+
+  it("ready() on a closed source rejects at once", async () => {
+    const source = fileIdentity({ certFile: "/nonexistent/tls.crt", keyFile: "/nonexistent/tls.key", caFile: "/nonexistent/ca.crt", watch: false });
+    await source.close();
+    await assert.rejects(source.ready(), (err: unknown) => isMeshError(err, "ERR_IDENTITY_UNAVAILABLE"));
+  });
+});
+
+describe("a fetch's wait for the registry counts for its first request only", () => {
+  let backend: Backend;
+  before(async () => {
+    [backend] = (await startBackends(1)) as [Backend];
+  });
+  after(() => backend.close());
+
+  it("a redirect is a new request with its own deadline", async () => {
+    const registry = new ManualRegistry();
+    const mesh = createMesh({ registry, resilience: { timeoutMs: 1500, retries: false } });
+    backend.delayMs = 700; // each answer takes 700 ms: the redirect, then the page
+    try {
+      setTimeout(() => registry.send("orders", { type: "endpoints", endpoints: EndpointSet.of("orders", [backend.endpoint]) }), 300);
+      const res = await mesh.client("orders").fetch(`/redirect?to=${encodeURIComponent("http://orders/page")}`);
+      // 300 + 700 ms for the first request, 700 ms for the second: both within 1500 ms of their own start.
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { url: string }).url, "/page");
+    } finally {
+      backend.delayMs = 0;
       await mesh.close();
     }
   });

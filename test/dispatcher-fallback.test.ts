@@ -107,6 +107,15 @@ describe("mesh.dispatcher as the global dispatcher, with a fallback for what is 
     await assert.rejects(made.client("later").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_UNKNOWN_SERVICE"));
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(made.snapshot().services.map((s) => s.name), ["later", "orders"]);
+    // A service with no instance of its own that routes elsewhere (a splitter) is real: it stays watched.
+    registry.setConfig("api", { splitter: { splits: [{ weight: 100, service: "orders" }] } });
+    for (let i = 0; i < 3; i++) {
+      const res = await request("http://api/", { dispatcher: made.dispatcher });
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(registry.watchCount("api"), 1, "one watch, kept");
     // It comes back as soon as the registry knows it.
     registry.setEndpoints("made-up-7", [backends[1]!.endpoint]);
     const back = await request("http://made-up-7/", { dispatcher: made.dispatcher });

@@ -148,7 +148,8 @@ export class ServiceClient {
       url = this.#resolve(input);
       checkFetchInit(init, this.service);
       const state = this.#state;
-      if (state.picker === undefined) {
+      // As request(): a service that routes elsewhere waits (if at all) for its targets, in its dispatch.
+      if (!state.routing.active && state.picker === undefined) {
         // Not known yet: wait for the registry, within the call's deadline, unless the caller aborts.
         wait = state.discoveryWait(true);
         const signal = init?.signal ?? undefined;
@@ -161,17 +162,20 @@ export class ServiceClient {
       throw asFetchFailure(err);
     }
     const hashKey = init?.hashKey;
-    const affinity = hashKey === undefined && wait === undefined ? undefined : { service: this.service, hashKey, wait };
+    // The wait done here counts for the first dispatch only: a redirect is a new request, with its own deadline.
+    let first: Affinity | undefined = wait === undefined ? undefined : { service: this.service, hashKey, wait };
+    const later: Affinity | undefined = hashKey === undefined ? undefined : { service: this.service, hashKey };
     // fetch hands its dispatcher every body as a stream, which could not be sent twice; a body the
     // caller gave whole goes as those bytes instead, so it can be retried (within the buffered limit).
     const whole = bufferedBody(init?.body);
     const dispatcher =
-      affinity === undefined && whole === undefined
+      first === undefined && later === undefined && whole === undefined
         ? this.#fetchDispatcher
-        : new ForwardingDispatcher(
-            (options, handler) => this.#route(whole === undefined || options.body === null || options.body === undefined ? options : { ...options, body: whole }, handler, affinity),
-            () => Promise.resolve(),
-          );
+        : new ForwardingDispatcher((options, handler) => {
+            const hints = first ?? later;
+            first = undefined;
+            return this.#route(whole === undefined || options.body === null || options.body === undefined ? options : { ...options, body: whole }, handler, hints);
+          }, () => Promise.resolve());
     return undiciFetch(url, { ...init, dispatcher });
   }
 

@@ -442,6 +442,15 @@ export class ServiceState {
   }
 
   /**
+   * Whether nothing is lost if the mesh forgets this service: the registry says it is missing, no config
+   * routes it anywhere (a splitter or router can make a service with no instance of its own), and no
+   * request is still on its way to an endpoint it had.
+   */
+  get forgettable(): boolean {
+    return this.#status === "missing" && !this.#routing.active && Object.keys(this.#config).length === 0 && this.#handles.size === 0 && this.#retiring.size === 0;
+  }
+
+  /**
    * Stops watching a service the registry says is missing, keeping that answer for anyone who still
    * holds this state: the mesh forgets it. @internal
    */

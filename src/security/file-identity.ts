@@ -57,12 +57,18 @@ export function fileIdentity(options: FileIdentityOptions): IdentitySource {
     const names = new Set([options.certFile, options.keyFile, options.caFile].map((f) => basename(f)));
     for (const dir of new Set([options.certFile, options.keyFile, options.caFile].map((f) => dirname(f)))) {
       // The directory, not the files: a rename or a symlink swap replaces the file a file watch holds.
-      const w = watch(dir, { persistent: false }, (_event, name) => {
-        if (name !== null && !names.has(name) && !name.startsWith("..")) return;
-        clearTimeout(timer);
-        timer = setTimeout(() => void load(), settle);
-        timer.unref();
-      });
+      let w: FSWatcher;
+      try {
+        w = watch(dir, { persistent: false }, (_event, name) => {
+          if (name !== null && !names.has(name) && !name.startsWith("..")) return;
+          clearTimeout(timer);
+          timer = setTimeout(() => void load(), settle);
+          timer.unref();
+        });
+      } catch (err) {
+        for (const other of watchers) other.close();
+        throw invalidConfig("tls.identity", `cannot watch the directory ${JSON.stringify(dir)} of the identity files (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check the paths, or pass watch: false`, { cause: err });
+      }
       w.on("error", (err) => cell.fail(err));
       watchers.push(w);
     }

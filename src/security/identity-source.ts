@@ -44,6 +44,7 @@ export class IdentityCell implements IdentitySource {
   /** A ref'd handle while someone waits in ready(): a pending wait keeps the process alive. */
   #hold: ReturnType<typeof setInterval> | undefined;
   readonly #stop: () => Promise<void>;
+  #closed = false;
 
   constructor(stop: () => Promise<void>) {
     this.#stop = stop;
@@ -56,6 +57,7 @@ export class IdentityCell implements IdentitySource {
   ready(options: ReadyOptions = {}): Promise<Identity> {
     const now = this.#current;
     if (now !== undefined) return Promise.resolve(now);
+    if (this.#closed) return Promise.reject(closedError());
     const signal = options.signal;
     if (signal?.aborted === true) return Promise.reject(asError(signal.reason));
     return new Promise((resolve, reject) => {
@@ -85,9 +87,9 @@ export class IdentityCell implements IdentitySource {
   }
 
   close(): Promise<void> {
+    this.#closed = true;
     this.#listeners.clear();
-    const closed = new MeshError("ERR_IDENTITY_UNAVAILABLE", "The identity source was closed before it had an identity.");
-    for (const waiter of [...this.#waiting]) waiter.reject(closed);
+    for (const waiter of [...this.#waiting]) waiter.reject(closedError());
     return this.#stop();
   }
 
@@ -106,6 +108,10 @@ export class IdentityCell implements IdentitySource {
   }
 }
 
+function closedError(): MeshError {
+  return new MeshError("ERR_IDENTITY_UNAVAILABLE", "The identity source was closed before it had an identity.");
+}
+
 function asError(reason: unknown): Error {
   return reason instanceof Error ? reason : new Error(String(reason));
 }
@@ -117,4 +123,41 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 /** `ERR_IDENTITY_UNAVAILABLE`: no identity within `ms`. @internal */
 export function identityUnavailable(ms: number, cause?: unknown): MeshError {
   return new MeshError("ERR_IDENTITY_UNAVAILABLE", `The mesh's identity (its certificate) was not available within ${ms} ms, so no mTLS connection could be made. Check the identity source (files, or Consul Connect's leaf certificate).`, { cause });
+}
+
+/**
+ * The source's identity, waited for at most `ms`: the timer decides (so a source whose `ready()` ignores
+ * the signal cannot hold a wait forever), and the source is told through the signal to drop its waiter.
+ * Rejects with `ERR_IDENTITY_UNAVAILABLE` at the limit. @internal
+ *
+ * @param keepAlive - whether the wait keeps the process alive (a caller waits on it)
+ */
+export function identityWithin(source: IdentitySource, ms: number, keepAlive: boolean): Promise<Identity> {
+  const now = source.current();
+  if (now !== undefined) return Promise.resolve(now);
+  return new Promise<Identity>((resolve, reject) => {
+    const giveUp = new AbortController();
+    let done = false;
+    const timer = setTimeout(() => {
+      done = true;
+      const error = identityUnavailable(ms);
+      giveUp.abort(error);
+      reject(error);
+    }, ms);
+    if (!keepAlive) timer.unref();
+    source.ready({ signal: giveUp.signal }).then(
+      (identity) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(identity);
+      },
+      (err: unknown) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        reject(err instanceof MeshError ? err : identityUnavailable(ms, err));
+      },
+    );
+  });
 }

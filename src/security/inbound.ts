@@ -1,9 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { SecureContextOptions, Server as TlsServer, TLSSocket } from "node:tls";
-import { MeshError } from "../core/errors.ts";
 import type { Identity } from "./identity.ts";
 import { parseSpiffeId, uriSans } from "./identity.ts";
-import { identityUnavailable, type IdentitySource } from "./identity-source.ts";
+import { identityWithin, type IdentitySource } from "./identity-source.ts";
 import type { AuthorizationDecision, Authorizer, CallerIdentity } from "./authorization.ts";
 
 /** The TLS options of an mTLS server: the identity, and client certificates required and verified. */
@@ -94,7 +93,7 @@ export class Inbound {
    */
   async serverOptions(timeoutMs = 10_000): Promise<MtlsServerOptions> {
     const now = this.#source.current();
-    const identity = now ?? (await withinTime((signal) => this.#source.ready({ signal }), timeoutMs));
+    const identity = now ?? (await identityWithin(this.#source, timeoutMs, true));
     return optionsOf(identity);
   }
 
@@ -159,20 +158,4 @@ function forbid(res: InboundResponse, reason: string, status = 403): void {
 
 function optionsOf(identity: Identity): MtlsServerOptions {
   return { cert: identity.certPem, key: identity.keyPem, ca: [...identity.trustPems], requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" };
-}
-
-/** Waits for `start`'s promise up to `ms` (aborting its signal then); the wait keeps the process alive, as its caller waits. */
-function withinTime<T>(start: (signal: AbortSignal) => Promise<T>, ms: number): Promise<T> {
-  const giveUp = new AbortController();
-  const timer = setTimeout(() => giveUp.abort(identityUnavailable(ms)), ms);
-  return start(giveUp.signal).then(
-    (v) => {
-      clearTimeout(timer);
-      return v;
-    },
-    (err: unknown) => {
-      clearTimeout(timer);
-      throw err instanceof MeshError ? err : identityUnavailable(ms, err);
-    },
-  );
 }

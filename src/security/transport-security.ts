@@ -3,7 +3,7 @@ import { buildConnector } from "undici";
 import { MeshError } from "../core/errors.ts";
 import type { Endpoint } from "../endpoint/endpoint.ts";
 import type { Identity } from "./identity.ts";
-import { identityUnavailable, type IdentitySource } from "./identity-source.ts";
+import { identityWithin, type IdentitySource } from "./identity-source.ts";
 import { uriSans } from "./identity.ts";
 import type { ResolvedTlsOptions } from "./tls-options.ts";
 
@@ -107,19 +107,13 @@ export class TransportSecurity {
   #connect(service: string, endpoint: Endpoint, opts: buildConnector.Options, callback: buildConnector.Callback): void {
     if (this.#identity === undefined) {
       // The first connection waits for the identity (Consul may still be issuing the leaf), up to the connect timeout.
-      const limit = this.#connectTimeout;
-      const giveUp = new AbortController();
-      const timer = setTimeout(() => giveUp.abort(identityUnavailable(limit)), limit); // not unref'd: a pending call waits on this connection
-      this.#options.identity.ready({ signal: giveUp.signal }).then(
+      // Not unref'd: a pending call waits on this connection.
+      identityWithin(this.#options.identity, this.#connectTimeout, true).then(
         (identity) => {
-          clearTimeout(timer);
           this.#use(identity);
           this.#connect(service, endpoint, opts, callback);
         },
-        (err: unknown) => {
-          clearTimeout(timer);
-          callback(err instanceof Error ? err : identityUnavailable(limit, err), null);
-        },
+        (err: unknown) => callback(err instanceof Error ? err : new Error(String(err)), null),
       );
       return;
     }

@@ -17,6 +17,11 @@ export interface ConsulAgentContext {
   readonly onError: (error: Error) => void;
 }
 
+function isTimeout(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
+}
+
 /** How long one call to the agent may take (register, deregister, a heartbeat): a hung agent does not hang the caller. */
 const AGENT_TIMEOUT_MS = 10_000;
 
@@ -196,7 +201,7 @@ export class ConsulRegistration implements Registration {
    * Calls the agent; a status in `allowed` is returned, any other non-2xx throws. Every call made here
    * (register, deregister, check pass, read) is idempotent in Consul, so a connection that fails before
    * any response (a kept-alive socket the agent closed when it restarted) is retried once. A hung agent
-   * gets 10 s per call. `background`: the heartbeats and checks of a running registration, on connections
+   * gets 10 s per call, and no second try. `background`: the heartbeats and checks of a running registration, on connections
    * that never keep the process alive.
    */
   async #call(method: "GET" | "PUT", path: string, body?: string, allowed: readonly number[] = [], background = false): Promise<number> {
@@ -211,7 +216,8 @@ export class ConsulRegistration implements Registration {
       });
     let res;
     try {
-      res = await send().catch(() => send());
+      // Once, and only when the connection failed before any answer: a hung agent is not given twice the time.
+      res = await send().catch((err: unknown) => (isTimeout(err) ? Promise.reject(err as Error) : send()));
     } catch (err) {
       throw new MeshError("ERR_REGISTRY_UNAVAILABLE", `Consul at ${this.#ctx.url} is unreachable: ${(err as Error).message}`, { cause: err });
     }

@@ -1,6 +1,6 @@
 import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from "@grpc/grpc-js";
 import { invalidConfig, MeshError } from "../../core/errors.ts";
-import { identityUnavailable } from "../../security/identity-source.ts";
+import { identityUnavailable, identityWithin } from "../../security/identity-source.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
 import { BINDING_OPTION, liveHandles, markRefused, PICK_KEY, type Binding } from "./binding.ts";
 import { recordLoad } from "./record-load.ts";
@@ -244,20 +244,16 @@ export class MeshBalancer implements experimental.LoadBalancer {
         if (this.#identityError !== undefined) return { refusal: this.#identityError };
         if (!this.#waitingForIdentity) {
           this.#waitingForIdentity = true;
-          const limit = security.connectTimeout;
-          const giveUp = new AbortController();
-          const timer = setTimeout(() => giveUp.abort(identityUnavailable(limit)), limit);
-          timer.unref(); // grpc-js holds the process while its calls wait for this pick
-          security.source.ready({ signal: giveUp.signal }).then(
+          // Not holding the process: grpc-js does, while its calls wait for this pick.
+          identityWithin(security.source, security.connectTimeout, false).then(
             () => {
-              clearTimeout(timer);
               this.#waitingForIdentity = false;
               this.#identityError = undefined;
               this.#publish();
             },
             (err: unknown) => {
               this.#waitingForIdentity = false;
-              this.#identityError = err instanceof MeshError ? err : identityUnavailable(limit, err);
+              this.#identityError = err instanceof MeshError ? err : identityUnavailable(security.connectTimeout, err);
               this.#publish();
             },
           );
