@@ -515,7 +515,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** The state of a service that is called (routing to it, or a gRPC call, counts), watched from then on. */
   #stateOf(service: string): ServiceState {
     const state = this.#states.get(service);
-    if (state !== undefined && this.#closing === undefined && this.#upstreams.has(service)) return state;
+    // Routing to it or a gRPC call makes it a service the code uses, never forgotten (client() says so).
+    if (state !== undefined && this.#closing === undefined && this.#upstreams.has(service) && !this.#namedByRequests.has(service)) return state;
     this.client(service);
     return this.#states.get(service) as ServiceState;
   }
