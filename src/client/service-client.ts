@@ -303,10 +303,14 @@ function bufferedBody(body: unknown): string | Uint8Array | undefined {
  */
 function checkFetchInit(init: ServiceFetchInit | undefined, service: string): void {
   if (init === undefined || init === null) return;
-  const method = init.method;
+  const method = init.method ?? "GET";
+  const headers: unknown = init.headers;
+  // Records and pair lists are checked here; a Headers object or a Map is left to fetch, which checks its entries itself.
+  const checked = headers !== undefined && headers !== null && (Array.isArray(headers) || typeof (headers as { forEach?: unknown }).forEach !== "function");
+  const hasBody = init.body !== undefined && init.body !== null;
   const problem =
-    (method === undefined ? undefined : methodProblem(method)) ??
-    (init.headers === undefined || init.headers === null || (typeof (init.headers as { forEach?: unknown }).forEach === "function" && !Array.isArray(init.headers)) ? undefined : headersProblem(init.headers)) ??
-    (init.body !== undefined && init.body !== null && /^(GET|HEAD)$/i.test(method ?? "GET") ? `a ${(method ?? "GET").toUpperCase()} request has no body` : undefined);
+    methodProblem(method) ??
+    (checked ? headersProblem(headers) : undefined) ??
+    (hasBody && /^(GET|HEAD)$/i.test(method) ? `a ${method.toUpperCase()} request has no body` : undefined);
   if (problem !== undefined) throw invalidArgument(`${problem} (fetch() to service '${service}')`);
 }
