@@ -1,4 +1,4 @@
-import { headerValue } from "../../src/balancer/hash-policy.ts";
+import { headerValue } from "../../src/core/headers.ts";
 import type { ServiceConfig } from "../../src/registry/service-config.ts";
 import type { RoutableRequest } from "../../src/routing/request-view.ts";
 

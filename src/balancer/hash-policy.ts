@@ -1,5 +1,6 @@
 import { invalidConfig } from "../core/errors.ts";
 import { describe, expectOptions } from "../core/validate.ts";
+import { headerValue } from "../core/headers.ts";
 import { hash32 } from "./hash.ts";
 
 /** Where a hash-based balancer finds a request's affinity key (Consul's `HashPolicies`). */
@@ -69,51 +70,6 @@ function lookup(policy: HashPolicy, request: HashableRequest): string | undefine
     case "query_parameter":
       return queryValue(request.path, policy.name);
   }
-}
-
-/**
- * The value of a header (lower-case `name`) in any shape undici accepts; several values are joined
- * with `,`. @internal
- */
-export function headerValue(headers: unknown, name: string): string | undefined {
-  if (headers === null || typeof headers !== "object") return undefined;
-  if (Array.isArray(headers)) {
-    const flat = headers as readonly unknown[];
-    if (flat.length > 0 && Array.isArray(flat[0])) return pairsValue(flat as Iterable<readonly unknown[]>, name);
-    const found: unknown[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      if (String(flat[i]).toLowerCase() === name) found.push(flat[i + 1]);
-    }
-    return found.length === 0 ? undefined : headerText(found.length === 1 ? found[0] : found, name);
-  }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === "function") {
-    return pairsValue(headers as Iterable<readonly unknown[]>, name);
-  }
-  const record = headers as Record<string, unknown>;
-  // for-in with a length check first: no array per call, and no lower-casing of names that cannot match.
-  for (const key in record) {
-    if (key.length !== name.length || key.toLowerCase() !== name) continue;
-    const value = record[key];
-    if (value !== undefined) return headerText(value, name);
-  }
-  return undefined;
-}
-
-function headerText(value: unknown, name = ""): string {
-  if (typeof value === "string") return value;
-  // Several Cookie headers join with "; " (RFC 6265), the others with ",".
-  if (Array.isArray(value)) return (value as unknown[]).map((v) => headerText(v)).join(name === "cookie" ? "; " : ",");
-  if (typeof value === "number" || typeof value === "boolean") return String(value);
-  return "";
-}
-
-/** Every value of `name` among `[name, value]` pairs, combined as one header (a repeated header is a list). */
-function pairsValue(pairs: Iterable<readonly unknown[]>, name: string): string | undefined {
-  const found: unknown[] = [];
-  for (const [key, value] of pairs) {
-    if (String(key).toLowerCase() === name && value !== undefined) found.push(value);
-  }
-  return found.length === 0 ? undefined : headerText(found.length === 1 ? found[0] : found, name);
 }
 
 /** The value of cookie `name` in a `Cookie` header. @internal */

@@ -7,7 +7,7 @@ import { RequestView } from "../routing/request-view.ts";
 import { selectEndpoints, selectWaiting, type Selection } from "../routing/select-endpoints.ts";
 import { failHandler } from "../transport/http/forwarding-dispatcher.ts";
 import { respondWith, SyntheticDispatcher } from "../transport/http/synthetic-response.ts";
-import { headerValue } from "../balancer/hash-policy.ts";
+import { headerValue } from "../core/headers.ts";
 import { sleep } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
 import { MAX_MIRRORS_IN_FLIGHT, type DiscoveryWait, type ServiceState } from "./service-state.ts";

@@ -4,7 +4,7 @@ import type { PickContext } from "../balancer/picker.ts";
 import { asFetchFailure, MeshError } from "../core/errors.ts";
 import { headersProblem, invalidArgument, methodProblem, pathProblem, shownPath } from "../core/request-arguments.ts";
 import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
-import { withHost } from "../transport/http/headers.ts";
+import { withHost } from "../core/headers.ts";
 import type { DiscoveryWait, ServiceState } from "./service-state.ts";
 import { routedDispatch, routedRequest, type StateLookup } from "./routed-call.ts";
 import { resilientRequest } from "../resilience/resilient-request.ts";

@@ -1,5 +1,5 @@
 import type { Dispatcher } from "undici";
-import { headerValue } from "../balancer/hash-policy.ts";
+import { headerValue } from "../core/headers.ts";
 
 /** How an attempt went wrong, as the retry conditions name it. @internal */
 export type FailureKind = "connect-failure" | "reset" | "timeout" | "aborted" | "other";

@@ -1,28 +1,5 @@
 import type { HeaderChanges } from "../config/route-config.ts";
-
-/** `[name, value]` pairs of request headers in any shape undici accepts. */
-function pairs(headers: unknown): [string, string][] {
-  const out: [string, string][] = [];
-  if (headers === null || headers === undefined || typeof headers !== "object") return out;
-  const text = (v: unknown): string => (typeof v === "string" ? v : typeof v === "number" || typeof v === "boolean" ? String(v) : "");
-  const push = (name: unknown, value: unknown): void => {
-    if (value === undefined || value === null) return;
-    if (Array.isArray(value)) for (const v of value as unknown[]) out.push([text(name), text(v)]);
-    else out.push([text(name), text(value)]);
-  };
-  if (Array.isArray(headers)) {
-    const flat = headers as readonly unknown[];
-    if (flat.length > 0 && Array.isArray(flat[0])) for (const [n, v] of flat as (readonly unknown[])[]) push(n, v);
-    else for (let i = 0; i + 1 < flat.length; i += 2) push(flat[i], flat[i + 1]);
-    return out;
-  }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === "function") {
-    for (const [n, v] of headers as Iterable<readonly unknown[]>) push(n, v);
-    return out;
-  }
-  for (const [n, v] of Object.entries(headers)) push(n, v);
-  return out;
-}
+import { headerPairs } from "../core/headers.ts";
 
 /**
  * Applies header changes to request headers (any shape undici accepts), in order: each change's
@@ -30,7 +7,7 @@ function pairs(headers: unknown): [string, string][] {
  * case-insensitively. Returns a flat `[name, value, ...]` array. @internal
  */
 export function changeRequestHeaders(headers: unknown, changes: readonly HeaderChanges[]): string[] {
-  return applyToPairs(pairs(headers), changes).flat();
+  return applyToPairs(headerPairs(headers), changes).flat();
 }
 
 function applyToPairs(start: [string, string][], changes: readonly HeaderChanges[]): [string, string][] {

@@ -1,4 +1,4 @@
-import { headerValue } from "../balancer/hash-policy.ts";
+import { headerValue } from "../core/headers.ts";
 
 /** What routing reads of a request: method, path and query, headers (any shape undici accepts). */
 export interface RoutableRequest {

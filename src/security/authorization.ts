@@ -1,5 +1,5 @@
 import { compileRegex } from "../config/regex.ts";
-import { headerValue } from "../balancer/hash-policy.ts";
+import { headerValue } from "../core/headers.ts";
 import type { SpiffeParts } from "./identity.ts";
 
 /** Who is calling: the SPIFFE ID from the caller's verified client certificate, and its parts. */

@@ -1,6 +1,6 @@
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span, type Tracer } from "@opentelemetry/api";
 import type { Dispatcher } from "undici";
-import { headerValue } from "../balancer/hash-policy.ts";
+import { headerValue } from "../core/headers.ts";
 import type { ServiceState } from "../client/service-state.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import { ATTR, errorType, methodName } from "./attributes.ts";
