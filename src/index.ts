@@ -51,7 +51,8 @@ export type {
   ConfigUpdate,
   ErrorUpdate,
 } from "./registry/registry.ts";
-export type { ServiceConfig, LoadBalancerConfig } from "./registry/service-config.ts";
+export type { ServiceConfig } from "./config/service-config.ts";
+export type { LoadBalancerConfig } from "./balancer/load-balancer-config.ts";
 export type { RouterConfig, RouteConfig, RouteMatch, RouteDestination, HeaderMatch, QueryMatch, HeaderChanges, MirrorPolicy, FaultPolicy, FaultDelay, FaultAbort } from "./config/route-config.ts";
 export type { SplitterConfig, SplitConfig, StickySplit } from "./config/split-config.ts";
 export type { ResolverConfig, SubsetConfig, FailoverConfig, TargetRef } from "./config/resolver-config.ts";

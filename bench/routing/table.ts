@@ -1,5 +1,5 @@
 import { headerValue } from "../../src/core/headers.ts";
-import type { ServiceConfig } from "../../src/registry/service-config.ts";
+import type { ServiceConfig } from "../../src/config/service-config.ts";
 import type { RoutableRequest } from "../../src/routing/request-view.ts";
 
 /** How many routes the table has. */

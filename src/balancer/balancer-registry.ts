@@ -1,6 +1,6 @@
 import { MeshError, invalidConfig } from "../core/errors.ts";
 import { describe } from "../core/validate.ts";
-import type { LoadBalancerConfig } from "../registry/service-config.ts";
+import type { LoadBalancerConfig } from "./load-balancer-config.ts";
 import type { BalancerEnv, BalancerPlugin, PickTarget, Picker } from "./picker.ts";
 import type { RequestHasher } from "./hash-policy.ts";
 import { leastRequest } from "./least-request.ts";

@@ -1,7 +1,8 @@
 import { defined } from "../core/defined.ts";
 import { MeshError } from "../core/errors.ts";
 import { describe } from "../core/validate.ts";
-import type { LoadBalancerConfig, ServiceConfig } from "../registry/service-config.ts";
+import type { LoadBalancerConfig } from "../balancer/load-balancer-config.ts";
+import type { ServiceConfig } from "./service-config.ts";
 import type { ServiceDefaultsConfig, UpstreamPolicy } from "./defaults-config.ts";
 import { parseGoDuration } from "./duration.ts";
 import type { FailoverConfig, ResolverConfig, SubsetConfig, TargetRef } from "./resolver-config.ts";

@@ -1,7 +1,7 @@
 import { invalidConfig } from "../core/errors.ts";
 import { assertServiceName } from "../core/service-name.ts";
 import { describe } from "../core/validate.ts";
-import type { ServiceConfig } from "../registry/service-config.ts";
+import type { ServiceConfig } from "./service-config.ts";
 import { PROTOCOLS, RETRY_CONDITIONS, ROUTE_METHODS, SUBSET_NAME } from "./consul-vocabulary.ts";
 import { compileFilter } from "./filter-expression.ts";
 import { compileRegex } from "./regex.ts";

@@ -2,7 +2,7 @@ import { assertServiceName } from "../core/service-name.ts";
 import { EndpointSet } from "../endpoint/endpoint-set.ts";
 import type { Endpoint, EndpointInput } from "../endpoint/endpoint.ts";
 import type { Registry, RegistryListener, RegistryUpdate, RegistryWatch } from "./registry.ts";
-import type { ServiceConfig } from "./service-config.ts";
+import type { ServiceConfig } from "../config/service-config.ts";
 
 /** Services and their endpoints, keyed by service name. */
 export type ServiceMap = Readonly<Record<string, readonly (Endpoint | EndpointInput)[]>>;

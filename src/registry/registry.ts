@@ -1,7 +1,7 @@
 import type { ConnectAuthority } from "../security/consul-authorizer.ts";
 import type { EndpointSet } from "../endpoint/endpoint-set.ts";
 import type { Registration, ServiceRegistration } from "./registration.ts";
-import type { ServiceConfig } from "./service-config.ts";
+import type { ServiceConfig } from "../config/service-config.ts";
 
 /**
  * One message from a registry about one service. Each carries whole state (a full endpoint set, a full

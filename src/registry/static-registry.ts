@@ -1,4 +1,4 @@
-import type { ServiceConfig } from "./service-config.ts";
+import type { ServiceConfig } from "../config/service-config.ts";
 import { InMemoryRegistry, type ServiceMap } from "./in-memory-registry.ts";
 
 /**

@@ -3,7 +3,7 @@ import type { RouteConfig } from "../config/route-config.ts";
 import type { SplitConfig } from "../config/split-config.ts";
 import { compileFilter, type FilterPredicate } from "../config/filter-expression.ts";
 import type { Endpoint } from "../endpoint/endpoint.ts";
-import type { ServiceConfig } from "../registry/service-config.ts";
+import type { ServiceConfig } from "../config/service-config.ts";
 import { compileMatch, type RouteMatcher } from "./compile-match.ts";
 import type { RequestView } from "./request-view.ts";
 import { SplitSequence } from "./split-sequence.ts";

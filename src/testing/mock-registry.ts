@@ -3,7 +3,7 @@ import type { EndpointSet } from "../endpoint/endpoint-set.ts";
 import { withHealth, type Endpoint, type EndpointInput, type HealthStatus } from "../endpoint/endpoint.ts";
 import { InMemoryRegistry, type ServiceMap } from "../registry/in-memory-registry.ts";
 import type { Registration, ServiceRegistration } from "../registry/registration.ts";
-import type { ServiceConfig } from "../registry/service-config.ts";
+import type { ServiceConfig } from "../config/service-config.ts";
 import { decodeConsulEntry, type ConsulEntryKind } from "../config/decode-consul.ts";
 
 /** The fields of a ServiceConfig each kind of entry sets. */

@@ -1,6 +1,6 @@
 import type { EventEmitter } from "node:events";
 import { CONSUL_ENTRY_KINDS, decodeConsulEntry, type ConsulEntryKind } from "../../config/decode-consul.ts";
-import type { ServiceConfig } from "../service-config.ts";
+import type { ServiceConfig } from "../../config/service-config.ts";
 import { BlockingLoop, type BlockingAnswer, type LoopSettings } from "./blocking-loop.ts";
 
 /** Fetches one blocking `GET /v1/config/:kind` (every entry of the kind). @internal */

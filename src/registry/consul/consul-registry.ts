@@ -9,7 +9,7 @@ import { expectOptions, optionalNumber } from "../../core/validate.ts";
 import { EndpointSet } from "../../endpoint/endpoint-set.ts";
 import type { Registration, ServiceRegistration } from "../registration.ts";
 import type { Registry, RegistryListener, RegistryUpdate, RegistryWatch } from "../registry.ts";
-import type { ServiceConfig } from "../service-config.ts";
+import type { ServiceConfig } from "../../config/service-config.ts";
 import { ConsulRegistration } from "./consul-registration.ts";
 import { connectAuthority, connectIdentity } from "./consul-connect.ts";
 import type { IdentitySource } from "../../security/identity-source.ts";

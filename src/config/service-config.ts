@@ -1,18 +1,8 @@
-import type { ServiceDefaultsConfig } from "../config/defaults-config.ts";
-import type { ResolverConfig } from "../config/resolver-config.ts";
-import type { RouterConfig } from "../config/route-config.ts";
-import type { SplitterConfig } from "../config/split-config.ts";
-
-/**
- * Which balancer a service uses and its settings. The `policy` names a registered balancer plugin
- * (`round_robin`, or one of your own); `config` is validated by that plugin.
- */
-export interface LoadBalancerConfig {
-  /** A registered balancer name, such as `round_robin`. */
-  readonly policy: string;
-  /** The plugin's own settings; validated by the plugin when the config is applied. */
-  readonly config?: unknown;
-}
+import type { LoadBalancerConfig } from "../balancer/load-balancer-config.ts";
+import type { ServiceDefaultsConfig } from "./defaults-config.ts";
+import type { ResolverConfig } from "./resolver-config.ts";
+import type { RouterConfig } from "./route-config.ts";
+import type { SplitterConfig } from "./split-config.ts";
 
 /**
  * Central configuration for one upstream service, as a registry delivers it: Consul's
