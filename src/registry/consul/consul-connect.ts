@@ -7,7 +7,7 @@ import { IdentityCell, type IdentitySource } from "../../security/identity-sourc
 import type { AuthorizationDecision } from "../../security/authorization.ts";
 import type { ConnectAuthority, IntentionSource } from "../../security/consul-authorizer.ts";
 import { BlockingLoop } from "./blocking-loop.ts";
-import { blockingGet, type Settings } from "./consul-registry.ts";
+import { blockingGet, type AgentSettings } from "./blocking-get.ts";
 
 /** A Connect leaf certificate, as `/v1/agent/connect/ca/leaf/:service` gives it. @internal */
 export interface ConnectLeaf {
@@ -55,7 +55,7 @@ export function decodeRoots(body: unknown): ConnectRoots {
  * with a blocking query (the agent answers a new leaf before the old one expires, and on root
  * rotation). Both must be known before the identity is. @internal
  */
-export function connectIdentity(settings: Settings, service: string): IdentitySource {
+export function connectIdentity(settings: AgentSettings, service: string): IdentitySource {
   assertServiceName(service);
   let leaf: ConnectLeaf | undefined;
   let roots: ConnectRoots | undefined;
@@ -88,7 +88,7 @@ export function connectIdentity(settings: Settings, service: string): IdentitySo
 }
 
 /** Consul's authorize and the service-intentions entries. @internal */
-export function connectAuthority(settings: Settings): ConnectAuthority {
+export function connectAuthority(settings: AgentSettings): ConnectAuthority {
   const headers = (): Record<string, string> => ({ "content-type": "application/json", ...(settings.token === undefined ? {} : { "x-consul-token": settings.token }) });
 
   return {

@@ -1,6 +1,5 @@
 import { EventEmitter } from "node:events";
 import type Consul from "consul";
-import { request } from "undici";
 import { systemClock, type Clock, type TimerHandle } from "../../core/clock.ts";
 import { invalidConfig } from "../../core/errors.ts";
 import { systemRandom, type Random } from "../../core/random.ts";
@@ -12,9 +11,10 @@ import type { Registry, RegistryListener, RegistryUpdate, RegistryWatch } from "
 import type { ServiceConfig } from "../../config/service-config.ts";
 import { ConsulRegistration } from "./consul-registration.ts";
 import { connectAuthority, connectIdentity } from "./consul-connect.ts";
+import { blockingGet, headerIndex, type AgentSettings } from "./blocking-get.ts";
 import type { IdentitySource } from "../../security/identity-source.ts";
 import type { ConnectAuthority } from "../../security/consul-authorizer.ts";
-import { BlockingLoop, type BlockingAnswer, type LoopSettings } from "./blocking-loop.ts";
+import { BlockingLoop, type BlockingAnswer } from "./blocking-loop.ts";
 import type { ConsulEntryKind } from "../../config/decode-consul.ts";
 import { decodeHealth } from "./decode-health.ts";
 import { ConfigWatch } from "./config-watch.ts";
@@ -64,15 +64,6 @@ export interface ConsulRegistryOptions {
   readonly random?: Random;
 }
 
-/** The registry's options, validated. @internal */
-export interface Settings extends LoopSettings {
-  readonly token: string | undefined;
-  readonly datacenter: string | undefined;
-  /** The registry's connections to the agent (its own, with TLS settings when https). */
-  readonly connections: ConsulConnections;
-  readonly tls: ConsulTlsOptions | undefined;
-}
-
 interface HealthServiceCall {
   readonly service: string;
   readonly index: string;
@@ -109,7 +100,7 @@ const KEYS = ["url", "tls", "token", "datacenter", "waitSeconds", "burst", "quer
 export class ConsulRegistry implements Registry {
   /** The agent's address, as given. */
   readonly url: string;
-  readonly #options: Settings;
+  readonly #options: AgentSettings;
   readonly #loops = new Set<WatchLoop>();
   readonly #registrationListeners = new Set<(error: Error) => void>();
   readonly #registrations = new Set<ConsulRegistration>();
@@ -148,7 +139,6 @@ export class ConsulRegistry implements Registry {
       maxBackoffMs: optionalNumber(o.maxBackoffMs, "consul.maxBackoffMs", { min: 1 }) ?? 30_000,
       clock: o.clock ?? systemClock,
       random: o.random ?? systemRandom,
-      tls,
       connections: new ConsulConnections(parsed, connectOptions(tls)),
     };
     this.#config = new ConfigWatch(this.#options, (kind, index, wait, cancel) => configQuery(this.#options, kind, index, wait, cancel));
@@ -277,7 +267,7 @@ export class ConsulRegistry implements Registry {
 class WatchLoop {
   readonly service: string;
   readonly #listener: RegistryListener;
-  readonly #settings: Settings;
+  readonly #settings: AgentSettings;
   readonly #cache: SnapshotCache | undefined;
   readonly #onStop: (loop: WatchLoop) => void;
   readonly #health: BlockingLoop;
@@ -303,7 +293,7 @@ class WatchLoop {
   constructor(
     service: string,
     listener: RegistryListener,
-    settings: Settings,
+    settings: AgentSettings,
     cache: SnapshotCache | undefined,
     configWatch: ConfigWatch,
     connect: () => { readonly consul: Consul },
@@ -448,7 +438,7 @@ class WatchLoop {
 }
 
 /** The services Consul knows (`/v1/catalog/services`), or undefined when it cannot say. */
-async function knownServices(settings: Settings): Promise<readonly string[] | undefined> {
+async function knownServices(settings: AgentSettings): Promise<readonly string[] | undefined> {
   try {
     const answer = await blockingGet(settings, "/v1/catalog/services", 0, 0, new EventEmitter(), true);
     const body = answer.body;
@@ -459,7 +449,7 @@ async function knownServices(settings: Settings): Promise<readonly string[] | un
 }
 
 /** One blocking `/v1/health/service/:name` through the consul client (its ctx gives the headers). */
-async function healthQuery(consul: Consul, settings: Settings, service: string, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
+async function healthQuery(consul: Consul, settings: AgentSettings, service: string, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
   // The client's own timeout is a timer that would keep the process alive for the whole wait (minutes):
   // the query is background work, so its limit is an unref'd timer instead. Real time, as the query's
   // own (a fake clock moved by a test must not abort a real query).
@@ -499,26 +489,8 @@ async function healthQuery(consul: Consul, settings: Settings, service: string, 
  * One blocking `GET /v1/config/:kind` (every entry of a kind), over undici: the consul client has no
  * config-entry calls.
  */
-function configQuery(settings: Settings, kind: ConsulEntryKind, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
+function configQuery(settings: AgentSettings, kind: ConsulEntryKind, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
   return blockingGet(settings, `/v1/config/${kind}`, index, waitSeconds, cancel, true);
-}
-
-/** One blocking GET on the agent, over undici; a 404 answers `undefined` when `missingOk`. @internal */
-export async function blockingGet(settings: Settings, path: string, index: number, waitSeconds: number, cancel: EventEmitter, withDc: boolean, missingOk = false): Promise<BlockingAnswer> {
-  const abort = new AbortController();
-  cancel.once("cancel", () => abort.abort());
-  const query = new URLSearchParams({ index: String(index), wait: `${waitSeconds}s` });
-  if (withDc && settings.datacenter !== undefined) query.set("dc", settings.datacenter);
-  const res = await request(`${settings.url}${path}?${query.toString()}`, {
-    signal: abort.signal,
-    dispatcher: settings.connections.background,
-    headersTimeout: Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000),
-    headers: settings.token === undefined ? {} : { "x-consul-token": settings.token },
-  });
-  const text = await res.body.text();
-  if (missingOk && res.statusCode === 404) return { index: headerIndex(res.headers["x-consul-index"]), body: undefined };
-  if (res.statusCode !== 200) throw Object.assign(new Error(text), { statusCode: res.statusCode });
-  return { index: headerIndex(res.headers["x-consul-index"]), body: JSON.parse(text) as unknown };
 }
 
 function tlsOptions(raw: unknown): ConsulTlsOptions | undefined {
@@ -541,10 +513,6 @@ function connectOptions(tls: ConsulTlsOptions | undefined): { ca?: (string | Buf
     ...(tls.key === undefined ? {} : { key: tls.key }),
     ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
   };
-}
-
-function headerIndex(header: string | string[] | undefined): number {
-  return Number(Array.isArray(header) ? header[0] : header);
 }
 
 function sameOrder(a: EndpointSet, b: EndpointSet): boolean {
