@@ -24,7 +24,7 @@ export type {
   EndpointReturnedEvent,
   BreakerStateEvent,
   RetryBudgetExhaustedEvent,
-} from "./core/events.ts";
+} from "./telemetry/mesh-events.ts";
 export { withIncomingDeadline, DEADLINE_HEADER } from "./resilience/deadline.ts";
 export type { ResilienceOptions, RetryOptions, RetryCondition, RetryBudgetOptions, OutlierOptions, SuccessRateOptions, BreakerOptions, LimitOptions, HedgingOptions } from "./resilience/resilience-options.ts";
 export { systemClock, type Clock, type TimerHandle } from "./core/clock.ts";

@@ -6,7 +6,7 @@ import { ServiceClient, type Affinity } from "./client/service-client.ts";
 import { meshClosedError, ServiceState, type MeshContext, type SlowStart } from "./client/service-state.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { MeshError, invalidConfig } from "./core/errors.ts";
-import type { MeshEvents } from "./core/events.ts";
+import type { MeshEvents } from "./telemetry/mesh-events.ts";
 import { systemRandom, type Random } from "./core/random.ts";
 import { assertServiceName, isValidServiceName } from "./core/service-name.ts";
 import { setMeshInternals } from "./core/mesh-internals.ts";

@@ -4,7 +4,7 @@ import type { BalancerEnv, Picker } from "../balancer/picker.ts";
 import type { Clock } from "../core/clock.ts";
 import { MeshError, invalidConfig } from "../core/errors.ts";
 import { roundRobin } from "../balancer/round-robin.ts";
-import type { MeshEvents } from "../core/events.ts";
+import type { MeshEvents } from "../telemetry/mesh-events.ts";
 import type { EndpointSet } from "../endpoint/endpoint-set.ts";
 import type { Registry, RegistryUpdate, RegistryWatch } from "../registry/registry.ts";
 import { validateServiceConfig } from "../config/validate-config.ts";

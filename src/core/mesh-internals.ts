@@ -1,6 +1,6 @@
 import type { EventEmitter } from "node:events";
 import type { ServiceState } from "../client/service-state.ts";
-import type { MeshEvents } from "./events.ts";
+import type { MeshEvents } from "../telemetry/mesh-events.ts";
 import type { TransportSecurity } from "../security/transport-security.ts";
 import type { MeshTelemetry } from "../telemetry/mesh-telemetry.ts";
 

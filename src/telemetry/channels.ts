@@ -1,7 +1,7 @@
 import diagnostics from "node:diagnostics_channel";
 import type { Endpoint } from "../endpoint/endpoint.ts";
 import type { MeshError } from "../core/errors.ts";
-import type { EndpointEjectedEvent } from "../core/events.ts";
+import type { EndpointEjectedEvent } from "./mesh-events.ts";
 
 /**
  * The names of the `node:diagnostics_channel` channels the mesh publishes on. Subscribe with

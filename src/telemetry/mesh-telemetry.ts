@@ -4,7 +4,7 @@ import type { EventEmitter } from "node:events";
 // tell "no SDK registered" (the global proxy delegates to the no-op provider) from a real provider.
 import { createNoopMeter, diag as otelDiag, metrics, trace, ProxyTracerProvider, type MeterProvider, type Tracer, type TracerProvider } from "@opentelemetry/api";
 import type { ServiceState } from "../client/service-state.ts";
-import type { MeshEvents } from "../core/events.ts";
+import type { MeshEvents } from "./mesh-events.ts";
 import { ATTR, SCOPE, SCOPE_VERSION } from "./attributes.ts";
 import { CallTelemetry, type CallLabel } from "./call-telemetry.ts";
 import { diag } from "./channels.ts";

@@ -1,5 +1,5 @@
 import type { Metadata } from "@grpc/grpc-js";
-import type { MeshEvents } from "../../core/events.ts";
+import type { MeshEvents } from "../../telemetry/mesh-events.ts";
 import type { MeshInternals } from "../../core/mesh-internals.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
 

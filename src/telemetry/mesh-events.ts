@@ -1,5 +1,5 @@
 import type { EndpointSet, EndpointSetDiff } from "../endpoint/endpoint-set.ts";
-import type { MeshError } from "./errors.ts";
+import type { MeshError } from "../core/errors.ts";
 
 /** Sent when a service's endpoint set changed and its new picker is in force. */
 export interface EndpointsChangedEvent {
