@@ -9,7 +9,7 @@ import { MeshError, invalidConfig } from "./core/errors.ts";
 import type { MeshEvents } from "./telemetry/mesh-events.ts";
 import { systemRandom, type Random } from "./core/random.ts";
 import { assertServiceName, isValidServiceName } from "./core/service-name.ts";
-import { setMeshInternals } from "./core/mesh-internals.ts";
+import { setMeshInternals } from "./mesh-internals.ts";
 import { expectOptions, optionalNumber } from "./core/validate.ts";
 import { headersProblem, invalidArgument, methodProblem, pathProblem } from "./core/request-arguments.ts";
 import type { Registration, ServiceRegistration } from "./registry/registration.ts";

@@ -3,7 +3,7 @@ import { afterEach, describe, it } from "node:test";
 import { experimental, Metadata, status } from "@grpc/grpc-js";
 import { createMesh, type Mesh } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
-import { meshInternals, type MeshInternals } from "../src/core/mesh-internals.ts";
+import { meshInternals, type MeshInternals } from "../src/mesh-internals.ts";
 import type { EndpointHandle } from "../src/transport/http/endpoint-handle.ts";
 import { Binding, BINDING_OPTION, isRefused, PICK_KEY } from "../src/transport/grpc/binding.ts";
 import { MeshBalancer, MeshLbConfig } from "../src/transport/grpc/mesh-balancer.ts";

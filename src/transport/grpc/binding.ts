@@ -1,6 +1,6 @@
 import type { Metadata } from "@grpc/grpc-js";
 import type { MeshEvents } from "../../telemetry/mesh-events.ts";
-import type { MeshInternals } from "../../core/mesh-internals.ts";
+import type { MeshInternals } from "../../mesh-internals.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
 
 const CHANGES = ["endpoints_changed", "config_applied", "endpoint_ejected", "endpoint_returned"] as const satisfies readonly (keyof MeshEvents)[];

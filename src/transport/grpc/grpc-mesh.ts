@@ -1,7 +1,7 @@
 import { credentials as grpcCredentials, experimental, ServerCredentials, type ChannelCredentials, type ClientOptions } from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import { invalidConfig, MeshError } from "../../core/errors.ts";
-import { meshInternals } from "../../core/mesh-internals.ts";
+import { meshInternals } from "../../mesh-internals.ts";
 import { assertServiceName } from "../../core/service-name.ts";
 import type { Mesh } from "../../mesh.ts";
 import { Binding } from "./binding.ts";

@@ -1,8 +1,8 @@
 import type { EventEmitter } from "node:events";
-import type { ServiceState } from "../client/service-state.ts";
-import type { MeshEvents } from "../telemetry/mesh-events.ts";
-import type { TransportSecurity } from "../security/transport-security.ts";
-import type { MeshTelemetry } from "../telemetry/mesh-telemetry.ts";
+import type { ServiceState } from "./client/service-state.ts";
+import type { MeshEvents } from "./telemetry/mesh-events.ts";
+import type { TransportSecurity } from "./security/transport-security.ts";
+import type { MeshTelemetry } from "./telemetry/mesh-telemetry.ts";
 
 /**
  * What another transport (the grpc-js integration) needs of a mesh, kept off its public API: the
