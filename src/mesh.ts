@@ -26,9 +26,10 @@ import { Inbound } from "./security/inbound.ts";
 import { localPolicyAuthorizer, type Authorizer, type LocalPolicy } from "./security/authorization.ts";
 import { consulAuthorizer } from "./security/consul-authorizer.ts";
 import type { IdentitySource } from "./security/identity-source.ts";
-import { gaugeReading, MeshTelemetry } from "./telemetry/mesh-telemetry.ts";
+import { MeshTelemetry } from "./telemetry/mesh-telemetry.ts";
 import { resolveTelemetry, type TelemetryOptions } from "./telemetry/telemetry-options.ts";
-import { serviceSnapshot, type MeshSnapshot } from "./telemetry/snapshot.ts";
+import type { MeshSnapshot } from "./telemetry/snapshot.ts";
+import { gaugeReading, serviceSnapshot } from "./service-readings.ts";
 
 /** Options for `mesh.inbound()`. */
 export interface InboundOptions {

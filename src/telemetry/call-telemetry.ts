@@ -1,12 +1,13 @@
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span, type Tracer } from "@opentelemetry/api";
 import type { Dispatcher } from "undici";
 import { headerValue } from "../core/headers.ts";
-import type { ServiceState } from "../client/service-state.ts";
-import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Endpoint } from "../endpoint/endpoint.ts";
 import { ATTR, errorType, methodName } from "./attributes.ts";
 import { diag, type RequestEndMessage } from "./channels.ts";
 import type { Instruments } from "./instruments.ts";
 import { withTraceHeaders } from "./inject.ts";
+import type { BreakerStateEvent } from "./mesh-events.ts";
 
 /** Where routing sent a call, for its span: the service called, the route and the subset. @internal */
 export interface CallLabel {
@@ -18,6 +19,28 @@ export interface CallLabel {
   readonly subset: string | undefined;
 }
 
+/**
+ * What a call's telemetry reads of the upstream service it calls: its name, its balancer, its clock
+ * and its breaker's state. The engine's per-service state has them; telemetry names only what it reads,
+ * so that it imports nothing from the floors above it. @internal
+ */
+export interface CallTarget {
+  /** The service called (after routing). */
+  readonly service: string;
+  /** The balancer in force. */
+  readonly policy: string;
+  /** The clock the call is timed on. */
+  readonly env: { readonly clock: Clock };
+  /** The service's circuit breaker, if it has one. */
+  readonly guard: { readonly breaker: { readonly state: BreakerStateEvent["state"] } | undefined };
+}
+
+/** What an attempt's telemetry reads of the endpoint it went to. @internal */
+export interface AttemptTarget {
+  /** The endpoint. */
+  readonly endpoint: Endpoint;
+}
+
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
@@ -26,7 +49,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
  * conventions ask (a span per physical request, under one for the logical operation). @internal
  */
 export class CallTelemetry {
-  readonly state: ServiceState;
+  readonly state: CallTarget;
   readonly label: CallLabel;
   readonly method: string;
   /** `http.request.method`: the method, or `_OTHER`. */
@@ -53,7 +76,7 @@ export class CallTelemetry {
    * @param headers - the caller's request headers: a `traceparent` the caller set by hand is the parent
    *   when no span is active (the mesh replaces the header, and must not break the caller's trace)
    */
-  constructor(state: ServiceState, label: CallLabel, method: string, path: string, headers: unknown, tracer: Tracer | undefined, meters: Instruments | undefined, undiciTraces: boolean) {
+  constructor(state: CallTarget, label: CallLabel, method: string, path: string, headers: unknown, tracer: Tracer | undefined, meters: Instruments | undefined, undiciTraces: boolean) {
     this.state = state;
     this.label = label;
     this.method = method;
@@ -88,7 +111,7 @@ export class CallTelemetry {
   }
 
   /** Starts an attempt on the endpoint picked for it. */
-  attempt(handle: EndpointHandle, hedge: boolean): AttemptTelemetry {
+  attempt(handle: AttemptTarget, hedge: boolean): AttemptTelemetry {
     const resend = this.attempts++;
     const meters = this.meters;
     // Attempts are counted by http.client.request.duration (one point per attempt); retries and hedges here.
@@ -107,7 +130,7 @@ export class CallTelemetry {
   }
 
   /** Outlier detection ejected an endpoint because of this call's attempt. */
-  ejected(handle: EndpointHandle): void {
+  ejected(handle: AttemptTarget): void {
     this.span?.addEvent("proxyless.endpoint_ejected", { [ATTR.endpoint]: handle.endpoint.id });
   }
 
@@ -166,14 +189,14 @@ export class CallTelemetry {
 /** The telemetry of one attempt: its CLIENT span, the trace headers it sends, its duration. @internal */
 export class AttemptTelemetry {
   readonly call: CallTelemetry;
-  readonly handle: EndpointHandle;
+  readonly handle: AttemptTarget;
   readonly resend: number;
   readonly hedge: boolean;
   readonly span: Span | undefined;
   readonly #start: number;
   #ended = false;
 
-  constructor(call: CallTelemetry, handle: EndpointHandle, resend: number, hedge: boolean) {
+  constructor(call: CallTelemetry, handle: AttemptTarget, resend: number, hedge: boolean) {
     this.call = call;
     this.handle = handle;
     this.resend = resend;

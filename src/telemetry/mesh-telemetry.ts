@@ -3,10 +3,9 @@ import type { EventEmitter } from "node:events";
 // ProxyTracerProvider is deprecated for removal in API 2.0; within 1.x it is the one public way to
 // tell "no SDK registered" (the global proxy delegates to the no-op provider) from a real provider.
 import { createNoopMeter, diag as otelDiag, metrics, trace, ProxyTracerProvider, type MeterProvider, type Tracer, type TracerProvider } from "@opentelemetry/api";
-import type { ServiceState } from "../client/service-state.ts";
 import type { MeshEvents } from "./mesh-events.ts";
 import { ATTR, SCOPE, SCOPE_VERSION } from "./attributes.ts";
-import { CallTelemetry, type CallLabel } from "./call-telemetry.ts";
+import { CallTelemetry, type CallLabel, type CallTarget } from "./call-telemetry.ts";
 import { diag } from "./channels.ts";
 import { Instruments, type ServiceGaugeReading } from "./instruments.ts";
 import type { ResolvedTelemetry } from "./telemetry-options.ts";
@@ -94,7 +93,7 @@ export class MeshTelemetry {
    * The telemetry of a new call, or undefined when nothing would record it (the common case without an
    * SDK: the call then pays for two global reads).
    */
-  start(state: ServiceState, label: CallLabel, method: string, path: string, headers: unknown): CallTelemetry | undefined {
+  start(state: CallTarget, label: CallLabel, method: string, path: string, headers: unknown): CallTelemetry | undefined {
     const tracer = this.tracer();
     const meters = this.instruments();
     if (tracer === undefined && meters === undefined && !diag.requestStart.hasSubscribers && !diag.requestEnd.hasSubscribers && !diag.pick.hasSubscribers) return undefined;
@@ -119,15 +118,4 @@ export class MeshTelemetry {
     this.#instruments?.close();
     this.#instruments = undefined;
   }
-}
-
-/** The gauge reading of one service. @internal */
-export function gaugeReading(state: ServiceState): ServiceGaugeReading {
-  const endpoints = { passing: 0, warning: 0, critical: 0, ejected: 0 };
-  const outlier = state.guard.outlier;
-  for (const endpoint of state.endpoints?.all ?? []) {
-    if (outlier?.isEjected(endpoint.id) === true) endpoints.ejected++;
-    else endpoints[endpoint.health]++;
-  }
-  return { service: state.service, breaker: state.guard.breaker?.state, endpoints, stalenessMs: state.registryStatus.stalenessMs, connections: state.openConnections };
 }

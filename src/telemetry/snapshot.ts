@@ -1,5 +1,3 @@
-import type { ServiceState } from "../client/service-state.ts";
-
 /** What {@link Mesh.snapshot} returns: the mesh's live state, as plain JSON. */
 export interface MeshSnapshot {
   /** This process's own service name, or null. */
@@ -90,65 +88,4 @@ export interface EndpointSnapshot {
   readonly zone: string | null;
   /** Whether it serves mTLS (Consul `Connect.Native`); null when the registry does not say. */
   readonly tls: boolean | null;
-}
-
-const CONFIG_PARTS = ["loadBalancer", "router", "splitter", "resolver", "defaults"] as const;
-
-/** The snapshot of one service. @internal */
-export function serviceSnapshot(state: ServiceState): ServiceSnapshot {
-  const now = state.env.clock.now();
-  const registry = state.registryStatus;
-  const guard = state.guard;
-  const outlier = guard.outlier;
-  const inRotation = new Set(state.targets);
-  const config = state.config;
-  const endpoints: EndpointSnapshot[] = [];
-  for (const handle of state.handles) {
-    const e = handle.endpoint;
-    const record = outlier?.status(e.id);
-    const ejected = record !== undefined && record.ejectedUntil > now;
-    const picked = inRotation.has(handle);
-    endpoints.push({
-      id: e.id,
-      address: e.address,
-      port: e.port,
-      health: e.health,
-      weight: picked ? handle.weight : 0,
-      inRotation: picked,
-      ejected,
-      ejectedForMs: ejected ? Math.round(record.ejectedUntil - now) : null,
-      ejections: record?.ejections ?? 0,
-      pending: handle.load.pending,
-      rttMs: handle.load.samples === 0 ? null : round(handle.load.rtt(now, 0)),
-      connections: handle.connections,
-      zone: e.zone ?? null,
-      tls: e.tls ?? null,
-    });
-  }
-  return {
-    name: state.service,
-    status: state.status,
-    policy: state.policy,
-    panic: state.panic,
-    config: {
-      version: registry.configVersion,
-      source: registry.configVersion > 0 ? "registry" : "defaults",
-      ageMs: registry.configAt === undefined ? null : Math.round(now - registry.configAt),
-      parts: CONFIG_PARTS.filter((part) => config[part] !== undefined),
-    },
-    registry: {
-      lastUpdateAgeMs: registry.lastUpdateAt === undefined ? null : Math.round(now - registry.lastUpdateAt),
-      failing: registry.failing,
-      stalenessMs: Math.round(registry.stalenessMs),
-      lastError: registry.lastError?.message ?? null,
-    },
-    breaker: guard.breaker?.state ?? null,
-    openConnections: state.openConnections,
-    mirrorsInFlight: state.mirrorsInFlight,
-    endpoints,
-  };
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
 }
