@@ -1,17 +1,21 @@
-import type { Picker } from "../balancer/picker.ts";
 import { MeshError } from "../core/errors.ts";
 import type { DiscoveryWait, ServiceState } from "../client/service-state.ts";
-import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import { resolveTarget, unreachable, type RouteDecision, type RouteTarget } from "./route-decision.ts";
+
+/**
+ * A picker and the endpoints it balances over, as the service's state holds them (for the whole
+ * service or one subset): routing hands on the state's own handles without naming their class. @internal
+ */
+export type PickedEndpoints = ReturnType<ServiceState["subsetPicker"]>;
 
 /** Where a routed request takes its endpoint from. @internal */
 export interface Selection {
   readonly state: ServiceState;
   /** The target the endpoints belong to: the decision's, or a failover target. */
   readonly target: RouteTarget;
-  readonly picker: Picker<EndpointHandle>;
+  readonly picker: NonNullable<PickedEndpoints["picker"]>;
   /** The endpoints the picker balances over. */
-  readonly targets: readonly EndpointHandle[];
+  readonly targets: PickedEndpoints["targets"];
   /** The targets passed over before this one, and why. */
   readonly skipped: readonly { readonly target: RouteTarget; readonly reason: string }[];
 }
@@ -67,7 +71,7 @@ export function selectEndpoints(decision: RouteDecision, stateOf: (service: stri
     }
     const state = stateOf(target.service);
     if (!state.settled && !noWait) return { kind: "wait", state };
-    let picked: { readonly picker: Picker<EndpointHandle> | undefined; readonly targets: readonly EndpointHandle[] };
+    let picked: PickedEndpoints;
     if (target.subset === undefined) {
       picked = { picker: state.picker, targets: state.targets };
     } else if (!state.routing.subsets.has(target.subset)) {
