@@ -28,8 +28,7 @@ const FLOORS = [
   { name: "telemetry", path: "^src/telemetry/", holds: "spans, metrics, diagnostics_channel, the mesh's events" },
   // client/service-state.ts is the per-service state that upstream/ is to hold (transitional).
   { name: "upstream", path: "^src/(upstream/|client/service-state\\.ts$)", holds: "per-service state, endpoint pool, its read-only view" },
-  // client/routed-call.ts decides the route and selects endpoints for a call (transitional).
-  { name: "routing", path: "^src/(routing/|client/routed-call\\.ts$)", holds: "route table, splits, subsets, endpoint selection" },
+  { name: "routing", path: "^src/routing/", holds: "route table, splits, subsets, endpoint selection" },
   { name: "resilience", path: "^src/resilience/", holds: "the call engine: deadlines, retries, budget, hedging, breaker, outlier" },
   // client/service-client.ts is the HTTP client adapter (request, fetch) onto the engine (transitional).
   { name: "http", path: "^src/(transport/http/|client/service-client\\.ts$)", holds: "undici pools, the dispatcher, the fetch and request adapters" },
@@ -62,19 +61,9 @@ const ENGINE_ALLOWANCES = [
   { from: "src/client/service-state.ts", to: "src/resilience/resolve-policy.ts", imports: "value", why: "resolves the service's resilience policy" },
   { from: "src/client/service-state.ts", to: "src/resilience/resilience-options.ts", imports: "type", why: "types the mesh's resilience options" },
   { from: "src/client/service-state.ts", to: "src/resilience/deadline.ts", imports: "value", why: "the discovery wait counts against the call's deadline" },
-  // The routed call hands its decision to the engine and the HTTP transport; in the restructuring the
-  // engine calls routing, not the other way round.
-  { from: "src/client/routed-call.ts", to: "src/resilience/resilient-request.ts", imports: "value", why: "runs client.request() through the engine" },
-  { from: "src/client/routed-call.ts", to: "src/resilience/resilient-dispatch.ts", imports: "value", why: "runs the dispatcher and fetch through the engine" },
-  { from: "src/client/routed-call.ts", to: "src/resilience/pick-untried.ts", imports: "value", why: "re-picks for each attempt" },
-  { from: "src/client/routed-call.ts", to: "src/transport/http/forwarding-dispatcher.ts", imports: "value", why: "fails a dispatch handler (failHandler)" },
-  { from: "src/client/routed-call.ts", to: "src/transport/http/synthetic-response.ts", imports: "value", why: "answers fault-injected aborts and redirects" },
-  // The engine names the HTTP transport's classes; the restructuring has it define the transport
-  // interface that transports implement.
+  // The engine and the upstream state name the HTTP transport's endpoint handle (its pool, its load);
+  // the restructuring gives upstream/ a transport interface of its own that transports implement.
   { from: "src/resilience/pick-untried.ts", to: "src/transport/http/endpoint-handle.ts", imports: "type", why: "picks among EndpointHandles" },
-  { from: "src/resilience/resilient-request.ts", to: "src/transport/http/endpoint-handle.ts", imports: "type", why: "sends attempts on EndpointHandles" },
-  { from: "src/resilience/resilient-dispatch.ts", to: "src/transport/http/endpoint-handle.ts", imports: "type", why: "dispatches attempts on EndpointHandles" },
-  { from: "src/resilience/resilient-dispatch.ts", to: "src/transport/http/forwarding-dispatcher.ts", imports: "value", why: "forwards attempts through the HTTP dispatcher" },
 ];
 
 /**

@@ -241,6 +241,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       slowStart: parseSlowStart(o.slowStart),
       events: this,
       missing: (service) => this.#forgetIfMadeUp(service),
+      closing: () => this.#closing !== undefined,
       resilience: {
         mesh: meshResilience,
         upstreams: parseUpstreams(o.upstreams),

@@ -28,23 +28,23 @@ describe("gRPC telemetry", () => {
       // Round robin alternates: of two calls in a row, one starts on the failing instance and is retried.
       const failing = backends[0]!;
       failing.behaviour = { fail: status.UNAVAILABLE };
-      let answer = await unary(client, "create", { item: "y" });
+      let answer = await unary(client, "get", { id: "y" });
       if (otel.spans().filter((s) => s.kind === SpanKind.CLIENT).length === 1) {
         otel.exporter.reset();
-        answer = await unary(client, "create", { item: "z" });
+        answer = await unary(client, "get", { id: "z" });
       }
       const spans = otel.spans();
       const call = spans.find((s) => s.kind === SpanKind.INTERNAL);
       const attempts = spans.filter((s) => s.kind === SpanKind.CLIENT);
       assert.ok(call !== undefined);
-      assert.equal(call.name, "orders.Orders/Create");
+      assert.equal(call.name, "orders.Orders/Get");
       assert.deepEqual(
         { system: call.attributes["rpc.system"], service: call.attributes["rpc.service"], method: call.attributes["rpc.method"], code: call.attributes["rpc.grpc.status_code"], server: call.attributes["server.address"] },
-        { system: "grpc", service: "orders.Orders", method: "Create", code: 0, server: "orders" },
+        { system: "grpc", service: "orders.Orders", method: "Get", code: 0, server: "orders" },
       );
       assert.equal(attempts.length, 2);
       const [first, second] = attempts as [(typeof attempts)[0], (typeof attempts)[0]];
-      assert.equal(first.name, "orders.Orders/Create");
+      assert.equal(first.name, "orders.Orders/Get");
       assert.equal(first.attributes["rpc.grpc.status_code"], status.UNAVAILABLE);
       assert.equal(first.attributes["error.type"], "UNAVAILABLE");
       assert.equal(first.attributes["proxyless.endpoint"], failing.name);
@@ -59,7 +59,7 @@ describe("gRPC telemetry", () => {
       const durations = points(await otel.collect(), "rpc.client.call.duration");
       const count = durations.reduce((n, p) => n + (p.value as { count: number }).count, 0);
       assert.ok(count === 1 || count === 2, `one point per call (${count})`);
-      assert.ok(durations.every((p) => p.attributes["rpc.grpc.status_code"] === 0 && p.attributes["rpc.method"] === "Create" && p.attributes["rpc.system"] === "grpc"));
+      assert.ok(durations.every((p) => p.attributes["rpc.grpc.status_code"] === 0 && p.attributes["rpc.method"] === "Get" && p.attributes["rpc.system"] === "grpc"));
       assert.equal(counterSum(await otel.collect(), "proxyless.client.retries", { "server.address": "orders", "proxyless.retry.reason": "UNAVAILABLE" }), 1);
     } finally {
       client.close();

@@ -284,7 +284,7 @@ describe("client.fetch() and mesh.dispatcher: retries, timeouts, limits and hedg
   it("an expired incoming deadline does not free the half-open breaker's probe slot", async () => {
     const clock = new FakeClock(Date.now());
     backends[0]!.failWith = 503;
-    const m = (mesh = createMesh({ registry: new MockRegistry({ orders: [backends[0]!.endpoint] }), clock, resilience: { retries: false, breaker: { threshold: 1, halfOpenAfterMs: 1000 } } }));
+    const m = (mesh = createMesh({ registry: new MockRegistry({ orders: [backends[0]!.endpoint] }), clock, resilience: { retries: false, breaker: { kind: "consecutive", threshold: 1, halfOpenAfterMs: 1000 } } }));
     const get = (path: string) => undiciRequest(`http://orders${path}`, { dispatcher: m.dispatcher });
     await (await get("/")).body.dump(); // opens the breaker
     clock.advance(1000);

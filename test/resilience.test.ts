@@ -172,7 +172,7 @@ describe("circuit breaker and limits", () => {
     const m = createMesh({
       registry: new MockRegistry({ orders: backends.map((b) => b.endpoint) }),
       clock,
-      resilience: { retries: false, outlier: false, breaker: { threshold: 3, halfOpenAfterMs: 1000 } },
+      resilience: { retries: false, outlier: false, breaker: { kind: "consecutive", threshold: 3, halfOpenAfterMs: 1000 } },
     });
     const states: BreakerStateEvent["state"][] = [];
     m.on("breaker_state_changed", (e) => states.push(e.state));
@@ -202,7 +202,7 @@ describe("circuit breaker and limits", () => {
     for (const b of backends) b.failWith = 500;
     const clock = new FakeClock(Date.now());
     const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
-    const m = createMesh({ registry, clock, resilience: { retries: false, outlier: false, breaker: { threshold: 1, halfOpenAfterMs: 1000 } } });
+    const m = createMesh({ registry, clock, resilience: { retries: false, outlier: false, breaker: { kind: "consecutive", threshold: 1, halfOpenAfterMs: 1000 } } });
     const first = await m.client("orders").request({ path: "/" });
     await first.body.dump();
     clock.advance(1000);
@@ -340,7 +340,7 @@ describe("client.fetch and mesh.dispatcher under the breaker and outlier detecti
       backends[1]!.failWith = 503;
       const clock = new FakeClock(Date.now());
       const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
-      const m = createMesh({ registry, clock, resilience: { breaker: { threshold: 3, halfOpenAfterMs: 1000 }, retries: { backoffBaseMs: 0 } } });
+      const m = createMesh({ registry, clock, resilience: { breaker: { kind: "consecutive", threshold: 3, halfOpenAfterMs: 1000 }, retries: { backoffBaseMs: 0 } } });
       const ejected: EndpointEjectedEvent[] = [];
       m.on("endpoint_ejected", (e) => ejected.push(e));
       for (let i = 0; i < 30; i++) await (await m.client("orders").fetch("/")).text();

@@ -120,7 +120,7 @@ describe("without an OpenTelemetry SDK; diagnostics_channel; snapshot(); an SDK 
   it("snapshot(): services, endpoints with health, rotation, load and ejection, config version and source, breaker, registry staleness; plain JSON", async () => {
     const clock = new FakeClock();
     const registry = new MockRegistry({ orders: [backends[0]!.endpoint, { ...backends[1]!.endpoint, health: "warning" }] });
-    mesh = createMesh({ registry, clock, random: createSeededRandom(1), resilience: { outlier: { consecutiveFailures: 1, maxEjectionPercent: 100, baseEjectionMs: 30_000 }, breaker: { threshold: 5 } } });
+    mesh = createMesh({ registry, clock, random: createSeededRandom(1), resilience: { outlier: { consecutiveFailures: 1, maxEjectionPercent: 100, baseEjectionMs: 30_000 }, breaker: { kind: "consecutive", threshold: 5 } } });
     registry.setConfig("orders", { loadBalancer: { policy: "least_request" } });
     mesh.client("orders");
     await mesh.explain("orders");

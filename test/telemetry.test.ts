@@ -137,7 +137,7 @@ describe("OpenTelemetry traces and metrics, with the real SDK and in-memory expo
 
   it("metrics after known traffic: attempts, retries, durations, endpoints by state, breaker, staleness, connections", async () => {
     backends[0]!.failWith = 503;
-    const m = start({ outlier: false, breaker: { threshold: 1000 } });
+    const m = start({ outlier: false, breaker: { kind: "consecutive", threshold: 1000 } });
     const calls = 10;
     for (let i = 0; i < calls; i++) {
       const res = await m.client("orders").request({ path: "/" });
@@ -176,7 +176,8 @@ describe("OpenTelemetry traces and metrics, with the real SDK and in-memory expo
   it("span events for an ejection, the breaker opening and a spent retry budget; the ejection counter", async () => {
     backends[0]!.failWith = 503;
     backends[1]!.failWith = 503;
-    const m = start({ outlier: { consecutiveFailures: 1, maxEjectionPercent: 100 }, breaker: { threshold: 1 }, budget: { percent: 0, minPerSecond: 0 } });
+    // One endpoint: its failure is the service's, so the breaker counts it (with another endpoint to take over, it would be outlier detection's alone).
+    const m = start({ outlier: { consecutiveFailures: 1, maxEjectionPercent: 100 }, breaker: { kind: "consecutive", threshold: 1 }, budget: { percent: 0, minPerSecond: 0 } }, 1);
     const res = await m.client("orders").request({ path: "/" });
     assert.equal(res.statusCode, 503);
     await res.body.dump();

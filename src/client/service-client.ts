@@ -1,4 +1,4 @@
-import { fetch as undiciFetch, type Dispatcher, type RequestInit, type Response } from "undici";
+import { Dispatcher, fetch as undiciFetch, type RequestInit, type Response } from "undici";
 import { hash32 } from "../balancer/hash.ts";
 import type { PickContext } from "../balancer/picker.ts";
 import { asFetchFailure, MeshError } from "../core/errors.ts";
@@ -6,10 +6,9 @@ import { headersProblem, invalidArgument, methodProblem, pathProblem, shownPath 
 import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
 import { withHost } from "../core/headers.ts";
 import type { DiscoveryWait, ServiceState } from "./service-state.ts";
-import { routedDispatch, routedRequest, type StateLookup } from "./routed-call.ts";
-import { resilientRequest } from "../resilience/resilient-request.ts";
+import { routedDispatch, type StateLookup } from "../transport/http/routed-dispatch.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
-import { resilientDispatch } from "../resilience/resilient-dispatch.ts";
+import { meshDispatch } from "../transport/http/http-call.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 
 /** Options for {@link ServiceClient.request}: undici's request options without `origin`; `method` defaults to GET. */
@@ -30,6 +29,10 @@ export type ServiceFetchInit = RequestInit & {
 export type ServiceResponseData = Dispatcher.ResponseData;
 
 const NO_CONTEXT: PickContext = Object.freeze({ hash: undefined });
+
+/** undici's request API, run on any object with a `dispatch` (it uses nothing else of its `this`). */
+// eslint-disable-next-line @typescript-eslint/unbound-method -- taken unbound on purpose: it is called with a `this` of our own
+const REQUEST: (this: Pick<Dispatcher, "dispatch">, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData> = Dispatcher.prototype.request;
 
 /**
  * What a `client.fetch()` tells its dispatches, for the service it was made for: the caller's affinity
@@ -93,32 +96,40 @@ export class ServiceClient {
     const prepared = this.#prepare(options);
     if (prepared instanceof MeshError) return Promise.reject(prepared);
     const state = this.#state;
-    // Routing (routes, splits, subsets, failover) when the service's config has any; else straight to its balancer.
-    if (state.routing.active) return routedRequest(this.service, prepared, this.#stateOf, options.hashKey);
-    if (state.picker !== undefined) return this.#send(prepared, options.hashKey, undefined);
+    // Known (or routed elsewhere): straight to the engine, through undici's request API on a dispatch.
+    if (state.routing.active || state.picker !== undefined) return this.#request(prepared, undefined);
     // Not known yet: wait for the registry, within the call's deadline, unless the caller aborts.
     const wait = state.discoveryWait(true);
     const signal = (options.signal ?? undefined) as AbortSignal | undefined;
     return state.settle(wait, signal).then(() => {
       if (signal?.aborted === true) throw signal.reason;
-      return state.routing.active ? routedRequest(this.service, prepared, this.#stateOf, options.hashKey, wait) : this.#requestLater(prepared, options.hashKey, wait);
+      return this.#request(prepared, wait);
     });
   }
 
-  /** Sends through the service's own balancer, with its protections (timeouts, retries, breaker, limits). */
-  #send(prepared: Dispatcher.RequestOptions, hashKey: string | undefined, startedAt: number | undefined): Promise<ServiceResponseData> {
-    const state = this.#state;
-    const context = this.#pickContext(prepared, hashKey);
-    if (context === NO_CONTEXT) return resilientRequest(state, state.policyFor(undefined), prepared, this.#pickPlain, state.plainLabel, startedAt);
-    const hash = context.hash;
-    const pick = (tried: ReadonlySet<EndpointHandle>): EndpointHandle => {
-      const picker = state.picker;
-      if (picker === undefined) throw state.unavailableError();
-      this.#context.hash = hash;
-      return pickUntried(picker, context, tried);
-    };
-    return resilientRequest(state, state.policyFor(undefined), prepared, pick, state.plainLabel, startedAt);
+  /** undici's request API (its RequestHandler, its body) over one dispatch through the mesh. */
+  #request(prepared: Dispatcher.RequestOptions, wait: DiscoveryWait | undefined): Promise<ServiceResponseData> {
+    // Read back synchronously by the dispatch that undici's request() makes at once.
+    this.#waited = wait;
+    return REQUEST.call(this.#requester, prepared);
   }
+
+  /** The wait the next request dispatch went through (set just before it, read by it). */
+  #waited: DiscoveryWait | undefined;
+
+  /** What undici's request() dispatches on: the client's routing and engine, for options already prepared. */
+  readonly #requester = {
+    dispatch: (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean => {
+      const wait = this.#waited;
+      this.#waited = undefined;
+      const hashKey = (options as ServiceRequestOptions).hashKey;
+      const state = this.#state;
+      if (state.routing.active) return routedDispatch(this.service, options, handler, this.#stateOf, hashKey, (o) => o, wait);
+      if (state.picker === undefined) failHandler(handler, state.unavailableError(wait));
+      else this.#guardedDispatch(options, handler, hashKey, wait?.startedAt);
+      return true;
+    },
+  };
 
   /** Picks for requests that hash nothing: one function for all of them, no closure per request. */
   readonly #pickPlain = (tried: ReadonlySet<EndpointHandle>): EndpointHandle => {
@@ -187,7 +198,7 @@ export class ServiceClient {
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey?: string, waited?: DiscoveryWait): boolean {
     const state = this.#state;
     if (state.routing.active) return this.#routedDispatch(options, handler, host, hashKey, waited);
-    if (state.picker !== undefined) return this.#guardedDispatch(options, handler, host, hashKey, waited?.startedAt);
+    if (state.picker !== undefined) return this.#guardedDispatch(this.#dispatchOptions(options, host), handler, hashKey, waited?.startedAt);
     const wait = waited ?? state.discoveryWait(true);
     state.settle(wait).then(
       () => (state.routing.active ? this.#routedDispatch(options, handler, host, hashKey, wait) : this.#dispatchLater(options, handler, host, hashKey, wait)),
@@ -212,18 +223,13 @@ export class ServiceClient {
     return this.#context;
   }
 
-  #requestLater(prepared: Dispatcher.RequestOptions, hashKey: string | undefined, wait: DiscoveryWait): Promise<ServiceResponseData> {
-    if (this.#state.picker === undefined) return Promise.reject(this.#state.unavailableError(wait));
-    return this.#send(prepared, hashKey, wait.startedAt);
-  }
-
   #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined, wait: DiscoveryWait): void {
     if (this.#state.picker === undefined) failHandler(handler, this.#state.unavailableError(wait));
-    else this.#guardedDispatch(options, handler, host, hashKey, wait.startedAt);
+    else this.#guardedDispatch(this.#dispatchOptions(options, host), handler, hashKey, wait.startedAt);
   }
 
   /** A dispatch through the service's own balancer, with its protections (timeouts, retries, breaker, limits). */
-  #guardedDispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined, startedAt: number | undefined): boolean {
+  #guardedDispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, hashKey: string | undefined, startedAt: number | undefined): boolean {
     const state = this.#state;
     const context = this.#pickContext(options, hashKey);
     // A retry picks later, when the shared context may hold another request's hash: this call keeps its own.
@@ -233,7 +239,7 @@ export class ServiceClient {
       if (picker === undefined) throw state.unavailableError();
       return pickUntried(picker, own, tried);
     };
-    resilientDispatch(state, state.policyFor(undefined), this.#dispatchOptions(options, host), handler, pick, state.plainLabel, startedAt);
+    meshDispatch(state, state.policyFor(undefined), options, handler, pick, state.plainLabel, startedAt);
     return true;
   }
 

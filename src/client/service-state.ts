@@ -37,6 +37,8 @@ export interface MeshContext {
   readonly poolOptions: Pool.Options;
   readonly discoveryTimeout: number;
   readonly events: EventEmitter<MeshEvents>;
+  /** Whether the mesh's close() or destroy() has begun: no call may start from then on. */
+  readonly closing?: () => boolean;
   /** Told when the registry says a service is missing (the mesh forgets services only request data named). */
   readonly missing?: (service: string) => void;
   /** Percent of endpoints that must be ready; below it, balance over all of them. 0 turns it off. */
@@ -293,6 +295,11 @@ export class ServiceState {
   /** The routing compiled from the config in force. */
   get routing(): ServiceRouting {
     return this.#routing;
+  }
+
+  /** Whether calls are refused: the mesh's close() or destroy() has begun, or this state closed. */
+  get closing(): boolean {
+    return this.#status === "closed" || this.#ctx.closing?.() === true;
   }
 
   /** Whether the registry has answered for the service (or the state is closed): a wait would not help. */
@@ -671,6 +678,6 @@ function bindBalancer(ctx: MeshContext, lb: LoadBalancerConfig | undefined): Bou
 }
 
 /** The error for any call after `mesh.close()`. @internal */
-export function meshClosedError(): MeshError {
-  return new MeshError("ERR_MESH_CLOSED", "The mesh is closed. Create a new mesh with createMesh() to send more requests.");
+export function meshClosedError(cause?: unknown): MeshError {
+  return new MeshError("ERR_MESH_CLOSED", "The mesh is closed. Create a new mesh with createMesh() to send more requests.", cause === undefined ? {} : { cause });
 }

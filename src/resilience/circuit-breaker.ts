@@ -1,20 +1,58 @@
-import { CircuitState, ConsecutiveBreaker, CountBreaker, SamplingBreaker, type IBreaker } from "cockatiel";
+import { CircuitState, ConsecutiveBreaker, CountBreaker, type IBreaker } from "cockatiel";
 import type { Clock } from "../core/clock.ts";
 import type { BreakerOptions } from "./resilience-options.ts";
+import { SamplingWindow } from "./sampling-window.ts";
 
 /** A breaker's state. */
 export type BreakerState = "closed" | "open" | "half-open";
 
+/** The default breaker: opens when at least half the calls of the last 10 s failed, once 20 calls were made. @internal */
+export const BREAKER_DEFAULTS = Object.freeze({ threshold: 0.5, durationMs: 10_000, minimumCalls: 20, halfOpenAfterMs: 10_000 });
+
+/** Counts call outcomes and says when the breaker should open. */
+interface FailureCounter {
+  success(state: CircuitState): void;
+  /** Whether the breaker should open now. */
+  failure(state: CircuitState): boolean;
+}
+
+/** A failure rate over a time window on the mesh's clock, with a minimum volume of calls. */
+class RateCounter implements FailureCounter {
+  readonly #window: SamplingWindow;
+  readonly #threshold: number;
+  readonly #minimum: number;
+
+  constructor(clock: Clock, threshold: number, durationMs: number, minimum: number) {
+    this.#window = new SamplingWindow(clock, durationMs);
+    this.#threshold = threshold;
+    this.#minimum = minimum;
+  }
+
+  success(state: CircuitState): void {
+    if (state === CircuitState.HalfOpen) this.#window.reset();
+    this.#window.record(true);
+  }
+
+  failure(state: CircuitState): boolean {
+    this.#window.record(false);
+    if (state !== CircuitState.Closed) return true;
+    const total = this.#window.total;
+    return total >= this.#minimum && this.#window.failures >= this.#threshold * total;
+  }
+}
+
 /**
- * The circuit breaker of one upstream service. Failures are counted by cockatiel's breakers
- * (`ConsecutiveBreaker`, `CountBreaker`, `SamplingBreaker`); the open / half-open / closed cycle runs on
- * the mesh's clock, so tests drive it with a FakeClock and a call costs no promise: while open, calls
- * fail at once; after `halfOpenAfterMs` one probe goes through, and its outcome closes or reopens it.
- * @internal
+ * The circuit breaker of one upstream service. It hears one outcome per call (after its retries), and
+ * only failures that are the service's: the engine leaves out those of an endpoint that outlier
+ * detection has ejected or is ejecting. By default it opens when at least half the calls of the last
+ * 10 s failed, once there were 20 (`kind: "sampling"`, on the mesh's clock); `consecutive` and `count`
+ * use cockatiel's counters. The open / half-open / closed cycle runs on the mesh's clock: while open,
+ * calls fail at once; after `halfOpenAfterMs` one probe goes through, and its outcome closes or
+ * reopens it. @internal
  */
 export class UpstreamBreaker {
   readonly #clock: Clock;
-  readonly #counter: IBreaker;
+  readonly #counter: FailureCounter;
   readonly #halfOpenAfter: number;
   readonly #onChange: (state: BreakerState) => void;
   #state: BreakerState = "closed";
@@ -24,14 +62,16 @@ export class UpstreamBreaker {
   constructor(options: BreakerOptions, clock: Clock, onChange: (state: BreakerState) => void) {
     this.#clock = clock;
     this.#onChange = onChange;
-    this.#halfOpenAfter = options.halfOpenAfterMs ?? 10_000;
-    const kind = options.kind ?? "consecutive";
-    this.#counter =
+    this.#halfOpenAfter = options.halfOpenAfterMs ?? BREAKER_DEFAULTS.halfOpenAfterMs;
+    const kind = options.kind ?? "sampling";
+    const counter: IBreaker | undefined =
       kind === "consecutive"
         ? new ConsecutiveBreaker(options.threshold ?? 5)
         : kind === "count"
           ? new CountBreaker({ threshold: options.threshold ?? 0.5, size: options.size ?? 100, minimumNumberOfCalls: options.minimumCalls ?? 10 })
-          : new SamplingBreaker({ threshold: options.threshold ?? 0.5, duration: options.durationMs ?? 30_000, minimumRps: (options.minimumCalls ?? 10) / ((options.durationMs ?? 30_000) / 1000) });
+          : undefined;
+    this.#counter =
+      counter ?? new RateCounter(clock, options.threshold ?? BREAKER_DEFAULTS.threshold, options.durationMs ?? BREAKER_DEFAULTS.durationMs, options.minimumCalls ?? BREAKER_DEFAULTS.minimumCalls);
   }
 
   get state(): BreakerState {
@@ -66,7 +106,7 @@ export class UpstreamBreaker {
     this.#counter.success(CircuitState.Closed);
   }
 
-  /** A call failed. */
+  /** A call failed, and the failure is the service's. */
   failure(): void {
     if (this.#state === "half-open") {
       this.#probing = false;
@@ -77,7 +117,7 @@ export class UpstreamBreaker {
     if (this.#state === "closed" && this.#counter.failure(CircuitState.Closed)) this.#open();
   }
 
-  /** The call let through did not say (aborted by its caller): let another probe go. */
+  /** The call let through did not say (aborted by its caller, or its failure was an ejected endpoint's): let another probe go. */
   release(): void {
     if (this.#state === "half-open") this.#probing = false;
   }

@@ -52,6 +52,8 @@ export class OutlierDetector {
   readonly #onChange: (ejected: Ejection | undefined, returned: string | undefined) => void;
   readonly #successRate: Required<SuccessRateOptions> | undefined;
   #ejected = 0;
+  /** Endpoints failing in a row now (consecutive failures counted, not ejected). */
+  #streaking = 0;
   #total = 1;
   #closed = false;
   #interval: TimerHandle;
@@ -90,6 +92,31 @@ export class OutlierDetector {
     return r === undefined ? undefined : { ejectedUntil: r.ejectedUntil, ejections: r.ejections };
   }
 
+  /**
+   * Whether a failure of this endpoint is outlier detection's to handle, not the service breaker's: the
+   * endpoint is ejected, or it is failing in a row, and the endpoints failing in a row and those ejected
+   * are few enough for the ejection cap (10% by default) to take them all out. When the cap is reached (many endpoints failing at once), or the service has a single
+   * endpoint, failures are the service's.
+   */
+  accountable(id: string): boolean {
+    const r = this.#records.get(id);
+    // A service of one endpoint has no other to take its traffic: its failures are the service's.
+    if (r === undefined || this.#closed || this.#total <= 1) return false;
+    if (r.ejectedUntil > this.#clock.now()) return true;
+    // Failing in a row, and few enough endpoints are (with those ejected) for detection to take them all out.
+    return this.#threshold > 0 && r.consecutive > 0 && this.#streaking + this.#ejected <= this.#cap();
+  }
+
+  /** Ends an endpoint's run of failures. */
+  #clear(r: EndpointRecord): void {
+    if (r.consecutive > 0) this.#streaking--;
+    r.consecutive = 0;
+  }
+
+  #cap(): number {
+    return Math.max(1, Math.floor((this.#total * this.#maxPercent) / 100));
+  }
+
   /** Endpoints ejected now. */
   get ejectedCount(): number {
     return this.#ejected;
@@ -103,7 +130,7 @@ export class OutlierDetector {
       r.calls++;
       r.successes++;
     }
-    if (r !== undefined) r.consecutive = 0;
+    if (r !== undefined) this.#clear(r);
   }
 
   #record(id: string): EndpointRecord {
@@ -125,23 +152,22 @@ export class OutlierDetector {
     const r = this.#records.get(id) ?? this.#record(id);
     r.calls++;
     if (this.#threshold === 0) return false;
-    r.consecutive++;
+    if (r.consecutive++ === 0) this.#streaking++;
     if (r.consecutive < this.#threshold) return false;
     const failures = r.consecutive;
     // Not enforced this time (enforcingPercent): the count starts again, as in Envoy.
     if (this.#enforcing < 100 && this.#random.next() * 100 >= this.#enforcing) {
-      r.consecutive = 0;
+      this.#clear(r);
       return false;
     }
     if (!this.#eject(id, r, failures, "consecutive-failures", undefined, undefined)) return false;
-    r.consecutive = 0;
+    this.#clear(r);
     return true;
   }
 
   /** Ejects an endpoint unless the cap is reached; whether it did. */
   #eject(id: string, r: EndpointRecord, failures: number, reason: EjectionReason, successRate: number | undefined, threshold: number | undefined): boolean {
-    const cap = Math.max(1, Math.floor((this.#total * this.#maxPercent) / 100));
-    if (this.#ejected >= cap) return false;
+    if (this.#ejected >= this.#cap()) return false;
     r.ejections++;
     const duration = Math.round(Math.min(this.#max, this.#base * r.ejections) * (1 + this.#random.next() * 0.1));
     r.ejectedUntil = this.#clock.now() + duration;
@@ -194,6 +220,7 @@ export class OutlierDetector {
     for (const [id, r] of this.#records) {
       if (ids.has(id)) continue;
       if (r.ejectedUntil > this.#clock.now()) this.#ejected--;
+      this.#clear(r);
       this.#clock.clearTimeout(r.timer);
       this.#records.delete(id);
     }

@@ -62,17 +62,24 @@ export interface SuccessRateOptions {
   readonly stdevFactor?: number;
 }
 
-/** Circuit breaker for one upstream service: how failures are counted, and when to probe again. */
+/**
+ * Circuit breaker for one upstream service: how failures are counted, and when to probe again. It
+ * counts calls (after their retries), not attempts, and leaves out failures of an endpoint that outlier
+ * detection has ejected or is ejecting: it opens for a failing service, not for one bad instance.
+ */
 export interface BreakerOptions {
-  /** `consecutive` (default), `count` (a failure ratio over the last `size` calls) or `sampling` (over a time window). */
+  /**
+   * `sampling` (default: a failure rate over a time window, with a minimum volume of calls),
+   * `count` (a failure rate over the last `size` calls) or `consecutive` (failed calls in a row).
+   */
   readonly kind?: "consecutive" | "count" | "sampling";
-  /** Consecutive failures that open it (`consecutive`; default 5), or failure ratio 0-1 (`count`, `sampling`; default 0.5). */
+  /** Failure rate 0.01-1 that opens it (`sampling`, `count`; default 0.5), or failed calls in a row (`consecutive`; default 5). */
   readonly threshold?: number;
   /** Calls counted (`count`; default 100). */
   readonly size?: number;
-  /** Time window in ms (`sampling`; default 30000). */
+  /** Time window in ms (`sampling`; default 10000). */
   readonly durationMs?: number;
-  /** Calls needed before a ratio counts (`count`, `sampling`; default 10). */
+  /** Calls needed in the window before a rate counts (`sampling`: default 20; `count`: default 10). */
   readonly minimumCalls?: number;
   /** How long it stays open before one probe goes through, in ms. Default 10000. */
   readonly halfOpenAfterMs?: number;
@@ -203,7 +210,10 @@ export function validateResilience(raw: unknown, field: string): ResilienceOptio
   if (o.breaker !== undefined && o.breaker !== false) {
     const k = expectOptions(o.breaker, `${field}.breaker`, ["kind", "threshold", "size", "durationMs", "minimumCalls", "halfOpenAfterMs"]);
     if (k.kind !== undefined && !["consecutive", "count", "sampling"].includes(k.kind as string)) throw invalidConfig(`${field}.breaker.kind`, `expected consecutive, count or sampling, got ${describe(k.kind)}`);
-    optionalNumber(k.threshold, `${field}.breaker.threshold`, k.kind === undefined || k.kind === "consecutive" ? { min: 1, integer: true } : { min: 0.01, max: 1 });
+    if (k.kind === "consecutive") optionalNumber(k.threshold, `${field}.breaker.threshold`, { min: 1, integer: true });
+    else if (typeof k.threshold === "number" && k.threshold > 1 && k.kind === undefined) {
+      throw invalidConfig(`${field}.breaker.threshold`, `the default breaker ('sampling') takes a failure rate from 0.01 to 1, got ${k.threshold}; for ${k.threshold} consecutive failures give kind: "consecutive"`);
+    } else optionalNumber(k.threshold, `${field}.breaker.threshold`, { min: 0.01, max: 1 });
     optionalNumber(k.size, `${field}.breaker.size`, { min: 1, integer: true });
     optionalNumber(k.durationMs, `${field}.breaker.durationMs`, { min: 1 });
     optionalNumber(k.minimumCalls, `${field}.breaker.minimumCalls`, { min: 1, integer: true });

@@ -1,18 +1,13 @@
 import type { Dispatcher } from "undici";
 import { MeshError } from "../core/errors.ts";
-import type { CallTelemetry } from "../telemetry/call-telemetry.ts";
 import type { ServiceState } from "../client/service-state.ts";
-import { isIdempotent, isReplayable, statusConditions, type FailureKind } from "./classify.ts";
+import { statusConditions, type FailureKind } from "./classify.ts";
 import { DEADLINE_HEADER } from "./deadline.ts";
 import type { CallPolicy } from "./resilience-options.ts";
 
 /*
- * The rules both call paths (`request()`, and dispatches: `fetch`, `mesh.dispatcher`) follow: when to
- * retry, how long to wait, what may be sent again, and the errors they end with. @internal
+ * The call engine's rules: when to retry, how long to wait, and the errors calls end with. @internal
  */
-
-/** Limits at least this long are left to undici's coarse headers timer; shorter ones get a precise timer. @internal */
-export const COARSE_TIMEOUT_MS = 5000;
 
 /** Full-jitter exponential backoff (AWS's): a random time up to base * 2^retry, capped. @internal */
 export function backoff(policy: CallPolicy, retry: number, random: { next(): number }): number {
@@ -28,20 +23,6 @@ export function retriesStatus(policy: CallPolicy, status: number): boolean {
 export function retriesFailure(policy: CallPolicy, failure: FailureKind | undefined): boolean {
   const condition = failure === "connect-failure" ? "connect-failure" : failure === "reset" ? "reset" : failure === "timeout" ? "gateway-error" : undefined;
   return condition !== undefined && (policy.retryOn.has(condition) || (condition === "gateway-error" && policy.retryOn.has("5xx")));
-}
-
-/** Whether the request may be sent again after this outcome. @internal */
-export function mayResend(policy: CallPolicy, options: Dispatcher.DispatchOptions, failure: FailureKind | undefined): boolean {
-  if (!isReplayable(options.body, policy.maxBufferedBodyBytes)) return false;
-  // A connect failure means nothing was sent: any method may go again.
-  return failure === "connect-failure" || policy.retryNonIdempotent || isIdempotent(options);
-}
-
-/** When to send a hedge, in ms, or undefined for none (hedging off, not idempotent, or no latency data yet). @internal */
-export function hedgeDelay(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions): number | undefined {
-  const hedging = policy.hedging;
-  if (hedging === undefined || !isIdempotent(options) || !isReplayable(options.body, policy.maxBufferedBodyBytes)) return undefined;
-  return hedging.delayMs ?? state.guard.percentile(hedging.percentile ?? 95);
 }
 
 /** The headers with the remaining deadline (ms) told downstream. @internal */
@@ -62,7 +43,7 @@ export function timeoutError(state: ServiceState, total: number, attempts: numbe
 }
 
 /** The budget refused a retry or hedge: the mesh's event, and the call's span event and counter. @internal */
-export function budgetSpent(state: ServiceState, call: CallTelemetry | undefined): void {
+export function budgetSpent(state: ServiceState, call: { budgetExhausted(): void } | undefined): void {
   state.events.emit("retry_budget_exhausted", { service: state.service });
   call?.budgetExhausted();
 }

@@ -105,6 +105,16 @@ export class Backend {
     this.seen.length = 0;
   }
 
+  /**
+   * Kills the instance as SIGKILL would: the listener closes and every connection is destroyed at once,
+   * requests in flight (held or slow) get no answer.
+   */
+  async kill(): Promise<void> {
+    this.#server.close();
+    for (const socket of this.#sockets) socket.destroy();
+    await once(this.#server, "close");
+  }
+
   async close(): Promise<void> {
     this.release();
     this.#server.closeAllConnections();

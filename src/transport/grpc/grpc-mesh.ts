@@ -7,7 +7,7 @@ import type { Mesh } from "../../mesh.ts";
 import { Binding } from "./binding.ts";
 import { IdentityCertificates } from "./identity-certificates.ts";
 import { LB_POLICY, MeshBalancer, MeshLbConfig } from "./mesh-balancer.ts";
-import { meshInterceptor } from "./mesh-call.ts";
+import { meshInterceptor } from "../../grpc/mesh-call.ts";
 import { bindings, MeshResolver, SCHEME } from "./resolver.ts";
 
 /** Options of {@link grpcMesh}. */

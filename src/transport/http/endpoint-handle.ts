@@ -25,6 +25,8 @@ export class EndpointHandle implements PickTarget {
   readonly #transport: EndpointTransport | undefined;
   readonly #clock: Clock;
   #closing: Promise<void> | undefined;
+  /** Settled once destroy() has destroyed the pool. */
+  readonly #destroyed = settledLater();
 
   /**
    * @param endpoint - the endpoint record
@@ -79,7 +81,8 @@ export class EndpointHandle implements PickTarget {
    * Lets requests already sent finish, then closes the connections. Idempotent.
    */
   close(): Promise<void> {
-    return (this.#closing ??= this.#pool === undefined ? Promise.resolve() : this.#pool.close());
+    // Or until destroyed: undici's Pool never settles close() if destroy() fails requests still queued in it.
+    return (this.#closing ??= this.#pool === undefined ? Promise.resolve() : Promise.race([this.#pool.close(), this.#destroyed.promise]));
   }
 
   /**
@@ -89,6 +92,14 @@ export class EndpointHandle implements PickTarget {
    */
   destroy(error: Error): Promise<void> {
     this.#closing ??= Promise.resolve();
-    return this.#pool === undefined || (this.#pool as { destroyed?: boolean }).destroyed === true ? Promise.resolve() : this.#pool.destroy(error);
+    const destroying = this.#pool === undefined || (this.#pool as { destroyed?: boolean }).destroyed === true ? Promise.resolve() : this.#pool.destroy(error);
+    return destroying.finally(() => this.#destroyed.resolve());
   }
+}
+
+/** A promise and the function that settles it. */
+function settledLater(): { readonly promise: Promise<void>; readonly resolve: () => void } {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }

@@ -1,20 +1,21 @@
 import type { Dispatcher } from "undici";
-import { hash32 } from "../balancer/hash.ts";
-import type { PickContext } from "../balancer/picker.ts";
-import { changeRawResponseHeaders, changeRequestHeaders, changeResponseHeaders } from "../routing/header-changes.ts";
-import { decideRoute, type RouteDecision } from "../routing/route-decision.ts";
-import { RequestView } from "../routing/request-view.ts";
-import { selectEndpoints, selectWaiting, type Selection } from "../routing/select-endpoints.ts";
-import { failHandler } from "../transport/http/forwarding-dispatcher.ts";
-import { respondWith, SyntheticDispatcher } from "../transport/http/synthetic-response.ts";
-import { headerValue } from "../core/headers.ts";
-import { sleep } from "../core/clock.ts";
-import type { Random } from "../core/random.ts";
-import { MAX_MIRRORS_IN_FLIGHT, type DiscoveryWait, type ServiceState } from "./service-state.ts";
-import { resilientRequest, type AttemptPicker } from "../resilience/resilient-request.ts";
-import { pickUntried } from "../resilience/pick-untried.ts";
-import { resilientDispatch } from "../resilience/resilient-dispatch.ts";
-import type { CallLabel } from "../telemetry/call-telemetry.ts";
+import { hash32 } from "../../balancer/hash.ts";
+import type { PickContext } from "../../balancer/picker.ts";
+import { changeRawResponseHeaders, changeRequestHeaders, changeResponseHeaders } from "../../routing/header-changes.ts";
+import { decideRoute, type RouteDecision } from "../../routing/route-decision.ts";
+import { RequestView } from "../../routing/request-view.ts";
+import { selectEndpoints, selectWaiting, type Selection } from "../../routing/select-endpoints.ts";
+import { failHandler } from "./forwarding-dispatcher.ts";
+import { respondWith } from "./synthetic-response.ts";
+import { headerValue } from "../../core/headers.ts";
+import { sleep } from "../../core/clock.ts";
+import type { Random } from "../../core/random.ts";
+import { MAX_MIRRORS_IN_FLIGHT, meshClosedError, type DiscoveryWait, type ServiceState } from "../../client/service-state.ts";
+import type { AttemptPicker } from "../../resilience/call-engine.ts";
+import { pickUntried } from "../../resilience/pick-untried.ts";
+import { meshDispatch } from "./http-call.ts";
+import type { EndpointHandle } from "./endpoint-handle.ts";
+import type { CallLabel } from "../../telemetry/call-telemetry.ts";
 
 /** Gives the state of any service, creating its watch on first use. @internal */
 export type StateLookup = (service: string) => ServiceState;
@@ -117,7 +118,7 @@ function routedOptions<T extends { readonly path: string; readonly headers?: Dis
  * Picks each attempt's endpoint for a routed call: a retry re-selects, so it sees ejections and
  * failover since the first attempt, and prefers endpoints not tried yet.
  */
-function attemptPicker(decision: RouteDecision, first: Selection, stateOf: StateLookup, context: PickContext): AttemptPicker {
+function attemptPicker(decision: RouteDecision, first: Selection, stateOf: StateLookup, context: PickContext): AttemptPicker<EndpointHandle> {
   let selection = first;
   return (tried) => {
     if (tried.size > 0) {
@@ -131,29 +132,6 @@ function attemptPicker(decision: RouteDecision, first: Selection, stateOf: State
 /** Where a decision sends a call, for its span. */
 function labelOf(decision: RouteDecision): CallLabel {
   return { service: decision.service, route: decision.route?.index, subset: decision.target.subset };
-}
-
-/**
- * `request()` through routing: the route's rewrites and header changes are applied, the endpoint comes
- * from the target's balancer, and the response's headers are changed as configured.
- *
- * @internal
- */
-export async function routedRequest(service: string, options: Dispatcher.RequestOptions, stateOf: StateLookup, hashKey: string | undefined, wait?: DiscoveryWait): Promise<Dispatcher.ResponseData> {
-  const decision = decideRoute(service, new RequestView(options), (s) => stateOf(s).routing, true);
-  const { clock, random } = stateOf(service).env;
-  const fault = faultFor(decision, options.headers, random);
-  if (fault.delayMs > 0) await sleep(clock, fault.delayMs);
-  if (fault.abortStatus !== undefined) return new SyntheticDispatcher(fault.abortStatus, FAULT_HEADERS, "fault filter abort").request(routedOptions(options, decision));
-  const { selection: first, wait: waited } = await selectFor(decision, stateOf, wait);
-  mirror(decision, options, stateOf, random);
-  const context = pickContext(first, options, hashKey);
-  // The target's protections and the route's timeouts and retries.
-  const target = first.state;
-  const policy = target.policyFor(decision.route?.config.destination);
-  const res = await resilientRequest(target, policy, routedOptions(options, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision), waited?.startedAt);
-  if (decision.responseHeaders.length > 0) changeResponseHeaders(res.headers, decision.responseHeaders);
-  return res;
 }
 
 /** A handler of either undici API whose response headers are changed on the way. */
@@ -195,6 +173,7 @@ export function routedDispatch(
   wait?: DiscoveryWait,
 ): boolean {
   const send = async (): Promise<void> => {
+    if (stateOf(service).closing) throw meshClosedError();
     const decision = decideRoute(service, new RequestView(options), (s) => stateOf(s).routing, true);
     const { clock, random } = stateOf(service).env;
     const fault = faultFor(decision, options.headers, random);
@@ -208,7 +187,7 @@ export function routedDispatch(
     const context = pickContext(first, options, hashKey);
     const target = first.state;
     const policy = target.policyFor(decision.route?.config.destination);
-    resilientDispatch(target, policy, prepare(routedOptions(options, decision)), rewritingHandler(handler, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision), waited?.startedAt);
+    meshDispatch(target, policy, prepare(routedOptions(options, decision)), rewritingHandler(handler, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision), waited?.startedAt);
   };
   send().catch((err: unknown) => failHandler(handler, err instanceof Error ? err : new Error(String(err))));
   return true;

@@ -1,0 +1,531 @@
+import { isBulkheadRejectedError } from "cockatiel";
+import type { TimerHandle } from "../core/clock.ts";
+import { asArgumentError } from "../core/request-arguments.ts";
+import { meshClosedError, type ServiceState } from "../client/service-state.ts";
+import { classifyError, type FailureKind } from "./classify.ts";
+import { COARSE_LIMIT_MS, coarseTimersOf, type CoarseTimers, type Expiring } from "./coarse-timers.ts";
+import type { CallPolicy } from "./resilience-options.ts";
+import { backoff, breakerRefusal, budgetExhaustedError, budgetSpent, limitError, retriesFailure, retriesStatus, timeoutError } from "./retry-rules.ts";
+
+/** What the engine says of an attempt's response: give it to the caller, read and drop it (a retry follows), or abort it. @internal */
+export type Verdict = "deliver" | "discard" | "drop";
+
+/** What the engine needs of an endpoint handle: its endpoint's id (outlier detection's key). @internal */
+export interface EngineTarget {
+  readonly endpoint: { readonly id: string };
+}
+
+/** Picks the endpoint of each attempt, preferring ones not in `tried`. @internal */
+export type AttemptPicker<H> = (tried: ReadonlySet<H>) => H;
+
+/** What the engine tells the call's telemetry. @internal */
+export interface EngineTrace<H> {
+  ejected(handle: H): void;
+  budgetExhausted(): void;
+}
+
+/** What an adapter says about its request, for the retry and hedge rules. @internal */
+export interface RequestShape {
+  /** It may be sent twice (an idempotent method, or an idempotency key). */
+  readonly idempotent: boolean;
+  /** Its body can be sent again (none, or buffered within the limit). */
+  readonly replayable: boolean;
+  /** A second attempt may race the first (hedging): idempotent, replayable, and not an upgrade or a stream. */
+  readonly hedgeable: boolean;
+  /** The caller's own limit on the call in ms from now (an incoming deadline, a gRPC deadline), if any. */
+  readonly callerLimitMs: number | undefined;
+  /** The policy's timeout applies even when no layer set it (HTTP: yes; gRPC: only a timeout set on purpose). */
+  readonly defaultTimeout: boolean;
+}
+
+/** Why an attempt was given up by its call (lost a hedge race, the call ended, or the caller aborted). @internal */
+export class AttemptCancelled extends Error {
+  readonly code = "UND_ERR_ABORTED";
+}
+
+const EMPTY = new Set<never>();
+
+/** One attempt of a call: what the engine keeps of it. Adapters extend it with their protocol's side. @internal */
+export class EngineAttempt<H extends EngineTarget> implements Expiring {
+  readonly handle: H;
+  /** A hedge (sent beside the first attempt) rather than a retry. */
+  readonly hedge: boolean;
+  /** How many attempts of the call went before it. */
+  readonly resend: number;
+  /** When it was sent, on the mesh's clock. */
+  sentAt = 0;
+  /** When its time runs out, on the mesh's clock. */
+  until = Infinity;
+  /** The call's remaining deadline to tell the upstream, in ms, when it is told. */
+  tellMs: number | undefined = undefined;
+  /** Whether it still counts for its call (not given up, not done with). */
+  live = true;
+  /** Its time ran out (the per-try or the call's limit). */
+  timedOut = false;
+  timer: TimerHandle = undefined;
+  bucket: Set<Expiring> | undefined = undefined;
+  /** Set by the engine: called when a coarse limit expires. */
+  onExpire: (() => void) | undefined = undefined;
+
+  constructor(handle: H, hedge: boolean, resend: number) {
+    this.handle = handle;
+    this.hedge = hedge;
+    this.resend = resend;
+  }
+
+  expire(): void {
+    this.onExpire?.();
+  }
+}
+
+/**
+ * One call, from its first attempt to the outcome the caller gets: the one engine behind `request()`,
+ * `fetch()`, `mesh.dispatcher` and gRPC. It owns every rule of a call, once, on the mesh's clock:
+ *
+ * - the lifecycle: a closed mesh refuses (`ERR_MESH_CLOSED` wins over any other answer), the
+ *   concurrency limit (a slot, held until the response ends), the caller's abort;
+ * - the deadline (the policy's timeout, the caller's own limit), told downstream when set on purpose,
+ *   and the per-try timeout;
+ * - retries to endpoints not yet tried, with full-jitter backoff (or `Retry-After`), drawn from the
+ *   retry budget; never a second send of what may not be sent twice;
+ * - hedging: a second attempt after a delay, the first answer winning;
+ * - reports: every attempt's outcome to outlier detection, the call's outcome (after retries) to the
+ *   breaker, leaving out failures that are an ejected (or ejecting) endpoint's.
+ *
+ * An adapter subclass translates: it sends attempts on its protocol and reports their outcomes
+ * ({@link EngineCall.responded}, {@link EngineCall.failed}), and acts on the engine's verdicts. It
+ * decides nothing. @internal
+ */
+export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt<H>> {
+  readonly state: ServiceState;
+  readonly policy: CallPolicy;
+  readonly #pick: AttemptPicker<H>;
+  readonly #shape: RequestShape;
+  /** When the call began (a wait for the registry before it counts), on the mesh's clock. */
+  readonly start: number;
+  /** The call's limit in ms (Infinity: none). */
+  total = Infinity;
+  /** Whether the deadline is told downstream. */
+  #tell = false;
+  /** The call's telemetry, set by the adapter. */
+  trace: EngineTrace<H> | undefined = undefined;
+  /** Retries made so far. */
+  retries = 0;
+  #attempts = 0;
+  /** Whether the budget refused a retry this call wanted (its failure is then ERR_RETRY_BUDGET_EXHAUSTED). */
+  budgetDenied = false;
+  #running: A[] = [];
+  #tried: Set<H> | undefined;
+  #winner: A | undefined;
+  #done = false;
+  #aborted: Error | undefined;
+  /** The breaker let the call through and has not heard how it went. */
+  #breakerOwed = false;
+  #timer: TimerHandle;
+  #discardWait = 0;
+  #release: (() => void) | undefined;
+  #queue: AbortController | undefined;
+  readonly #coarse: CoarseTimers;
+
+  /**
+   * @param startedAt - when the call began, if it waited (for the registry) before: its deadline counts from then
+   */
+  constructor(state: ServiceState, policy: CallPolicy, pick: AttemptPicker<H>, shape: RequestShape, startedAt: number | undefined) {
+    this.state = state;
+    this.policy = policy;
+    this.#pick = pick;
+    this.#shape = shape;
+    this.start = startedAt ?? state.env.clock.now();
+    this.#coarse = coarseTimersOf(state.env.clock);
+  }
+
+  /** A new attempt object of the adapter's kind. */
+  protected abstract attempt(handle: H, hedge: boolean, resend: number): A;
+  /** Sends an attempt; its outcome comes back through responded() or failed() (perhaps before this returns). */
+  protected abstract send(attempt: A): void;
+  /** Gives an attempt up (lost, timed out, or the call ended): the adapter aborts its request. */
+  protected abstract cancel(attempt: A, reason: Error): void;
+  /** The call failed before any response was the caller's. */
+  protected abstract fail(error: Error): void;
+
+  /** Whether the call is over for the engine. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** The caller's abort, if it aborted. */
+  get aborted(): Error | undefined {
+    return this.#aborted;
+  }
+
+  /** Whether this attempt's response is the caller's. */
+  isWinner(attempt: A): boolean {
+    return this.#winner === attempt;
+  }
+
+  /** Starts the call: refused if the mesh is closed, queued for a slot if the upstream has limits. */
+  run(): void {
+    const state = this.state;
+    if (state.closing) {
+      this.#end(meshClosedError(), false, undefined);
+      return;
+    }
+    const bulkhead = state.guard.bulkhead;
+    if (bulkhead === undefined) {
+      this.#begin();
+      return;
+    }
+    const queue = (this.#queue = new AbortController());
+    // The deadline counts the wait for a slot.
+    const limit = this.#limit();
+    const clock = state.env.clock;
+    const timer = Number.isFinite(limit) ? clock.setTimeout(() => this.#end(timeoutError(state, limit, 0, undefined), false, undefined), Math.max(0, this.start + limit - clock.now()), true) : undefined;
+    bulkhead
+      .execute(
+        () =>
+          new Promise<void>((release) => {
+            clock.clearTimeout(timer);
+            this.#release = release;
+            this.#begin();
+          }),
+        queue.signal,
+      )
+      .catch((err: unknown) => {
+        clock.clearTimeout(timer);
+        if (this.#done) return;
+        this.#end(isBulkheadRejectedError(err) ? limitError(state, err) : (err as Error), false, undefined);
+      });
+  }
+
+  #limit(): number {
+    const policy = this.policy;
+    const own = policy.timeoutMs > 0 && (this.#shape.defaultTimeout || policy.explicitTimeout) ? policy.timeoutMs : Infinity;
+    const caller = this.#shape.callerLimitMs;
+    return caller === undefined ? own : Math.min(own, Math.max(0, caller));
+  }
+
+  #begin(): void {
+    if (this.#done) {
+      this.#release?.();
+      return;
+    }
+    const state = this.state;
+    if (state.closing) {
+      this.#end(meshClosedError(), false, undefined);
+      return;
+    }
+    this.total = this.#limit();
+    this.#tell = this.policy.explicitTimeout || this.#shape.callerLimitMs !== undefined;
+    if (this.total <= state.env.clock.now() - this.start) {
+      this.#end(timeoutError(state, this.total, 0, undefined), false, undefined);
+      return;
+    }
+    const refusal = breakerRefusal(state);
+    if (refusal !== undefined) {
+      this.#end(refusal, false, undefined);
+      return;
+    }
+    this.#breakerOwed = state.guard.breaker !== undefined;
+    state.guard.budget.request();
+    const first = this.#launch(undefined, undefined);
+    if (first === undefined || !this.#shape.hedgeable) return;
+    const hedging = this.policy.hedging;
+    if (hedging === undefined) return;
+    const delay = hedging.delayMs ?? state.guard.percentile(hedging.percentile ?? 95);
+    if (delay !== undefined) this.#timer = state.env.clock.setTimeout(() => this.#hedge(first), Math.max(0, delay), true);
+  }
+
+  /** Time left of the call's deadline, in ms. */
+  remaining(): number {
+    return this.start + this.total - this.state.env.clock.now();
+  }
+
+  /**
+   * Sends an attempt to an endpoint not yet tried; undefined when the call ended instead.
+   *
+   * @param handle - the endpoint (a hedge's), else one is picked
+   * @param until - when the attempt's time ends (a hedge shares its first attempt's), else the per-try limit from now
+   */
+  #launch(handle: H | undefined, until: number | undefined): A | undefined {
+    const state = this.state;
+    let chosen: H;
+    try {
+      chosen = handle ?? this.#pick(this.#tried ?? EMPTY);
+    } catch (err) {
+      this.#end(err as Error, false, undefined);
+      return undefined;
+    }
+    const clock = state.env.clock;
+    const now = clock.now();
+    const remaining = this.start + this.total - now;
+    if (remaining <= 0) {
+      this.#end(timeoutError(state, this.total, this.#attempts, undefined), false, undefined);
+      return undefined;
+    }
+    const perTryMs = this.policy.perTryTimeoutMs;
+    const limit = until !== undefined ? Math.max(1, Math.min(until - now, remaining)) : perTryMs > 0 ? Math.min(perTryMs, remaining) : remaining;
+    const attempt = this.attempt(chosen, handle !== undefined, this.#attempts++);
+    attempt.sentAt = now;
+    attempt.until = now + limit;
+    if (this.#tell && Number.isFinite(remaining)) attempt.tellMs = remaining;
+    this.#running.push(attempt);
+    if (Number.isFinite(limit)) {
+      if (limit < COARSE_LIMIT_MS) attempt.timer = clock.setTimeout(() => this.#timedOut(attempt), Math.max(1, Math.ceil(limit)), true);
+      else {
+        attempt.onExpire = () => this.#timedOut(attempt);
+        this.#coarse.add(attempt, attempt.until);
+      }
+    }
+    try {
+      this.send(attempt);
+    } catch (err) {
+      this.failed(attempt, err as Error);
+    }
+    return attempt;
+  }
+
+  /** The hedge: a second attempt to another endpoint, if the first has not answered by now. */
+  #hedge(first: A): void {
+    this.#timer = undefined;
+    if (this.#done || this.#winner !== undefined || this.#running.length !== 1 || this.#running[0] !== first) return;
+    let second: H;
+    try {
+      second = this.#pick(new Set([first.handle]));
+    } catch {
+      return; // no endpoint for a hedge (the service emptied meanwhile): the first attempt carries on alone
+    }
+    if (second === first.handle) return; // nowhere else to go
+    if (!this.state.guard.budget.tryRetry()) {
+      this.#budgetSpent();
+      return;
+    }
+    this.#launch(second, first.until);
+  }
+
+  #timedOut(attempt: A): void {
+    attempt.timer = undefined;
+    if (!attempt.live || this.#done) return;
+    attempt.timedOut = true;
+    const ms = Math.round(attempt.until - attempt.sentAt);
+    this.failed(attempt, timeoutError(this.state, ms, this.#attempts, undefined), "timeout");
+  }
+
+  #stopTimer(attempt: A): void {
+    if (attempt.timer !== undefined) {
+      this.state.env.clock.clearTimeout(attempt.timer);
+      attempt.timer = undefined;
+    }
+    if (attempt.bucket !== undefined) this.#coarse.remove(attempt);
+  }
+
+  /** Takes an attempt out of the running ones: it no longer counts. */
+  #retire(attempt: A): void {
+    attempt.live = false;
+    this.#stopTimer(attempt);
+    const running = this.#running;
+    if (running.length === 1 && running[0] === attempt) this.#running = [];
+    else this.#running = running.filter((a) => a !== attempt);
+    (this.#tried ??= new Set()).add(attempt.handle);
+  }
+
+  /** The outlier detector hears of a failed attempt (and the call's span of an ejection). */
+  #outlierFailure(handle: H): void {
+    const state = this.state;
+    if (state.guard.outlier?.failure(handle.endpoint.id, state.endpoints?.size ?? 1) === true) this.trace?.ejected(handle);
+  }
+
+  /** Whether the request may be sent again after this outcome. */
+  #mayResend(failure: FailureKind | undefined, unprocessed: boolean): boolean {
+    const shape = this.#shape;
+    if (!shape.replayable) return false;
+    // A connect failure (or an answer that says so) means nothing was processed: any method may go again.
+    return failure === "connect-failure" || unprocessed || this.policy.retryNonIdempotent || shape.idempotent;
+  }
+
+  #budgetSpent(): void {
+    budgetSpent(this.state, this.trace);
+  }
+
+  /**
+   * An attempt's response began (HTTP headers, a gRPC status or first streamed message), with its status
+   * (gRPC's as its HTTP equivalent). The verdict: `deliver` (the caller's; every other attempt is
+   * given up), `discard` (read and drop it, then call {@link EngineCall.discarded}: a retry follows), or
+   * `drop` (abort it: it lost, or the call is over).
+   *
+   * @param retryAfterMs - what the response asks to wait before a retry (`Retry-After`), if anything
+   * @param unprocessed - the response says the request was not processed (gRPC UNAVAILABLE): any method may go again
+   */
+  responded(attempt: A, status: number, retryAfterMs?: number, unprocessed = false): Verdict {
+    if (!attempt.live || this.#done) return "drop";
+    this.#stopTimer(attempt);
+    const state = this.state;
+    const guard = state.guard;
+    const now = state.env.clock.now();
+    const id = attempt.handle.endpoint.id;
+    if (status < 500) {
+      guard.observe(now - attempt.sentAt);
+      guard.outlier?.success(id);
+    } else this.#outlierFailure(attempt.handle);
+    const policy = this.policy;
+    if (retriesStatus(policy, status)) {
+      if (this.#running.length > 1) {
+        if (status >= 500) {
+          // The other attempt of a hedge may still do better: this one is dropped.
+          this.#retire(attempt);
+          return "drop";
+        }
+      } else if (this.retries < policy.maxRetries && this.#mayResend(undefined, unprocessed)) {
+        const wait = Math.max(backoff(policy, this.retries, state.env.random), retryAfterMs ?? 0);
+        if (this.remaining() > wait) {
+          if (guard.budget.tryRetry()) {
+            this.#retire(attempt);
+            this.retries++;
+            this.#discardWait = wait;
+            this.#clearTimer(); // no hedge while this answer is read and dropped: the retry follows it
+            return "discard";
+          }
+          this.budgetDenied = true;
+          this.#budgetSpent();
+        }
+      }
+    }
+    // The winner: every other attempt is given up, and the caller hears this one.
+    this.#winner = attempt;
+    this.#clearTimer();
+    this.#cancelOthers(attempt, "Another attempt answered first (hedging).");
+    this.#report(status >= 500, attempt.handle);
+    return "deliver";
+  }
+
+  /** A dropped response was read to its end (or broke): the retry goes now, after its backoff. */
+  discarded(): void {
+    if (this.#done) return;
+    const wait = this.#discardWait;
+    this.#clearTimer();
+    if (wait <= 0) {
+      this.#launch(undefined, undefined);
+      return;
+    }
+    this.#timer = this.state.env.clock.setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.#done) this.#launch(undefined, undefined);
+    }, wait, true);
+  }
+
+  /**
+   * An attempt failed before its response: retry it, wait for the hedge's other attempt, or fail the call.
+   *
+   * @param kind - how it failed, when the adapter knows better than the error's code (a balancer's refusal: nothing was sent)
+   */
+  failed(attempt: A, error: Error, kind?: FailureKind): void {
+    if (!attempt.live || this.#done) return;
+    this.#retire(attempt);
+    const failure: FailureKind = this.#aborted !== undefined ? "aborted" : (kind ?? classifyError(error, undefined));
+    if (attempt.timedOut) this.cancel(attempt, error);
+    if (failure !== "other" && failure !== "aborted") this.#outlierFailure(attempt.handle);
+    if (failure === "aborted") {
+      if (this.#running.length === 0) this.#end(this.#aborted ?? error, false, undefined);
+      return;
+    }
+    if (this.#running.length > 0) return; // the hedge's other attempt carries on
+    const policy = this.policy;
+    if (retriesFailure(policy, failure) && this.retries < policy.maxRetries && this.#mayResend(failure, false)) {
+      const wait = backoff(policy, this.retries, this.state.env.random);
+      if (this.remaining() > wait) {
+        if (this.state.guard.budget.tryRetry()) {
+          this.retries++;
+          this.#discardWait = wait;
+          this.discarded();
+          return;
+        }
+        this.budgetDenied = true;
+        this.#budgetSpent();
+      }
+    }
+    const attempts = this.#attempts;
+    let reason = asArgumentError(error) as Error;
+    if (this.budgetDenied) reason = budgetExhaustedError(this.state, error, attempts);
+    else if (failure === "timeout") reason = timeoutError(this.state, this.remaining() <= 1 ? this.total : policy.perTryTimeoutMs || this.total, attempts, error);
+    this.#end(reason, failure !== "other", attempt.handle);
+  }
+
+  /** The caller aborted: every attempt is given up; the caller hears the reason once (from the adapter, for a response under way). */
+  abort(reason: Error): void {
+    if (this.#done || this.#aborted !== undefined) return;
+    this.#aborted = reason;
+    const winner = this.#winner;
+    if (winner !== undefined) {
+      this.cancel(winner, reason);
+      return;
+    }
+    this.#queue?.abort(reason);
+    this.#end(reason, false, undefined);
+  }
+
+  /** The caller's response ended (or broke): the call is over, its slot free. */
+  ended(): void {
+    this.#finish();
+  }
+
+  /** Tells the breaker how the call went, once: a failure only when it is the service's, not an ejected endpoint's. */
+  #report(failed: boolean, handle: H | undefined): void {
+    if (!this.#breakerOwed) return;
+    this.#breakerOwed = false;
+    const breaker = this.state.guard.breaker;
+    if (breaker === undefined) return;
+    if (!failed) breaker.success();
+    else if (handle !== undefined && this.state.guard.outlier?.accountable(handle.endpoint.id) === true) breaker.release();
+    else breaker.failure();
+  }
+
+  #cancelOthers(keep: A | undefined, why: string): void {
+    const running = this.#running;
+    if (running.length === 0 || (running.length === 1 && running[0] === keep)) return;
+    this.#running = keep === undefined ? [] : [keep];
+    const reason = new AttemptCancelled(why);
+    for (const other of running) {
+      if (other === keep) continue;
+      other.live = false;
+      this.#stopTimer(other);
+      this.cancel(other, reason);
+    }
+  }
+
+  /** The call failed: the breaker hears it (when it was the upstream's fault), the attempts are given up, the caller told. */
+  #end(error: Error, upstreamFault: boolean, handle: H | undefined): void {
+    if (this.#done) return;
+    // ERR_MESH_CLOSED wins: a call that sent nothing on a closing mesh is refused as such, whatever else refused it.
+    const reason = this.#attempts === 0 && this.state.closing && this.#aborted === undefined ? closedReason(error) : error;
+    if (upstreamFault) this.#report(true, handle);
+    const running = this.#running;
+    this.#running = [];
+    this.#finish();
+    for (const attempt of running) {
+      attempt.live = false;
+      this.#stopTimer(attempt);
+      this.cancel(attempt, reason);
+    }
+    this.fail(reason);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) this.state.env.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#clearTimer();
+    if (this.#breakerOwed) {
+      this.#breakerOwed = false;
+      this.state.guard.breaker?.release();
+    }
+    this.#release?.();
+  }
+}
+
+/** A refusal on a closed mesh, as ERR_MESH_CLOSED (the refusal as its cause). */
+function closedReason(error: Error): Error {
+  return (error as { code?: unknown }).code === "ERR_MESH_CLOSED" ? error : meshClosedError(error);
+}

@@ -1,0 +1,183 @@
+import type { Duplex } from "node:stream";
+import { util, type Dispatcher } from "undici";
+import type { ServiceState } from "../../client/service-state.ts";
+import { AttemptCancelled, EngineAttempt, EngineCall, type AttemptPicker } from "../../resilience/call-engine.ts";
+import { classifyError, isIdempotent, isReplayable, retryAfterMs } from "../../resilience/classify.ts";
+import { remainingIncomingMs } from "../../resilience/deadline.ts";
+import type { CallPolicy } from "../../resilience/resilience-options.ts";
+import { withDeadlineHeader } from "../../resilience/retry-rules.ts";
+import type { AttemptTelemetry, CallLabel, CallTelemetry } from "../../telemetry/call-telemetry.ts";
+import { classic, type LegacyHandler } from "./controller-adapter.ts";
+import type { EndpointHandle } from "./endpoint-handle.ts";
+import { failHandler } from "./forwarding-dispatcher.ts";
+
+/**
+ * A dispatch (`client.request()`, `client.fetch()`, `mesh.dispatcher`) through the call engine: the
+ * HTTP adapter. Attempts are undici dispatches on the endpoints' pools; a response the engine retries
+ * is read and dropped before the caller sees anything, so the caller's handler only ever hears from
+ * one attempt. Traced and measured when telemetry records.
+ *
+ * @param label - where routing sent the call, for its span (default: the service itself, no route)
+ * @param startedAt - when the call began, if it waited (for the registry) before: its deadline counts from then
+ * @internal
+ */
+export function meshDispatch(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, pick: AttemptPicker<EndpointHandle>, label: CallLabel = state.plainLabel, startedAt?: number): void {
+  const idempotent = isIdempotent(options);
+  const replayable = isReplayable(options.body, policy.maxBufferedBodyBytes);
+  const upgrade = options.upgrade !== undefined && options.upgrade !== null;
+  const call = new HttpCall(state, policy, pick, options, handler, { idempotent, replayable, hedgeable: idempotent && replayable && !upgrade, callerLimitMs: remainingIncomingMs(), defaultTimeout: true }, startedAt);
+  call.trace = state.telemetry.start(state, label, options.method, options.path, options.headers);
+  // The caller can abort from now on: while queued for a slot, during a backoff, not only once an attempt connected.
+  call.user.onConnect?.(call.abortCall, undefined);
+  call.run();
+}
+
+/** One HTTP call on the engine: what the caller's handler hears. */
+class HttpCall extends EngineCall<EndpointHandle, HttpAttempt> {
+  readonly options: Dispatcher.DispatchOptions;
+  readonly user: LegacyHandler;
+  readonly #handler: Dispatcher.DispatchHandler;
+  declare trace: CallTelemetry | undefined;
+
+  constructor(state: ServiceState, policy: CallPolicy, pick: AttemptPicker<EndpointHandle>, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, shape: ConstructorParameters<typeof EngineCall>[3], startedAt: number | undefined) {
+    super(state, policy, pick, shape, startedAt);
+    this.options = options;
+    this.#handler = handler;
+    this.user = classic(handler);
+  }
+
+  /** The caller's abort function. */
+  readonly abortCall = (reason?: Error): void => {
+    this.abort(reason ?? new AttemptCancelled("The request was aborted."));
+  };
+
+  protected attempt(handle: EndpointHandle, hedge: boolean, resend: number): HttpAttempt {
+    return new HttpAttempt(this, handle, hedge, resend, this.trace?.attempt(handle, hedge));
+  }
+
+  protected send(attempt: HttpAttempt): void {
+    const tell = attempt.tellMs;
+    const options = this.options;
+    const sent = tell === undefined ? options : { ...options, headers: withDeadlineHeader(options.headers, tell) };
+    const pool = attempt.handle.pool;
+    const traced = attempt.trace;
+    if (traced === undefined) pool.dispatch(sent, attempt as Dispatcher.DispatchHandler);
+    else {
+      const withTrace = traced.prepare(sent);
+      traced.run(() => pool.dispatch(withTrace, attempt as Dispatcher.DispatchHandler));
+    }
+  }
+
+  protected cancel(attempt: HttpAttempt, reason: Error): void {
+    attempt.cancel(reason);
+  }
+
+  protected fail(error: Error): void {
+    this.trace?.end(undefined, error);
+    if (this.user.onError === undefined) failHandler(this.#handler, error);
+    else this.user.onError(error);
+  }
+
+  /** The winner's response headers: the call's span ends, the caller hears them. */
+  deliver(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    this.trace?.end(status, undefined);
+    const user = this.user;
+    user.onResponseStarted?.();
+    return user.onHeaders?.(status, raw, resume, statusText) ?? true;
+  }
+}
+
+/** One attempt: the handler undici's pool calls; it reports to its call. */
+class HttpAttempt extends EngineAttempt<EndpointHandle> implements LegacyHandler {
+  readonly call: HttpCall;
+  /** Its telemetry, when something records. */
+  readonly trace: AttemptTelemetry | undefined;
+  abortFn: ((reason?: Error) => void) | undefined = undefined;
+  /** Its response is read to its end and dropped: a retry follows. */
+  discarding = false;
+  #discarded = 0;
+  #cancelled: Error | undefined;
+
+  constructor(call: HttpCall, handle: EndpointHandle, hedge: boolean, resend: number, trace: AttemptTelemetry | undefined) {
+    super(handle, hedge, resend);
+    this.call = call;
+    this.trace = trace;
+  }
+
+  /** Gives the attempt up: aborted now if connected, else as soon as it connects. */
+  cancel(reason: Error): void {
+    if (this.#cancelled !== undefined) return;
+    this.#cancelled = reason;
+    this.trace?.end(undefined, reason, this.timedOut ? "timeout" : "cancelled");
+    this.abortFn?.(reason);
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.abortFn = abort;
+    if (this.#cancelled !== undefined) abort(this.#cancelled);
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.#cancelled !== undefined) return false;
+    if (status < 200) return true; // informational: the final response follows
+    const call = this.call;
+    const wait = status === 429 ? retryAfterMs(util.parseHeaders(raw), Date.now()) : undefined;
+    const verdict = call.responded(this, status, wait);
+    this.trace?.end(status, undefined);
+    if (verdict === "deliver") return call.deliver(status, raw, resume, statusText);
+    if (verdict === "discard") {
+      this.discarding = true;
+      return true;
+    }
+    this.cancel(new AttemptCancelled("A hedged attempt failed; the other one carries on."));
+    return false;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const call = this.call;
+    if (call.isWinner(this)) return call.user.onData?.(chunk) ?? true;
+    if (this.discarding) {
+      this.#discarded += chunk.length;
+      // A dropped response is read to keep the connection, but not without end.
+      if (this.#discarded > call.policy.maxBufferedBodyBytes) this.abortFn?.(new AttemptCancelled("Dropped response too large to read."));
+    }
+    return true;
+  }
+
+  onComplete(trailers: Buffer[] | null): void {
+    const call = this.call;
+    if (call.isWinner(this)) {
+      call.ended();
+      call.user.onComplete?.(trailers);
+    } else if (this.discarding) call.discarded();
+  }
+
+  onError(error: Error): void {
+    const call = this.call;
+    if (call.isWinner(this)) {
+      call.ended();
+      if (call.user.onError === undefined) throw error;
+      call.user.onError(error);
+      return;
+    }
+    if (this.discarding) {
+      call.discarded();
+      return;
+    }
+    if (this.#cancelled !== undefined) return;
+    this.trace?.end(undefined, error, call.aborted === undefined ? classifyError(error, undefined) : "cancelled");
+    call.failed(this, error);
+  }
+
+  onUpgrade(status: number, raw: Buffer[] | string[] | null, socket: Duplex): void {
+    const call = this.call;
+    if (this.#cancelled !== undefined || call.responded(this, status) !== "deliver") {
+      socket.destroy();
+      return;
+    }
+    this.trace?.end(status, undefined);
+    call.trace?.end(status, undefined);
+    call.ended();
+    call.user.onUpgrade?.(status, raw, socket);
+  }
+}
