@@ -1,11 +1,12 @@
 import { isBulkheadRejectedError } from "cockatiel";
-import type { TimerHandle } from "../core/clock.ts";
+import type { Clock, TimerHandle } from "../core/clock.ts";
 import { asArgumentError } from "../core/request-arguments.ts";
 import { meshClosedError, type ServiceState } from "../client/service-state.ts";
 import { classifyError, type FailureKind } from "./classify.ts";
-import { COARSE_LIMIT_MS, coarseTimersOf, type CoarseTimers, type Expiring } from "./coarse-timers.ts";
+import { COARSE_LIMIT_MS, coarseTimersOf, type Bucket, type CoarseTimers, type Expiring } from "./coarse-timers.ts";
 import type { CallPolicy } from "./resilience-options.ts";
-import { backoff, breakerRefusal, budgetExhaustedError, budgetSpent, limitError, retriesFailure, retriesStatus, timeoutError } from "./retry-rules.ts";
+import type { UpstreamGuard } from "./upstream-guard.ts";
+import { backoff, budgetExhaustedError, circuitOpenError, budgetSpent, limitError, retriesFailure, retriesStatus, timeoutError } from "./retry-rules.ts";
 
 /** What the engine says of an attempt's response: give it to the caller, read and drop it (a retry follows), or abort it. @internal */
 export type Verdict = "deliver" | "discard" | "drop";
@@ -63,7 +64,9 @@ export class EngineAttempt<H extends EngineTarget> implements Expiring {
   /** Its time ran out (the per-try or the call's limit). */
   timedOut = false;
   timer: TimerHandle = undefined;
-  bucket: Set<Expiring> | undefined = undefined;
+  bucket: Bucket | undefined = undefined;
+  prev: Expiring | undefined = undefined;
+  next: Expiring | undefined = undefined;
   /** Set by the engine: called when a coarse limit expires. */
   onExpire: (() => void) | undefined = undefined;
 
@@ -99,6 +102,10 @@ export class EngineAttempt<H extends EngineTarget> implements Expiring {
 export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt<H>> {
   readonly state: ServiceState;
   readonly policy: CallPolicy;
+  /** The upstream's protections (budget, breaker, outlier detection, limits), read once per call. */
+  readonly guard: UpstreamGuard;
+  /** The mesh's clock. */
+  readonly clock: Clock;
   readonly #pick: AttemptPicker<H>;
   readonly #shape: RequestShape;
   /** When the call began (a wait for the registry before it counts), on the mesh's clock. */
@@ -133,10 +140,12 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   constructor(state: ServiceState, policy: CallPolicy, pick: AttemptPicker<H>, shape: RequestShape, startedAt: number | undefined) {
     this.state = state;
     this.policy = policy;
+    this.guard = state.guard;
+    const clock = (this.clock = state.env.clock);
     this.#pick = pick;
     this.#shape = shape;
-    this.start = startedAt ?? state.env.clock.now();
-    this.#coarse = coarseTimersOf(state.env.clock);
+    this.start = startedAt ?? clock.now();
+    this.#coarse = coarseTimersOf(clock);
   }
 
   /** A new attempt object of the adapter's kind. */
@@ -170,7 +179,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
       this.#end(meshClosedError(), false, undefined);
       return;
     }
-    const bulkhead = state.guard.bulkhead;
+    const bulkhead = this.guard.bulkhead;
     if (bulkhead === undefined) {
       this.#begin();
       return;
@@ -178,7 +187,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     const queue = (this.#queue = new AbortController());
     // The deadline counts the wait for a slot.
     const limit = this.#limit();
-    const clock = state.env.clock;
+    const clock = this.clock;
     const timer = Number.isFinite(limit) ? clock.setTimeout(() => this.#end(timeoutError(state, limit, 0, undefined), false, undefined), Math.max(0, this.start + limit - clock.now()), true) : undefined;
     bulkhead
       .execute(
@@ -216,28 +225,32 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     }
     this.total = this.#limit();
     this.#tell = this.policy.explicitTimeout || this.#shape.callerLimitMs !== undefined;
-    if (this.total <= state.env.clock.now() - this.start) {
+    const now = this.clock.now();
+    if (this.total <= now - this.start) {
       this.#end(timeoutError(state, this.total, 0, undefined), false, undefined);
       return;
     }
-    const refusal = breakerRefusal(state);
-    if (refusal !== undefined) {
-      this.#end(refusal, false, undefined);
-      return;
+    const guard = this.guard;
+    const breaker = guard.breaker;
+    if (breaker !== undefined) {
+      if (!breaker.allow()) {
+        this.#end(circuitOpenError(state, breaker), false, undefined);
+        return;
+      }
+      this.#breakerOwed = true;
     }
-    this.#breakerOwed = state.guard.breaker !== undefined;
-    state.guard.budget.request();
-    const first = this.#launch(undefined, undefined);
+    guard.budget.request();
+    const first = this.#launch(undefined, undefined, now);
     if (first === undefined || !this.#shape.hedgeable) return;
     const hedging = this.policy.hedging;
     if (hedging === undefined) return;
-    const delay = hedging.delayMs ?? state.guard.percentile(hedging.percentile ?? 95);
-    if (delay !== undefined) this.#timer = state.env.clock.setTimeout(() => this.#hedge(first), Math.max(0, delay), true);
+    const delay = hedging.delayMs ?? guard.percentile(hedging.percentile ?? 95);
+    if (delay !== undefined) this.#timer = this.clock.setTimeout(() => this.#hedge(first), Math.max(0, delay), true);
   }
 
   /** Time left of the call's deadline, in ms. */
   remaining(): number {
-    return this.start + this.total - this.state.env.clock.now();
+    return this.start + this.total - this.clock.now();
   }
 
   /**
@@ -246,7 +259,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
    * @param handle - the endpoint (a hedge's), else one is picked
    * @param until - when the attempt's time ends (a hedge shares its first attempt's), else the per-try limit from now
    */
-  #launch(handle: H | undefined, until: number | undefined): A | undefined {
+  #launch(handle: H | undefined, until: number | undefined, at?: number): A | undefined {
     const state = this.state;
     let chosen: H;
     try {
@@ -255,8 +268,8 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
       this.#end(err as Error, false, undefined);
       return undefined;
     }
-    const clock = state.env.clock;
-    const now = clock.now();
+    const clock = this.clock;
+    const now = at ?? clock.now();
     const remaining = this.start + this.total - now;
     if (remaining <= 0) {
       this.#end(timeoutError(state, this.total, this.#attempts, undefined), false, undefined);
@@ -295,7 +308,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
       return; // no endpoint for a hedge (the service emptied meanwhile): the first attempt carries on alone
     }
     if (second === first.handle) return; // nowhere else to go
-    if (!this.state.guard.budget.tryRetry()) {
+    if (!this.guard.budget.tryRetry()) {
       this.#budgetSpent();
       return;
     }
@@ -312,7 +325,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
 
   #stopTimer(attempt: A): void {
     if (attempt.timer !== undefined) {
-      this.state.env.clock.clearTimeout(attempt.timer);
+      this.clock.clearTimeout(attempt.timer);
       attempt.timer = undefined;
     }
     if (attempt.bucket !== undefined) this.#coarse.remove(attempt);
@@ -331,7 +344,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   /** The outlier detector hears of a failed attempt (and the call's span of an ejection). */
   #outlierFailure(handle: H): void {
     const state = this.state;
-    if (state.guard.outlier?.failure(handle.endpoint.id, state.endpoints?.size ?? 1) === true) this.trace?.ejected(handle);
+    if (this.guard.outlier?.failure(handle.endpoint.id, state.endpoints?.size ?? 1) === true) this.trace?.ejected(handle);
   }
 
   /** Whether the request may be sent again after this outcome. */
@@ -359,8 +372,8 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     if (!attempt.live || this.#done) return "drop";
     this.#stopTimer(attempt);
     const state = this.state;
-    const guard = state.guard;
-    const now = state.env.clock.now();
+    const guard = this.guard;
+    const now = this.clock.now();
     const id = attempt.handle.endpoint.id;
     if (status < 500) {
       guard.observe(now - attempt.sentAt);
@@ -406,7 +419,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
       this.#launch(undefined, undefined);
       return;
     }
-    this.#timer = this.state.env.clock.setTimeout(() => {
+    this.#timer = this.clock.setTimeout(() => {
       this.#timer = undefined;
       if (!this.#done) this.#launch(undefined, undefined);
     }, wait, true);
@@ -432,7 +445,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     if (retriesFailure(policy, failure) && this.retries < policy.maxRetries && this.#mayResend(failure, false)) {
       const wait = backoff(policy, this.retries, this.state.env.random);
       if (this.remaining() > wait) {
-        if (this.state.guard.budget.tryRetry()) {
+        if (this.guard.budget.tryRetry()) {
           this.retries++;
           this.#discardWait = wait;
           this.discarded();
@@ -471,10 +484,10 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   #report(failed: boolean, handle: H | undefined): void {
     if (!this.#breakerOwed) return;
     this.#breakerOwed = false;
-    const breaker = this.state.guard.breaker;
+    const breaker = this.guard.breaker;
     if (breaker === undefined) return;
     if (!failed) breaker.success();
-    else if (handle !== undefined && this.state.guard.outlier?.accountable(handle.endpoint.id) === true) breaker.release();
+    else if (handle !== undefined && this.guard.outlier?.accountable(handle.endpoint.id) === true) breaker.release();
     else breaker.failure();
   }
 
@@ -509,7 +522,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   }
 
   #clearTimer(): void {
-    if (this.#timer !== undefined) this.state.env.clock.clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
   }
 
@@ -519,7 +532,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     this.#clearTimer();
     if (this.#breakerOwed) {
       this.#breakerOwed = false;
-      this.state.guard.breaker?.release();
+      this.guard.breaker?.release();
     }
     this.#release?.();
   }

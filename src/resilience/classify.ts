@@ -30,7 +30,9 @@ const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
 
 /** Whether the request may be sent twice: an idempotent method, or an `Idempotency-Key` header. @internal */
 export function isIdempotent(options: Dispatcher.DispatchOptions): boolean {
-  return IDEMPOTENT.has((options.method ?? "GET").toUpperCase()) || headerValue(options.headers, "idempotency-key") !== undefined;
+  const method = options.method ?? "GET";
+  // Most methods come in capitals: no new string for them.
+  return IDEMPOTENT.has(method) || IDEMPOTENT.has(method.toUpperCase()) || headerValue(options.headers, "idempotency-key") !== undefined;
 }
 
 /** Whether the body can be sent again: none, or a string or bytes no larger than `limit`. A stream cannot. @internal */

@@ -6,23 +6,36 @@ export const COARSE_GRAIN_MS = 1000;
 /** Limits at least this long go on the coarse timers; shorter ones get a timer of their own. @internal */
 export const COARSE_LIMIT_MS = 5000;
 
-/** Something with a coarse deadline. @internal */
+/** Something with a coarse deadline: a link in its bucket's list while it waits. @internal */
 export interface Expiring {
   /** The bucket it waits in, while it does. */
-  bucket: Set<Expiring> | undefined;
+  bucket: Bucket | undefined;
+  /** Its neighbours in the bucket's list. */
+  prev: Expiring | undefined;
+  next: Expiring | undefined;
   /** Its time is up. */
   expire(): void;
 }
 
+/** The items due in one grain (a list threaded through the items themselves: no allocation per item), and its timer. @internal */
+export interface Bucket {
+  readonly key: number;
+  head: Expiring | undefined;
+  size: number;
+  timer: TimerHandle;
+}
+
 /**
  * Deadlines kept in one-second buckets on the mesh's clock, one timer per bucket: a call with the
- * default 15 s limit costs a set insertion, not a timer of its own, whatever the clock (a FakeClock
+ * default 15 s limit costs a few field writes, not a timer of its own, whatever the clock (a FakeClock
  * drives them as the real one does). The buckets' timers hold no process open: what waits on them is a
  * request in flight, whose socket does. An emptied bucket's timer is cleared. @internal
  */
 export class CoarseTimers {
   readonly #clock: Clock;
   readonly #buckets = new Map<number, Bucket>();
+  /** The bucket added to last (most adds land in the same one). */
+  #last: Bucket | undefined;
 
   constructor(clock: Clock) {
     this.#clock = clock;
@@ -31,55 +44,68 @@ export class CoarseTimers {
   /** Calls `item.expire()` at `at` (the clock's time), or up to a grain later. */
   add(item: Expiring, at: number): void {
     const key = Math.ceil(at / COARSE_GRAIN_MS);
-    let bucket = this.#buckets.get(key);
-    if (bucket === undefined) {
-      bucket = new Bucket(key);
-      this.#buckets.set(key, bucket);
-      bucket.timer = this.#clock.setTimeout(() => this.#fire(key), Math.max(0, key * COARSE_GRAIN_MS - this.#clock.now()), false);
+    let bucket = this.#last;
+    if (bucket === undefined || bucket.key !== key) {
+      bucket = this.#buckets.get(key);
+      if (bucket === undefined) {
+        const fresh: Bucket = { key, head: undefined, size: 0, timer: undefined };
+        fresh.timer = this.#clock.setTimeout(() => this.#fire(fresh), Math.max(0, key * COARSE_GRAIN_MS - this.#clock.now()), false);
+        this.#buckets.set(key, fresh);
+        bucket = fresh;
+      }
+      this.#last = bucket;
     }
-    bucket.add(item);
     item.bucket = bucket;
+    item.prev = undefined;
+    item.next = bucket.head;
+    if (bucket.head !== undefined) bucket.head.prev = item;
+    bucket.head = item;
+    bucket.size++;
   }
 
   /** Forgets an item (its call went on or ended). */
   remove(item: Expiring): void {
-    const bucket = item.bucket as Bucket | undefined;
+    const bucket = item.bucket;
+    if (bucket === undefined) return;
     item.bucket = undefined;
-    if (bucket === undefined) return;
-    bucket.delete(item);
+    if (item.prev === undefined) bucket.head = item.next;
+    else item.prev.next = item.next;
+    if (item.next !== undefined) item.next.prev = item.prev;
+    item.prev = item.next = undefined;
     // An empty bucket leaves no timer behind (a FakeClock's pendingTimers counts only what matters).
-    if (bucket.size === 0 && this.#buckets.get(bucket.key) === bucket) {
-      this.#buckets.delete(bucket.key);
-      this.#clock.clearTimeout(bucket.timer);
-    }
+    if (--bucket.size === 0) this.#drop(bucket);
   }
 
-  #fire(key: number): void {
-    const bucket = this.#buckets.get(key);
-    this.#buckets.delete(key);
-    if (bucket === undefined) return;
-    for (const item of bucket) {
-      item.bucket = undefined;
+  #drop(bucket: Bucket): void {
+    if (this.#buckets.get(bucket.key) === bucket) this.#buckets.delete(bucket.key);
+    if (this.#last === bucket) this.#last = undefined;
+    this.#clock.clearTimeout(bucket.timer);
+  }
+
+  #fire(bucket: Bucket): void {
+    this.#drop(bucket);
+    let item = bucket.head;
+    bucket.head = undefined;
+    bucket.size = 0;
+    while (item !== undefined) {
+      const next = item.next;
+      item.bucket = item.prev = item.next = undefined;
       item.expire();
+      item = next;
     }
-  }
-}
-
-/** The items due in one grain, and its timer. */
-class Bucket extends Set<Expiring> {
-  readonly key: number;
-  timer: TimerHandle = undefined;
-  constructor(key: number) {
-    super();
-    this.key = key;
   }
 }
 
 const timers = new WeakMap<Clock, CoarseTimers>();
+let lastClock: Clock | undefined;
+let lastTimers: CoarseTimers | undefined;
 
 /** The coarse timers of a clock (one set per clock). @internal */
 export function coarseTimersOf(clock: Clock): CoarseTimers {
+  if (clock === lastClock && lastTimers !== undefined) return lastTimers;
   let found = timers.get(clock);
   if (found === undefined) timers.set(clock, (found = new CoarseTimers(clock)));
+  lastClock = clock;
+  lastTimers = found;
   return found;
 }

@@ -65,13 +65,8 @@ export function limitError(state: ServiceState, cause: unknown): MeshError {
   );
 }
 
-/**
- * The circuit breaker's answer to a call: `ERR_CIRCUIT_OPEN` when it is open (fail at once, no I/O),
- * else undefined (the call goes, and the breaker must hear how it went, or `release()`). @internal
- */
-export function breakerRefusal(state: ServiceState): MeshError | undefined {
-  const breaker = state.guard.breaker;
-  if (breaker === undefined || breaker.allow()) return undefined;
+/** `ERR_CIRCUIT_OPEN`: the breaker is open (the call fails at once, with no I/O). @internal */
+export function circuitOpenError(state: ServiceState, breaker: { retryAfterMs(): number }): MeshError {
   const retryAfter = breaker.retryAfterMs();
   return new MeshError("ERR_CIRCUIT_OPEN", `The circuit breaker of '${state.service}' is open after repeated failures; calls fail at once for ${retryAfter} ms more, then one probe goes through.`, {
     details: { service: state.service, retryAfterMs: retryAfter },

@@ -1,7 +1,7 @@
 import type { Duplex } from "node:stream";
 import { util, type Dispatcher } from "undici";
 import type { ServiceState } from "../../client/service-state.ts";
-import { AttemptCancelled, EngineAttempt, EngineCall, type AttemptPicker } from "../../resilience/call-engine.ts";
+import { AttemptCancelled, EngineAttempt, EngineCall, type AttemptPicker, type RequestShape } from "../../resilience/call-engine.ts";
 import { classifyError, isIdempotent, isReplayable, retryAfterMs } from "../../resilience/classify.ts";
 import { remainingIncomingMs } from "../../resilience/deadline.ts";
 import type { CallPolicy } from "../../resilience/resilience-options.ts";
@@ -25,11 +25,24 @@ export function meshDispatch(state: ServiceState, policy: CallPolicy, options: D
   const idempotent = isIdempotent(options);
   const replayable = isReplayable(options.body, policy.maxBufferedBodyBytes);
   const upgrade = options.upgrade !== undefined && options.upgrade !== null;
-  const call = new HttpCall(state, policy, pick, options, handler, { idempotent, replayable, hedgeable: idempotent && replayable && !upgrade, callerLimitMs: remainingIncomingMs(), defaultTimeout: true }, startedAt);
+  const callerLimitMs = remainingIncomingMs();
+  // The common shapes are made once; a call with a caller's limit or an upgrade gets its own.
+  const shape =
+    callerLimitMs === undefined && !upgrade
+      ? SHAPES[idempotent ? (replayable ? 3 : 2) : replayable ? 1 : 0]
+      : { idempotent, replayable, hedgeable: idempotent && replayable && !upgrade, callerLimitMs, defaultTimeout: true };
+  const call = new HttpCall(state, policy, pick, options, handler, shape, startedAt);
   call.trace = state.telemetry.start(state, label, options.method, options.path, options.headers);
   // The caller can abort from now on: while queued for a slot, during a backoff, not only once an attempt connected.
   call.user.onConnect?.(call.abortCall, undefined);
   call.run();
+}
+
+/** The request shapes of HTTP calls with no caller's limit and no upgrade, by idempotent (2) and replayable (1). */
+const SHAPES = [shapeOf(false, false), shapeOf(false, true), shapeOf(true, false), shapeOf(true, true)] as const;
+
+function shapeOf(idempotent: boolean, replayable: boolean): RequestShape {
+  return Object.freeze({ idempotent, replayable, hedgeable: idempotent && replayable, callerLimitMs: undefined, defaultTimeout: true });
 }
 
 /** One HTTP call on the engine: what the caller's handler hears. */
@@ -39,7 +52,7 @@ class HttpCall extends EngineCall<EndpointHandle, HttpAttempt> {
   readonly #handler: Dispatcher.DispatchHandler;
   declare trace: CallTelemetry | undefined;
 
-  constructor(state: ServiceState, policy: CallPolicy, pick: AttemptPicker<EndpointHandle>, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, shape: ConstructorParameters<typeof EngineCall>[3], startedAt: number | undefined) {
+  constructor(state: ServiceState, policy: CallPolicy, pick: AttemptPicker<EndpointHandle>, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, shape: RequestShape, startedAt: number | undefined) {
     super(state, policy, pick, shape, startedAt);
     this.options = options;
     this.#handler = handler;
