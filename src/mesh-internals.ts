@@ -17,6 +17,8 @@ export interface MeshInternals {
   readonly events: EventEmitter<MeshEvents>;
   /** Whether `close()` or `destroy()` was called. */
   readonly closed: () => boolean;
+  /** Calls `listener` when `destroy()` is called, with what calls in flight fail with (the gRPC calls listen). */
+  readonly onDestroy: (listener: (error: Error) => void) => void;
 }
 
 const internals = new WeakMap<object, MeshInternals>();

@@ -249,13 +249,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
         callerDefaults: () => (this.service === undefined || this.#closing !== undefined ? undefined : this.#watched(this.service).config.defaults),
       },
     };
-    setMeshInternals(this, { stateOf: (service) => this.#stateOf(service), security, telemetry, events: this, closed: () => this.#closing !== undefined });
+    setMeshInternals(this, {
+      stateOf: (service) => this.#stateOf(service),
+      security,
+      telemetry,
+      events: this,
+      closed: () => this.#closing !== undefined,
+      onDestroy: (listener) => this.#destroyListeners.add(listener),
+    });
     this.dispatcher = new ForwardingDispatcher(
       (opts, handler) => this.#dispatch(opts, handler, undefined, true),
       () => this.close(),
       (error) => this.destroy(error),
     );
   }
+
+  /** Told when destroy() is called (see MeshInternals.onDestroy). */
+  readonly #destroyListeners = new Set<(error: Error) => void>();
 
   /** Whether {@link Mesh.close} has been called. */
   get closed(): boolean {
@@ -510,6 +520,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * @param error - what requests in flight fail with
    */
   destroy(error: Error = meshClosedError()): Promise<void> {
+    // Calls this mesh does not pool (gRPC's: grpc-js owns their streams) are ended by their adapter.
+    for (const listener of this.#destroyListeners) listener(error);
+    this.#destroyListeners.clear();
     const destroying = Promise.all([this.#deregisterAll(), ...[...this.#states.values()].map((s) => s.destroy(error))]).then(() => this.#telemetry.close());
     this.#closing ??= destroying;
     return destroying;

@@ -2,13 +2,11 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import diagnostics from "node:diagnostics_channel";
 import { request as undiciRequest } from "undici";
-import { createMesh, meshErrorOf, type Mesh, type ResilienceOptions } from "proxyless";
+import { createMesh, type Mesh, type ResilienceOptions } from "proxyless";
 import { MockRegistry, createSeededRandom } from "proxyless/testing";
 import { Backend, startBackends } from "./helpers/backend.ts";
+import { outcomeOf } from "./helpers/outcomes.ts";
 
-function codeOf(err: unknown): string {
-  return meshErrorOf(err)?.code ?? (err as { code?: string }).code ?? String(err);
-}
 
 describe("the service breaker opens for a failing service, never for one bad instance", () => {
   let backends: Backend[];
@@ -41,13 +39,7 @@ describe("the service breaker opens for a failing service, never for one bad ins
       const send = (i: number): Promise<string> => {
         const init = { path: `/pay/${i}`, method: "POST" as const, body: `{"n":${i}}` };
         const sent = path === "request" ? client.request(init) : undiciRequest(`http://orders${init.path}`, { method: "POST", body: init.body, dispatcher: m.dispatcher });
-        return sent.then(
-          async (res) => {
-            await res.body.dump();
-            return String(res.statusCode);
-          },
-          (err: unknown) => codeOf(err),
-        );
+        return outcomeOf(sent);
       };
       // 32 in flight, until six POSTs hang on the victim.
       let n = 0;
@@ -86,10 +78,10 @@ describe("the service breaker opens for a failing service, never for one bad ins
     const opened: string[] = [];
     m.on("breaker_state_changed", (e) => opened.push(e.state));
     const client = m.client("orders");
-    const outcomes = await Promise.all(Array.from({ length: 60 }, () => client.request({ path: "/" }).then(async (res) => { await res.body.dump(); return String(res.statusCode); }, codeOf)));
+    const outcomes = await Promise.all(Array.from({ length: 60 }, () => outcomeOf(client.request({ path: "/" }))));
     assert.ok(outcomes.filter((o) => o === "ERR_TIMEOUT").length >= 5, `some timed out: ${outcomes.join(",")}`);
     assert.deepEqual(opened, [], "the breaker stayed closed");
-    const later = await client.request({ path: "/" }).then(async (res) => { await res.body.dump(); return String(res.statusCode); }, codeOf);
+    const later = await outcomeOf(client.request({ path: "/" }));
     assert.notEqual(later, "ERR_CIRCUIT_OPEN");
   });
 
@@ -103,7 +95,7 @@ describe("the service breaker opens for a failing service, never for one bad ins
     let calls = 0;
     for (let i = 0; i < 200 && circuitOpen === 0; i++) {
       calls++;
-      const o = await client.request({ path: "/" }).then(async (res) => { await res.body.dump(); return String(res.statusCode); }, codeOf);
+      const o = await outcomeOf(client.request({ path: "/" }));
       if (o === "ERR_CIRCUIT_OPEN") circuitOpen++;
     }
     assert.deepEqual(states.slice(0, 1), ["open"]);

@@ -4,11 +4,10 @@ import { fetch as undiciFetch, request as undiciRequest } from "undici";
 import { createMesh, isMeshError, meshErrorOf, type Mesh, type ResilienceOptions } from "proxyless";
 import { MockRegistry, createSeededRandom } from "proxyless/testing";
 import { Backend, startBackends } from "./helpers/backend.ts";
+import { codeOf } from "./helpers/outcomes.ts";
+import { ERROR_CODE_KEY, grpcMesh } from "proxyless/grpc";
+import { proto, startGrpcBackends, unary, type GrpcBackend } from "./helpers/grpc-backend.ts";
 
-/** The code a call failed with: the mesh's, else the error's own, else its message. */
-function codeOf(err: unknown): string {
-  return meshErrorOf(err)?.code ?? (err as { code?: string }).code ?? String(err);
-}
 
 describe("the call engine's lifecycle: close, destroy, and what a closed mesh answers", () => {
   let backends: Backend[];
@@ -82,6 +81,44 @@ describe("the call engine's lifecycle: close, destroy, and what a closed mesh an
         assert.equal(codeOf(err), "ERR_RETRY_BUDGET_EXHAUSTED", String(meshErrorOf(err)?.message));
         return true;
       });
+    }
+  });
+});
+
+describe("the call engine's lifecycle on gRPC", () => {
+  let backends: GrpcBackend[];
+  before(async () => {
+    backends = await startGrpcBackends(2, "glife");
+  });
+  after(() => Promise.all(backends.map((b) => b.close())));
+
+  it("destroy() ends the gRPC calls in flight at once, with ERR_MESH_CLOSED, and later calls are refused so too", async () => {
+    for (const b of backends) b.behaviour = { hang: true };
+    const mesh = createMesh({ registry: new MockRegistry({ orders: backends.map((b) => b.endpoint()) }) });
+    const grpc = grpcMesh(mesh);
+    const client = grpc.client(proto.Orders, "orders");
+    const codeOfCall = (err: unknown): string => (err as { metadata?: { get(key: string): unknown[] } }).metadata?.get(ERROR_CODE_KEY)[0] as string;
+    try {
+      const calls = Array.from({ length: 10 }, (_, i) => unary(client, "get", { id: String(i) }).then(() => "answered", codeOfCall));
+      // Every call has reached a backend (and hangs there).
+      await new Promise<void>((resolve) => {
+        const check = (): void => {
+          if ((backends[0]!.calls.get ?? 0) + (backends[1]!.calls.get ?? 0) >= 10) resolve();
+        };
+        for (const b of backends) b.events.on("call", check);
+        check();
+      });
+      const began = performance.now();
+      await mesh.destroy();
+      const outcomes = await Promise.all(calls);
+      assert.ok(performance.now() - began < 1000, `the calls ended within ${Math.round(performance.now() - began)} ms`);
+      assert.deepEqual(new Set(outcomes), new Set(["ERR_MESH_CLOSED"]), outcomes.join(", "));
+      assert.equal(grpc.attemptsInFlight, 0, "no attempt left");
+      assert.equal(await unary(client, "get", { id: "late" }).then(() => "answered", codeOfCall), "ERR_MESH_CLOSED");
+    } finally {
+      client.close();
+      grpc.close();
+      for (const b of backends) b.behaviour = {};
     }
   });
 });

@@ -330,6 +330,14 @@ class MeshCall implements CallInterface {
     for (const attempt of [...this.#inFlight]) attempt.call?.cancelWithStatus(code, details);
   }
 
+  /** The mesh was destroyed: the caller hears why (ERR_MESH_CLOSED), and every attempt is cancelled. @internal */
+  destroy(error: Error): void {
+    if (this.#finished) return;
+    this.failWith(error);
+    this.#engine?.abort(error);
+    for (const attempt of [...this.#inFlight]) attempt.call?.cancelWithStatus(Status.CANCELLED, error.message);
+  }
+
   getPeer(): string {
     const attempt = this.#committed ?? this.#inFlight.values().next().value;
     return attempt?.call?.getPeer() ?? "";
@@ -408,6 +416,7 @@ class MeshCall implements CallInterface {
       defaultTimeout: false,
     };
     // The deadline counts from when the call was routed (a wait for the registry included).
+    this.#s.binding.callStarted(this);
     const engine = (this.#engine = new GrpcEngineCall(this, state, policy, pick, shape, telemetry, this.#routedAt));
     this.#telemetryOf = telemetry;
     engine.run();
@@ -568,6 +577,7 @@ class MeshCall implements CallInterface {
   #finish(status: StatusObject, attempt?: Attempt, direct = false): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#s.binding.callEnded(this);
     this.#awaitingHalfClose = false;
     this.#clearDeadline();
     this.#telemetryOf?.end(status.code, status.details);

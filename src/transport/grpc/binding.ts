@@ -71,9 +71,25 @@ export class Binding {
     for (const watcher of [...this.#watchers]) watcher();
   };
 
+  /** The calls under way (routed, not yet ended): destroy() ends them. */
+  readonly #calls = new Set<{ destroy(error: Error): void }>();
+
   constructor(id: string, mesh: MeshInternals) {
     this.id = id;
     this.mesh = mesh;
+    mesh.onDestroy((error) => {
+      for (const call of [...this.#calls]) call.destroy(error);
+    });
+  }
+
+  /** Tracks a call under way, until {@link Binding.callEnded}: the mesh's destroy() ends it. */
+  callStarted(call: { destroy(error: Error): void }): void {
+    this.#calls.add(call);
+  }
+
+  /** A call ended. */
+  callEnded(call: { destroy(error: Error): void }): void {
+    this.#calls.delete(call);
   }
 
   /** The token of an endpoint of `service` (the metadata value of each attempt sent to it). */
