@@ -2,7 +2,7 @@ import { Dispatcher, fetch as undiciFetch, type RequestInit, type Response } fro
 import { hash32 } from "../balancer/hash.ts";
 import type { PickContext } from "../balancer/picker.ts";
 import { asFetchFailure, MeshError } from "../core/errors.ts";
-import { headersProblem, invalidArgument, methodProblem, pathProblem, shownPath } from "../core/request-arguments.ts";
+import { asArgumentError, headersProblem, invalidArgument, methodProblem, pathProblem, shownPath } from "../core/request-arguments.ts";
 import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
 import { withHost } from "../core/headers.ts";
 import type { DiscoveryWait, ServiceState } from "./service-state.ts";
@@ -32,7 +32,7 @@ const NO_CONTEXT: PickContext = Object.freeze({ hash: undefined });
 
 /** undici's request API, run on any object with a `dispatch` (it uses nothing else of its `this`). */
 // eslint-disable-next-line @typescript-eslint/unbound-method -- taken unbound on purpose: it is called with a `this` of our own
-const REQUEST: (this: Pick<Dispatcher, "dispatch">, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData> = Dispatcher.prototype.request;
+const REQUEST = Dispatcher.prototype.request as unknown as (this: Pick<Dispatcher, "dispatch">, options: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void) => void;
 
 /**
  * What a `client.fetch()` tells its dispatches, for the service it was made for: the caller's affinity
@@ -111,7 +111,16 @@ export class ServiceClient {
   #request(prepared: Dispatcher.RequestOptions, wait: DiscoveryWait | undefined): Promise<ServiceResponseData> {
     // Read back synchronously by the dispatch that undici's request() makes at once.
     this.#waited = wait;
-    return REQUEST.call(this.#requester, prepared);
+    return new Promise((resolve, reject) => {
+      // undici checks the options it alone knows (signal, highWaterMark, onInfo...): its refusal is ERR_INVALID_ARGUMENT.
+      REQUEST.call(this.#requester, prepared, (err, data) => {
+        if (err === null) resolve(data);
+        else {
+          const refused = asArgumentError(err);
+          reject(refused instanceof Error ? refused : err);
+        }
+      });
+    });
   }
 
   /** The wait the next request dispatch went through (set just before it, read by it). */
@@ -252,7 +261,10 @@ export class ServiceClient {
     if (options === null || typeof options !== "object") {
       return invalidArgument(`request() takes an options object such as { path: "/v1/orders" }`);
     }
-    const problem = pathProblem(options.path) ?? (options.method === undefined ? undefined : methodProblem(options.method));
+    const problem =
+      pathProblem(options.path) ??
+      (options.method === undefined ? undefined : methodProblem(options.method)) ??
+      ((options as { upgrade?: unknown }).upgrade === undefined || (options as { upgrade?: unknown }).upgrade === null ? undefined : "request() does not upgrade a connection; use undici.upgrade() or a WebSocket with mesh.dispatcher");
     if (problem !== undefined) return invalidArgument(`${problem} (request() to service '${this.service}')`);
     return {
       ...options,

@@ -493,8 +493,14 @@ class MeshCall implements CallInterface {
 
   /** An attempt's response metadata (grpc-js, through {@link Attempt}). @internal */
   attemptMetadata(attempt: Attempt, received: Metadata): void {
-    if (attempt.committed) this.#listener.onReceiveMetadata?.(received);
-    else attempt.metadata = received;
+    if (!attempt.committed) {
+      attempt.metadata = received;
+      return;
+    }
+    // A streaming request's attempt is the caller's from the start; its response headers are the
+    // upstream's answer (the breaker's probe, outlier detection hear it now, not when the stream ends).
+    if (this.#engine?.isWinner(attempt) === false && attempt.live) this.#engine.responded(attempt, 200);
+    this.#listener.onReceiveMetadata?.(received);
   }
 
   /** An attempt's response message (grpc-js, through {@link Attempt}). @internal */
@@ -547,6 +553,11 @@ class MeshCall implements CallInterface {
       return;
     }
     if (code === Status.CANCELLED && this.#cancelled) return;
+    if (code === Status.INTERNAL && status.details.startsWith(SERIALIZATION_FAILURE)) {
+      // grpc-js could not serialize the caller's message: nothing was sent, nothing is the upstream's fault.
+      engine.failed(attempt, Object.assign(new Error(status.details), { grpcStatus: status }), "other");
+      return;
+    }
     engine.lastReason = STATUS_REASON[code] ?? String(code);
     const verdict = engine.responded(attempt, code === Status.OK ? 200 : httpEquivalent(code));
     if (verdict === "discard") {
@@ -601,6 +612,9 @@ class MeshCall implements CallInterface {
     this.#listener.onReceiveStatus?.(status);
   }
 }
+
+/** How grpc-js's own status for a request message it could not serialize begins (client-interceptors.js). */
+const SERIALIZATION_FAILURE = "Request message serialization failure";
 
 const STATUS_REASON: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(Status).filter(([, v]) => typeof v === "number").map(([k, v]) => [v as number, k]));
 

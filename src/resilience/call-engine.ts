@@ -5,6 +5,7 @@ import { meshClosedError, type ServiceState } from "../client/service-state.ts";
 import { classifyError, type FailureKind } from "./classify.ts";
 import { COARSE_LIMIT_MS, coarseTimersOf, type Bucket, type CoarseTimers, type Expiring } from "./coarse-timers.ts";
 import type { CallPolicy } from "./resilience-options.ts";
+import type { BreakerTicket } from "./circuit-breaker.ts";
 import type { UpstreamGuard } from "./upstream-guard.ts";
 import { backoff, budgetExhaustedError, circuitOpenError, budgetSpent, limitError, retriesFailure, retriesStatus, timeoutError } from "./retry-rules.ts";
 
@@ -126,10 +127,12 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   #winner: A | undefined;
   #done = false;
   #aborted: Error | undefined;
-  /** The breaker let the call through and has not heard how it went. */
-  #breakerOwed = false;
+  /** What the breaker let the call through as, until it has heard how the call went ("refused": nothing owed). */
+  #ticket: BreakerTicket = "refused";
   #timer: TimerHandle;
   #discardWait = 0;
+  /** The attempt whose response is being read and dropped (a retry follows), if any. */
+  #discarding: A | undefined;
   #release: (() => void) | undefined;
   #queue: AbortController | undefined;
   readonly #coarse: CoarseTimers;
@@ -188,19 +191,24 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     // The deadline counts the wait for a slot.
     const limit = this.#limit();
     const clock = this.clock;
-    const timer = Number.isFinite(limit) ? clock.setTimeout(() => this.#end(timeoutError(state, limit, 0, undefined), false, undefined), Math.max(0, this.start + limit - clock.now()), true) : undefined;
+    if (Number.isFinite(limit)) {
+      this.#timer = clock.setTimeout(() => {
+        this.#timer = undefined;
+        queue.abort();
+        this.#end(timeoutError(state, limit, 0, undefined), false, undefined);
+      }, Math.max(0, this.start + limit - clock.now()), true);
+    }
     bulkhead
       .execute(
         () =>
           new Promise<void>((release) => {
-            clock.clearTimeout(timer);
+            this.#clearTimer();
             this.#release = release;
             this.#begin();
           }),
         queue.signal,
       )
       .catch((err: unknown) => {
-        clock.clearTimeout(timer);
         if (this.#done) return;
         this.#end(isBulkheadRejectedError(err) ? limitError(state, err) : (err as Error), false, undefined);
       });
@@ -233,15 +241,17 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     const guard = this.guard;
     const breaker = guard.breaker;
     if (breaker !== undefined) {
-      if (!breaker.allow()) {
+      const ticket = breaker.allow();
+      if (ticket === "refused") {
         this.#end(circuitOpenError(state, breaker), false, undefined);
         return;
       }
-      this.#breakerOwed = true;
+      this.#ticket = ticket;
     }
     guard.budget.request();
     const first = this.#launch(undefined, undefined, now);
-    if (first === undefined || !this.#shape.hedgeable) return;
+    // No hedge for a call that ended already (its first attempt failed at once).
+    if (first === undefined || this.#done || !this.#shape.hedgeable) return;
     const hedging = this.policy.hedging;
     if (hedging === undefined) return;
     const delay = hedging.delayMs ?? guard.percentile(hedging.percentile ?? 95);
@@ -395,6 +405,15 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
             this.retries++;
             this.#discardWait = wait;
             this.#clearTimer(); // no hedge while this answer is read and dropped: the retry follows it
+            this.#discarding = attempt;
+            // Reading it counts against the call's deadline: an answer that drips must not hold the call.
+            const left = this.remaining();
+            if (Number.isFinite(left)) {
+              this.#timer = this.clock.setTimeout(() => {
+                this.#timer = undefined;
+                this.#end(timeoutError(state, this.total, this.#attempts, undefined), true, attempt.handle);
+              }, Math.max(1, Math.ceil(left)), true);
+            }
             return "discard";
           }
           this.budgetDenied = true;
@@ -412,6 +431,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
 
   /** A dropped response was read to its end (or broke): the retry goes now, after its backoff. */
   discarded(): void {
+    this.#discarding = undefined;
     if (this.#done) return;
     const wait = this.#discardWait;
     this.#clearTimer();
@@ -482,13 +502,14 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
 
   /** Tells the breaker how the call went, once: a failure only when it is the service's, not an ejected endpoint's. */
   #report(failed: boolean, handle: H | undefined): void {
-    if (!this.#breakerOwed) return;
-    this.#breakerOwed = false;
+    const ticket = this.#ticket;
+    if (ticket === "refused") return;
+    this.#ticket = "refused";
     const breaker = this.guard.breaker;
     if (breaker === undefined) return;
-    if (!failed) breaker.success();
-    else if (handle !== undefined && this.guard.outlier?.accountable(handle.endpoint.id) === true) breaker.release();
-    else breaker.failure();
+    if (!failed) breaker.success(ticket);
+    else if (handle !== undefined && this.guard.outlier?.accountable(handle.endpoint.id) === true) breaker.release(ticket);
+    else breaker.failure(ticket);
   }
 
   #cancelOthers(keep: A | undefined, why: string): void {
@@ -512,7 +533,10 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     if (upstreamFault) this.#report(true, handle);
     const running = this.#running;
     this.#running = [];
+    const discarding = this.#discarding;
+    this.#discarding = undefined;
     this.#finish();
+    if (discarding !== undefined) this.cancel(discarding, reason);
     for (const attempt of running) {
       attempt.live = false;
       this.#stopTimer(attempt);
@@ -530,9 +554,9 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     if (this.#done) return;
     this.#done = true;
     this.#clearTimer();
-    if (this.#breakerOwed) {
-      this.#breakerOwed = false;
-      this.guard.breaker?.release();
+    if (this.#ticket !== "refused") {
+      this.guard.breaker?.release(this.#ticket);
+      this.#ticket = "refused";
     }
     this.#release?.();
   }

@@ -6,6 +6,9 @@ import { SamplingWindow } from "./sampling-window.ts";
 /** A breaker's state. */
 export type BreakerState = "closed" | "open" | "half-open";
 
+/** What {@link UpstreamBreaker.allow} let a call through as (or that it refused it). @internal */
+export type BreakerTicket = "call" | "probe" | "refused";
+
 /** The default breaker: opens when at least half the calls of the last 10 s failed, once 20 calls were made. @internal */
 export const BREAKER_DEFAULTS = Object.freeze({ threshold: 0.5, durationMs: 10_000, minimumCalls: 20, halfOpenAfterMs: 10_000 });
 
@@ -78,16 +81,21 @@ export class UpstreamBreaker {
     return this.#state;
   }
 
-  /** Whether a call may go now; in half-open, only the one probe may. */
-  allow(): boolean {
-    if (this.#state === "closed") return true;
+  /**
+   * Whether a call may go now, and as what: `call` while closed, `probe` for the one call let through
+   * in half-open, `refused` otherwise. A call's outcome is told with its ticket: only the probe's
+   * closes or reopens the breaker; a call let through before it opened only feeds the counter, if the
+   * breaker is closed again by then.
+   */
+  allow(): BreakerTicket {
+    if (this.#state === "closed") return "call";
     if (this.#state === "open") {
-      if (this.#clock.now() - this.#openedAt < this.#halfOpenAfter) return false;
+      if (this.#clock.now() - this.#openedAt < this.#halfOpenAfter) return "refused";
       this.#set("half-open");
     }
-    if (this.#probing) return false;
+    if (this.#probing) return "refused";
     this.#probing = true;
-    return true;
+    return "probe";
   }
 
   /** The time until a probe may go, in ms (0 when closed). */
@@ -95,31 +103,29 @@ export class UpstreamBreaker {
     return this.#state === "open" ? Math.max(0, this.#halfOpenAfter - (this.#clock.now() - this.#openedAt)) : 0;
   }
 
-  /** A call succeeded. */
-  success(): void {
-    if (this.#state === "half-open") {
+  /** A call let through with `ticket` succeeded. */
+  success(ticket: BreakerTicket): void {
+    if (ticket === "probe") {
+      if (this.#state !== "half-open") return;
       this.#probing = false;
       this.#counter.success(CircuitState.HalfOpen);
       this.#set("closed");
-      return;
-    }
-    this.#counter.success(CircuitState.Closed);
+    } else if (this.#state === "closed") this.#counter.success(CircuitState.Closed);
   }
 
-  /** A call failed, and the failure is the service's. */
-  failure(): void {
-    if (this.#state === "half-open") {
+  /** A call let through with `ticket` failed, and the failure is the service's. */
+  failure(ticket: BreakerTicket): void {
+    if (ticket === "probe") {
+      if (this.#state !== "half-open") return;
       this.#probing = false;
       this.#counter.failure(CircuitState.HalfOpen);
       this.#open();
-      return;
-    }
-    if (this.#state === "closed" && this.#counter.failure(CircuitState.Closed)) this.#open();
+    } else if (this.#state === "closed" && this.#counter.failure(CircuitState.Closed)) this.#open();
   }
 
-  /** The call let through did not say (aborted by its caller, or its failure was an ejected endpoint's): let another probe go. */
-  release(): void {
-    if (this.#state === "half-open") this.#probing = false;
+  /** A call let through with `ticket` did not say (aborted by its caller, or its failure was an ejected endpoint's): a probe's slot goes to the next call. */
+  release(ticket: BreakerTicket): void {
+    if (ticket === "probe" && this.#state === "half-open") this.#probing = false;
   }
 
   #open(): void {

@@ -84,15 +84,13 @@ export class CoarseTimers {
 
   #fire(bucket: Bucket): void {
     this.#drop(bucket);
-    let item = bucket.head;
+    // Detached whole before any expires: an expiry may end (and remove) another item of the bucket.
+    const due: Expiring[] = [];
+    for (let item = bucket.head; item !== undefined; item = item.next) due.push(item);
     bucket.head = undefined;
     bucket.size = 0;
-    while (item !== undefined) {
-      const next = item.next;
-      item.bucket = item.prev = item.next = undefined;
-      item.expire();
-      item = next;
-    }
+    for (const item of due) item.bucket = item.prev = item.next = undefined;
+    for (const item of due) item.expire();
   }
 }
 

@@ -52,8 +52,6 @@ export class OutlierDetector {
   readonly #onChange: (ejected: Ejection | undefined, returned: string | undefined) => void;
   readonly #successRate: Required<SuccessRateOptions> | undefined;
   #ejected = 0;
-  /** Endpoints failing in a row now (consecutive failures counted, not ejected). */
-  #streaking = 0;
   #total = 1;
   #closed = false;
   #interval: TimerHandle;
@@ -94,23 +92,16 @@ export class OutlierDetector {
 
   /**
    * Whether a failure of this endpoint is outlier detection's to handle, not the service breaker's: the
-   * endpoint is ejected, or it is failing in a row, and the endpoints failing in a row and those ejected
-   * are few enough for the ejection cap (10% by default) to take them all out. When the cap is reached (many endpoints failing at once), or the service has a single
-   * endpoint, failures are the service's.
+   * endpoint is ejected, or its next failure in a row will eject it (the cap leaves room). A service of
+   * one endpoint has no other to take its traffic: its failures are the service's. So are those of an
+   * endpoint that fails often but not enough in a row to be ejected, and those beyond the ejection cap
+   * (many endpoints failing at once).
    */
   accountable(id: string): boolean {
     const r = this.#records.get(id);
-    // A service of one endpoint has no other to take its traffic: its failures are the service's.
     if (r === undefined || this.#closed || this.#total <= 1) return false;
     if (r.ejectedUntil > this.#clock.now()) return true;
-    // Failing in a row, and few enough endpoints are (with those ejected) for detection to take them all out.
-    return this.#threshold > 0 && r.consecutive > 0 && this.#streaking + this.#ejected <= this.#cap();
-  }
-
-  /** Ends an endpoint's run of failures. */
-  #clear(r: EndpointRecord): void {
-    if (r.consecutive > 0) this.#streaking--;
-    r.consecutive = 0;
+    return this.#threshold > 0 && r.consecutive >= Math.max(1, this.#threshold - 1) && this.#ejected < this.#cap();
   }
 
   #cap(): number {
@@ -130,7 +121,7 @@ export class OutlierDetector {
       r.calls++;
       r.successes++;
     }
-    if (r !== undefined) this.#clear(r);
+    if (r !== undefined) r.consecutive = 0;
   }
 
   #record(id: string): EndpointRecord {
@@ -152,16 +143,16 @@ export class OutlierDetector {
     const r = this.#records.get(id) ?? this.#record(id);
     r.calls++;
     if (this.#threshold === 0) return false;
-    if (r.consecutive++ === 0) this.#streaking++;
+    r.consecutive++;
     if (r.consecutive < this.#threshold) return false;
     const failures = r.consecutive;
     // Not enforced this time (enforcingPercent): the count starts again, as in Envoy.
     if (this.#enforcing < 100 && this.#random.next() * 100 >= this.#enforcing) {
-      this.#clear(r);
+      r.consecutive = 0;
       return false;
     }
     if (!this.#eject(id, r, failures, "consecutive-failures", undefined, undefined)) return false;
-    this.#clear(r);
+    r.consecutive = 0;
     return true;
   }
 
@@ -220,7 +211,6 @@ export class OutlierDetector {
     for (const [id, r] of this.#records) {
       if (ids.has(id)) continue;
       if (r.ejectedUntil > this.#clock.now()) this.#ejected--;
-      this.#clear(r);
       this.#clock.clearTimeout(r.timer);
       this.#records.delete(id);
     }
