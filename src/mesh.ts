@@ -17,7 +17,7 @@ import type { Registry } from "./registry/registry.ts";
 import type { LoadBalancerConfig } from "./balancer/load-balancer-config.ts";
 import type { ServiceConfig } from "./config/service-config.ts";
 import { explainRoute, type RouteExplanation } from "./routing/explain.ts";
-import { DEFAULT_POLICY, validateResilience, type ResilienceOptions } from "./resilience/resilience-options.ts";
+import { DEFAULT_POLICY, validateResilience, type ResilienceOptions } from "./config/resilience-options.ts";
 import { failHandler, ForwardingDispatcher } from "./transport/http/forwarding-dispatcher.ts";
 import { toUndiciPoolOptions, type PoolOptions } from "./transport/http/pool-options.ts";
 import { resolveTlsOptions, type MeshTlsOptions } from "./security/tls-options.ts";

@@ -4,8 +4,8 @@ import { asArgumentError } from "../core/request-arguments.ts";
 import { meshClosedError, type ServiceState } from "../client/service-state.ts";
 import { classifyError, type FailureKind } from "./classify.ts";
 import { COARSE_LIMIT_MS, coarseTimersOf, type Bucket, type CoarseTimers, type Expiring } from "./coarse-timers.ts";
-import type { CallPolicy } from "./resilience-options.ts";
-import type { UpstreamGuard } from "./upstream-guard.ts";
+import type { CallPolicy } from "../config/resilience-options.ts";
+import type { UpstreamGuard } from "../upstream/upstream-guard.ts";
 import { backoff, budgetExhaustedError, circuitOpenError, budgetSpent, limitError, retriesFailure, retriesStatus, timeoutError } from "./retry-rules.ts";
 
 /** What the engine says of an attempt's response: give it to the caller, read and drop it (a retry follows), or abort it. @internal */

@@ -2,8 +2,8 @@ import type { Dispatcher } from "undici";
 import { MeshError } from "../core/errors.ts";
 import type { ServiceState } from "../client/service-state.ts";
 import { statusConditions, type FailureKind } from "./classify.ts";
-import { DEADLINE_HEADER } from "./deadline.ts";
-import type { CallPolicy } from "./resilience-options.ts";
+import { DEADLINE_HEADER } from "../core/incoming-deadline.ts";
+import type { CallPolicy } from "../config/resilience-options.ts";
 
 /*
  * The call engine's rules: when to retry, how long to wait, and the errors calls end with. @internal
