@@ -1,6 +1,4 @@
 // @ts-check
-import { posix } from "node:path";
-
 // The import rules of src/, checked by `npm run lint` (dependency-cruiser). docs/architecture.md
 // explains them for people; this file is what holds them. A violation prints as
 //   error <rule>: <importing file> → <imported file>
@@ -15,21 +13,20 @@ import { posix } from "node:path";
  * @type {readonly { readonly name: string; readonly path: string; readonly holds: string }[]}
  */
 const FLOORS = [
-  { name: "core", path: "^src/core/", holds: "errors, clock, random, headers, validation: imports nothing else in src" },
+  { name: "core", path: "^src/core/", holds: "errors, clock, random, headers, validation, the incoming deadline: imports nothing else in src" },
   { name: "endpoint", path: "^src/endpoint/", holds: "Endpoint, EndpointSet, snapshot diffs" },
   // Above endpoint, not beside it: a picker picks among endpoints (picker.ts names Endpoint).
-  { name: "balancer", path: "^src/balancer/", holds: "picker plugins, load metrics, LoadBalancerConfig" },
-  { name: "config", path: "^src/config/", holds: "the one config compiler and its input types (ServiceConfig)" },
+  { name: "balancer", path: "^src/balancer/", holds: "picker plugins, load metrics, LoadBalancerConfig, the split sequence" },
+  { name: "config", path: "^src/config/", holds: "the one config compiler and its input types (ServiceConfig, ResilienceOptions): route tables, call policies" },
   // Below registry: the Consul registry is an identity source (Connect CA) and an authorizer.
   { name: "security", path: "^src/security/", holds: "identities, SPIFFE checks, TLS options, authorization" },
   { name: "registry", path: "^src/registry/", holds: "the Registry interface, static and Consul registries" },
   // Below upstream and everything that calls: they report to it; it reads them only through
   // interfaces it owns (CallTarget, the event and snapshot types), never their classes.
   { name: "telemetry", path: "^src/telemetry/", holds: "spans, metrics, diagnostics_channel, the mesh's events" },
-  // client/service-state.ts is the per-service state that upstream/ is to hold (transitional).
-  { name: "upstream", path: "^src/(upstream/|client/service-state\\.ts$)", holds: "per-service state, endpoint pool, its read-only view" },
-  { name: "routing", path: "^src/routing/", holds: "route table, splits, subsets, endpoint selection" },
-  { name: "resilience", path: "^src/resilience/", holds: "the call engine: deadlines, retries, budget, hedging, breaker, outlier" },
+  { name: "upstream", path: "^src/upstream/", holds: "per-service state, endpoint pool, its guard (budget, breaker, outlier detection), its read-only view" },
+  { name: "routing", path: "^src/routing/", holds: "route decisions, failover, endpoint selection, explain (over the route tables config compiles)" },
+  { name: "resilience", path: "^src/resilience/", holds: "the call engine: deadlines, retries, hedging; it runs the upstream's budget, breaker and outlier detection" },
   // client/service-client.ts is the HTTP client adapter (request, fetch) onto the engine (transitional).
   { name: "http", path: "^src/(transport/http/|client/service-client\\.ts$)", holds: "undici pools, the dispatcher, the fetch and request adapters" },
   { name: "mesh", path: "^src/(mesh|mesh-internals|service-readings)\\.ts$", holds: "createMesh, which assembles the stack; what it hands the gRPC plug-in and reads for snapshots" },
@@ -42,59 +39,12 @@ const FLOORS = [
 ];
 
 /**
- * Known violations, to be removed by the engine restructuring (issue 20, point 4). Each is one import,
- * from → to, that runs against the floors above and lives in a file of the call engine, which is being
- * rewritten: src/resilience/, src/client/, src/transport/grpc/mesh-call.ts and the coming src/upstream/.
- * `imports` says whether the import brings types only (`import type`) or values. The check passes over
- * exactly these imports and no other, and fails on an entry whose import is gone or changed: delete or
- * update the entry then (`npx depcruise src --no-ignore-known` lists the imports still there; ignore its
- * advice to run `--baseline`, which would write a separate baseline file).
- *
- * @type {readonly { readonly from: string; readonly to: string; readonly imports: "type" | "value"; readonly why: string }[]}
- */
-const ENGINE_ALLOWANCES = [
-  // The per-service state (upstream) builds its endpoint handles, policies and route table itself; the
-  // restructuring gives it a transport interface it owns and compiled policies from below.
-  { from: "src/client/service-state.ts", to: "src/transport/http/endpoint-handle.ts", imports: "value", why: "creates the HTTP endpoint handles of its pool" },
-  { from: "src/client/service-state.ts", to: "src/routing/service-routing.ts", imports: "value", why: "compiles the service's route table" },
-  { from: "src/client/service-state.ts", to: "src/resilience/upstream-guard.ts", imports: "value", why: "owns the service's breaker, outlier detector and budget" },
-  { from: "src/client/service-state.ts", to: "src/resilience/resolve-policy.ts", imports: "value", why: "resolves the service's resilience policy" },
-  { from: "src/client/service-state.ts", to: "src/resilience/resilience-options.ts", imports: "type", why: "types the mesh's resilience options" },
-  { from: "src/client/service-state.ts", to: "src/resilience/deadline.ts", imports: "value", why: "the discovery wait counts against the call's deadline" },
-  // The engine and the upstream state name the HTTP transport's endpoint handle (its pool, its load);
-  // the restructuring gives upstream/ a transport interface of its own that transports implement.
-  { from: "src/resilience/pick-untried.ts", to: "src/transport/http/endpoint-handle.ts", imports: "type", why: "picks among EndpointHandles" },
-];
-
-/**
  * The paths of the floors a file on floor `index` may import.
  *
  * @param {number} index
  */
 function allowedBelow(index) {
   return FLOORS.slice(0, index + 1).map((floor) => floor.path);
-}
-
-/**
- * The name of the floor a file sits on.
- *
- * @param {string} file
- */
-function floorOf(file) {
-  const floor = FLOORS.find((f) => new RegExp(f.path).test(file));
-  if (floor === undefined) throw new Error(`.dependency-cruiser.js: ${file} sits on no floor`);
-  return floor.name;
-}
-
-/**
- * The relative specifier by which `from` imports `to`, as the source spells it.
- *
- * @param {string} from
- * @param {string} to
- */
-function relativeImport(from, to) {
-  const path = posix.relative(posix.dirname(from), to);
-  return path.startsWith(".") ? path : `./${path}`;
 }
 
 /** @type {import("dependency-cruiser").IForbiddenRuleType[]} */
@@ -171,17 +121,5 @@ export default {
     tsConfig: { fileName: "tsconfig.json" },
     // Record imports of packages, never read inside them: this keeps the run to a few seconds.
     doNotFollow: { path: "node_modules" },
-    // The allowances, as dependency-cruiser's known violations. They are matched on rule, from and to;
-    // the import as written and its kind are given too, so that a changed or removed import shows as a
-    // stale entry, which fails the check (staleEntriesSeverity).
-    knownViolations: ENGINE_ALLOWANCES.map(({ from, to, imports }) => ({
-      type: "dependency",
-      from,
-      to,
-      unresolvedTo: relativeImport(from, to),
-      dependencyTypes: imports === "type" ? ["local", "type-only", "import"] : ["local", "import"],
-      rule: { name: `floor-${floorOf(from)}`, severity: "error" },
-    })),
-    baseline: { staleEntriesSeverity: "error" },
   },
 };

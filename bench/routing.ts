@@ -8,7 +8,7 @@
  * the medians over all batches are printed and written to `bench/results/routing.json`.
  */
 import { fileURLToPath } from "node:url";
-import { ServiceRouting } from "../src/routing/service-routing.ts";
+import { ServiceRouting } from "../src/config/service-routing.ts";
 import { decideRoute } from "../src/routing/route-decision.ts";
 import { RequestView } from "../src/routing/request-view.ts";
 import { envInt } from "./lib/env.ts";

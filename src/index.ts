@@ -25,8 +25,8 @@ export type {
   BreakerStateEvent,
   RetryBudgetExhaustedEvent,
 } from "./telemetry/mesh-events.ts";
-export { withIncomingDeadline, DEADLINE_HEADER } from "./resilience/deadline.ts";
-export type { ResilienceOptions, RetryOptions, RetryCondition, RetryBudgetOptions, OutlierOptions, SuccessRateOptions, BreakerOptions, LimitOptions, HedgingOptions } from "./resilience/resilience-options.ts";
+export { withIncomingDeadline, DEADLINE_HEADER } from "./core/incoming-deadline.ts";
+export type { ResilienceOptions, RetryOptions, RetryCondition, RetryBudgetOptions, OutlierOptions, SuccessRateOptions, BreakerOptions, LimitOptions, HedgingOptions } from "./config/resilience-options.ts";
 export { systemClock, type Clock, type TimerHandle } from "./core/clock.ts";
 export { systemRandom, type Random } from "./core/random.ts";
 export { isValidServiceName, assertServiceName } from "./core/service-name.ts";

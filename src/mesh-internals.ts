@@ -1,5 +1,6 @@
 import type { EventEmitter } from "node:events";
-import type { ServiceState } from "./client/service-state.ts";
+import type { EndpointHandle } from "./transport/http/endpoint-handle.ts";
+import type { UpstreamView } from "./upstream/upstream-view.ts";
 import type { MeshEvents } from "./telemetry/mesh-events.ts";
 import type { TransportSecurity } from "./security/transport-security.ts";
 import type { MeshTelemetry } from "./telemetry/mesh-telemetry.ts";
@@ -10,7 +11,7 @@ import type { MeshTelemetry } from "./telemetry/mesh-telemetry.ts";
  */
 export interface MeshInternals {
   /** The state of a service, watched from its first use. */
-  readonly stateOf: (service: string) => ServiceState;
+  readonly stateOf: (service: string) => UpstreamView<EndpointHandle>;
   /** mTLS, when the mesh has an identity. */
   readonly security: TransportSecurity | undefined;
   readonly telemetry: MeshTelemetry;

@@ -3,7 +3,6 @@ import type { Dispatcher } from "undici";
 import { BalancerRegistry, builtinBalancers } from "./balancer/balancer-registry.ts";
 import type { BalancerPlugin } from "./balancer/picker.ts";
 import { ServiceClient, type Affinity } from "./client/service-client.ts";
-import { meshClosedError, ServiceState, type MeshContext, type SlowStart } from "./client/service-state.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { MeshError, invalidConfig } from "./core/errors.ts";
 import type { MeshEvents } from "./telemetry/mesh-events.ts";
@@ -17,7 +16,8 @@ import type { Registry } from "./registry/registry.ts";
 import type { LoadBalancerConfig } from "./balancer/load-balancer-config.ts";
 import type { ServiceConfig } from "./config/service-config.ts";
 import { explainRoute, type RouteExplanation } from "./routing/explain.ts";
-import { DEFAULT_POLICY, validateResilience, type ResilienceOptions } from "./resilience/resilience-options.ts";
+import { DEFAULT_POLICY, validateResilience, type ResilienceOptions } from "./config/resilience-options.ts";
+import { EndpointHandle } from "./transport/http/endpoint-handle.ts";
 import { failHandler, ForwardingDispatcher } from "./transport/http/forwarding-dispatcher.ts";
 import { toUndiciPoolOptions, type PoolOptions } from "./transport/http/pool-options.ts";
 import { resolveTlsOptions, type MeshTlsOptions } from "./security/tls-options.ts";
@@ -30,6 +30,10 @@ import { MeshTelemetry } from "./telemetry/mesh-telemetry.ts";
 import { resolveTelemetry, type TelemetryOptions } from "./telemetry/telemetry-options.ts";
 import type { MeshSnapshot } from "./telemetry/snapshot.ts";
 import { gaugeReading, serviceSnapshot } from "./service-readings.ts";
+import type { MeshContext } from "./upstream/mesh-context.ts";
+import type { SlowStart } from "./upstream/slow-start.ts";
+import { meshClosedError } from "./upstream/upstream-errors.ts";
+import { UpstreamState } from "./upstream/upstream-state.ts";
 
 /** Options for `mesh.inbound()`. */
 export interface InboundOptions {
@@ -177,11 +181,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * Only `http:` URLs are accepted. Closing it closes the mesh.
    */
   readonly dispatcher: Dispatcher;
-  readonly #ctx: MeshContext;
+  readonly #ctx: MeshContext<EndpointHandle>;
   readonly #security: TransportSecurity | undefined;
   readonly #telemetry: MeshTelemetry;
   readonly #clients = new Map<string, ServiceClient>();
-  readonly #states = new Map<string, ServiceState>();
+  readonly #states = new Map<string, UpstreamState<EndpointHandle>>();
   readonly #origins = new Map<string, Target>();
   /** The services called (through clients, routing or gRPC); the caller's own is watched for its config only, unless it calls itself. */
   readonly #upstreams = new Set<string>();
@@ -227,14 +231,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#security = security;
     const telemetry = new MeshTelemetry(resolveTelemetry(o.telemetry), this, () => this.#upstreamStates().map(gaugeReading));
     this.#telemetry = telemetry;
+    const clock = o.clock ?? systemClock;
     this.#ctx = {
       telemetry,
-      security,
+      createHandle: (service, endpoint, addedAt) => new EndpointHandle(endpoint, poolOptions, clock, addedAt, security?.transportFor(service, endpoint)),
       registry: o.registry,
       balancers,
       defaultBalancer: balancers.bind(o.loadBalancer ?? { policy: "round_robin" }, "loadBalancer"),
-      env: { clock: o.clock ?? systemClock, random: o.random ?? systemRandom },
-      poolOptions,
+      env: { clock, random: o.random ?? systemRandom },
+      poolHeadersTimeout: poolOptions.headersTimeout ?? 300_000,
       userHeadersTimeout,
       discoveryTimeout: optionalNumber(o.discoveryTimeout, "discoveryTimeout", { min: 0 }) ?? 5000,
       panicThreshold: optionalNumber(o.panicThreshold, "panicThreshold", { min: 0, max: 100 }) ?? 50,
@@ -309,7 +314,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (cached !== undefined && this.#closing === undefined) return cached;
     assertServiceName(name);
     if (this.#closing !== undefined) throw meshClosedError();
-    const state = new ServiceState(name, this.#ctx);
+    const state = new UpstreamState(name, this.#ctx);
     const client = new ServiceClient(
       state,
       (options, handler, affinity) => this.#dispatch(options, handler, affinity),
@@ -529,24 +534,24 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /** The state of a service that is called (routing to it, or a gRPC call, counts), watched from then on. */
-  #stateOf(service: string): ServiceState {
+  #stateOf(service: string): UpstreamState<EndpointHandle> {
     const state = this.#states.get(service);
     // Routing to it or a gRPC call makes it a service the code uses, never forgotten (client() says so).
     if (state !== undefined && this.#closing === undefined && this.#upstreams.has(service) && !this.#namedByRequests.has(service)) return state;
     this.client(service);
-    return this.#states.get(service) as ServiceState;
+    return this.#states.get(service) as UpstreamState<EndpointHandle>;
   }
 
   /** The state of a service watched for its config only (the caller's own service-defaults). */
-  #watched(service: string): ServiceState {
+  #watched(service: string): UpstreamState<EndpointHandle> {
     const state = this.#states.get(service);
     if (state !== undefined && this.#closing === undefined) return state;
     this.#clientOf(service);
-    return this.#states.get(service) as ServiceState;
+    return this.#states.get(service) as UpstreamState<EndpointHandle>;
   }
 
   /** The states of the services called, for the snapshot and the gauges. */
-  #upstreamStates(): ServiceState[] {
+  #upstreamStates(): UpstreamState<EndpointHandle>[] {
     return [...this.#states.values()].filter((s) => this.#upstreams.has(s.service));
   }
 

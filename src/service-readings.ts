@@ -1,4 +1,4 @@
-import type { ServiceState } from "./client/service-state.ts";
+import type { UpstreamView } from "./upstream/upstream-view.ts";
 import type { ServiceGaugeReading } from "./telemetry/instruments.ts";
 import type { EndpointSnapshot, ServiceSnapshot } from "./telemetry/snapshot.ts";
 
@@ -8,7 +8,7 @@ const CONFIG_PARTS = ["loadBalancer", "router", "splitter", "resolver", "default
  * The snapshot of one service, for `mesh.snapshot()`. It reads the service's state, so it sits above
  * the telemetry floor that owns the snapshot's types. @internal
  */
-export function serviceSnapshot(state: ServiceState): ServiceSnapshot {
+export function serviceSnapshot(state: UpstreamView): ServiceSnapshot {
   const now = state.env.clock.now();
   const registry = state.registryStatus;
   const guard = state.guard;
@@ -67,7 +67,7 @@ function round(ms: number): number {
 }
 
 /** The gauge reading of one service, for the mesh telemetry's gauges (read the same way). @internal */
-export function gaugeReading(state: ServiceState): ServiceGaugeReading {
+export function gaugeReading(state: UpstreamView): ServiceGaugeReading {
   const endpoints = { passing: 0, warning: 0, critical: 0, ejected: 0 };
   const outlier = state.guard.outlier;
   for (const endpoint of state.endpoints?.all ?? []) {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FakeClock, createSeededRandom } from "proxyless/testing";
-import { OutlierDetector, type Ejection } from "../src/resilience/outlier-detector.ts";
+import { OutlierDetector, type Ejection } from "../src/upstream/outlier-detector.ts";
 
 describe("OutlierDetector", () => {
   it("ejects after consecutive failures, for longer each time, jittered by at most 10%, and brings the endpoint back", () => {

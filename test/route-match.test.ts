@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createMesh, type RouteMatch } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
-import { compileMatch } from "../src/routing/compile-match.ts";
+import { compileMatch } from "../src/config/compile-match.ts";
 import { RequestView } from "../src/routing/request-view.ts";
 
 const matches = (match: RouteMatch, method: string, path: string, headers: Record<string, string> = {}): boolean => compileMatch(match)(new RequestView({ method, path, headers }));

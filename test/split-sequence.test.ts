@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { SplitSequence } from "../src/routing/split-sequence.ts";
+import { SplitSequence } from "../src/balancer/split-sequence.ts";
 
 function count(weights: number[], n: number): number[] {
   const seq = new SplitSequence(weights);

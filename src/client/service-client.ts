@@ -5,7 +5,8 @@ import { asFetchFailure, MeshError } from "../core/errors.ts";
 import { asArgumentError, headersProblem, invalidArgument, methodProblem, pathProblem, shownPath } from "../core/request-arguments.ts";
 import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
 import { withHost } from "../core/headers.ts";
-import type { DiscoveryWait, ServiceState } from "./service-state.ts";
+import type { DiscoveryWait } from "../upstream/discovery-wait.ts";
+import type { UpstreamView } from "../upstream/upstream-view.ts";
 import { routedDispatch, type StateLookup } from "../transport/http/routed-dispatch.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
 import { meshDispatch } from "../transport/http/http-call.ts";
@@ -57,7 +58,7 @@ export type RouteByOrigin = (options: Dispatcher.DispatchOptions, handler: Dispa
 export class ServiceClient {
   /** The upstream service name. */
   readonly service: string;
-  readonly #state: ServiceState;
+  readonly #state: UpstreamView<EndpointHandle>;
   readonly #hostOnly: Readonly<Record<string, string>>;
   readonly #base: string;
   readonly #fetchDispatcher: Dispatcher;
@@ -67,7 +68,7 @@ export class ServiceClient {
   readonly #context: { hash: number | undefined } = { hash: undefined };
 
   /** @internal */
-  constructor(state: ServiceState, route: RouteByOrigin, stateOf: StateLookup) {
+  constructor(state: UpstreamView<EndpointHandle>, route: RouteByOrigin, stateOf: StateLookup) {
     this.service = state.service;
     this.#state = state;
     this.#route = route;

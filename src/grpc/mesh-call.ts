@@ -1,15 +1,15 @@
 import { InterceptingCall, Metadata, status as Status, type InterceptingListener, type Interceptor, type InterceptorOptions, type NextCall, type StatusObject } from "@grpc/grpc-js";
 import type { Context } from "@opentelemetry/api";
 import type { PickContext } from "../balancer/picker.ts";
-import type { ServiceState } from "../client/service-state.ts";
-import { meshClosedError } from "../client/service-state.ts";
+import type { UpstreamView } from "../upstream/upstream-view.ts";
+import { meshClosedError } from "../upstream/upstream-errors.ts";
 import type { Clock, TimerHandle } from "../core/clock.ts";
 import { MeshError } from "../core/errors.ts";
 import type { HeaderChanges } from "../config/route-config.ts";
 import { AttemptCancelled, EngineAttempt, EngineCall, type RequestShape } from "../resilience/call-engine.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
-import { remainingIncomingMs } from "../resilience/deadline.ts";
-import type { CallPolicy } from "../resilience/resilience-options.ts";
+import { remainingIncomingMs } from "../core/incoming-deadline.ts";
+import type { CallPolicy } from "../config/resilience-options.ts";
 import { decideRoute, type RouteDecision } from "../routing/route-decision.ts";
 import { RequestView } from "../routing/request-view.ts";
 import { selectEndpoints, selectWaiting, type Selection } from "../routing/select-endpoints.ts";
@@ -151,7 +151,7 @@ class GrpcEngineCall extends EngineCall<EndpointHandle, Attempt> {
   /** Why the last attempt failed, for the retries metric. */
   lastReason = "unknown";
 
-  constructor(owner: MeshCall, state: ServiceState, policy: CallPolicy, pick: (tried: ReadonlySet<EndpointHandle>) => EndpointHandle, shape: RequestShape, telemetry: GrpcCallTelemetry | undefined, startedAt: number | undefined) {
+  constructor(owner: MeshCall, state: UpstreamView, policy: CallPolicy, pick: (tried: ReadonlySet<EndpointHandle>) => EndpointHandle, shape: RequestShape, telemetry: GrpcCallTelemetry | undefined, startedAt: number | undefined) {
     super(state, policy, pick, shape, startedAt);
     this.#owner = owner;
     this.#telemetry = telemetry;
@@ -388,7 +388,7 @@ class MeshCall implements CallInterface {
     return undefined;
   }
 
-  #send(decision: RouteDecision, first: Selection): void {
+  #send(decision: RouteDecision, first: Selection<EndpointHandle>): void {
     const mesh = this.#s.binding.mesh;
     const state = first.state;
     const policy = state.policyFor(decision.route?.config.destination);

@@ -1,12 +1,13 @@
 import { isBulkheadRejectedError } from "cockatiel";
 import type { Clock, TimerHandle } from "../core/clock.ts";
 import { asArgumentError } from "../core/request-arguments.ts";
-import { meshClosedError, type ServiceState } from "../client/service-state.ts";
+import { meshClosedError } from "../upstream/upstream-errors.ts";
+import type { UpstreamView } from "../upstream/upstream-view.ts";
 import { classifyError, type FailureKind } from "./classify.ts";
 import { COARSE_LIMIT_MS, coarseTimersOf, type Bucket, type CoarseTimers, type Expiring } from "./coarse-timers.ts";
-import type { CallPolicy } from "./resilience-options.ts";
-import type { BreakerTicket } from "./circuit-breaker.ts";
-import type { UpstreamGuard } from "./upstream-guard.ts";
+import type { CallPolicy } from "../config/resilience-options.ts";
+import type { BreakerTicket } from "../upstream/circuit-breaker.ts";
+import type { UpstreamGuard } from "../upstream/upstream-guard.ts";
 import { backoff, budgetExhaustedError, circuitOpenError, budgetSpent, limitError, retriesFailure, retriesStatus, timeoutError } from "./retry-rules.ts";
 
 /** What the engine says of an attempt's response: give it to the caller, read and drop it (a retry follows), or abort it. @internal */
@@ -101,7 +102,7 @@ export class EngineAttempt<H extends EngineTarget> implements Expiring {
  * decides nothing. @internal
  */
 export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt<H>> {
-  readonly state: ServiceState;
+  readonly state: UpstreamView;
   readonly policy: CallPolicy;
   /** The upstream's protections (budget, breaker, outlier detection, limits), read once per call. */
   readonly guard: UpstreamGuard;
@@ -140,7 +141,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   /**
    * @param startedAt - when the call began, if it waited (for the registry) before: its deadline counts from then
    */
-  constructor(state: ServiceState, policy: CallPolicy, pick: AttemptPicker<H>, shape: RequestShape, startedAt: number | undefined) {
+  constructor(state: UpstreamView, policy: CallPolicy, pick: AttemptPicker<H>, shape: RequestShape, startedAt: number | undefined) {
     this.state = state;
     this.policy = policy;
     this.guard = state.guard;

@@ -1,9 +1,9 @@
 import type { Dispatcher } from "undici";
 import { MeshError } from "../core/errors.ts";
-import type { ServiceState } from "../client/service-state.ts";
+import type { UpstreamView } from "../upstream/upstream-view.ts";
 import { statusConditions, type FailureKind } from "./classify.ts";
-import { DEADLINE_HEADER } from "./deadline.ts";
-import type { CallPolicy } from "./resilience-options.ts";
+import { DEADLINE_HEADER } from "../core/incoming-deadline.ts";
+import type { CallPolicy } from "../config/resilience-options.ts";
 
 /*
  * The call engine's rules: when to retry, how long to wait, and the errors calls end with. @internal
@@ -35,7 +35,7 @@ export function withDeadlineHeader(headers: Dispatcher.DispatchOptions["headers"
 }
 
 /** `ERR_TIMEOUT` for a call. @internal */
-export function timeoutError(state: ServiceState, total: number, attempts: number, cause: unknown): MeshError {
+export function timeoutError(state: UpstreamView, total: number, attempts: number, cause: unknown): MeshError {
   return new MeshError("ERR_TIMEOUT", `A call to '${state.service}' got no response within its ${total} ms deadline (${attempts} attempt${attempts === 1 ? "" : "s"}). Raise timeoutMs, or look at the upstream.`, {
     cause,
     details: { service: state.service, timeoutMs: total, attempts },
@@ -43,13 +43,13 @@ export function timeoutError(state: ServiceState, total: number, attempts: numbe
 }
 
 /** The budget refused a retry or hedge: the mesh's event, and the call's span event and counter. @internal */
-export function budgetSpent(state: ServiceState, call: { budgetExhausted(): void } | undefined): void {
+export function budgetSpent(state: UpstreamView, call: { budgetExhausted(): void } | undefined): void {
   state.events.emit("retry_budget_exhausted", { service: state.service });
   call?.budgetExhausted();
 }
 
 /** `ERR_RETRY_BUDGET_EXHAUSTED`: the call failed and the budget allowed no retry. @internal */
-export function budgetExhaustedError(state: ServiceState, error: unknown, attempts: number): MeshError {
+export function budgetExhaustedError(state: UpstreamView, error: unknown, attempts: number): MeshError {
   return new MeshError("ERR_RETRY_BUDGET_EXHAUSTED", `A call to '${state.service}' failed (${(error as Error).message}) and was not retried: the retry budget is spent (too many retries in the last second).`, {
     cause: error,
     details: { service: state.service, attempts },
@@ -57,7 +57,7 @@ export function budgetExhaustedError(state: ServiceState, error: unknown, attemp
 }
 
 /** `ERR_LIMIT_EXCEEDED`: the upstream's concurrency slots and queue are full. @internal */
-export function limitError(state: ServiceState, cause: unknown): MeshError {
+export function limitError(state: UpstreamView, cause: unknown): MeshError {
   return new MeshError(
     "ERR_LIMIT_EXCEEDED",
     `Too many requests to '${state.service}': the concurrency slots and the queue are full. Raise limits.maxConcurrent or maxPending, or slow down.`,
@@ -66,7 +66,7 @@ export function limitError(state: ServiceState, cause: unknown): MeshError {
 }
 
 /** `ERR_CIRCUIT_OPEN`: the breaker is open (the call fails at once, with no I/O). @internal */
-export function circuitOpenError(state: ServiceState, breaker: { retryAfterMs(): number }): MeshError {
+export function circuitOpenError(state: UpstreamView, breaker: { retryAfterMs(): number }): MeshError {
   const retryAfter = breaker.retryAfterMs();
   return new MeshError("ERR_CIRCUIT_OPEN", `The circuit breaker of '${state.service}' is open after repeated failures; calls fail at once for ${retryAfter} ms more, then one probe goes through.`, {
     details: { service: state.service, retryAfterMs: retryAfter },

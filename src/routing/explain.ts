@@ -2,7 +2,7 @@ import { defined } from "../core/defined.ts";
 import type { FaultPolicy, HeaderChanges, MirrorPolicy, RouteMatch } from "../config/route-config.ts";
 import { MeshError, type MeshErrorCode } from "../core/errors.ts";
 import type { HealthStatus } from "../endpoint/endpoint.ts";
-import type { ServiceState } from "../client/service-state.ts";
+import type { UpstreamView } from "../upstream/upstream-view.ts";
 import { decideRoute, type ChosenSplit, type RouteDecision, type RouteTarget } from "./route-decision.ts";
 import { RequestView, type RoutableRequest } from "./request-view.ts";
 import { selectWaiting, type Selection } from "./select-endpoints.ts";
@@ -119,7 +119,7 @@ export interface RouteExplanation {
  * Routes a request without sending it, and says how. Waits for services the registry has not answered
  * for yet (up to the discovery timeout). Split sequences do not advance. @internal
  */
-export async function explainRoute(service: string, request: RoutableRequest, stateOf: (service: string) => ServiceState): Promise<RouteExplanation> {
+export async function explainRoute(service: string, request: RoutableRequest, stateOf: (service: string) => UpstreamView): Promise<RouteExplanation> {
   const view = new RequestView(request);
   // One wait for every service involved, as long as the discovery timeout.
   const wait = stateOf(service).discoveryWait(false);

@@ -1,4 +1,5 @@
 import { headerValue } from "../core/headers.ts";
+import type { MatchableRequest } from "../config/compile-match.ts";
 
 /** What routing reads of a request: method, path and query, headers (any shape undici accepts). */
 export interface RoutableRequest {
@@ -14,7 +15,7 @@ export interface RoutableRequest {
  * A request as route matching reads it: the path split from its query once, header and query lookups
  * made on first use and kept (twenty routes asking for one header scan the headers once). @internal
  */
-export class RequestView {
+export class RequestView implements MatchableRequest {
   readonly method: string;
   /** Path with query string. */
   readonly rawPath: string;

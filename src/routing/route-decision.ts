@@ -4,7 +4,7 @@ import { hash32 } from "../balancer/hash.ts";
 import { cookieValue } from "../balancer/hash-policy.ts";
 import { MeshError } from "../core/errors.ts";
 import type { RequestView } from "./request-view.ts";
-import type { ServiceRouting } from "./service-routing.ts";
+import type { ServiceRouting } from "../config/service-routing.ts";
 
 /** A service and, optionally, one of its subsets. */
 export interface RouteTarget {

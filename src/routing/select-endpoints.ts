@@ -1,29 +1,29 @@
 import { MeshError } from "../core/errors.ts";
-import type { DiscoveryWait, ServiceState } from "../client/service-state.ts";
+import type { DiscoveryWait } from "../upstream/discovery-wait.ts";
+import type { PickedEndpoints } from "../upstream/endpoint-pool.ts";
+import type { PoolHandle } from "../upstream/pool-handle.ts";
+import type { UpstreamView } from "../upstream/upstream-view.ts";
 import { resolveTarget, unreachable, type RouteDecision, type RouteTarget } from "./route-decision.ts";
 
 /**
- * A picker and the endpoints it balances over, as the service's state holds them (for the whole
- * service or one subset): routing hands on the state's own handles without naming their class. @internal
+ * Where a routed request takes its endpoint from. `H` is the transport's endpoint handle: routing hands
+ * on the upstream's own handles without naming their class. @internal
  */
-export type PickedEndpoints = ReturnType<ServiceState["subsetPicker"]>;
-
-/** Where a routed request takes its endpoint from. @internal */
-export interface Selection {
-  readonly state: ServiceState;
+export interface Selection<H extends PoolHandle = PoolHandle> {
+  readonly state: UpstreamView<H>;
   /** The target the endpoints belong to: the decision's, or a failover target. */
   readonly target: RouteTarget;
-  readonly picker: NonNullable<PickedEndpoints["picker"]>;
+  readonly picker: NonNullable<PickedEndpoints<H>["picker"]>;
   /** The endpoints the picker balances over. */
-  readonly targets: PickedEndpoints["targets"];
+  readonly targets: PickedEndpoints<H>["targets"];
   /** The targets passed over before this one, and why. */
   readonly skipped: readonly { readonly target: RouteTarget; readonly reason: string }[];
 }
 
 /** What {@link selectEndpoints} found. @internal */
-export type SelectOutcome =
-  | { readonly kind: "ready"; readonly selection: Selection }
-  | { readonly kind: "wait"; readonly state: ServiceState }
+export type SelectOutcome<H extends PoolHandle = PoolHandle> =
+  | { readonly kind: "ready"; readonly selection: Selection<H> }
+  | { readonly kind: "wait"; readonly state: UpstreamView<H> }
   | { readonly kind: "fail"; readonly error: MeshError; readonly skipped: readonly { readonly target: RouteTarget; readonly reason: string }[] };
 
 const show = (t: RouteTarget): string => (t.subset === undefined ? `'${t.service}'` : `subset '${t.subset}' of '${t.service}'`);
@@ -37,7 +37,7 @@ const show = (t: RouteTarget): string => (t.subset === undefined ? `'${t.service
  *
  * @internal
  */
-export function selectEndpoints(decision: RouteDecision, stateOf: (service: string) => ServiceState, noWait: boolean): SelectOutcome {
+export function selectEndpoints<H extends PoolHandle>(decision: RouteDecision, stateOf: (service: string) => UpstreamView<H>, noWait: boolean): SelectOutcome<H> {
   const primary = decision.target;
   const resolver = stateOf(primary.service).routing.resolver;
   const failover = resolver?.failover?.[primary.subset ?? "*"] ?? resolver?.failover?.["*"];
@@ -71,7 +71,7 @@ export function selectEndpoints(decision: RouteDecision, stateOf: (service: stri
     }
     const state = stateOf(target.service);
     if (!state.settled && !noWait) return { kind: "wait", state };
-    let picked: PickedEndpoints;
+    let picked: PickedEndpoints<H>;
     if (target.subset === undefined) {
       picked = { picker: state.picker, targets: state.targets };
     } else if (!state.routing.subsets.has(target.subset)) {
@@ -102,8 +102,8 @@ export function selectEndpoints(decision: RouteDecision, stateOf: (service: stri
  * service, all within one wait: by default a call's, from the decision's service); a service waited for
  * once counts as it is. @internal
  */
-export async function selectWaiting(decision: RouteDecision, stateOf: (service: string) => ServiceState, wait?: DiscoveryWait): Promise<Exclude<SelectOutcome, { readonly kind: "wait" }>> {
-  const waited = new Set<ServiceState>();
+export async function selectWaiting<H extends PoolHandle>(decision: RouteDecision, stateOf: (service: string) => UpstreamView<H>, wait?: DiscoveryWait): Promise<Exclude<SelectOutcome<H>, { readonly kind: "wait" }>> {
+  const waited = new Set<UpstreamView<H>>();
   for (;;) {
     const outcome = selectEndpoints(decision, stateOf, false);
     if (outcome.kind !== "wait") return outcome;

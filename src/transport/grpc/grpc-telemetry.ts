@@ -4,7 +4,7 @@ import type { MeshTelemetry } from "../../telemetry/mesh-telemetry.ts";
 import type { Instruments } from "../../telemetry/instruments.ts";
 import { ATTR } from "../../telemetry/attributes.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
-import type { ServiceState } from "../../client/service-state.ts";
+import type { UpstreamView } from "../../upstream/upstream-view.ts";
 import type { RouteDecision } from "../../routing/route-decision.ts";
 
 /** The RPC semantic conventions' attribute names. @internal */
@@ -55,7 +55,7 @@ export class GrpcCallTelemetry {
    * The telemetry of a new call to `state`'s service, sent there by `decision`, or undefined when nothing
    * would record it (an untraced call allocates nothing here).
    */
-  static start(telemetry: MeshTelemetry, path: string, state: ServiceState, decision: RouteDecision, parent: Context): GrpcCallTelemetry | undefined {
+  static start(telemetry: MeshTelemetry, path: string, state: UpstreamView, decision: RouteDecision, parent: Context): GrpcCallTelemetry | undefined {
     const tracer = telemetry.tracer();
     const meters = telemetry.instruments();
     if (tracer === undefined && meters === undefined) return undefined;

@@ -2,17 +2,17 @@ import type { Dispatcher, Pool } from "undici";
 import type { EndpointTransport } from "../../security/transport-security.ts";
 import { RefusingDispatcher } from "./refusing-dispatcher.ts";
 import { EndpointLoad } from "../../balancer/load.ts";
-import type { PickTarget } from "../../balancer/picker.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { Endpoint } from "../../endpoint/endpoint.ts";
 import { LoadTrackingPool } from "./load-tracking-pool.ts";
+import type { PoolHandle } from "../../upstream/pool-handle.ts";
 
 /**
  * The mesh's live object for one endpoint: the current endpoint record and a connection pool created on
  * first use (an idle undici `Pool` costs memory; a service with thousands of endpoints must not pay for
  * pools it never picks). @internal
  */
-export class EndpointHandle implements PickTarget {
+export class EndpointHandle implements PoolHandle {
   /** Requests in flight and round-trip estimate, kept by the pool, read by balancers. */
   readonly load = new EndpointLoad();
   /** The weight balancers use; set by the service state before it builds a picker. */

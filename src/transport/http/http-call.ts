@@ -1,10 +1,10 @@
 import type { Duplex } from "node:stream";
 import { util, type Dispatcher } from "undici";
-import type { ServiceState } from "../../client/service-state.ts";
+import type { UpstreamView } from "../../upstream/upstream-view.ts";
 import { AttemptCancelled, EngineAttempt, EngineCall, type AttemptPicker, type RequestShape } from "../../resilience/call-engine.ts";
 import { classifyError, isIdempotent, isReplayable, retryAfterMs } from "../../resilience/classify.ts";
-import { remainingIncomingMs } from "../../resilience/deadline.ts";
-import type { CallPolicy } from "../../resilience/resilience-options.ts";
+import { remainingIncomingMs } from "../../core/incoming-deadline.ts";
+import type { CallPolicy } from "../../config/resilience-options.ts";
 import { withDeadlineHeader } from "../../resilience/retry-rules.ts";
 import type { AttemptTelemetry, CallLabel, CallTelemetry } from "../../telemetry/call-telemetry.ts";
 import { classic, type LegacyHandler } from "./controller-adapter.ts";
@@ -21,7 +21,7 @@ import { failHandler } from "./forwarding-dispatcher.ts";
  * @param startedAt - when the call began, if it waited (for the registry) before: its deadline counts from then
  * @internal
  */
-export function meshDispatch(state: ServiceState, policy: CallPolicy, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, pick: AttemptPicker<EndpointHandle>, label: CallLabel = state.plainLabel, startedAt?: number): void {
+export function meshDispatch(state: UpstreamView, policy: CallPolicy, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, pick: AttemptPicker<EndpointHandle>, label: CallLabel = state.plainLabel, startedAt?: number): void {
   const idempotent = isIdempotent(options);
   const replayable = isReplayable(options.body, policy.maxBufferedBodyBytes);
   const upgrade = options.upgrade !== undefined && options.upgrade !== null;
@@ -52,7 +52,7 @@ class HttpCall extends EngineCall<EndpointHandle, HttpAttempt> {
   readonly #handler: Dispatcher.DispatchHandler;
   declare trace: CallTelemetry | undefined;
 
-  constructor(state: ServiceState, policy: CallPolicy, pick: AttemptPicker<EndpointHandle>, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, shape: RequestShape, startedAt: number | undefined) {
+  constructor(state: UpstreamView, policy: CallPolicy, pick: AttemptPicker<EndpointHandle>, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, shape: RequestShape, startedAt: number | undefined) {
     super(state, policy, pick, shape, startedAt);
     this.options = options;
     this.#handler = handler;

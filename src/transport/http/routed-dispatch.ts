@@ -10,7 +10,9 @@ import { respondWith } from "./synthetic-response.ts";
 import { headerValue } from "../../core/headers.ts";
 import { sleep } from "../../core/clock.ts";
 import type { Random } from "../../core/random.ts";
-import { MAX_MIRRORS_IN_FLIGHT, meshClosedError, type DiscoveryWait, type ServiceState } from "../../client/service-state.ts";
+import type { DiscoveryWait } from "../../upstream/discovery-wait.ts";
+import { meshClosedError } from "../../upstream/upstream-errors.ts";
+import { MAX_MIRRORS_IN_FLIGHT, type UpstreamView } from "../../upstream/upstream-view.ts";
 import type { AttemptPicker } from "../../resilience/call-engine.ts";
 import { pickUntried } from "../../resilience/pick-untried.ts";
 import { meshDispatch } from "./http-call.ts";
@@ -18,7 +20,7 @@ import type { EndpointHandle } from "./endpoint-handle.ts";
 import type { CallLabel } from "../../telemetry/call-telemetry.ts";
 
 /** Gives the state of any service, creating its watch on first use. @internal */
-export type StateLookup = (service: string) => ServiceState;
+export type StateLookup = (service: string) => UpstreamView<EndpointHandle>;
 
 /**
  * Finds the endpoints for a decision, waiting (once per service, within `wait`: by default the call's
@@ -27,7 +29,7 @@ export type StateLookup = (service: string) => ServiceState;
  *
  * @internal
  */
-export async function selectFor(decision: RouteDecision, stateOf: StateLookup, wait: DiscoveryWait | undefined): Promise<{ readonly selection: Selection; readonly wait: DiscoveryWait | undefined }> {
+export async function selectFor(decision: RouteDecision, stateOf: StateLookup, wait: DiscoveryWait | undefined): Promise<{ readonly selection: Selection<EndpointHandle>; readonly wait: DiscoveryWait | undefined }> {
   const now = selectEndpoints(decision, stateOf, false);
   if (now.kind === "ready") return { selection: now.selection, wait };
   if (now.kind === "fail") throw now.error;
@@ -98,7 +100,7 @@ function mirror(decision: RouteDecision, options: Dispatcher.DispatchOptions, st
     .finally(() => state.mirrorsInFlight--);
 }
 
-function pickContext(selection: Selection, request: { readonly path: string; readonly headers?: unknown }, hashKey: string | undefined): PickContext {
+function pickContext(selection: Selection<EndpointHandle>, request: { readonly path: string; readonly headers?: unknown }, hashKey: string | undefined): PickContext {
   if (hashKey !== undefined) return { hash: hash32(hashKey) };
   const hasher = selection.state.hasher;
   return { hash: hasher === undefined ? undefined : hasher(request) };
@@ -118,7 +120,7 @@ function routedOptions<T extends { readonly path: string; readonly headers?: Dis
  * Picks each attempt's endpoint for a routed call: a retry re-selects, so it sees ejections and
  * failover since the first attempt, and prefers endpoints not tried yet.
  */
-function attemptPicker(decision: RouteDecision, first: Selection, stateOf: StateLookup, context: PickContext): AttemptPicker<EndpointHandle> {
+function attemptPicker(decision: RouteDecision, first: Selection<EndpointHandle>, stateOf: StateLookup, context: PickContext): AttemptPicker<EndpointHandle> {
   let selection = first;
   return (tried) => {
     if (tried.size > 0) {

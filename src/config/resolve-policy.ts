@@ -1,7 +1,7 @@
 import { defined } from "../core/defined.ts";
-import type { ServiceDefaultsConfig } from "../config/defaults-config.ts";
-import type { ResolverConfig } from "../config/resolver-config.ts";
-import type { RouteDestination } from "../config/route-config.ts";
+import type { ServiceDefaultsConfig } from "./defaults-config.ts";
+import type { ResolverConfig } from "./resolver-config.ts";
+import type { RouteDestination } from "./route-config.ts";
 import { DEFAULT_POLICY, type BreakerOptions, type CallPolicy, type LimitOptions, type OutlierOptions, type ResilienceOptions, type RetryBudgetOptions } from "./resilience-options.ts";
 
 /**

@@ -1,6 +1,6 @@
 import { CircuitState, ConsecutiveBreaker, CountBreaker, type IBreaker } from "cockatiel";
 import type { Clock } from "../core/clock.ts";
-import type { BreakerOptions } from "./resilience-options.ts";
+import type { BreakerOptions } from "../config/resilience-options.ts";
 import { SamplingWindow } from "./sampling-window.ts";
 
 /** A breaker's state. */

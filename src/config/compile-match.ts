@@ -1,9 +1,25 @@
-import type { HeaderMatch, QueryMatch, RouteMatch } from "../config/route-config.ts";
-import { compileRegex } from "../config/regex.ts";
-import type { RequestView } from "./request-view.ts";
+import type { HeaderMatch, QueryMatch, RouteMatch } from "./route-config.ts";
+import { compileRegex } from "./regex.ts";
+
+/**
+ * What a compiled route match reads of a request. Routing's `RequestView` is the one implementation:
+ * it splits the path from its query once and keeps the header and query lookups it made. @internal
+ */
+export interface MatchableRequest {
+  /** The method, upper case. */
+  readonly method: string;
+  /** Path without query string. */
+  readonly path: string;
+  /** The path without query, lower case (for case-insensitive routes). */
+  readonly lowerPath: string;
+  /** A header's value (several joined with `,`), or undefined; `name` is lower case. */
+  header(name: string): string | undefined;
+  /** A query parameter's first value, or undefined. */
+  query(name: string): string | undefined;
+}
 
 /** Whether a request matches a route. @internal */
-export type RouteMatcher = (request: RequestView) => boolean;
+export type RouteMatcher = (request: MatchableRequest) => boolean;
 
 
 /**

@@ -1,12 +1,11 @@
-import type { ResolverConfig } from "../config/resolver-config.ts";
-import type { RouteConfig } from "../config/route-config.ts";
-import type { SplitConfig } from "../config/split-config.ts";
-import { compileFilter, type FilterPredicate } from "../config/filter-expression.ts";
+import type { ResolverConfig } from "./resolver-config.ts";
+import type { RouteConfig } from "./route-config.ts";
+import type { SplitConfig } from "./split-config.ts";
+import { compileFilter, type FilterPredicate } from "./filter-expression.ts";
 import type { Endpoint } from "../endpoint/endpoint.ts";
-import type { ServiceConfig } from "../config/service-config.ts";
-import { compileMatch, type RouteMatcher } from "./compile-match.ts";
-import type { RequestView } from "./request-view.ts";
-import { SplitSequence } from "./split-sequence.ts";
+import type { ServiceConfig } from "./service-config.ts";
+import { compileMatch, type MatchableRequest, type RouteMatcher } from "./compile-match.ts";
+import { SplitSequence } from "../balancer/split-sequence.ts";
 
 /** A route, compiled. @internal */
 export interface CompiledRoute {
@@ -81,7 +80,7 @@ export class ServiceRouting {
   }
 
   /** The first route whose match holds, or undefined (the default route: the service itself). */
-  matchRoute(request: RequestView): CompiledRoute | undefined {
+  matchRoute(request: MatchableRequest): CompiledRoute | undefined {
     const routes = this.routes;
     if (routes === undefined) return undefined;
     for (const route of routes) if (route.matches(request)) return route;

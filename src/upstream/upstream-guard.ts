@@ -3,7 +3,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
 import { UpstreamBreaker, type BreakerState } from "./circuit-breaker.ts";
 import { OutlierDetector, type Ejection } from "./outlier-detector.ts";
-import type { GuardSettings } from "./resolve-policy.ts";
+import type { GuardSettings } from "../config/resolve-policy.ts";
 import { RetryBudget } from "./retry-budget.ts";
 
 /** What a guard tells its service. @internal */

@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
-import type { OutlierOptions, SuccessRateOptions } from "./resilience-options.ts";
+import type { OutlierOptions, SuccessRateOptions } from "../config/resilience-options.ts";
 
 /** What the detector knows of one endpoint. */
 interface EndpointRecord {
