@@ -69,8 +69,8 @@ export class EngineAttempt<H extends EngineTarget> implements Expiring {
   bucket: Bucket | undefined = undefined;
   prev: Expiring | undefined = undefined;
   next: Expiring | undefined = undefined;
-  /** Set by the engine: called when a coarse limit expires. */
-  onExpire: (() => void) | undefined = undefined;
+  /** Set by the engine when the attempt waits on a coarse limit: told when it expires. */
+  engine: { expired(attempt: never): void } | undefined = undefined;
 
   constructor(handle: H, hedge: boolean, resend: number) {
     this.handle = handle;
@@ -79,7 +79,7 @@ export class EngineAttempt<H extends EngineTarget> implements Expiring {
   }
 
   expire(): void {
-    this.onExpire?.();
+    (this.engine as { expired(attempt: EngineAttempt<H>): void } | undefined)?.expired(this);
   }
 }
 
@@ -123,7 +123,9 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   #attempts = 0;
   /** Whether the budget refused a retry this call wanted (its failure is then ERR_RETRY_BUDGET_EXHAUSTED). */
   budgetDenied = false;
-  #running: A[] = [];
+  /** The attempts in flight: the first, and a hedge beside it (never more than two at once). */
+  #a: A | undefined;
+  #b: A | undefined;
   #tried: Set<H> | undefined;
   #winner: A | undefined;
   #done = false;
@@ -292,11 +294,12 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     attempt.sentAt = now;
     attempt.until = now + limit;
     if (this.#tell && Number.isFinite(remaining)) attempt.tellMs = remaining;
-    this.#running.push(attempt);
+    if (this.#a === undefined) this.#a = attempt;
+    else this.#b = attempt;
     if (Number.isFinite(limit)) {
       if (limit < COARSE_LIMIT_MS) attempt.timer = clock.setTimeout(() => this.#timedOut(attempt), Math.max(1, Math.ceil(limit)), true);
       else {
-        attempt.onExpire = () => this.#timedOut(attempt);
+        attempt.engine = this;
         this.#coarse.add(attempt, attempt.until);
       }
     }
@@ -311,7 +314,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   /** The hedge: a second attempt to another endpoint, if the first has not answered by now. */
   #hedge(first: A): void {
     this.#timer = undefined;
-    if (this.#done || this.#winner !== undefined || this.#running.length !== 1 || this.#running[0] !== first) return;
+    if (this.#done || this.#winner !== undefined || this.#a !== first || this.#b !== undefined) return;
     let second: H;
     try {
       second = this.#pick(new Set([first.handle]));
@@ -324,6 +327,11 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
       return;
     }
     this.#launch(second, first.until);
+  }
+
+  /** An attempt's coarse limit expired (the coarse timers, through the attempt). @internal */
+  expired(attempt: A): void {
+    this.#timedOut(attempt);
   }
 
   #timedOut(attempt: A): void {
@@ -346,9 +354,10 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   #retire(attempt: A): void {
     attempt.live = false;
     this.#stopTimer(attempt);
-    const running = this.#running;
-    if (running.length === 1 && running[0] === attempt) this.#running = [];
-    else this.#running = running.filter((a) => a !== attempt);
+    if (this.#a === attempt) {
+      this.#a = this.#b;
+      this.#b = undefined;
+    } else if (this.#b === attempt) this.#b = undefined;
     (this.#tried ??= new Set()).add(attempt.handle);
   }
 
@@ -392,7 +401,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     } else this.#outlierFailure(attempt.handle);
     const policy = this.policy;
     if (retriesStatus(policy, status)) {
-      if (this.#running.length > 1) {
+      if (this.#b !== undefined) {
         if (status >= 500) {
           // The other attempt of a hedge may still do better: this one is dropped.
           this.#retire(attempt);
@@ -458,10 +467,10 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     if (attempt.timedOut) this.cancel(attempt, error);
     if (failure !== "other" && failure !== "aborted") this.#outlierFailure(attempt.handle);
     if (failure === "aborted") {
-      if (this.#running.length === 0) this.#end(this.#aborted ?? error, false, undefined);
+      if (this.#a === undefined) this.#end(this.#aborted ?? error, false, undefined);
       return;
     }
-    if (this.#running.length > 0) return; // the hedge's other attempt carries on
+    if (this.#a !== undefined) return; // the hedge's other attempt carries on
     const policy = this.policy;
     if (retriesFailure(policy, failure) && this.retries < policy.maxRetries && this.#mayResend(failure, false)) {
       const wait = backoff(policy, this.retries, this.state.env.random);
@@ -513,17 +522,14 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     else breaker.failure(ticket);
   }
 
-  #cancelOthers(keep: A | undefined, why: string): void {
-    const running = this.#running;
-    if (running.length === 0 || (running.length === 1 && running[0] === keep)) return;
-    this.#running = keep === undefined ? [] : [keep];
-    const reason = new AttemptCancelled(why);
-    for (const other of running) {
-      if (other === keep) continue;
-      other.live = false;
-      this.#stopTimer(other);
-      this.cancel(other, reason);
-    }
+  #cancelOthers(keep: A, why: string): void {
+    const other = this.#a === keep ? this.#b : this.#a;
+    this.#a = keep;
+    this.#b = undefined;
+    if (other === undefined) return;
+    other.live = false;
+    this.#stopTimer(other);
+    this.cancel(other, new AttemptCancelled(why));
   }
 
   /** The call failed: the breaker hears it (when it was the upstream's fault), the attempts are given up, the caller told. */
@@ -532,13 +538,15 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     // ERR_MESH_CLOSED wins: a call that sent nothing on a closing mesh is refused as such, whatever else refused it.
     const reason = this.#attempts === 0 && this.state.closing && this.#aborted === undefined ? closedReason(error) : error;
     if (upstreamFault) this.#report(true, handle);
-    const running = this.#running;
-    this.#running = [];
+    const first = this.#a;
+    const second = this.#b;
+    this.#a = this.#b = undefined;
     const discarding = this.#discarding;
     this.#discarding = undefined;
     this.#finish();
     if (discarding !== undefined) this.cancel(discarding, reason);
-    for (const attempt of running) {
+    for (const attempt of [first, second]) {
+      if (attempt === undefined) continue;
       attempt.live = false;
       this.#stopTimer(attempt);
       this.cancel(attempt, reason);
