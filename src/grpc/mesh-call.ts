@@ -216,7 +216,8 @@ class MeshCall implements CallInterface {
   #awaitingHalfClose = false;
   #committed: Attempt | undefined;
   /** The attempts in flight. */
-  readonly #inFlight = new Set<Attempt>();
+  #x: Attempt | undefined;
+  #y: Attempt | undefined;
   /** A streaming request's calls before its attempt exists. */
   #pending: ((call: CallInterface) => void)[] | undefined;
   #finished = false;
@@ -318,7 +319,7 @@ class MeshCall implements CallInterface {
       return;
     }
     this.#readWanted = true;
-    for (const attempt of this.#inFlight) startRead(attempt);
+    for (const attempt of this.#inFlight()) startRead(attempt);
   }
 
   cancelWithStatus(code: Status, details: string): void {
@@ -327,7 +328,7 @@ class MeshCall implements CallInterface {
     // The caller hears its own status, once; then the engine gives every attempt up.
     this.#finish({ code, details, metadata: new Metadata() });
     this.#engine?.abort(new AttemptCancelled(details));
-    for (const attempt of [...this.#inFlight]) attempt.call?.cancelWithStatus(code, details);
+    for (const attempt of this.#inFlight()) attempt.call?.cancelWithStatus(code, details);
   }
 
   /** The mesh was destroyed: the caller hears why (ERR_MESH_CLOSED), and every attempt is cancelled. @internal */
@@ -335,17 +336,24 @@ class MeshCall implements CallInterface {
     if (this.#finished) return;
     this.failWith(error);
     this.#engine?.abort(error);
-    for (const attempt of [...this.#inFlight]) attempt.call?.cancelWithStatus(Status.CANCELLED, error.message);
+    for (const attempt of this.#inFlight()) attempt.call?.cancelWithStatus(Status.CANCELLED, error.message);
   }
 
   getPeer(): string {
-    const attempt = this.#committed ?? this.#inFlight.values().next().value;
+    const attempt = this.#committed ?? this.#x ?? this.#y;
     return attempt?.call?.getPeer() ?? "";
   }
 
   getAuthContext(): ReturnType<CallInterface["getAuthContext"]> {
-    const attempt = this.#committed ?? this.#inFlight.values().next().value;
+    const attempt = this.#committed ?? this.#x ?? this.#y;
     return attempt?.call?.getAuthContext() ?? null;
+  }
+
+  /** The attempts in flight (at most two: the first and a hedge), as a list safe to change while going through it. */
+  #inFlight(): Attempt[] {
+    const x = this.#x;
+    const y = this.#y;
+    return x === undefined ? (y === undefined ? [] : [y]) : y === undefined ? [x] : [x, y];
   }
 
   #forward(op: (call: CallInterface) => void): void {
@@ -474,7 +482,8 @@ class MeshCall implements CallInterface {
     attempt.loadFrom = this.#clock?.now() ?? 0;
     handle.load.pending++;
     binding.attemptStarted();
-    this.#inFlight.add(attempt);
+    if (this.#x === undefined) this.#x = attempt;
+    else this.#y = attempt;
     if (this.#requestStream) {
       attempt.committed = true;
       this.#committed = attempt;
@@ -528,7 +537,8 @@ class MeshCall implements CallInterface {
     const now = this.#clock?.now() ?? 0;
     recordLoad(load, status.code, now - attempt.loadFrom, now, this.#responseStream);
     this.#s.binding.attemptEnded();
-    this.#inFlight.delete(attempt);
+    if (this.#x === attempt) this.#x = undefined;
+    else if (this.#y === attempt) this.#y = undefined;
     attempt.trace?.end(status.code, status.details);
     const engine = this.#engine;
     if (engine === undefined) return;
