@@ -32,9 +32,10 @@ export async function startBackendProcess(): Promise<BackendProcess> {
   }
 }
 
-function waitForPort(child: ChildProcess): Promise<number> {
+/** The port a backend child process reports (`{ type: "ready", port }` over IPC), or why it never did. */
+export function waitForPort(child: ChildProcess, timeoutMs = START_TIMEOUT_MS): Promise<number> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error("the backend did not report its port within 10 s")), START_TIMEOUT_MS);
+    const timer = setTimeout(() => fail(new Error(`a backend did not report its port within ${String(timeoutMs)} ms`)), timeoutMs);
     const onMessage = (message: unknown): void => {
       if (!isBackendReady(message)) return;
       cleanup();

@@ -2,9 +2,9 @@ import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitForPort } from "./backend-process.ts";
 import { isBackendMessage, type BackendCommand, type ChaosBackendArgs, type ChaosMode, type ChaosStats } from "./chaos-protocol.ts";
 
-const START_TIMEOUT_MS = 20_000;
 /** V8's code cache for the backends: ten processes load the same modules (grpc-js) on every start. */
 const COMPILE_CACHE = join(tmpdir(), "proxyless-bench-chaos-compile-cache");
 const COMMAND_TIMEOUT_MS = 10_000;
@@ -80,7 +80,7 @@ export class Fleet {
       return child;
     });
     try {
-      const ports = await Promise.all(children.map((c) => readyPort(c)));
+      const ports = await Promise.all(children.map((c) => waitForPort(c, 20_000)));
       return new Fleet(children.map((child, index) => ({ index, id: `i${index}`, port: ports[index]!, child })));
     } catch (err) {
       await Promise.all(children.map(killChild));
@@ -217,31 +217,6 @@ export class Fleet {
 
 function alive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null && child.connected;
-}
-
-function readyPort(child: ChildProcess): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`a backend did not report its port within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
-    const onMessage = (message: unknown): void => {
-      if (!isBackendMessage(message) || message.type !== "ready") return;
-      cleanup();
-      resolve(message.port);
-    };
-    const onExit = (code: number | null): void => fail(new Error(`a backend exited before listening (code ${String(code)})`));
-    const fail = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      child.off("message", onMessage);
-      child.off("exit", onExit);
-      child.off("error", fail);
-    };
-    child.on("message", onMessage);
-    child.on("exit", onExit);
-    child.on("error", fail);
-  });
 }
 
 async function killChild(child: ChildProcess): Promise<void> {
