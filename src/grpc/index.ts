@@ -3,6 +3,6 @@
  *
  * @module proxyless/grpc
  */
-export { grpcMesh, GrpcMesh, type GrpcMeshOptions, type GrpcClientConstructor } from "../transport/grpc/grpc-mesh.ts";
+export { grpcMesh, GrpcMesh, type GrpcMeshOptions, type GrpcClientConstructor } from "./grpc-mesh.ts";
 export { ERROR_CODE_KEY } from "../transport/grpc/status-map.ts";
 export { SCHEME } from "../transport/grpc/resolver.ts";

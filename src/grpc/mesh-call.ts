@@ -15,7 +15,7 @@ import { RequestView } from "../routing/request-view.ts";
 import { selectEndpoints, selectWaiting, type Selection } from "../routing/select-endpoints.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 import { isRefused, PICK_KEY, type Binding } from "../transport/grpc/binding.ts";
-import { activeContext, GrpcCallTelemetry, type GrpcAttemptTelemetry } from "../transport/grpc/grpc-telemetry.ts";
+import { activeContext, GrpcCallTelemetry, type GrpcAttemptTelemetry } from "./grpc-telemetry.ts";
 import { recordLoad } from "../transport/grpc/record-load.ts";
 import { ERROR_CODE_KEY, grpcStatusOf, httpEquivalent } from "../transport/grpc/status-map.ts";
 

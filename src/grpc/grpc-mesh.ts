@@ -1,14 +1,14 @@
 import { credentials as grpcCredentials, experimental, ServerCredentials, type ChannelCredentials, type ClientOptions } from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
-import { invalidConfig, MeshError } from "../../core/errors.ts";
-import { meshInternals } from "../../mesh-internals.ts";
-import { assertServiceName } from "../../core/service-name.ts";
-import type { Mesh } from "../../mesh.ts";
-import { Binding } from "./binding.ts";
-import { IdentityCertificates } from "./identity-certificates.ts";
-import { LB_POLICY, MeshBalancer, MeshLbConfig } from "./mesh-balancer.ts";
-import { meshInterceptor } from "../../grpc/mesh-call.ts";
-import { bindings, MeshResolver, SCHEME } from "./resolver.ts";
+import { invalidConfig, MeshError } from "../core/errors.ts";
+import { meshInternals } from "../mesh-internals.ts";
+import { assertServiceName } from "../core/service-name.ts";
+import type { Mesh } from "../mesh.ts";
+import { Binding } from "../transport/grpc/binding.ts";
+import { IdentityCertificates } from "../transport/grpc/identity-certificates.ts";
+import { LB_POLICY, MeshBalancer, MeshLbConfig } from "../transport/grpc/mesh-balancer.ts";
+import { meshInterceptor } from "./mesh-call.ts";
+import { bindings, MeshResolver, SCHEME } from "../transport/grpc/resolver.ts";
 
 /** Options of {@link grpcMesh}. */
 export interface GrpcMeshOptions {

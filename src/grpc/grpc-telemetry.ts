@@ -1,11 +1,11 @@
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span, type Tracer } from "@opentelemetry/api";
 import { status as Status, type Metadata } from "@grpc/grpc-js";
-import type { MeshTelemetry } from "../../telemetry/mesh-telemetry.ts";
-import type { Instruments } from "../../telemetry/instruments.ts";
-import { ATTR } from "../../telemetry/attributes.ts";
-import type { EndpointHandle } from "../http/endpoint-handle.ts";
-import type { UpstreamView } from "../../upstream/upstream-view.ts";
-import type { RouteDecision } from "../../routing/route-decision.ts";
+import type { MeshTelemetry } from "../telemetry/mesh-telemetry.ts";
+import type { Instruments } from "../telemetry/instruments.ts";
+import { ATTR } from "../telemetry/attributes.ts";
+import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
+import type { UpstreamView } from "../upstream/upstream-view.ts";
+import type { RouteDecision } from "../routing/route-decision.ts";
 
 /** The RPC semantic conventions' attribute names. @internal */
 export const RPC = {
