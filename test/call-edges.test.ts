@@ -95,6 +95,23 @@ describe("the call engine at its edges (found by an attack review)", () => {
     assert.ok(openedAt !== undefined && openedAt <= 40, `opened after ${String(openedAt)} calls`);
   });
 
+  it("a call that gives up while queued for a slot leaves the queue: the next call takes its place", async () => {
+    const clock = new FakeClock(Date.now());
+    const m = start({ limits: { maxConcurrent: 1, maxPending: 1 } }, 1, clock);
+    const client = m.client("orders");
+    const holding = outcomeOf(client.request({ path: "/hold" }));
+    await backends[0]!.waitForHeld();
+    const abort = new AbortController();
+    const queued = outcomeOf(client.request({ path: "/", signal: abort.signal }));
+    abort.abort();
+    assert.notEqual(await queued, "200", "the queued call was aborted");
+    const next = outcomeOf(client.request({ path: "/" }));
+    backends[0]!.release();
+    assert.equal(await holding, "200");
+    assert.equal(await next, "200", "the next call got the queue place, then the slot");
+    assert.equal(clock.pendingTimers, 0, "no timer left by the call that gave up");
+  });
+
   it("no hedge timer is left behind by a call that failed at once", async () => {
     const clock = new FakeClock(Date.now());
     const m = start({ hedging: { delayMs: 50 } }, 2, clock);

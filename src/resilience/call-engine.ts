@@ -1,4 +1,3 @@
-import { isBulkheadRejectedError } from "cockatiel";
 import type { Clock, TimerHandle } from "../core/clock.ts";
 import { asArgumentError } from "../core/request-arguments.ts";
 import { meshClosedError } from "../upstream/upstream-errors.ts";
@@ -7,6 +6,7 @@ import { classifyError, type FailureKind } from "./classify.ts";
 import { COARSE_LIMIT_MS, coarseTimersOf, type Bucket, type CoarseTimers, type Expiring } from "./coarse-timers.ts";
 import type { CallPolicy } from "../config/resilience-options.ts";
 import type { BreakerTicket } from "../upstream/circuit-breaker.ts";
+import type { ConcurrencyLimit } from "../upstream/concurrency-limit.ts";
 import type { UpstreamGuard } from "../upstream/upstream-guard.ts";
 import { backoff, budgetExhaustedError, circuitOpenError, budgetSpent, limitError, retriesFailure, retriesStatus, timeoutError } from "./retry-rules.ts";
 
@@ -136,8 +136,10 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   #discardWait = 0;
   /** The attempt whose response is being read and dropped (a retry follows), if any. */
   #discarding: A | undefined;
-  #release: (() => void) | undefined;
-  #queue: AbortController | undefined;
+  /** The concurrency limit whose slot the call holds, until it ends. */
+  #slot: ConcurrencyLimit | undefined;
+  /** The concurrency limit the call waits in, while it is queued. */
+  #queuedIn: ConcurrencyLimit | undefined;
   readonly #coarse: CoarseTimers;
 
   /**
@@ -185,36 +187,40 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
       this.#end(meshClosedError(), false, undefined);
       return;
     }
-    const bulkhead = this.guard.bulkhead;
-    if (bulkhead === undefined) {
+    const limit = this.guard.limit;
+    if (limit === undefined) {
       this.#begin();
       return;
     }
-    const queue = (this.#queue = new AbortController());
-    // The deadline counts the wait for a slot.
-    const limit = this.#limit();
-    const clock = this.clock;
-    if (Number.isFinite(limit)) {
+    const slot = limit.acquire(this);
+    if (slot === "granted") {
+      this.#slot = limit;
+      this.#begin();
+      return;
+    }
+    if (slot === "refused") {
+      this.#end(limitError(state, limit), false, undefined);
+      return;
+    }
+    // Queued: the deadline counts the wait for a slot; an abort or the deadline leaves the queue.
+    this.#queuedIn = limit;
+    const ms = this.#limit();
+    if (Number.isFinite(ms)) {
+      const clock = this.clock;
       this.#timer = clock.setTimeout(() => {
         this.#timer = undefined;
-        queue.abort();
-        this.#end(timeoutError(state, limit, 0, undefined), false, undefined);
-      }, Math.max(0, this.start + limit - clock.now()), true);
+        this.#end(timeoutError(state, ms, 0, undefined), false, undefined);
+      }, Math.max(0, this.start + ms - clock.now()), true);
     }
-    bulkhead
-      .execute(
-        () =>
-          new Promise<void>((release) => {
-            this.#clearTimer();
-            this.#release = release;
-            this.#begin();
-          }),
-        queue.signal,
-      )
-      .catch((err: unknown) => {
-        if (this.#done) return;
-        this.#end(isBulkheadRejectedError(err) ? limitError(state, err) : (err as Error), false, undefined);
-      });
+  }
+
+  /** A slot of the upstream's concurrency limit is this call's now (the limit, for a queued call). @internal */
+  granted(): void {
+    const limit = this.#queuedIn;
+    this.#queuedIn = undefined;
+    this.#slot = limit;
+    this.#clearTimer();
+    this.#begin();
   }
 
   #limit(): number {
@@ -225,10 +231,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   }
 
   #begin(): void {
-    if (this.#done) {
-      this.#release?.();
-      return;
-    }
+    if (this.#done) return;
     const state = this.state;
     if (state.closing) {
       this.#end(meshClosedError(), false, undefined);
@@ -501,7 +504,6 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
       this.cancel(winner, reason);
       return;
     }
-    this.#queue?.abort(reason);
     this.#end(reason, false, undefined);
   }
 
@@ -567,7 +569,12 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
       this.guard.breaker?.release(this.#ticket);
       this.#ticket = "refused";
     }
-    this.#release?.();
+    const slot = this.#slot;
+    this.#slot = undefined;
+    slot?.release();
+    const queuedIn = this.#queuedIn;
+    this.#queuedIn = undefined;
+    queuedIn?.leave(this);
   }
 }
 

@@ -57,11 +57,11 @@ export function budgetExhaustedError(state: UpstreamView, error: unknown, attemp
 }
 
 /** `ERR_LIMIT_EXCEEDED`: the upstream's concurrency slots and queue are full. @internal */
-export function limitError(state: UpstreamView, cause: unknown): MeshError {
+export function limitError(state: UpstreamView, limit: { readonly max: number; readonly queue: number }): MeshError {
   return new MeshError(
     "ERR_LIMIT_EXCEEDED",
-    `Too many requests to '${state.service}': the concurrency slots and the queue are full. Raise limits.maxConcurrent or maxPending, or slow down.`,
-    { cause, details: { service: state.service } },
+    `Too many requests to '${state.service}': the ${limit.max} concurrency slots and the queue of ${limit.queue} are full. Raise limits.maxConcurrent or maxPending, or slow down.`,
+    { details: { service: state.service, maxConcurrent: limit.max, maxPending: limit.queue } },
   );
 }
 

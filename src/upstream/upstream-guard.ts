@@ -1,4 +1,4 @@
-import { bulkhead, type BulkheadPolicy } from "cockatiel";
+import { ConcurrencyLimit } from "./concurrency-limit.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Random } from "../core/random.ts";
 import { UpstreamBreaker, type BreakerState } from "./circuit-breaker.ts";
@@ -17,7 +17,7 @@ const LATENCY_SAMPLES = 128;
 
 /**
  * Everything that protects one upstream service, shared by every call to it: the retry budget, outlier
- * detection, the circuit breaker, the concurrency limit (cockatiel's bulkhead) and a window of recent
+ * detection, the circuit breaker, the concurrency limit and a window of recent
  * latencies (for hedging at a percentile). @internal
  */
 export class UpstreamGuard {
@@ -25,7 +25,7 @@ export class UpstreamGuard {
   readonly budget: RetryBudget;
   readonly outlier: OutlierDetector | undefined;
   readonly breaker: UpstreamBreaker | undefined;
-  readonly bulkhead: BulkheadPolicy | undefined;
+  readonly limit: ConcurrencyLimit | undefined;
   readonly #latencies = new Float64Array(LATENCY_SAMPLES);
   #samples = 0;
 
@@ -41,7 +41,7 @@ export class UpstreamGuard {
           });
     this.breaker = settings.breaker === false ? undefined : new UpstreamBreaker(settings.breaker, clock, (state) => listener.breaker(state));
     const limits = settings.limits;
-    this.bulkhead = limits?.maxConcurrent === undefined ? undefined : bulkhead(limits.maxConcurrent, limits.maxPending ?? 0);
+    this.limit = limits?.maxConcurrent === undefined ? undefined : new ConcurrencyLimit(limits.maxConcurrent, limits.maxPending ?? 0);
   }
 
   /** Records how long a response took to start, for hedging at a percentile. */
