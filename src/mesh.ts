@@ -234,7 +234,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const clock = o.clock ?? systemClock;
     this.#ctx = {
       telemetry,
-      createHandle: (service, endpoint, addedAt) => new EndpointHandle(endpoint, poolOptions, clock, addedAt, security?.transportFor(service, endpoint)),
+      createHandle: (service, endpoint, addedAt) => new EndpointHandle(endpoint, poolOptions, addedAt, security?.transportFor(service, endpoint)),
       registry: o.registry,
       balancers,
       defaultBalancer: balancers.bind(o.loadBalancer ?? { policy: "round_robin" }, "loadBalancer"),

@@ -141,6 +141,8 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   /** The concurrency limit the call waits in, while it is queued. */
   #queuedIn: ConcurrencyLimit | undefined;
   readonly #coarse: CoarseTimers;
+  /** When the call object was made, on the mesh's clock: its first attempt's time unless it queued. */
+  readonly #createdAt: number;
 
   /**
    * @param startedAt - when the call began, if it waited (for the registry) before: its deadline counts from then
@@ -152,7 +154,8 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     const clock = (this.clock = state.env.clock);
     this.#pick = pick;
     this.#shape = shape;
-    this.start = startedAt ?? clock.now();
+    const now = (this.#createdAt = clock.now());
+    this.start = startedAt ?? now;
     this.#coarse = coarseTimersOf(clock);
   }
 
@@ -189,13 +192,13 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     }
     const limit = this.guard.limit;
     if (limit === undefined) {
-      this.#begin();
+      this.#begin(this.#createdAt);
       return;
     }
     const slot = limit.acquire(this);
     if (slot === "granted") {
       this.#slot = limit;
-      this.#begin();
+      this.#begin(this.#createdAt);
       return;
     }
     if (slot === "refused") {
@@ -220,7 +223,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     this.#queuedIn = undefined;
     this.#slot = limit;
     this.#clearTimer();
-    this.#begin();
+    this.#begin(this.clock.now());
   }
 
   #limit(): number {
@@ -230,7 +233,8 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     return caller === undefined ? own : Math.min(own, Math.max(0, caller));
   }
 
-  #begin(): void {
+  /** @param now - the clock's time */
+  #begin(now: number): void {
     if (this.#done) return;
     const state = this.state;
     if (state.closing) {
@@ -239,7 +243,6 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     }
     this.total = this.#limit();
     this.#tell = this.policy.explicitTimeout || this.#shape.callerLimitMs !== undefined;
-    const now = this.clock.now();
     if (this.total <= now - this.start) {
       this.#end(timeoutError(state, this.total, 0, undefined), false, undefined);
       return;
@@ -254,7 +257,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
       }
       this.#ticket = ticket;
     }
-    guard.budget.request();
+    guard.budget.request(now);
     const first = this.#launch(undefined, undefined, now);
     // No hedge for a call that ended already (its first attempt failed at once).
     if (first === undefined || this.#done || !this.#shape.hedgeable) return;
@@ -390,13 +393,14 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
    *
    * @param retryAfterMs - what the response asks to wait before a retry (`Retry-After`), if anything
    * @param unprocessed - the response says the request was not processed (gRPC UNAVAILABLE): any method may go again
+   * @param at - when it came, on the mesh's clock, if the adapter read the clock already
    */
-  responded(attempt: A, status: number, retryAfterMs?: number, unprocessed = false): Verdict {
+  responded(attempt: A, status: number, retryAfterMs?: number, unprocessed = false, at?: number): Verdict {
     if (!attempt.live || this.#done) return "drop";
     this.#stopTimer(attempt);
     const state = this.state;
     const guard = this.guard;
-    const now = this.clock.now();
+    const now = at ?? this.clock.now();
     const id = attempt.handle.endpoint.id;
     if (status < 500) {
       guard.observe(now - attempt.sentAt);
@@ -438,7 +442,7 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     this.#winner = attempt;
     this.#clearTimer();
     this.#cancelOthers(attempt, "Another attempt answered first (hedging).");
-    this.#report(status >= 500, attempt.handle);
+    this.#report(status >= 500, attempt.handle, now);
     return "deliver";
   }
 
@@ -513,13 +517,13 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
   }
 
   /** Tells the breaker how the call went, once: a failure only when it is the service's, not an ejected endpoint's. */
-  #report(failed: boolean, handle: H | undefined): void {
+  #report(failed: boolean, handle: H | undefined, now?: number): void {
     const ticket = this.#ticket;
     if (ticket === "refused") return;
     this.#ticket = "refused";
     const breaker = this.guard.breaker;
     if (breaker === undefined) return;
-    if (!failed) breaker.success(ticket);
+    if (!failed) breaker.success(ticket, now);
     else if (handle !== undefined && this.guard.outlier?.accountable(handle.endpoint.id) === true) breaker.release(ticket);
     else breaker.failure(ticket);
   }

@@ -14,7 +14,7 @@ export const BREAKER_DEFAULTS = Object.freeze({ threshold: 0.5, durationMs: 10_0
 
 /** Counts call outcomes and says when the breaker should open. */
 interface FailureCounter {
-  success(state: CircuitState): void;
+  success(state: CircuitState, now: number | undefined): void;
   /** Whether the breaker should open now. */
   failure(state: CircuitState): boolean;
 }
@@ -31,9 +31,9 @@ class RateCounter implements FailureCounter {
     this.#minimum = minimum;
   }
 
-  success(state: CircuitState): void {
+  success(state: CircuitState, now: number | undefined): void {
     if (state === CircuitState.HalfOpen) this.#window.reset();
-    this.#window.record(true);
+    this.#window.record(true, now);
   }
 
   failure(state: CircuitState): boolean {
@@ -103,14 +103,18 @@ export class UpstreamBreaker {
     return this.#state === "open" ? Math.max(0, this.#halfOpenAfter - (this.#clock.now() - this.#openedAt)) : 0;
   }
 
-  /** A call let through with `ticket` succeeded. */
-  success(ticket: BreakerTicket): void {
+  /**
+   * A call let through with `ticket` succeeded.
+   *
+   * @param now - the clock's time, if the caller read it already
+   */
+  success(ticket: BreakerTicket, now?: number): void {
     if (ticket === "probe") {
       if (this.#state !== "half-open") return;
       this.#probing = false;
-      this.#counter.success(CircuitState.HalfOpen);
+      this.#counter.success(CircuitState.HalfOpen, now);
       this.#set("closed");
-    } else if (this.#state === "closed") this.#counter.success(CircuitState.Closed);
+    } else if (this.#state === "closed") this.#counter.success(CircuitState.Closed, now);
   }
 
   /** A call let through with `ticket` failed, and the failure is the service's. */

@@ -25,15 +25,19 @@ export class RetryBudget {
     this.#slotStart = clock.now();
   }
 
-  /** Counts a first attempt. */
-  request(): void {
-    this.#advance();
+  /**
+   * Counts a first attempt.
+   *
+   * @param now - the clock's time, if the caller read it already
+   */
+  request(now = this.#clock.now()): void {
+    this.#advance(now);
     this.#requests[this.#slot] = (this.#requests[this.#slot] ?? 0) + 1;
   }
 
   /** Takes one retry from the budget; false when it is spent. */
   tryRetry(): boolean {
-    this.#advance();
+    this.#advance(this.#clock.now());
     let requests = 0;
     let retries = 0;
     for (let i = 0; i < SLOTS; i++) {
@@ -45,8 +49,7 @@ export class RetryBudget {
     return true;
   }
 
-  #advance(): void {
-    const now = this.#clock.now();
+  #advance(now: number): void {
     const steps = Math.floor((now - this.#slotStart) / SLOT_MS);
     if (steps <= 0) return;
     for (let i = 0; i < Math.min(steps, SLOTS); i++) {

@@ -23,9 +23,13 @@ export class SamplingWindow {
     this.#bucketMs = Math.max(1, windowMs / BUCKETS);
   }
 
-  /** Records one outcome now. */
-  record(success: boolean): void {
-    const slot = this.#advance();
+  /**
+   * Records one outcome.
+   *
+   * @param now - the clock's time, if the caller read it already
+   */
+  record(success: boolean, now = this.#clock.now()): void {
+    const slot = this.#advance(now);
     if (success) this.#successes[slot] = (this.#successes[slot] ?? 0) + 1;
     else {
       this.#failures[slot] = (this.#failures[slot] ?? 0) + 1;
@@ -36,13 +40,13 @@ export class SamplingWindow {
 
   /** Outcomes in the window. */
   get total(): number {
-    this.#advance();
+    this.#advance(this.#clock.now());
     return this.#total;
   }
 
   /** Failures in the window. */
   get failures(): number {
-    this.#advance();
+    this.#advance(this.#clock.now());
     return this.#failureCount;
   }
 
@@ -55,8 +59,8 @@ export class SamplingWindow {
   }
 
   /** Drops the buckets that aged out; the slot of the current bucket. */
-  #advance(): number {
-    const index = Math.floor(this.#clock.now() / this.#bucketMs);
+  #advance(now: number): number {
+    const index = Math.floor(now / this.#bucketMs);
     const slot = ((index % BUCKETS) + BUCKETS) % BUCKETS;
     if (index === this.#newest) return slot;
     if (index - this.#newest >= BUCKETS) this.reset();

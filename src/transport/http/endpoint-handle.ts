@@ -1,10 +1,8 @@
-import type { Dispatcher, Pool } from "undici";
+import { Pool, type Dispatcher } from "undici";
 import type { EndpointTransport } from "../../security/transport-security.ts";
 import { RefusingDispatcher } from "./refusing-dispatcher.ts";
 import { EndpointLoad } from "../../balancer/load.ts";
-import type { Clock } from "../../core/clock.ts";
 import type { Endpoint } from "../../endpoint/endpoint.ts";
-import { LoadTrackingPool } from "./load-tracking-pool.ts";
 import type { PoolHandle } from "../../upstream/pool-handle.ts";
 
 /**
@@ -13,7 +11,7 @@ import type { PoolHandle } from "../../upstream/pool-handle.ts";
  * pools it never picks). @internal
  */
 export class EndpointHandle implements PoolHandle {
-  /** Requests in flight and round-trip estimate, kept by the pool, read by balancers. */
+  /** Requests in flight and round-trip estimate, kept by the calls' attempts, read by balancers. */
   readonly load = new EndpointLoad();
   /** The weight balancers use; set by the service state before it builds a picker. */
   weight: number;
@@ -23,7 +21,6 @@ export class EndpointHandle implements PoolHandle {
   #pool: Dispatcher | undefined;
   readonly #options: Pool.Options;
   readonly #transport: EndpointTransport | undefined;
-  readonly #clock: Clock;
   #closing: Promise<void> | undefined;
   /** Settled once destroy() has destroyed the pool. */
   readonly #destroyed = settledLater();
@@ -31,15 +28,13 @@ export class EndpointHandle implements PoolHandle {
   /**
    * @param endpoint - the endpoint record
    * @param options - undici pool options
-   * @param clock - the mesh's clock, for round-trip times
    * @param addedAt - when the endpoint joined an already known set, for slow start
    * @param transport - mTLS: the origin and connector to use, or why the endpoint may not be used
    */
-  constructor(endpoint: Endpoint, options: Pool.Options, clock: Clock, addedAt: number | undefined, transport?: EndpointTransport) {
+  constructor(endpoint: Endpoint, options: Pool.Options, addedAt: number | undefined, transport?: EndpointTransport) {
     this.#endpoint = endpoint;
     this.#transport = transport;
     this.#options = options;
-    this.#clock = clock;
     this.addedAt = addedAt;
     this.weight = endpoint.weight > 0 ? endpoint.weight : endpoint.weights.passing;
   }
@@ -61,9 +56,9 @@ export class EndpointHandle implements PoolHandle {
 
   #createPool(): Dispatcher {
     const transport = this.#transport;
-    if (transport === undefined) return new LoadTrackingPool(this.#endpoint.origin, this.#options, this.load, this.#clock);
+    if (transport === undefined) return new Pool(this.#endpoint.origin, this.#options);
     if ("refusal" in transport) return new RefusingDispatcher(transport.refusal);
-    return new LoadTrackingPool(transport.origin, { ...this.#options, connect: transport.connect }, this.load, this.#clock);
+    return new Pool(transport.origin, { ...this.#options, connect: transport.connect });
   }
 
   /** Whether a pool has been created. */
@@ -74,7 +69,7 @@ export class EndpointHandle implements PoolHandle {
   /** Open connections to the endpoint (0 before its pool is made). */
   get connections(): number {
     const pool = this.#pool;
-    return pool instanceof LoadTrackingPool ? pool.stats.connected : 0;
+    return pool instanceof Pool ? pool.stats.connected : 0;
   }
 
   /**

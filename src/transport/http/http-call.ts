@@ -73,6 +73,8 @@ class HttpCall extends EngineCall<EndpointHandle, HttpAttempt> {
     const options = this.options;
     const sent = tell === undefined ? options : { ...options, headers: withDeadlineHeader(options.headers, tell) };
     const pool = attempt.handle.pool;
+    // Upgrades and CONNECT hand over a socket rather than a response: not load.
+    if (options.upgrade == null && options.method !== "CONNECT") attempt.track();
     const traced = attempt.trace;
     if (traced === undefined) pool.dispatch(sent, attempt as Dispatcher.DispatchHandler);
     else {
@@ -100,7 +102,17 @@ class HttpCall extends EngineCall<EndpointHandle, HttpAttempt> {
   }
 }
 
-/** One attempt: the handler undici's pool calls; it reports to its call. */
+/** Where an attempt stands in its endpoint's load: not counted (an upgrade or CONNECT), in flight with no response yet, in flight with its response headers seen, over. */
+const NOT_COUNTED = 0;
+const WAITING = 1;
+const ANSWERED = 2;
+const OVER = 3;
+
+/**
+ * One attempt: the handler undici's pool calls; it reports to its call, and keeps its endpoint's load
+ * (in flight from its send until its response ends or fails; the time to response headers as a round
+ * trip; a failure before any response as a penalty sample, unless the attempt was given up).
+ */
 class HttpAttempt extends EngineAttempt<EndpointHandle> implements LegacyHandler {
   readonly call: HttpCall;
   /** Its telemetry, when something records. */
@@ -110,11 +122,41 @@ class HttpAttempt extends EngineAttempt<EndpointHandle> implements LegacyHandler
   discarding = false;
   #discarded = 0;
   #cancelled: Error | undefined;
+  #load = NOT_COUNTED;
 
   constructor(call: HttpCall, handle: EndpointHandle, hedge: boolean, resend: number, trace: AttemptTelemetry | undefined) {
     super(handle, hedge, resend);
     this.call = call;
     this.trace = trace;
+  }
+
+  /** Counts the attempt in its endpoint's load, from now (its send). */
+  track(): void {
+    this.#load = WAITING;
+    this.handle.load.pending++;
+  }
+
+  /** Its response headers came: the round trip since its send is a sample; the time is returned. */
+  #answered(): number {
+    const now = this.call.clock.now();
+    if (this.#load === WAITING) {
+      this.#load = ANSWERED;
+      this.handle.load.observe(now - this.sentAt, now);
+    }
+    return now;
+  }
+
+  /** The attempt is over: no longer in flight. A failure before any response is a penalty sample, unless the attempt was given up or the caller aborted. */
+  #over(error: Error | undefined): void {
+    const state = this.#load;
+    if (state === NOT_COUNTED || state === OVER) return;
+    this.#load = OVER;
+    const load = this.handle.load;
+    load.pending--;
+    if (error !== undefined && state === WAITING && this.#cancelled === undefined && !isCallerAbort(error)) {
+      const now = this.call.clock.now();
+      load.fail(now - this.sentAt, now);
+    }
   }
 
   /** Gives the attempt up: aborted now if connected, else as soon as it connects. */
@@ -131,11 +173,12 @@ class HttpAttempt extends EngineAttempt<EndpointHandle> implements LegacyHandler
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
+    const now = this.#answered();
     if (this.#cancelled !== undefined) return false;
     if (status < 200) return true; // informational: the final response follows
     const call = this.call;
     const wait = status === 429 ? retryAfterMs(util.parseHeaders(raw), Date.now()) : undefined;
-    const verdict = call.responded(this, status, wait);
+    const verdict = call.responded(this, status, wait, false, now);
     this.trace?.end(status, undefined);
     if (verdict === "deliver") return call.deliver(status, raw, resume, statusText);
     if (verdict === "discard") {
@@ -158,6 +201,7 @@ class HttpAttempt extends EngineAttempt<EndpointHandle> implements LegacyHandler
   }
 
   onComplete(trailers: Buffer[] | null): void {
+    this.#over(undefined);
     const call = this.call;
     if (call.isWinner(this)) {
       call.ended();
@@ -166,6 +210,7 @@ class HttpAttempt extends EngineAttempt<EndpointHandle> implements LegacyHandler
   }
 
   onError(error: Error): void {
+    this.#over(error);
     const call = this.call;
     if (call.isWinner(this)) {
       call.ended();
@@ -193,4 +238,9 @@ class HttpAttempt extends EngineAttempt<EndpointHandle> implements LegacyHandler
     call.ended();
     call.user.onUpgrade?.(status, raw, socket);
   }
+}
+
+/** Whether an error is the caller giving up (an AbortSignal), which says nothing about the endpoint. */
+function isCallerAbort(error: Error): boolean {
+  return error.name === "AbortError" || (error as { code?: unknown }).code === "UND_ERR_ABORTED";
 }

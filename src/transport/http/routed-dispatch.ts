@@ -85,6 +85,8 @@ function mirror(decision: RouteDecision, options: Dispatcher.DispatchOptions, st
   const copy = routedOptions(options, decision);
   const handle = outcome.selection.picker.pick({ hash: undefined });
   state.mirrorsInFlight++;
+  // A copy loads its endpoint while in flight (least_request sees it); its round trip is no sample.
+  handle.load.pending++;
   handle.pool
     .request({
       ...copy,
@@ -97,7 +99,10 @@ function mirror(decision: RouteDecision, options: Dispatcher.DispatchOptions, st
     })
     .then((res) => res.body.dump())
     .catch(() => undefined)
-    .finally(() => state.mirrorsInFlight--);
+    .finally(() => {
+      state.mirrorsInFlight--;
+      handle.load.pending--;
+    });
 }
 
 function pickContext(selection: Selection<EndpointHandle>, request: { readonly path: string; readonly headers?: unknown }, hashKey: string | undefined): PickContext {
