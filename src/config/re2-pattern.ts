@@ -49,6 +49,17 @@ export function compileRe2(source: string, field: string, options: Re2Options = 
   // The literal every full match starts with (RE2 computes it from the compiled program; empty when
   // there is none): a value without it is refused without running the automaton.
   const prefix: unknown = re.re2().prefix;
-  if (typeof prefix === "string" && prefix !== "") return { source, test: (value) => value.startsWith(prefix) && re.testExact(value) };
+  if (typeof prefix === "string" && prefix !== "") {
+    const last = prefix.length - 1;
+    return {
+      source,
+      test: (value) => {
+        // From the end: patterns share their beginnings (`/api/v1/...`) and differ at the end of their prefixes.
+        if (value.length <= last) return false;
+        for (let i = last; i >= 0; i--) if (value.charCodeAt(i) !== prefix.charCodeAt(i)) return false;
+        return re.testExact(value);
+      },
+    };
+  }
   return { source, test: (value) => re.testExact(value) };
 }
