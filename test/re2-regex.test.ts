@@ -162,6 +162,19 @@ describe("regexes mean what they mean in Go's regexp (Consul) and RE2 (Envoy)", 
     assert.throws(() => compileFilter('Service.Meta.x matches "a(?=b)"'), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && /unsupported Perl syntax/.test(err.message));
   });
 
+  it("a pattern's literal start (checked before the automaton) changes nothing: alternations, case folding, characters beyond the BMP", () => {
+    assert.equal(pathMatch({ pathRegex: "/a|/b" })("/b"), true);
+    assert.equal(pathMatch({ pathRegex: "/api/v1/x|/api/v2/y" })("/api/v2/y"), true);
+    assert.equal(pathMatch({ pathRegex: "/api/v1/x|/api/v2/y" })("/api/v1/y"), false);
+    // RE2 folds case with Unicode simple folding: k, K and the Kelvin sign; s, S and the long s.
+    assert.equal(pathMatch({ pathRegex: "/orders/k", caseInsensitive: true })("/ORDERS/\u212A"), true);
+    assert.equal(pathMatch({ pathRegex: "(?i)/s" })("/\u017F"), true);
+    assert.equal(pathMatch({ pathRegex: "/s" })("/S"), false);
+    assert.equal(headerRegex("x.")("x\u{1D49C}"), true, "one character, though two UTF-16 units");
+    assert.equal(headerRegex("x..")("x\u{1D49C}"), false);
+    assert.equal(headerRegex("\\p{Lu}")("\u{1D49C}"), true);
+  });
+
   it("a filter's `matches` uses RE2 too: [[:digit:]] is a digit", () => {
     assert.equal(compileFilter('Service.Meta.zone matches "[[:digit:]]"')({ Service: { Meta: { zone: "eu-1" } } }), true);
     assert.equal(compileFilter('Service.Meta.zone matches "[[:digit:]]"')({ Service: { Meta: { zone: "eu" } } }), false);
