@@ -1,5 +1,5 @@
 import type { HeaderMatch, QueryMatch, RouteMatch } from "./route-config.ts";
-import { compileRegex } from "./regex.ts";
+import { compileRe2 } from "./re2-pattern.ts";
 
 /**
  * What a compiled route match reads of a request. Routing's `RequestView` is the one implementation:
@@ -33,13 +33,13 @@ function hasPrefix(text: string, prefix: string): boolean {
   return true;
 }
 
-function valueMatcher(m: HeaderMatch | QueryMatch): (value: string | undefined) => boolean {
+function valueMatcher(m: HeaderMatch | QueryMatch, field: string): (value: string | undefined) => boolean {
   if (m.exact !== undefined) {
     const exact = m.exact;
     return (v) => v === exact;
   }
   if (m.regex !== undefined) {
-    const re = compileRegex(m.regex);
+    const re = compileRe2(m.regex, `${field}.regex`);
     return (v) => v !== undefined && re.test(v);
   }
   if ("prefix" in m && m.prefix !== undefined) {
@@ -56,10 +56,15 @@ function valueMatcher(m: HeaderMatch | QueryMatch): (value: string | undefined) 
 /**
  * Compiles a route's match into one function, with Consul's (Envoy's) semantics: every condition must
  * hold; paths compare exactly, by plain string prefix, or by a regex over the whole path, optionally
- * case-insensitively; header conditions are negated by `invert`. Regexes are compiled here, once per
- * config, never per request. @internal
+ * case-insensitively; header conditions are negated by `invert`. Regexes (RE2, see `compileRe2`) are
+ * compiled here, once per config, never per request.
+ *
+ * @param match - the route's match
+ * @param field - where the match sits in the config, for errors (`router.routes[2].match`)
+ * @throws MeshError `ERR_INVALID_CONFIG` for a regex RE2 rejects
+ * @internal
  */
-export function compileMatch(match: RouteMatch | undefined): RouteMatcher {
+export function compileMatch(match: RouteMatch | undefined, field = "match"): RouteMatcher {
   if (match === undefined) return () => true;
   const checks: RouteMatcher[] = [];
   const insensitive = match.caseInsensitive === true;
@@ -70,7 +75,7 @@ export function compileMatch(match: RouteMatch | undefined): RouteMatcher {
     const prefix = insensitive ? match.pathPrefix.toLowerCase() : match.pathPrefix;
     checks.push(insensitive ? (r) => hasPrefix(r.lowerPath, prefix) : (r) => hasPrefix(r.path, prefix));
   } else if (match.pathRegex !== undefined) {
-    const re = compileRegex(match.pathRegex, insensitive ? "i" : "");
+    const re = compileRe2(match.pathRegex, `${field}.pathRegex`, { caseInsensitive: insensitive });
     checks.push((r) => re.test(r.path));
   }
   // Path first: it is what most often tells routes apart.
@@ -78,15 +83,15 @@ export function compileMatch(match: RouteMatch | undefined): RouteMatcher {
     const methods = new Set(match.methods);
     checks.push((r) => methods.has(r.method));
   }
-  for (const h of match.headers ?? []) {
+  for (const [i, h] of (match.headers ?? []).entries()) {
     const name = h.name.toLowerCase();
-    const test = valueMatcher(h);
+    const test = valueMatcher(h, `${field}.headers[${i}]`);
     const invert = h.invert === true;
     checks.push((r) => test(r.header(name)) !== invert);
   }
-  for (const q of match.query ?? []) {
+  for (const [i, q] of (match.query ?? []).entries()) {
     const name = q.name;
-    const test = valueMatcher(q);
+    const test = valueMatcher(q, `${field}.query[${i}]`);
     checks.push((r) => test(r.query(name)));
   }
   if (checks.length === 0) return () => true;

@@ -1,4 +1,5 @@
 import { MeshError } from "../core/errors.ts";
+import { compileRe2, type Re2Pattern } from "./re2-pattern.ts";
 
 /** A compiled Consul filter expression: true when the value matches. */
 export type FilterPredicate = (value: unknown) => boolean;
@@ -140,11 +141,12 @@ export function compileFilter(source: string): FilterPredicate {
     }
     if (verb === "matches") {
       const pattern = literal();
-      let re: RegExp;
+      // RE2, as go-bexpr's `matches` (Go's regexp.MatchString): some part of the value matches.
+      let re: Re2Pattern;
       try {
-        re = new RegExp(pattern);
+        re = compileRe2(pattern, "filter", { search: true });
       } catch (err) {
-        throw syntax(source, op.at, `invalid regular expression ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+        throw syntax(source, op.at, `invalid regular expression ${JSON.stringify(pattern)}: ${err instanceof MeshError ? String(err.details.reason) : "rejected"}`);
       }
       const test = (v: unknown): boolean => {
         const s = text(select(v, path));

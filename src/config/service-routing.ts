@@ -63,7 +63,7 @@ export class ServiceRouting {
   static readonly NONE = new ServiceRouting("", {});
 
   constructor(service: string, config: ServiceConfig) {
-    this.routes = config.router?.routes.map((r, index) => ({ index, config: r, matches: compileMatch(r.match) }));
+    this.routes = config.router?.routes.map((r, index) => ({ index, config: r, matches: compileMatch(r.match, `router.routes[${index}].match`) }));
     this.splits = config.splitter?.splits;
     this.sequence = this.splits === undefined ? undefined : new SplitSequence(this.splits.map((s) => s.weight));
     const sticky = config.splitter?.sticky;

@@ -4,7 +4,7 @@ import { describe } from "../core/validate.ts";
 import type { ServiceConfig } from "./service-config.ts";
 import { PROTOCOLS, RETRY_CONDITIONS, ROUTE_METHODS, SUBSET_NAME } from "./consul-vocabulary.ts";
 import { compileFilter } from "./filter-expression.ts";
-import { compileRegex } from "./regex.ts";
+import { compileRe2 } from "./re2-pattern.ts";
 
 type Json = Readonly<Record<string, unknown>>;
 
@@ -96,14 +96,6 @@ export function validateServiceConfig(config: unknown, service: string): Service
   return config as ServiceConfig;
 }
 
-function regex(source: string, field: string, flags = ""): void {
-  try {
-    compileRegex(source, flags);
-  } catch (err) {
-    throw invalidConfig(field, `not a valid regular expression: ${(err as Error).message}`, { cause: err });
-  }
-}
-
 function serviceRef(f: Fields, key: string): void {
   const name = f.string(key);
   if (name === undefined) return;
@@ -178,7 +170,7 @@ function validateRouter(router: Fields): void {
       }
       const insensitive = m.boolean("caseInsensitive") === true;
       const pathRegex = m.string("pathRegex");
-      if (pathRegex !== undefined) regex(pathRegex, m.at("pathRegex"), insensitive ? "i" : "");
+      if (pathRegex !== undefined) compileRe2(pathRegex, m.at("pathRegex"), { caseInsensitive: insensitive });
       (m.array("headers") ?? []).forEach((h, j) => {
         const header = new Fields(h, `${m.path}.headers[${j}]`, ["name", "present", "exact", "prefix", "suffix", "regex", "invert"]);
         header.string("name", { required: true, nonEmpty: true });
@@ -187,7 +179,7 @@ function validateRouter(router: Fields): void {
         for (const k of ["exact", "prefix", "suffix"]) header.string(k);
         oneOf(header, ["present", "exact", "prefix", "suffix", "regex"], header.path);
         const r = header.string("regex");
-        if (r !== undefined) regex(r, header.at("regex"));
+        if (r !== undefined) compileRe2(r, header.at("regex"));
       });
       (m.array("query") ?? []).forEach((q, j) => {
         const param = new Fields(q, `${m.path}.query[${j}]`, ["name", "present", "exact", "regex"]);
@@ -196,7 +188,7 @@ function validateRouter(router: Fields): void {
         param.string("exact");
         oneOf(param, ["present", "exact", "regex"], param.path);
         const r = param.string("regex");
-        if (r !== undefined) regex(r, param.at("regex"));
+        if (r !== undefined) compileRe2(r, param.at("regex"));
       });
       const seen = new Set<string>();
       (m.array("methods") ?? []).forEach((method, j) => {

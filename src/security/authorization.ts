@@ -1,4 +1,5 @@
-import { compileRegex } from "../config/regex.ts";
+import { compileRe2 } from "../config/re2-pattern.ts";
+import { MeshError } from "../core/errors.ts";
 import { headerValue } from "../core/headers.ts";
 import type { SpiffeParts } from "./identity.ts";
 
@@ -98,27 +99,79 @@ export interface IntentionHeaderMatch {
   readonly Invert?: boolean;
 }
 
-/** Whether an L7 permission's HTTP match matches a request (Consul's rules: every given field must match). @internal */
-export function permissionMatches(permission: IntentionPermission, request: AuthorizationRequest): boolean {
+/**
+ * An L7 permission compiled once, when the intentions are loaded: its regexes are RE2, its names and
+ * methods normalised, so a request only runs the checks. @internal
+ */
+export interface CompiledPermission {
+  /** Whether the permission allows (`Action: "allow"`) or denies what it matches. */
+  readonly allowed: boolean;
+  /**
+   * Why the permission cannot be evaluated (a regex RE2 rejects), or undefined. Such a permission
+   * denies every request that reaches it: it may have been meant to deny, so passing over it could
+   * let through what it was written to stop.
+   */
+  readonly invalid: string | undefined;
+  /** Whether the permission's HTTP match matches a request (Consul's rules: every given field must match). */
+  matches(request: AuthorizationRequest): boolean;
+}
+
+type Check = (path: string, request: AuthorizationRequest) => boolean;
+
+function headerCheck(h: IntentionHeaderMatch, field: string): Check {
+  const name = (h.Name ?? "").toLowerCase();
+  const { Exact: exact, Prefix: prefix, Suffix: suffix, Regex: regex } = h;
+  let test: (value: string | undefined) => boolean;
+  if (h.Present === true) test = (v) => v !== undefined;
+  else if (exact !== undefined) test = (v) => v === exact;
+  else if (prefix !== undefined) test = (v) => v !== undefined && v.startsWith(prefix);
+  else if (suffix !== undefined) test = (v) => v !== undefined && v.endsWith(suffix);
+  else if (regex !== undefined) {
+    const re = compileRe2(regex, `${field}.Regex`);
+    test = (v) => v !== undefined && re.test(v);
+  } else test = (v) => v !== undefined;
+  const invert = h.Invert === true;
+  return (_path, request) => test(headerValue(request.headers, name)) !== invert;
+}
+
+/**
+ * Compiles an L7 permission of a Consul intention. A regex RE2 rejects does not throw: the permission
+ * comes back `invalid`, with RE2's reason, and denies what reaches it (see {@link CompiledPermission}).
+ *
+ * @param permission - the permission, as Consul writes it
+ * @param field - where it sits (`Sources[0].Permissions[1]`), for the reason
+ * @internal
+ */
+export function compilePermission(permission: IntentionPermission, field: string): CompiledPermission {
+  const allowed = permission.Action === "allow";
   const http = permission.HTTP;
-  if (http === undefined) return true;
-  const path = request.path.split("?")[0] ?? "/";
-  if (http.PathExact !== undefined && path !== http.PathExact) return false;
-  if (http.PathPrefix !== undefined && !path.startsWith(http.PathPrefix)) return false;
-  if (http.PathRegex !== undefined && !compileRegex(http.PathRegex).test(path)) return false;
-  if (http.Methods !== undefined && http.Methods.length > 0 && !http.Methods.some((m) => m.toUpperCase() === request.method.toUpperCase())) return false;
-  for (const h of http.Header ?? []) {
-    const value = headerValue(request.headers, (h.Name ?? "").toLowerCase());
-    let ok: boolean;
-    if (h.Present === true) ok = value !== undefined;
-    else if (value === undefined) ok = false;
-    else if (h.Exact !== undefined) ok = value === h.Exact;
-    else if (h.Prefix !== undefined) ok = value.startsWith(h.Prefix);
-    else if (h.Suffix !== undefined) ok = value.endsWith(h.Suffix);
-    else if (h.Regex !== undefined) ok = compileRegex(h.Regex).test(value);
-    else ok = true;
-    if (h.Invert === true) ok = !ok;
-    if (!ok) return false;
+  if (http === undefined) return { allowed, invalid: undefined, matches: () => true };
+  const checks: Check[] = [];
+  try {
+    const { PathExact: exact, PathPrefix: prefix, PathRegex: regex } = http;
+    if (exact !== undefined) checks.push((path) => path === exact);
+    if (prefix !== undefined) checks.push((path) => path.startsWith(prefix));
+    if (regex !== undefined) {
+      const re = compileRe2(regex, `${field}.HTTP.PathRegex`);
+      checks.push((path) => re.test(path));
+    }
+    if (http.Methods !== undefined && http.Methods.length > 0) {
+      const methods = new Set(http.Methods.map((m) => m.toUpperCase()));
+      checks.push((_path, request) => methods.has(request.method.toUpperCase()));
+    }
+    for (const [i, h] of (http.Header ?? []).entries()) checks.push(headerCheck(h, `${field}.HTTP.Header[${i}]`));
+  } catch (err) {
+    if (!(err instanceof MeshError)) throw err;
+    return { allowed: false, invalid: err.message, matches: () => true };
   }
-  return true;
+  return {
+    allowed,
+    invalid: undefined,
+    matches: (request) => {
+      const q = request.path.indexOf("?");
+      const path = q < 0 ? request.path : request.path.slice(0, q);
+      for (const check of checks) if (!check(path, request)) return false;
+      return true;
+    },
+  };
 }

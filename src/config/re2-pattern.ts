@@ -1,0 +1,65 @@
+import { RE2JS } from "re2js";
+import { MeshError } from "../core/errors.ts";
+
+/**
+ * A regular expression in RE2's syntax (Consul's and Envoy's, Go's `regexp`), compiled once. RE2 runs
+ * in time linear in the value's length, whatever the pattern: no backtracking, so no crafted value can
+ * stall the event loop. @internal
+ */
+export interface Re2Pattern {
+  /** The pattern as written. */
+  readonly source: string;
+  /**
+   * Whether the value matches: the whole value (RE2's full match, as Envoy's `safe_regex`), or with
+   * the `search` option some part of it (Go's `MatchString`).
+   */
+  test(value: string): boolean;
+}
+
+/** How a pattern compiles. @internal */
+export interface Re2Options {
+  /** Letters match in either case (Unicode simple folding, as RE2's `(?i)`). */
+  readonly caseInsensitive?: boolean;
+  /** Match some part of the value instead of the whole (Consul's filter `matches` operator). */
+  readonly search?: boolean;
+}
+
+/**
+ * Compiles an RE2 pattern (re2js, a JavaScript port of RE2). What RE2 rejects is rejected here:
+ * lookaround, backreferences, possessive repeats, `\C`, repeat counts over 1000.
+ *
+ * @param source - the pattern as Consul or the code gives it
+ * @param field - the config field that holds it, for the error
+ * @param options - case-insensitivity, and search instead of full match
+ * @returns the compiled pattern
+ * @throws MeshError `ERR_INVALID_CONFIG` naming `field`; `details.reason` is RE2's (`missing closing ): ...`)
+ */
+export function compileRe2(source: string, field: string, options: Re2Options = {}): Re2Pattern {
+  let re: RE2JS;
+  try {
+    re = RE2JS.compile(source, options.caseInsensitive === true ? RE2JS.CASE_INSENSITIVE : 0);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.replace(/^error parsing regexp: /, "") : "rejected";
+    throw new MeshError("ERR_INVALID_CONFIG", `Invalid configuration at '${field}': not a valid RE2 regular expression ${JSON.stringify(source)}: ${reason}`, {
+      cause: err,
+      details: { field, pattern: source, reason },
+    });
+  }
+  if (options.search === true) return { source, test: (value) => re.test(value) };
+  // The literal every full match starts with (RE2 computes it from the compiled program; empty when
+  // there is none): a value without it is refused without running the automaton.
+  const prefix: unknown = re.re2().prefix;
+  if (typeof prefix === "string" && prefix !== "") {
+    const last = prefix.length - 1;
+    return {
+      source,
+      test: (value) => {
+        // From the end: patterns share their beginnings (`/api/v1/...`) and differ at the end of their prefixes.
+        if (value.length <= last) return false;
+        for (let i = last; i >= 0; i--) if (value.charCodeAt(i) !== prefix.charCodeAt(i)) return false;
+        return re.testExact(value);
+      },
+    };
+  }
+  return { source, test: (value) => re.testExact(value) };
+}
