@@ -14,6 +14,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { ServiceRouting } from "../src/config/service-routing.ts";
+import { compileServiceConfig } from "../src/config/compile-config.ts";
 import { decideRoute } from "../src/routing/route-decision.ts";
 import { RequestView } from "../src/routing/request-view.ts";
 import { envInt } from "./lib/env.ts";
@@ -36,7 +37,7 @@ const caseNames: string[] = [];
 
 /** Adds a group of cases: one router, its requests, and their hand-written baseline. */
 function addCases(prefix: string, config: ReturnType<typeof benchConfig>, requests: Readonly<Record<string, RoutableRequest>>, byHand: (request: RoutableRequest) => number): void {
-  const routing = new ServiceRouting("web", config);
+  const routing = new ServiceRouting(compileServiceConfig(config, "web"));
   const lookup = (service: string): ServiceRouting => (service === "web" ? routing : none);
   for (const [name, request] of Object.entries(requests)) {
     caseNames.push(`${prefix}${name}`);

@@ -58,7 +58,7 @@ export type { SplitterConfig, SplitConfig, StickySplit } from "./config/split-co
 export type { ResolverConfig, SubsetConfig, FailoverConfig, TargetRef } from "./config/resolver-config.ts";
 export type { ServiceDefaultsConfig, UpstreamPolicy, UpstreamLimits, PassiveHealthCheck } from "./config/defaults-config.ts";
 export { decodeConsulEntry, decodeConsulEntries, CONSUL_ENTRY_KINDS, type ConsulEntryKind, type DecodedConsulEntry } from "./config/decode-consul.ts";
-export { validateServiceConfig } from "./config/validate-config.ts";
+export { validateServiceConfig } from "./config/compile-config.ts";
 export type { RouteExplanation, CandidateEndpoint, RouteTimeouts, RetryPlan, SkippedTarget, MatchedRoute, ExplainedError, ExplainedRequest } from "./routing/explain.ts";
 export type { RouteTarget, ChosenSplit } from "./routing/route-decision.ts";
 export type { ServiceRegistration, CheckDefinition, Registration } from "./registry/registration.ts";

@@ -138,6 +138,17 @@ describe("validateServiceConfig on the typed model", () => {
     ["a failover with no target", { resolver: { failover: { "*": { targets: [] } } } }, "resolver.failover.*.targets"],
     ["a header value with a newline", { router: { routes: [{ destination: { requestHeaders: { set: { "x-a": "1\r\nx-b: 2" } } } }] } }, "router.routes[0].destination.requestHeaders.set.x-a"],
     ["a status code out of range", { router: { routes: [{ destination: { retryOnStatusCodes: [99] } }] } }, "router.routes[0].destination.retryOnStatusCodes[0]"],
+    // What undici (or grpc-js) would refuse on every request is refused when the config is applied.
+    ["a prefix rewrite without a leading '/'", { router: { routes: [{ match: { pathPrefix: "/a" }, destination: { prefixRewrite: "v2" } }] } }, "router.routes[0].destination.prefixRewrite"],
+    ["a prefix rewrite with a space", { router: { routes: [{ match: { pathPrefix: "/a" }, destination: { prefixRewrite: "/v 2" } }] } }, "router.routes[0].destination.prefixRewrite"],
+    ["a header value with a control character", { router: { routes: [{ destination: { requestHeaders: { add: { "x-a": "a\u0001b" } } } }] } }, "router.routes[0].destination.requestHeaders.add.x-a"],
+    ["a header value beyond Latin-1", { splitter: { splits: [{ weight: 100, requestHeaders: { set: { "x-a": "\u0100" } } }] } }, "splitter.splits[0].requestHeaders.set.x-a"],
+    ["a header value beyond ASCII on a response", { router: { routes: [{ destination: { responseHeaders: { set: { "x-a": "caf\u00e9" } } } }] } }, "router.routes[0].destination.responseHeaders.set.x-a"],
+    ["a change to host", { router: { routes: [{ destination: { requestHeaders: { add: { Host: "other" } } } }] } }, "router.routes[0].destination.requestHeaders.add"],
+    ["a change to content-length", { splitter: { splits: [{ weight: 100, requestHeaders: { remove: ["Content-Length"] } }] } }, "splitter.splits[0].requestHeaders.remove[0]"],
+    ["a header name that is not a token", { router: { routes: [{ destination: { requestHeaders: { set: { "x a": "1" } } } }] } }, "router.routes[0].destination.requestHeaders.set"],
+    ["a gRPC binary header name", { router: { routes: [{ destination: { requestHeaders: { set: { "x-id-bin": "1" } } } }] } }, "router.routes[0].destination.requestHeaders.set"],
+    ["a fault header that is not a header name", { router: { routes: [{ fault: { abort: { status: 503, header: "x y" } } }] } }, "router.routes[0].fault.abort.header"],
   ];
   for (const [what, config, field] of bad) {
     it(`refuses ${what}, naming ${field}`, () => {
@@ -147,6 +158,13 @@ describe("validateServiceConfig on the typed model", () => {
       );
     });
   }
+
+  it("does not show a refused header value, which may be a credential", () => {
+    assert.throws(
+      () => validateServiceConfig({ router: { routes: [{ destination: { requestHeaders: { set: { authorization: "Bearer s3cret\n" } } } }] } }, "web"),
+      (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && !err.message.includes("s3cret") && /U\+000A at position 13/.test(err.message),
+    );
+  });
 
   it("accepts weights at 0.01 precision that sum to 100", () => {
     const config: ServiceConfig = { splitter: { splits: [{ weight: 99.99 }, { weight: 0.01, subset: "canary" }] } };

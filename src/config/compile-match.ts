@@ -18,6 +18,15 @@ export interface MatchableRequest {
   query(name: string): string | undefined;
 }
 
+/** The names of a match's fields in errors. @internal */
+export interface MatchFieldNames {
+  readonly pathRegex: string;
+  readonly headers: string;
+  readonly regex: string;
+}
+
+const ROUTE_FIELDS: MatchFieldNames = Object.freeze({ pathRegex: "pathRegex", headers: "headers", regex: "regex" });
+
 /** Whether a request matches a route. @internal */
 export type RouteMatcher = (request: MatchableRequest) => boolean;
 
@@ -33,13 +42,13 @@ function hasPrefix(text: string, prefix: string): boolean {
   return true;
 }
 
-function valueMatcher(m: HeaderMatch | QueryMatch, field: string): (value: string | undefined) => boolean {
+function valueMatcher(m: HeaderMatch | QueryMatch, field: string, regexName: string): (value: string | undefined) => boolean {
   if (m.exact !== undefined) {
     const exact = m.exact;
     return (v) => v === exact;
   }
   if (m.regex !== undefined) {
-    const re = compileRe2(m.regex, `${field}.regex`);
+    const re = compileRe2(m.regex, `${field}.${regexName}`);
     return (v) => v !== undefined && re.test(v);
   }
   if ("prefix" in m && m.prefix !== undefined) {
@@ -61,10 +70,11 @@ function valueMatcher(m: HeaderMatch | QueryMatch, field: string): (value: strin
  *
  * @param match - the route's match
  * @param field - where the match sits in the config, for errors (`router.routes[2].match`)
+ * @param names - the names of its fields in errors, where they are not the route's (an intention's `PathRegex`)
  * @throws MeshError `ERR_INVALID_CONFIG` for a regex RE2 rejects
  * @internal
  */
-export function compileMatch(match: RouteMatch | undefined, field = "match"): RouteMatcher {
+export function compileMatch(match: RouteMatch | undefined, field = "match", names: MatchFieldNames = ROUTE_FIELDS): RouteMatcher {
   if (match === undefined) return () => true;
   const checks: RouteMatcher[] = [];
   const insensitive = match.caseInsensitive === true;
@@ -75,7 +85,7 @@ export function compileMatch(match: RouteMatch | undefined, field = "match"): Ro
     const prefix = insensitive ? match.pathPrefix.toLowerCase() : match.pathPrefix;
     checks.push(insensitive ? (r) => hasPrefix(r.lowerPath, prefix) : (r) => hasPrefix(r.path, prefix));
   } else if (match.pathRegex !== undefined) {
-    const re = compileRe2(match.pathRegex, `${field}.pathRegex`, { caseInsensitive: insensitive });
+    const re = compileRe2(match.pathRegex, `${field}.${names.pathRegex}`, { caseInsensitive: insensitive });
     checks.push((r) => re.test(r.path));
   }
   // Path first: it is what most often tells routes apart.
@@ -85,13 +95,13 @@ export function compileMatch(match: RouteMatch | undefined, field = "match"): Ro
   }
   for (const [i, h] of (match.headers ?? []).entries()) {
     const name = h.name.toLowerCase();
-    const test = valueMatcher(h, `${field}.headers[${i}]`);
+    const test = valueMatcher(h, `${field}.${names.headers}[${i}]`, names.regex);
     const invert = h.invert === true;
     checks.push((r) => test(r.header(name)) !== invert);
   }
   for (const [i, q] of (match.query ?? []).entries()) {
     const name = q.name;
-    const test = valueMatcher(q, `${field}.query[${i}]`);
+    const test = valueMatcher(q, `${field}.query[${i}]`, names.regex);
     checks.push((r) => test(r.query(name)));
   }
   if (checks.length === 0) return () => true;

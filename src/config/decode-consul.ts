@@ -8,7 +8,7 @@ import { parseGoDuration } from "./duration.ts";
 import type { FailoverConfig, ResolverConfig, SubsetConfig, TargetRef } from "./resolver-config.ts";
 import type { HeaderChanges, HeaderMatch, QueryMatch, RouteConfig, RouteDestination, RouteMatch, RouterConfig } from "./route-config.ts";
 import type { SplitConfig, SplitterConfig } from "./split-config.ts";
-import { validateServiceConfig } from "./validate-config.ts";
+import { validateServiceConfig } from "./compile-config.ts";
 
 /** The config-entry kinds proxyless reads. */
 export type ConsulEntryKind = "service-router" | "service-splitter" | "service-resolver" | "service-defaults";

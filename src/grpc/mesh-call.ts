@@ -5,7 +5,7 @@ import type { UpstreamView } from "../upstream/upstream-view.ts";
 import { meshClosedError } from "../upstream/upstream-errors.ts";
 import type { Clock, TimerHandle } from "../core/clock.ts";
 import { MeshError } from "../core/errors.ts";
-import type { HeaderChanges } from "../config/route-config.ts";
+import type { CompiledHeaderChanges } from "../config/header-rules.ts";
 import { AttemptCancelled, EngineAttempt, EngineCall, type RequestShape } from "../resilience/call-engine.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
 import { remainingIncomingMs } from "../core/incoming-deadline.ts";
@@ -74,11 +74,11 @@ function metadataHeaders(metadata: Metadata): Iterable<[string, string]> {
   return new MetadataHeaders(metadata);
 }
 
-function applyChanges(metadata: Metadata, changes: readonly HeaderChanges[]): void {
+function applyChanges(metadata: Metadata, changes: readonly CompiledHeaderChanges[]): void {
   for (const change of changes) {
-    for (const name of change.remove ?? []) metadata.remove(name.toLowerCase());
-    for (const [name, value] of Object.entries(change.set ?? {})) metadata.set(name.toLowerCase(), value);
-    for (const [name, value] of Object.entries(change.add ?? {})) metadata.add(name.toLowerCase(), value);
+    for (const name of change.drop) metadata.remove(name);
+    for (const [name, value] of change.set) metadata.set(name, value);
+    for (const [name, value] of change.add) metadata.add(name, value);
   }
 }
 
@@ -223,7 +223,7 @@ class MeshCall implements CallInterface {
   #finished = false;
   #cancelled = false;
   #engine: GrpcEngineCall | undefined;
-  #changes: readonly HeaderChanges[] = [];
+  #changes: readonly CompiledHeaderChanges[] = [];
   #started = false;
   /** A status that came before start() (a cancel): given to the listener when it comes. */
   #early: StatusObject | undefined;

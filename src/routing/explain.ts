@@ -154,8 +154,8 @@ export async function explainRoute(service: string, request: RoutableRequest, st
     endpointsFrom: selection?.target,
     skipped,
     path: decision?.path ?? view.rawPath,
-    requestHeaders: decision?.requestHeaders ?? [],
-    responseHeaders: decision?.responseHeaders ?? [],
+    requestHeaders: (decision?.requestHeaders ?? []).map((c) => c.source),
+    responseHeaders: (decision?.responseHeaders ?? []).map((c) => c.source),
     balancer: selection?.state.policy,
     candidates: (selection?.targets ?? []).map((h) => ({ id: h.endpoint.id, address: h.endpoint.address, port: h.endpoint.port, weight: h.weight, health: h.endpoint.health })),
     timeouts: defined({

@@ -1,4 +1,4 @@
-import type { HeaderChanges } from "../config/route-config.ts";
+import type { CompiledHeaderChanges } from "../config/header-rules.ts";
 import { headerPairs } from "../core/headers.ts";
 
 /**
@@ -6,17 +6,17 @@ import { headerPairs } from "../core/headers.ts";
  * `remove`, then `set` (replacing every value), then `add` (appending). Names compare
  * case-insensitively. Returns a flat `[name, value, ...]` array. @internal
  */
-export function changeRequestHeaders(headers: unknown, changes: readonly HeaderChanges[]): string[] {
+export function changeRequestHeaders(headers: unknown, changes: readonly CompiledHeaderChanges[]): string[] {
   return applyToPairs(headerPairs(headers), changes).flat();
 }
 
-function applyToPairs(start: [string, string][], changes: readonly HeaderChanges[]): [string, string][] {
+function applyToPairs(start: [string, string][], changes: readonly CompiledHeaderChanges[]): [string, string][] {
   let list = start;
   for (const change of changes) {
-    const drop = new Set<string>([...(change.remove ?? []), ...Object.keys(change.set ?? {})].map((n) => n.toLowerCase()));
+    const drop = change.drop;
     if (drop.size > 0) list = list.filter(([n]) => !drop.has(n.toLowerCase()));
-    for (const [n, v] of Object.entries(change.set ?? {})) list.push([n, v]);
-    for (const [n, v] of Object.entries(change.add ?? {})) list.push([n, v]);
+    for (const [n, v] of change.set) list.push([n, v]);
+    for (const [n, v] of change.add) list.push([n, v]);
   }
   return list;
 }
@@ -25,12 +25,11 @@ function applyToPairs(start: [string, string][], changes: readonly HeaderChanges
  * Applies header changes to a response's headers as undici gives them (lower-case names, a string or
  * an array of strings each), in place. @internal
  */
-export function changeResponseHeaders(headers: Record<string, string | string[] | undefined>, changes: readonly HeaderChanges[]): void {
+export function changeResponseHeaders(headers: Record<string, string | string[] | undefined>, changes: readonly CompiledHeaderChanges[]): void {
   for (const change of changes) {
-    for (const n of change.remove ?? []) Reflect.deleteProperty(headers, n.toLowerCase());
-    for (const [n, v] of Object.entries(change.set ?? {})) headers[n.toLowerCase()] = v;
-    for (const [n, v] of Object.entries(change.add ?? {})) {
-      const key = n.toLowerCase();
+    for (const n of change.drop) Reflect.deleteProperty(headers, n);
+    for (const [n, v] of change.set) headers[n] = v;
+    for (const [key, v] of change.add) {
       const existing = headers[key];
       headers[key] = existing === undefined ? v : Array.isArray(existing) ? [...existing, v] : [existing, v];
     }
@@ -38,7 +37,7 @@ export function changeResponseHeaders(headers: Record<string, string | string[] 
 }
 
 /** The same, for the raw `[name, value, ...]` Buffer array of undici's older handler API. @internal */
-export function changeRawResponseHeaders(raw: readonly (Buffer | string)[], changes: readonly HeaderChanges[]): Buffer[] {
+export function changeRawResponseHeaders(raw: readonly (Buffer | string)[], changes: readonly CompiledHeaderChanges[]): Buffer[] {
   const list: [string, string][] = [];
   // Header bytes are latin1 in undici's raw form: keep them byte for byte.
   const text = (v: Buffer | string | undefined): string => (v === undefined ? "" : typeof v === "string" ? v : v.toString("latin1"));

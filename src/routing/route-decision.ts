@@ -1,4 +1,5 @@
-import type { HeaderChanges, RouteConfig } from "../config/route-config.ts";
+import type { RouteConfig } from "../config/route-config.ts";
+import type { CompiledHeaderChanges } from "../config/header-rules.ts";
 import type { TargetRef } from "../config/resolver-config.ts";
 import { hash32 } from "../balancer/hash.ts";
 import { cookieValue } from "../balancer/hash-policy.ts";
@@ -38,10 +39,10 @@ export interface RouteDecision {
   readonly target: RouteTarget;
   /** The path to send (rewritten by the route's `prefixRewrite`), with the query string. */
   readonly path: string;
-  /** Request header changes, in the order they apply (route, then splits). */
-  readonly requestHeaders: readonly HeaderChanges[];
-  /** Response header changes, in the order they apply. */
-  readonly responseHeaders: readonly HeaderChanges[];
+  /** Request header changes, compiled, in the order they apply (route, then splits). */
+  readonly requestHeaders: readonly CompiledHeaderChanges[];
+  /** Response header changes, compiled, in the order they apply. */
+  readonly responseHeaders: readonly CompiledHeaderChanges[];
 }
 
 /** Gives a service's compiled routing (creating its watch on first use). @internal */
@@ -114,15 +115,17 @@ export function resolveTarget(start: RouteTarget, lookup: RoutingLookup, service
  * @internal
  */
 export function decideRoute(service: string, request: RequestView, lookup: RoutingLookup, advance: boolean): RouteDecision {
-  const requestHeaders: HeaderChanges[] = [];
-  const responseHeaders: HeaderChanges[] = [];
+  const requestHeaders: CompiledHeaderChanges[] = [];
+  const responseHeaders: CompiledHeaderChanges[] = [];
   const splits: ChosenSplit[] = [];
   const matched = lookup(service).matchRoute(request);
   const destination = matched?.config.destination;
   let path = request.rawPath;
+  if (matched !== undefined) {
+    if (matched.requestHeaders !== undefined) requestHeaders.push(matched.requestHeaders);
+    if (matched.responseHeaders !== undefined) responseHeaders.push(matched.responseHeaders);
+  }
   if (destination !== undefined) {
-    if (destination.requestHeaders !== undefined) requestHeaders.push(destination.requestHeaders);
-    if (destination.responseHeaders !== undefined) responseHeaders.push(destination.responseHeaders);
     const rewrite = destination.prefixRewrite;
     const match = matched?.config.match;
     if (rewrite !== undefined) {

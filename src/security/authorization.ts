@@ -1,4 +1,5 @@
-import { compileRe2 } from "../config/re2-pattern.ts";
+import { compileMatch, type MatchableRequest, type RouteMatcher } from "../config/compile-match.ts";
+import type { HeaderMatch, RouteMatch } from "../config/route-config.ts";
 import { MeshError } from "../core/errors.ts";
 import { headerValue } from "../core/headers.ts";
 import type { SpiffeParts } from "./identity.ts";
@@ -116,27 +117,41 @@ export interface CompiledPermission {
   matches(request: AuthorizationRequest): boolean;
 }
 
-type Check = (path: string, request: AuthorizationRequest) => boolean;
+/** A request as a route matcher reads it: intentions and routes share the matchers. */
+class PermissionView implements MatchableRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly #headers: AuthorizationRequest["headers"];
+  #lower: string | undefined;
 
-function headerCheck(h: IntentionHeaderMatch, field: string): Check {
-  const name = (h.Name ?? "").toLowerCase();
-  const { Exact: exact, Prefix: prefix, Suffix: suffix, Regex: regex } = h;
-  let test: (value: string | undefined) => boolean;
-  if (h.Present === true) test = (v) => v !== undefined;
-  else if (exact !== undefined) test = (v) => v === exact;
-  else if (prefix !== undefined) test = (v) => v !== undefined && v.startsWith(prefix);
-  else if (suffix !== undefined) test = (v) => v !== undefined && v.endsWith(suffix);
-  else if (regex !== undefined) {
-    const re = compileRe2(regex, `${field}.Regex`);
-    test = (v) => v !== undefined && re.test(v);
-  } else test = (v) => v !== undefined;
-  const invert = h.Invert === true;
-  return (_path, request) => test(headerValue(request.headers, name)) !== invert;
+  constructor(request: AuthorizationRequest) {
+    this.method = request.method.toUpperCase();
+    const q = request.path.indexOf("?");
+    this.path = q < 0 ? request.path : request.path.slice(0, q);
+    this.#headers = request.headers;
+  }
+
+  get lowerPath(): string {
+    return (this.#lower ??= this.path.toLowerCase());
+  }
+
+  header(name: string): string | undefined {
+    return headerValue(this.#headers, name);
+  }
+
+  query(): string | undefined {
+    return undefined;
+  }
 }
 
+/** Consul's field names of an intention's HTTP match, for errors. */
+const INTENTION_FIELDS = Object.freeze({ pathRegex: "PathRegex", headers: "Header", regex: "Regex" });
+
 /**
- * Compiles an L7 permission of a Consul intention. A regex RE2 rejects does not throw: the permission
- * comes back `invalid`, with RE2's reason, and denies what reaches it (see {@link CompiledPermission}).
+ * Compiles an L7 permission of a Consul intention, with the route matcher ({@link compileMatch}): the
+ * same path, method and header rules, the same RE2. A regex RE2 rejects does not throw: the
+ * permission comes back `invalid`, with RE2's reason, and denies what reaches it (see
+ * {@link CompiledPermission}).
  *
  * @param permission - the permission, as Consul writes it
  * @param field - where it sits (`Sources[0].Permissions[1]`), for the reason
@@ -146,32 +161,32 @@ export function compilePermission(permission: IntentionPermission, field: string
   const allowed = permission.Action === "allow";
   const http = permission.HTTP;
   if (http === undefined) return { allowed, invalid: undefined, matches: () => true };
-  const checks: Check[] = [];
+  let matcher: RouteMatcher;
   try {
-    const { PathExact: exact, PathPrefix: prefix, PathRegex: regex } = http;
-    if (exact !== undefined) checks.push((path) => path === exact);
-    if (prefix !== undefined) checks.push((path) => path.startsWith(prefix));
-    if (regex !== undefined) {
-      const re = compileRe2(regex, `${field}.HTTP.PathRegex`);
-      checks.push((path) => re.test(path));
-    }
-    if (http.Methods !== undefined && http.Methods.length > 0) {
-      const methods = new Set(http.Methods.map((m) => m.toUpperCase()));
-      checks.push((_path, request) => methods.has(request.method.toUpperCase()));
-    }
-    for (const [i, h] of (http.Header ?? []).entries()) checks.push(headerCheck(h, `${field}.HTTP.Header[${i}]`));
+    matcher = compileMatch(asRouteMatch(http), `${field}.HTTP`, INTENTION_FIELDS);
   } catch (err) {
     if (!(err instanceof MeshError)) throw err;
     return { allowed: false, invalid: err.message, matches: () => true };
   }
+  return { allowed, invalid: undefined, matches: (request) => matcher(new PermissionView(request)) };
+}
+
+/** An intention's HTTP match as a route match: Consul gives both the same rules (and refuses an intention with more than one path field). */
+function asRouteMatch(http: IntentionHttpMatch): RouteMatch {
+  const headers: HeaderMatch[] = (http.Header ?? []).map((h) => ({
+    name: h.Name ?? "",
+    ...(h.Present === true ? { present: true } : {}),
+    ...(h.Exact === undefined ? {} : { exact: h.Exact }),
+    ...(h.Prefix === undefined ? {} : { prefix: h.Prefix }),
+    ...(h.Suffix === undefined ? {} : { suffix: h.Suffix }),
+    ...(h.Regex === undefined ? {} : { regex: h.Regex }),
+    ...(h.Invert === true ? { invert: true } : {}),
+  }));
   return {
-    allowed,
-    invalid: undefined,
-    matches: (request) => {
-      const q = request.path.indexOf("?");
-      const path = q < 0 ? request.path : request.path.slice(0, q);
-      for (const check of checks) if (!check(path, request)) return false;
-      return true;
-    },
+    ...(http.PathExact === undefined ? {} : { pathExact: http.PathExact }),
+    ...(http.PathPrefix === undefined ? {} : { pathPrefix: http.PathPrefix }),
+    ...(http.PathRegex === undefined ? {} : { pathRegex: http.PathRegex }),
+    ...(http.Methods === undefined ? {} : { methods: http.Methods.map((m) => m.toUpperCase()) }),
+    headers,
   };
 }

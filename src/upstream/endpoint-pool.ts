@@ -1,7 +1,7 @@
 import type { BoundBalancer } from "../balancer/balancer-registry.ts";
 import type { Picker } from "../balancer/picker.ts";
 import { roundRobin } from "../balancer/round-robin.ts";
-import type { CompiledSubset } from "../config/service-routing.ts";
+import type { CompiledSubset } from "../config/compile-config.ts";
 import { invalidConfig } from "../core/errors.ts";
 import type { EndpointSet } from "../endpoint/endpoint-set.ts";
 import type { MeshContext } from "./mesh-context.ts";

@@ -7,7 +7,7 @@ import type { CallPolicy } from "../config/resilience-options.ts";
 import type { RouteDestination } from "../config/route-config.ts";
 import type { ServiceConfig } from "../config/service-config.ts";
 import { ServiceRouting } from "../config/service-routing.ts";
-import { validateServiceConfig } from "../config/validate-config.ts";
+import { compileServiceConfig, type CompiledServiceConfig } from "../config/compile-config.ts";
 import { MeshError } from "../core/errors.ts";
 import type { EndpointSet } from "../endpoint/endpoint-set.ts";
 import type { RegistryUpdate, RegistryWatch } from "../registry/registry.ts";
@@ -286,8 +286,9 @@ export class UpstreamState<H extends PoolHandle> implements UpstreamView<H> {
 
   #applyConfig(config: ServiceConfig): void {
     let balancer: BoundBalancer;
+    let compiled: CompiledServiceConfig;
     try {
-      validateServiceConfig(config, this.service);
+      compiled = compileServiceConfig(config, this.service);
       balancer = this.#bindBalancer(config.loadBalancer);
     } catch (err) {
       if (!(err instanceof MeshError)) throw err;
@@ -297,7 +298,7 @@ export class UpstreamState<H extends PoolHandle> implements UpstreamView<H> {
     this.#pool.useBalancer(balancer);
     this.#config = config;
     this.#policies.configure(config.resolver);
-    this.#routing = new ServiceRouting(this.service, config);
+    this.#routing = new ServiceRouting(compiled);
     this.#configVersion++;
     this.#configAt = this.#ctx.env.clock.now();
     this.#pool.rebuild();

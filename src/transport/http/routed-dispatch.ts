@@ -7,7 +7,7 @@ import { RequestView } from "../../routing/request-view.ts";
 import { selectEndpoints, selectWaiting, type Selection } from "../../routing/select-endpoints.ts";
 import { failHandler } from "./forwarding-dispatcher.ts";
 import { respondWith } from "./synthetic-response.ts";
-import { headerValue } from "../../core/headers.ts";
+import { headerValue, withHeadersSet } from "../../core/headers.ts";
 import { sleep } from "../../core/clock.ts";
 import type { Random } from "../../core/random.ts";
 import type { DiscoveryWait } from "../../upstream/discovery-wait.ts";
@@ -91,7 +91,7 @@ function mirror(decision: RouteDecision, options: Dispatcher.DispatchOptions, st
     .request({
       ...copy,
       method: copy.method,
-      headers: changeRequestHeaders(copy.headers, [{ set: { host: `${host}-shadow` } }]),
+      headers: withHeadersSet(copy.headers, { host: `${host}-shadow` }),
       // A copy must not outlive its usefulness nor hold up close(): bounded in time, aborted on close.
       signal: state.shadowSignal,
       headersTimeout: MIRROR_TIMEOUT_MS,

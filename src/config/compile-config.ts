@@ -1,10 +1,50 @@
 import { invalidConfig } from "../core/errors.ts";
 import { assertServiceName } from "../core/service-name.ts";
 import { describe } from "../core/validate.ts";
+import type { Endpoint } from "../endpoint/endpoint.ts";
 import type { ServiceConfig } from "./service-config.ts";
+import type { RouteConfig } from "./route-config.ts";
 import { PROTOCOLS, RETRY_CONDITIONS, ROUTE_METHODS, SUBSET_NAME } from "./consul-vocabulary.ts";
-import { compileFilter } from "./filter-expression.ts";
-import { compileRe2 } from "./re2-pattern.ts";
+import { compileFilter, type FilterPredicate } from "./filter-expression.ts";
+import { compileMatch, type RouteMatcher } from "./compile-match.ts";
+import { compileHeaderChanges, headerName, type CompiledHeaderChanges } from "./header-rules.ts";
+
+/** A route, compiled: its matcher and header changes, what requests run. @internal */
+export interface CompiledRoute {
+  /** Its position in the router's list. */
+  readonly index: number;
+  readonly config: RouteConfig;
+  readonly matches: RouteMatcher;
+  readonly requestHeaders: CompiledHeaderChanges | undefined;
+  readonly responseHeaders: CompiledHeaderChanges | undefined;
+}
+
+/** A split, compiled. @internal */
+export interface CompiledSplit {
+  /** Its weight, in percent. */
+  readonly weight: number;
+  readonly service: string | undefined;
+  readonly subset: string | undefined;
+  readonly requestHeaders: CompiledHeaderChanges | undefined;
+  readonly responseHeaders: CompiledHeaderChanges | undefined;
+}
+
+/** A resolver subset, compiled. @internal */
+export interface CompiledSubset {
+  readonly name: string;
+  /** Whether an endpoint belongs to the subset. */
+  readonly includes: (endpoint: Endpoint) => boolean;
+}
+
+/** A service's config as requests run it: the config itself, and every part compiled once. @internal */
+export interface CompiledServiceConfig {
+  readonly config: ServiceConfig;
+  readonly routes: readonly CompiledRoute[] | undefined;
+  readonly splits: readonly CompiledSplit[] | undefined;
+  /** Sticky splitting by a (lower-case) header or a cookie. */
+  readonly sticky: { readonly header?: string; readonly cookie?: string } | undefined;
+  readonly subsets: ReadonlyMap<string, CompiledSubset>;
+}
 
 type Json = Readonly<Record<string, unknown>>;
 
@@ -78,9 +118,10 @@ const MAX_MS = 2_147_483_647;
  * Validates a service's configuration as a whole: every field's type and range, and Consul's rules
  * (one path match per route, known methods and retry conditions, splits that sum to 100 at 0.01
  * precision with no destination twice, subsets with valid filters, a default subset that exists,
- * redirect and failover not both). Regular expressions and filters are compiled to check them.
- * References to other services' subsets are checked when a request is routed, since those services'
- * configs arrive on their own.
+ * redirect and failover not both), and that everything a request would carry is something the HTTP
+ * client and gRPC accept (header names and values, rewritten paths). It is the mesh's compile step
+ * ({@link compileServiceConfig}) with the compiled form left out. References to other services'
+ * subsets are checked when a request is routed, since those services' configs arrive on their own.
  *
  * @param config - the config, as a registry delivered it
  * @param service - the service it configures, for messages
@@ -88,12 +129,27 @@ const MAX_MS = 2_147_483_647;
  * @throws MeshError `ERR_INVALID_CONFIG` whose `details.field` names the field at fault (`router.routes[2].match.pathPrefix`)
  */
 export function validateServiceConfig(config: unknown, service: string): ServiceConfig {
+  return compileServiceConfig(config, service).config;
+}
+
+/**
+ * The one compile step from a service's config (from Consul entries, `setConfig` or code) to what its
+ * requests run: route matchers (RE2 regexes), header changes, splits, subset filters. Validation is
+ * this compilation: it throws, naming the field, or returns what will run; nothing is compiled again
+ * later and no request reads the config's raw form.
+ *
+ * @param config - the config, as a registry delivered it
+ * @param service - the service it configures, for messages
+ * @throws MeshError `ERR_INVALID_CONFIG` whose `details.field` names the field at fault
+ * @internal
+ */
+export function compileServiceConfig(config: unknown, service: string): CompiledServiceConfig {
   const c = new Fields(config, "config", ["loadBalancer", "router", "splitter", "resolver", "defaults"]);
-  if (c.has("router")) validateRouter(new Fields(c.raw("router"), "router", ["routes"]));
-  if (c.has("splitter")) validateSplitter(new Fields(c.raw("splitter"), "splitter", ["splits", "sticky"]), service);
-  if (c.has("resolver")) validateResolver(new Fields(c.raw("resolver"), "resolver", ["subsets", "defaultSubset", "redirect", "failover", "connectTimeoutMs", "requestTimeoutMs"]));
+  const routes = c.has("router") ? compileRouter(new Fields(c.raw("router"), "router", ["routes"])) : undefined;
+  const splitter = c.has("splitter") ? compileSplitter(new Fields(c.raw("splitter"), "splitter", ["splits", "sticky"]), service) : undefined;
+  const subsets = c.has("resolver") ? compileResolver(new Fields(c.raw("resolver"), "resolver", ["subsets", "defaultSubset", "redirect", "failover", "connectTimeoutMs", "requestTimeoutMs"]), service) : new Map<string, CompiledSubset>();
   if (c.has("defaults")) validateDefaults(new Fields(c.raw("defaults"), "defaults", ["protocol", "upstreamDefaults", "upstreamOverrides"]));
-  return config as ServiceConfig;
+  return Object.freeze({ config: config as ServiceConfig, routes, splits: splitter?.splits, sticky: splitter?.sticky, subsets });
 }
 
 function serviceRef(f: Fields, key: string): void {
@@ -111,28 +167,18 @@ function subsetRef(f: Fields, key: string): void {
   if (name !== undefined && !SUBSET_NAME.test(name)) throw invalidConfig(f.at(key), `${describe(name)} is not a valid subset name (a DNS label)`);
 }
 
-function validateHeaderChanges(value: unknown, path: string): void {
-  const f = new Fields(value, path, ["add", "set", "remove"]);
-  for (const key of ["add", "set"]) {
-    for (const [name, v] of Object.entries(f.record(key) ?? {})) {
-      if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) throw invalidConfig(`${path}.${key}`, `${describe(name)} is not a valid header name`);
-      if (typeof v !== "string" || /[\r\n\0]/.test(v)) throw invalidConfig(`${path}.${key}.${name}`, `expected a string without CR, LF or NUL, got ${describe(v)}`);
-    }
-  }
-  (f.array("remove") ?? []).forEach((name, i) => {
-    if (typeof name !== "string" || name === "") throw invalidConfig(`${path}.remove[${i}]`, `expected a header name, got ${describe(name)}`);
-  });
-}
-
 function oneOf(f: Fields, keys: readonly string[], path: string): void {
   const set = keys.filter((k) => f.has(k) && f.raw(k) !== false);
   if (set.length > 1) throw invalidConfig(path, `give only one of ${keys.join(", ")} (got ${set.join(" and ")})`);
 }
 
-function validateRouter(router: Fields): void {
+/** A path a request may be sent with: what undici accepts (from `!` to U+00FF), starting with `/`. */
+const SENDABLE_PATH = /^\/[\u0021-\u00ff]*$/;
+
+function compileRouter(router: Fields): CompiledRoute[] {
   const routes = router.array("routes");
   if (routes === undefined) throw invalidConfig(router.at("routes"), "expected an array of routes");
-  routes.forEach((raw, i) => {
+  return routes.map((raw, i): CompiledRoute => {
     const path = `router.routes[${i}]`;
     const route = new Fields(raw, path, ["match", "destination", "mirror", "fault"]);
     if (route.has("mirror")) {
@@ -149,14 +195,14 @@ function validateRouter(router: Fields): void {
         if (!d.has("ms")) throw invalidConfig(d.at("ms"), "expected the delay in ms");
         d.number("ms", 0, MAX_MS);
         d.number("percent", 0, 100);
-        d.string("header", { nonEmpty: true });
+        if (d.has("header")) headerName(d.raw("header"), d.at("header"));
       }
       if (f.has("abort")) {
         const a = new Fields(f.raw("abort"), f.at("abort"), ["status", "percent", "header"]);
         if (!a.has("status")) throw invalidConfig(a.at("status"), "expected the status to answer, such as 503");
         a.number("status", 200, 599, true);
         a.number("percent", 0, 100);
-        a.string("header", { nonEmpty: true });
+        if (a.has("header")) headerName(a.raw("header"), a.at("header"));
       }
     }
     let hasPathMatch = false;
@@ -168,9 +214,8 @@ function validateRouter(router: Fields): void {
         if (p !== undefined && !p.startsWith("/")) throw invalidConfig(m.at(key), `must start with "/", got ${describe(p)}`);
         if (p !== undefined) hasPathMatch = true;
       }
-      const insensitive = m.boolean("caseInsensitive") === true;
-      const pathRegex = m.string("pathRegex");
-      if (pathRegex !== undefined) compileRe2(pathRegex, m.at("pathRegex"), { caseInsensitive: insensitive });
+      m.boolean("caseInsensitive");
+      m.string("pathRegex");
       (m.array("headers") ?? []).forEach((h, j) => {
         const header = new Fields(h, `${m.path}.headers[${j}]`, ["name", "present", "exact", "prefix", "suffix", "regex", "invert"]);
         header.string("name", { required: true, nonEmpty: true });
@@ -178,8 +223,7 @@ function validateRouter(router: Fields): void {
         header.boolean("invert");
         for (const k of ["exact", "prefix", "suffix"]) header.string(k);
         oneOf(header, ["present", "exact", "prefix", "suffix", "regex"], header.path);
-        const r = header.string("regex");
-        if (r !== undefined) compileRe2(r, header.at("regex"));
+        header.string("regex");
       });
       (m.array("query") ?? []).forEach((q, j) => {
         const param = new Fields(q, `${m.path}.query[${j}]`, ["name", "present", "exact", "regex"]);
@@ -187,8 +231,7 @@ function validateRouter(router: Fields): void {
         param.boolean("present");
         param.string("exact");
         oneOf(param, ["present", "exact", "regex"], param.path);
-        const r = param.string("regex");
-        if (r !== undefined) compileRe2(r, param.at("regex"));
+        param.string("regex");
       });
       const seen = new Set<string>();
       (m.array("methods") ?? []).forEach((method, j) => {
@@ -199,6 +242,8 @@ function validateRouter(router: Fields): void {
         seen.add(method);
       });
     }
+    let requestHeaders: CompiledHeaderChanges | undefined;
+    let responseHeaders: CompiledHeaderChanges | undefined;
     if (route.has("destination")) {
       const d = new Fields(route.raw("destination"), `${path}.destination`, [
         "service",
@@ -215,8 +260,13 @@ function validateRouter(router: Fields): void {
       ]);
       serviceRef(d, "service");
       subsetRef(d, "subset");
-      if (d.string("prefixRewrite") !== undefined && !hasPathMatch) {
+      const rewrite = d.string("prefixRewrite");
+      if (rewrite !== undefined && !hasPathMatch) {
         throw invalidConfig(d.at("prefixRewrite"), "a prefix rewrite needs a pathExact or pathPrefix match to replace");
+      }
+      // It starts the path sent: it must be one (a leading '/', no space, control character or character beyond U+00FF).
+      if (rewrite !== undefined && !SENDABLE_PATH.test(rewrite)) {
+        throw invalidConfig(d.at("prefixRewrite"), `must start with "/" and hold no space, control character or character beyond U+00FF, got ${describe(rewrite)}`);
       }
       d.number("requestTimeoutMs", 0, MAX_MS);
       d.number("idleTimeoutMs", 0, MAX_MS);
@@ -232,18 +282,21 @@ function validateRouter(router: Fields): void {
           throw invalidConfig(`${d.path}.retryOn[${j}]`, `${describe(condition)} is not a retry condition (known: ${[...RETRY_CONDITIONS].join(", ")})`);
         }
       });
-      if (d.has("requestHeaders")) validateHeaderChanges(d.raw("requestHeaders"), d.at("requestHeaders"));
-      if (d.has("responseHeaders")) validateHeaderChanges(d.raw("responseHeaders"), d.at("responseHeaders"));
+      if (d.has("requestHeaders")) requestHeaders = compileHeaderChanges(d.raw("requestHeaders"), d.at("requestHeaders"), "request");
+      if (d.has("responseHeaders")) responseHeaders = compileHeaderChanges(d.raw("responseHeaders"), d.at("responseHeaders"), "response");
     }
+    const config = raw as RouteConfig;
+    // The match's fields were checked above: the matcher compiles its regexes (RE2), naming the field of one RE2 refuses.
+    return { index: i, config, matches: compileMatch(config.match, `${path}.match`), requestHeaders, responseHeaders };
   });
 }
 
-function validateSplitter(splitter: Fields, service: string): void {
+function compileSplitter(splitter: Fields, service: string): { readonly splits: CompiledSplit[]; readonly sticky: CompiledServiceConfig["sticky"] } {
   const splits = splitter.array("splits");
   if (splits === undefined || splits.length === 0) throw invalidConfig(splitter.at("splits"), "expected at least one split");
   const seen = new Set<string>();
   let sum = 0;
-  splits.forEach((raw, i) => {
+  const compiled = splits.map((raw, i): CompiledSplit => {
     const s = new Fields(raw, `splitter.splits[${i}]`, ["weight", "service", "subset", "requestHeaders", "responseHeaders"]);
     if (!s.has("weight")) throw invalidConfig(s.at("weight"), "expected a weight from 0 to 100");
     const weight = s.number("weight", 0, 100) ?? 0;
@@ -253,16 +306,21 @@ function validateSplitter(splitter: Fields, service: string): void {
     const key = `${s.string("service") ?? service}/${s.string("subset") ?? ""}`;
     if (seen.has(key)) throw invalidConfig(s.path, `the destination ${key} occurs more than once`);
     seen.add(key);
-    if (s.has("requestHeaders")) validateHeaderChanges(s.raw("requestHeaders"), s.at("requestHeaders"));
-    if (s.has("responseHeaders")) validateHeaderChanges(s.raw("responseHeaders"), s.at("responseHeaders"));
+    return {
+      weight,
+      service: s.string("service"),
+      subset: s.string("subset"),
+      requestHeaders: s.has("requestHeaders") ? compileHeaderChanges(s.raw("requestHeaders"), s.at("requestHeaders"), "request") : undefined,
+      responseHeaders: s.has("responseHeaders") ? compileHeaderChanges(s.raw("responseHeaders"), s.at("responseHeaders"), "response") : undefined,
+    };
   });
   if (sum !== 10_000) throw invalidConfig(splitter.at("splits"), `the weights must sum to 100, not ${(sum / 100).toFixed(2)}`);
-  if (splitter.has("sticky")) {
-    const sticky = new Fields(splitter.raw("sticky"), splitter.at("sticky"), ["header", "cookie"]);
-    sticky.string("header", { nonEmpty: true });
-    sticky.string("cookie", { nonEmpty: true });
-    if (sticky.has("header") === sticky.has("cookie")) throw invalidConfig(sticky.path, "give one of header or cookie");
-  }
+  if (!splitter.has("sticky")) return { splits: compiled, sticky: undefined };
+  const sticky = new Fields(splitter.raw("sticky"), splitter.at("sticky"), ["header", "cookie"]);
+  const header = sticky.has("header") ? headerName(sticky.raw("header"), sticky.at("header")) : undefined;
+  const cookie = sticky.string("cookie", { nonEmpty: true });
+  if (sticky.has("header") === sticky.has("cookie")) throw invalidConfig(sticky.path, "give one of header or cookie");
+  return { splits: compiled, sticky: header !== undefined ? { header } : { cookie: cookie ?? "" } };
 }
 
 function target(value: unknown, path: string): void {
@@ -273,21 +331,24 @@ function target(value: unknown, path: string): void {
   if (["service", "subset", "datacenter", "namespace", "peer"].every((k) => !t.has(k))) throw invalidConfig(path, "name a service, subset, datacenter, namespace or peer");
 }
 
-function validateResolver(r: Fields): void {
+function compileResolver(r: Fields, service: string): Map<string, CompiledSubset> {
   const subsets = r.record("subsets") ?? {};
+  const compiled = new Map<string, CompiledSubset>();
   for (const [name, raw] of Object.entries(subsets)) {
     const path = `resolver.subsets.${name}`;
     if (!SUBSET_NAME.test(name)) throw invalidConfig(path, `${describe(name)} is not a valid subset name (a DNS label)`);
     const s = new Fields(raw, path, ["filter", "onlyPassing"]);
-    s.boolean("onlyPassing");
+    const onlyPassing = s.boolean("onlyPassing") === true;
     const filter = s.string("filter");
+    let predicate: FilterPredicate | undefined;
     if (filter !== undefined && filter !== "") {
       try {
-        compileFilter(filter);
+        predicate = compileFilter(filter);
       } catch (err) {
         throw invalidConfig(s.at("filter"), `not a valid filter expression: ${(err as Error).message}`, { cause: err });
       }
     }
+    compiled.set(name, { name, includes: (e) => (!onlyPassing || e.health === "passing") && (predicate === undefined || predicate(filterView(service, e))) });
   }
   const defaultSubset = r.string("defaultSubset");
   if (defaultSubset !== undefined && subsets[defaultSubset] === undefined) throw invalidConfig(r.at("defaultSubset"), `no subset named ${describe(defaultSubset)} is defined`);
@@ -308,6 +369,17 @@ function validateResolver(r: Fields): void {
   }
   r.number("connectTimeoutMs", 0, MAX_MS);
   r.number("requestTimeoutMs", 0, MAX_MS);
+  return compiled;
+}
+
+/** An endpoint as Consul's filter expressions see an instance (`Service.Tags`, `Service.Meta.version`, ...). */
+function filterView(service: string, e: Endpoint): unknown {
+  const [node, id] = e.id.includes("/") ? [e.id.slice(0, e.id.indexOf("/")), e.id.slice(e.id.indexOf("/") + 1)] : ["", e.id];
+  return {
+    Service: { ID: id, Service: service, Tags: e.tags, Meta: e.meta, Address: e.address, Port: e.port, Weights: { Passing: e.weights.passing, Warning: e.weights.warning } },
+    Node: { Node: node, Address: e.address },
+    Checks: [{ Status: e.health }],
+  };
 }
 
 function upstreamPolicy(value: unknown, path: string): void {
