@@ -302,7 +302,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * this again, so fixes that depend on one another all land).
    */
   #retryWaitingConfigs(service: string): void {
-    for (const state of [...this.#states.values()]) if (state.service !== service && state.configWaiting) state.retryWaitingConfig();
+    const waiting: UpstreamState<EndpointHandle>[] = [];
+    for (const state of this.#states.values()) if (state.service !== service && state.configWaiting) waiting.push(state);
+    for (const state of waiting) state.retryWaitingConfig();
   }
 
   /** A service named only by request data that the registry says is missing: forgotten once its callers heard so. */

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createMesh, type ConfigAppliedEvent, type ConfigRejectedEvent, type ConsulEntryKind, type Mesh } from "proxyless";
-import { MockRegistry } from "proxyless/testing";
+import { request } from "undici";
+import { ConsulRegistry, createMesh, type ConfigAppliedEvent, type ConfigRejectedEvent, type ConsulEntryKind, type Mesh } from "proxyless";
+import { FakeConsul, MockRegistry } from "proxyless/testing";
 import { Backend } from "./helpers/backend.ts";
+import { until } from "./helpers/events.ts";
 
 // The entries below are the data of Consul's own validation tests, written as the JSON `consul config
 // write` takes: TestStore_ConfigEntry_GraphValidation (agent/consul/state/config_entry_test.go) and
@@ -331,6 +333,34 @@ describe("the discovery chain is checked as Consul checks it when config is appl
       assert.equal(await served(mesh, "/other"), "main");
     } finally {
       await mesh.close();
+    }
+  });
+
+  it("lands a chain written to Consul entry by entry, though the mesh hears each kind on its own watch", async () => {
+    const fake = await FakeConsul.start();
+    const put = async (path: string, body: unknown): Promise<void> => {
+      const res = await request(`${fake.url}${path}`, { method: "PUT", body: JSON.stringify(body) });
+      assert.equal(res.statusCode, 200, await res.body.text());
+    };
+    for (const name of ["main", "other"]) {
+      await put("/v1/agent/service/register", { Name: name, ID: name, Address: "127.0.0.1", Port: backends.get(name)!.port, Meta: { version: "v1" } });
+      await put("/v1/config", defaults(name, "http"));
+    }
+    const mesh = createMesh({ registry: new ConsulRegistry({ url: fake.url, queriesPerSecond: 100 }) });
+    const rejected: ConfigRejectedEvent[] = [];
+    mesh.on("config_rejected", (e) => rejected.push(e));
+    try {
+      mesh.client("other");
+      assert.equal(await served(mesh, "/other"), "main");
+      // Consul accepts these in this order; the router's watch may answer before the resolver's.
+      await put("/v1/config", { Kind: "service-resolver", Name: "other", Subsets: { v1: { Filter: "Service.Meta.version == v1" } } });
+      await put("/v1/config", { Kind: "service-router", Name: "main", Routes: [{ Match: { HTTP: { PathPrefix: "/other" } }, Destination: { Service: "other", ServiceSubset: "v1" } }] });
+      await until(() => mesh.inspect("main")?.config.router !== undefined && mesh.inspect("other")?.config.resolver !== undefined);
+      assert.equal(await served(mesh, "/other"), "other");
+      for (const { error } of rejected) assert.match(error.message, /does not have a subset named "v1"/, "at most the brief refusal of a router heard before its resolver");
+    } finally {
+      await mesh.close();
+      await fake.close();
     }
   });
 
