@@ -79,8 +79,8 @@ const MAX_MS = 2_147_483_647;
  * (one path match per route, known methods and retry conditions, splits that sum to 100 at 0.01
  * precision with no destination twice, subsets with valid filters, a default subset that exists,
  * redirect and failover not both). Regular expressions and filters are compiled to check them.
- * References to other services' subsets are checked when a request is routed, since those services'
- * configs arrive on their own.
+ * What spans services (other services' subsets and protocols, loops) is checked when the config is
+ * applied, against the configs the mesh holds (`discovery-chain-check.ts`), and when a request is routed.
  *
  * @param config - the config, as a registry delivered it
  * @param service - the service it configures, for messages
