@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { request } from "undici";
-import { ConsulRegistry, createMesh, type ConfigAppliedEvent, type ConfigRejectedEvent, type ConsulEntryKind, type Mesh } from "proxyless";
+import { ConsulRegistry, createMesh, type ConfigAppliedEvent, type ConfigRejectedEvent, type ConsulEntryKind, type Mesh, type ServiceConfig } from "proxyless";
 import { FakeConsul, MockRegistry } from "proxyless/testing";
 import { Backend } from "./helpers/backend.ts";
 import { until } from "./helpers/events.ts";
+import { discoveryChainProblem } from "../src/config/discovery-chain.ts";
 
 // The entries below are the data of Consul's own validation tests, written as the JSON `consul config
 // write` takes: TestStore_ConfigEntry_GraphValidation (agent/consul/state/config_entry_test.go) and
@@ -380,5 +381,49 @@ describe("the discovery chain is checked as Consul checks it when config is appl
     } finally {
       await mesh.close();
     }
+  });
+});
+
+describe("the chain walk follows Consul's compiler", () => {
+  const chain = (configs: Readonly<Record<string, ServiceConfig>>, service = "main") => discoveryChainProblem(service, (s) => configs[s]);
+  const http = { defaults: { protocol: "http" } } as const;
+  const tcp = { defaults: { protocol: "tcp" } } as const;
+
+  it("takes failover by subset, else '*', and follows it one step only", () => {
+    const main: ServiceConfig = { ...http, resolver: { subsets: { v1: {} }, failover: { v1: { targets: [{ service: "other" }] } } } };
+    assert.equal(chain({ main, other: tcp })?.rule, undefined, "a request without subset meets no failover");
+    const routed: ServiceConfig = { ...main, router: { routes: [{ destination: { subset: "v1" } }] } };
+    assert.equal(chain({ main: routed, other: tcp })?.message, 'discovery chain "main" uses inconsistent protocols; service "other" has "tcp" which is not "http"');
+    // other's own failover is not followed from main's chain.
+    assert.equal(chain({ main: routed, other: { ...http, resolver: { failover: { "*": { targets: [{ service: "far" }] } } } }, far: tcp }), undefined);
+  });
+
+  it("judges a target in another datacenter by the service's entries here, and leaves namespaces and peers alone", () => {
+    const redirect = (ref: NonNullable<NonNullable<ServiceConfig["resolver"]>["redirect"]>): ServiceConfig => ({ ...http, resolver: { redirect: ref } });
+    assert.equal(chain({ main: redirect({ datacenter: "dc2" }) }), undefined, "the same service elsewhere: no loop");
+    assert.equal(chain({ main: redirect({ service: "other", datacenter: "dc2" }), other: tcp })?.rule, "protocol");
+    assert.equal(chain({ main: redirect({ service: "other", namespace: "team" }), other: tcp }), undefined);
+    assert.equal(chain({ main: redirect({ service: "other", peer: "east" }), other: tcp }), undefined);
+  });
+
+  it("meets a splitter only through a split without subset, and a split to its own service is no loop", () => {
+    const other: ServiceConfig = { resolver: { subsets: { v1: {} } }, splitter: { splits: [{ weight: 50 }, { weight: 50, service: "main", subset: "v1" }] } };
+    const main: ServiceConfig = { resolver: { subsets: { v1: {} } }, splitter: { splits: [{ weight: 50, subset: "v1" }, { weight: 50, service: "other" }] } };
+    assert.equal(chain({ main, other }), undefined);
+    const loop: ServiceConfig = { splitter: { splits: [{ weight: 50, service: "main" }, { weight: 50 }] } };
+    assert.equal(chain({ main, other: loop })?.message, "detected circular reference: [splitter:main -> splitter:other -> splitter:main]");
+  });
+
+  it("follows the default subset of a redirect's target, and names a missing one's service", () => {
+    const main: ServiceConfig = { resolver: { redirect: { service: "other" } } };
+    assert.equal(chain({ main, other: { resolver: { subsets: { v2: {} }, defaultSubset: "v2" } } }), undefined);
+    const router: ServiceConfig = { router: { routes: [{ destination: { service: "other", subset: "v3" } }] } };
+    assert.deepEqual(chain({ main: router, other: {} }), {
+      chain: "main",
+      rule: "subset",
+      message: 'service "other" does not have a subset named "v3"',
+      path: [{ service: "main", consul: 'service-router "main" Routes[0].Destination', field: "router.routes[0].destination" }],
+    });
+    assert.equal(chain({ main: router }), undefined, "other's config is not known: not judged");
   });
 });
