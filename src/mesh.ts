@@ -247,6 +247,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
       events: this,
       missing: (service) => this.#forgetIfMadeUp(service),
       closing: () => this.#closing !== undefined,
+      configs: {
+        configOf: (service) => this.#states.get(service)?.appliedConfig,
+        services: () => this.#states.keys(),
+        applied: (service) => this.#retryWaitingConfigs(service),
+      },
       resilience: {
         mesh: meshResilience,
         upstreams: parseUpstreams(o.upstreams),
@@ -289,6 +294,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#upstreams.add(name);
     this.#namedByRequests.delete(name);
     return client;
+  }
+
+  /**
+   * After `service`'s config was applied: the configs other services refused for a discovery-chain
+   * problem are tried again, since the change may have fixed their chain (a retry that applies tells
+   * this again, so fixes that depend on one another all land).
+   */
+  #retryWaitingConfigs(service: string): void {
+    const waiting: UpstreamState<EndpointHandle>[] = [];
+    for (const state of this.#states.values()) if (state.service !== service && state.configWaiting) waiting.push(state);
+    for (const state of waiting) state.retryWaitingConfig();
   }
 
   /** A service named only by request data that the registry says is missing: forgotten once its callers heard so. */

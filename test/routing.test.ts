@@ -123,8 +123,13 @@ describe("routing on real servers", () => {
     const why = await mesh.explain("web");
     assert.deepEqual(why.redirects, [{ service: "web", subset: undefined }]);
     assert.deepEqual(why.target, { service: "admin", subset: undefined });
+    const rejected = new Promise<ConfigRejectedEvent>((resolve) => mesh.once("config_rejected", resolve));
     registry.setConfig("admin", { resolver: { redirect: { service: "web" } } });
-    assert.equal((await mesh.explain("web")).error?.code, "ERR_NO_ROUTE", "a loop between two resolvers");
+    const { service, error } = await rejected;
+    assert.equal(service, "admin", "a loop between two resolvers is refused, as Consul refuses it");
+    assert.match(error.message, /detected circular resolver redirect: \[admin -> web -> admin\]/);
+    assert.equal(await hit(), admin.name, "the last good configs keep serving");
+    registry.setConfig("admin", {});
   });
 
   it("reports an unknown target service as unknown, even through a subset", async () => {
@@ -159,8 +164,17 @@ describe("routing on real servers", () => {
     assert.equal(sides.size, 1, "one session, one side");
   });
 
-  it("refuses a subset no resolver defines with ERR_NO_ROUTE", async () => {
+  it("refuses a subset no resolver defines: at apply time when the mesh knows the resolver, else with ERR_NO_ROUTE", async () => {
+    registry.setConfig("web", { resolver: subsets, router: { routes: [{ destination: { service: "admin" } }] } });
+    assert.equal(await hit(), admin.name);
+    const rejected = new Promise<ConfigRejectedEvent>((resolve) => mesh.once("config_rejected", resolve));
     registry.setConfig("web", { splitter: { splits: [{ weight: 100, subset: "v9" }] } });
+    const { error } = await rejected;
+    assert.equal(error.details.field, "splitter.splits[0]");
+    assert.match(error.message, /service "web" does not have a subset named "v9"/);
+    assert.equal(await hit(), admin.name, "the last good config keeps serving");
+    // A service the mesh does not watch yet is not judged when the config is applied: the request is.
+    registry.setConfig("web", { splitter: { splits: [{ weight: 100, service: "unwatched", subset: "v9" }] } });
     await assert.rejects(mesh.client("web").request({ path: "/" }), (err: unknown) => isMeshError(err, "ERR_NO_ROUTE") && /subset named 'v9'/.test(err.message));
   });
 

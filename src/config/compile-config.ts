@@ -120,8 +120,9 @@ const MAX_MS = 2_147_483_647;
  * precision with no destination twice, subsets with valid filters, a default subset that exists,
  * redirect and failover not both), and that everything a request would carry is something the HTTP
  * client and gRPC accept (header names and values, rewritten paths). It is the mesh's compile step
- * ({@link compileServiceConfig}) with the compiled form left out. References to other services'
- * subsets are checked when a request is routed, since those services' configs arrive on their own.
+ * ({@link compileServiceConfig}) with the compiled form left out. What spans services (other services'
+ * subsets and protocols, loops) is checked when the config is applied, against the configs the mesh
+ * holds (`discovery-chain-check.ts`), and when a request is routed.
  *
  * @param config - the config, as a registry delivered it
  * @param service - the service it configures, for messages

@@ -2,6 +2,7 @@ import type { EventEmitter } from "node:events";
 import type { BalancerRegistry, BoundBalancer } from "../balancer/balancer-registry.ts";
 import type { BalancerEnv } from "../balancer/picker.ts";
 import type { ServiceDefaultsConfig } from "../config/defaults-config.ts";
+import type { KnownConfigs } from "../config/discovery-chain-check.ts";
 import type { ResilienceOptions } from "../config/resilience-options.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -35,6 +36,12 @@ export interface MeshContext<H extends PoolHandle> {
   readonly closing?: () => boolean;
   /** Told when the registry says a service is missing (the mesh forgets services only request data named). */
   readonly missing?: (service: string) => void;
+  /**
+   * The configs applied to the services the mesh watches, for the discovery-chain checks that span
+   * services; `applied` is told after each service's config is applied (configs refused for a chain
+   * problem are then tried again). Left out, each config is checked on its own.
+   */
+  readonly configs?: KnownConfigs & { applied(service: string): void };
   /** Percent of endpoints that must be ready; below it, balance over all of them. 0 turns it off. */
   readonly panicThreshold: number;
   /** Weight ramp for endpoints that join a known set; undefined turns it off. */

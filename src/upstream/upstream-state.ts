@@ -6,6 +6,7 @@ import type { Picker } from "../balancer/picker.ts";
 import type { CallPolicy } from "../config/resilience-options.ts";
 import type { RouteDestination } from "../config/route-config.ts";
 import type { ServiceConfig } from "../config/service-config.ts";
+import { checkDiscoveryChains } from "../config/discovery-chain-check.ts";
 import { ServiceRouting } from "../config/service-routing.ts";
 import { compileServiceConfig, type CompiledServiceConfig } from "../config/compile-config.ts";
 import { MeshError } from "../core/errors.ts";
@@ -51,6 +52,8 @@ export class UpstreamState<H extends PoolHandle> implements UpstreamView<H> {
   #failingSince: number | undefined;
   #configVersion = 0;
   #configAt: number | undefined;
+  /** The newest config, refused for a discovery-chain problem: tried again when another service's config changes. */
+  #waiting: { readonly config: ServiceConfig; readonly message: string } | undefined;
 
   constructor(service: string, ctx: MeshContext<H>) {
     setMaxListeners(MAX_MIRRORS_IN_FLIGHT + 10, this.#shadow.signal);
@@ -108,6 +111,27 @@ export class UpstreamState<H extends PoolHandle> implements UpstreamView<H> {
 
   get config(): ServiceConfig {
     return this.#config;
+  }
+
+  /** The config in force, or undefined before the registry gave one (the chain checks do not judge it then). */
+  get appliedConfig(): ServiceConfig | undefined {
+    return this.#configVersion === 0 ? undefined : this.#config;
+  }
+
+  /** Whether a config refused for a discovery-chain problem waits to be tried again. */
+  get configWaiting(): boolean {
+    return this.#waiting !== undefined;
+  }
+
+  /**
+   * Tries again the config refused for a discovery-chain problem, after another service's config
+   * changed: it is applied if its chains now compile. A refusal for the same reason is not reported
+   * again.
+   */
+  retryWaitingConfig(): void {
+    const waiting = this.#waiting;
+    if (waiting === undefined || this.#status === "closed") return;
+    this.#applyConfig(waiting.config, waiting.message);
   }
 
   get routing(): ServiceRouting {
@@ -284,15 +308,24 @@ export class UpstreamState<H extends PoolHandle> implements UpstreamView<H> {
     }
   }
 
-  #applyConfig(config: ServiceConfig): void {
+  /**
+   * @param config - the config to apply
+   * @param reported - for a retry, the message its last refusal was reported with
+   */
+  #applyConfig(config: ServiceConfig, reported?: string): void {
     let balancer: BoundBalancer;
     let compiled: CompiledServiceConfig;
+    this.#waiting = undefined;
     try {
       compiled = compileServiceConfig(config, this.service);
+      const configs = this.#ctx.configs;
+      if (configs !== undefined) checkDiscoveryChains(this.service, config, configs);
       balancer = this.#bindBalancer(config.loadBalancer);
     } catch (err) {
       if (!(err instanceof MeshError)) throw err;
-      this.#ctx.events.emit("config_rejected", { service: this.service, error: err });
+      // A chain problem may be another service's to fix: the config waits for the next change.
+      if (err.details.chain !== undefined) this.#waiting = { config, message: err.message };
+      if (err.message !== reported) this.#ctx.events.emit("config_rejected", { service: this.service, error: err });
       return;
     }
     this.#pool.useBalancer(balancer);
@@ -303,6 +336,7 @@ export class UpstreamState<H extends PoolHandle> implements UpstreamView<H> {
     this.#configAt = this.#ctx.env.clock.now();
     this.#pool.rebuild();
     this.#ctx.events.emit("config_applied", { service: this.service, policy: balancer.policy, version: this.#configVersion });
+    this.#ctx.configs?.applied(this.service);
   }
 
   #bindBalancer(lb: LoadBalancerConfig | undefined): BoundBalancer {
