@@ -120,7 +120,7 @@ const MAX_MS = 2_147_483_647;
  * precision with no destination twice, subsets with valid filters, a default subset that exists,
  * redirect and failover not both), and that everything a request would carry is something the HTTP
  * client and gRPC accept (header names and values, rewritten paths). It is the mesh's compile step
- * ({@link compileServiceConfig}) with the compiled form left out. What spans services (other services'
+ * (`compileServiceConfig`) with the compiled form left out. What spans services (other services'
  * subsets and protocols, loops) is checked when the config is applied, against the configs the mesh
  * holds (`discovery-chain-check.ts`), and when a request is routed.
  *
