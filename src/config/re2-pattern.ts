@@ -45,6 +45,7 @@ export function compileRe2(source: string, field: string, options: Re2Options = 
       details: { field, pattern: source, reason },
     });
   }
+  boundDfaMemory(re);
   if (options.search === true) return { source, test: (value) => re.test(value) };
   // The literal every full match starts with (RE2 computes it from the compiled program; empty when
   // there is none): a value without it is refused without running the automaton.
@@ -62,4 +63,28 @@ export function compileRe2(source: string, field: string, options: Re2Options = 
     };
   }
   return { source, test: (value) => re.testExact(value) };
+}
+
+/**
+ * Memory each pattern's lazy DFA may fill before it gives up for the automaton that needs none. re2js
+ * gives each 8 MB, as RE2 does; a pattern whose DFA grows without end (`/.*a.{20}b`, about 2^20
+ * states) then fills and refills 8 MB on every crafted 10 KB path: 12 to 190 ms each, measured. With
+ * 64 KB it gives up early and such a path takes 3 to 5 ms (the automaton without a DFA runs at about
+ * 0.35 µs a character for these patterns), and each pattern holds 64 KB rather than up to 8 MB.
+ * Patterns whose DFA stays small (route and intention patterns as written) never reach the limit.
+ */
+const DFA_MEMORY_BYTES = 64 * 1024;
+
+/**
+ * Gives the pattern's lazy DFA {@link DFA_MEMORY_BYTES}. It goes through re2js's internals (the
+ * engine's `lazyDFA` and the DFA class's constructor, which re2js does not export): checked shapes
+ * only, so if a later re2js changes them, the pattern keeps re2js's own 8 MB, and only speed suffers.
+ */
+function boundDfaMemory(re: RE2JS): void {
+  const engine = re.re2() as unknown as { prog?: unknown; lazyDFA?: unknown; readonly dfa?: unknown };
+  if (!("lazyDFA" in engine) || engine.prog === undefined) return;
+  const dfa = engine.dfa;
+  if (typeof dfa !== "object" || dfa === null || !("maxMem" in dfa)) return;
+  const Dfa = dfa.constructor as new (prog: unknown, maxMem: number) => object;
+  engine.lazyDFA = new Dfa(engine.prog, DFA_MEMORY_BYTES);
 }
