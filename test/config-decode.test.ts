@@ -148,6 +148,12 @@ describe("validateServiceConfig on the typed model", () => {
     ["a change to content-length", { splitter: { splits: [{ weight: 100, requestHeaders: { remove: ["Content-Length"] } }] } }, "splitter.splits[0].requestHeaders.remove[0]"],
     ["a header name that is not a token", { router: { routes: [{ destination: { requestHeaders: { set: { "x a": "1" } } } }] } }, "router.routes[0].destination.requestHeaders.set"],
     ["a gRPC binary header name", { router: { routes: [{ destination: { requestHeaders: { set: { "x-id-bin": "1" } } } }] } }, "router.routes[0].destination.requestHeaders.set"],
+    // Node's HTTP/2 (under gRPC) refuses these: a gRPC call would retry its connection until its deadline.
+    ["a change to http2-settings", { router: { routes: [{ destination: { requestHeaders: { set: { "HTTP2-Settings": "x" } } } }] } }, "router.routes[0].destination.requestHeaders.set"],
+    ["a second value of a header HTTP/2 carries once", { router: { routes: [{ destination: { requestHeaders: { add: { date: "a" } } } }] } }, "router.routes[0].destination.requestHeaders.add"],
+    ["a second authorization", { splitter: { splits: [{ weight: 100, requestHeaders: { add: { Authorization: "b" } } }] } }, "splitter.splits[0].requestHeaders.add"],
+    ["a header gRPC reserves", { router: { routes: [{ destination: { requestHeaders: { set: { "grpc-timeout": "1S" } } } }] } }, "router.routes[0].destination.requestHeaders.set"],
+    ["a response content-encoding (fetch would decode the body wrongly)", { router: { routes: [{ destination: { responseHeaders: { set: { "content-encoding": "gzip" } } } }] } }, "router.routes[0].destination.responseHeaders.set"],
     ["a fault header that is not a header name", { router: { routes: [{ fault: { abort: { status: 503, header: "x y" } } }] } }, "router.routes[0].fault.abort.header"],
   ];
   for (const [what, config, field] of bad) {

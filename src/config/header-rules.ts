@@ -16,10 +16,61 @@ const WRITABLE_HEADER_VALUE = /^[\x20-\x7e]*$/;
  * manages them), and `host`, which the mesh sets to the service's name (Envoy refuses header changes to
  * `host` as well).
  */
-const OWNED_REQUEST_HEADERS: ReadonlySet<string> = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "expect", "te", "trailer", "proxy-connection"]);
+const OWNED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  "host",
+  "content-length",
+  "content-encoding",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "upgrade",
+  "http2-settings",
+  "expect",
+  "te",
+  "trailer",
+]);
 
-/** Response headers that frame the response: a change to them would corrupt what the caller reads. */
-const OWNED_RESPONSE_HEADERS: ReadonlySet<string> = new Set(["content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "trailer"]);
+/** Response headers that frame or encode the response: a change to them would corrupt what the caller reads. */
+const OWNED_RESPONSE_HEADERS: ReadonlySet<string> = new Set(["content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive", "upgrade", "http2-settings", "trailer"]);
+
+/**
+ * Headers an HTTP/2 message carries once (Node's `http2` refuses a second value, and grpc-js fails the
+ * call): a route may `set` them, not `add` a value the caller may already have sent.
+ */
+const SINGLE_VALUE_HEADERS: ReadonlySet<string> = new Set([
+  "access-control-allow-credentials",
+  "access-control-max-age",
+  "access-control-request-method",
+  "age",
+  "authorization",
+  "content-language",
+  "content-location",
+  "content-md5",
+  "content-range",
+  "content-type",
+  "date",
+  "dnt",
+  "etag",
+  "expires",
+  "from",
+  "if-match",
+  "if-modified-since",
+  "if-none-match",
+  "if-range",
+  "if-unmodified-since",
+  "last-modified",
+  "location",
+  "max-forwards",
+  "proxy-authorization",
+  "range",
+  "referer",
+  "retry-after",
+  "tk",
+  "upgrade-insecure-requests",
+  "user-agent",
+  "x-content-type-options",
+]);
 
 /**
  * Header changes compiled once per config: names lower-cased, the names to drop as a set, every name
@@ -54,8 +105,9 @@ export function headerName(name: unknown, field: string): string {
 
 /**
  * Validates and compiles a `requestHeaders` or `responseHeaders` block. Names are letters, digits,
- * `-`, `_` and `.` (not ending in `-bin`, which gRPC reserves for binary values); values printable
- * ASCII; framing and connection headers (and `host`, on requests) may not be changed.
+ * `-`, `_` and `.` (not ending in `-bin`, which gRPC reserves for binary values, nor starting with
+ * `grpc-`); values printable ASCII; framing, encoding and connection headers (and `host`, on requests)
+ * may not be changed; a header HTTP/2 carries once may be `set`, not `add`ed.
  *
  * @param value - the block as configured
  * @param path - where it sits in the config (`router.routes[0].destination.requestHeaders`)
@@ -74,6 +126,7 @@ export function compileHeaderChanges(value: unknown, path: string, direction: "r
     const lower = headerName(name, field);
     if (lower.endsWith("-bin")) throw invalidConfig(field, `${describe(name)}: names ending in '-bin' carry binary values in gRPC; a route writes text`);
     if (owned.has(lower)) throw invalidConfig(field, `${describe(name)} is managed by the HTTP client and the mesh; a route may not change it`);
+    if (lower.startsWith("grpc-")) throw invalidConfig(field, `${describe(name)}: names starting with 'grpc-' are reserved by gRPC`);
     return lower;
   };
   const pairs = (key: "add" | "set"): (readonly [string, string])[] => {
@@ -82,6 +135,9 @@ export function compileHeaderChanges(value: unknown, path: string, direction: "r
     if (block === null || typeof block !== "object" || Array.isArray(block)) throw invalidConfig(`${path}.${key}`, `expected an object of header names and values, got ${describe(block)}`);
     return Object.entries(block).map(([name, v]) => {
       const lower = checkName(name, `${path}.${key}`);
+      if (key === "add" && SINGLE_VALUE_HEADERS.has(lower)) {
+        throw invalidConfig(`${path}.add`, `${describe(name)} carries one value (HTTP/2 and gRPC refuse a second): use set`);
+      }
       if (typeof v !== "string" || !WRITABLE_HEADER_VALUE.test(v)) {
         // The value itself is not shown: a header a route sets may carry a credential.
         const shown = typeof v === "string" ? `text with U+${(v.codePointAt(v.search(/[^\x20-\x7e]/)) ?? 0).toString(16).toUpperCase().padStart(4, "0")} at position ${v.search(/[^\x20-\x7e]/)}` : describe(v);
