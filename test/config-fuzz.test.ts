@@ -218,4 +218,15 @@ describe("every accepted config runs (fast-check)", () => {
     // Both sides of the property were exercised.
     assert.ok(refusedRuns > 0 && acceptedRuns > 0, `refused ${refusedRuns}, accepted ${acceptedRuns}`);
   });
+
+  it("runs the config as it was when applied: changing the caller's object afterwards changes nothing", async () => {
+    const config = { router: { routes: [{ match: { pathPrefix: "/a" }, destination: { prefixRewrite: "/b" } }] } };
+    registry.setConfig("web", config);
+    const seen = backend.seen.length;
+    (config.router.routes[0]!.destination as { prefixRewrite: string }).prefixRewrite = "b c\u0100"; // never validated
+    const res = await mesh.client("web").request({ path: "/a/x" });
+    await res.body.dump();
+    assert.equal(res.statusCode, 200);
+    assert.equal(backend.seen[seen]?.url, "/b/x");
+  });
 });

@@ -268,6 +268,19 @@ describe("intention regexes", () => {
     assert.match(denied.reason, /permission 1 cannot be evaluated, so it denies: .*Sources\[0\]\.Permissions\[1\]\.HTTP\.PathRegex.*invalid or unsupported Perl syntax/);
     assert.equal((await call("/anything")).allowed, false, "what the broken permission might have denied is denied");
   });
+
+  it("a malformed permission (not as Consul writes one) denies what reaches it and never throws, for any caller", async () => {
+    const authorize = authorizerOf([
+      { Name: "good", Permissions: [{ Action: "allow", HTTP: { PathPrefix: "/" } }] },
+      { Name: "bad", Permissions: [{ Action: "allow", HTTP: { Methods: "DELETE" as unknown as string[] } }] },
+      { Name: "worse", Permissions: "allow" as unknown as [] },
+    ]);
+    assert.equal((await authorize(caller("good"), { method: "GET", path: "/", headers: {} })).allowed, true, "another source's malformed permission changes nothing");
+    const bad = await authorize(caller("bad"), { method: "DELETE", path: "/", headers: {} });
+    assert.equal(bad.allowed, false);
+    assert.match(bad.reason, /cannot be evaluated, so it denies: .*Sources\[1\]\.Permissions\[0\]\.HTTP.*malformed/);
+    assert.equal((await authorize(caller("worse"), { method: "GET", path: "/", headers: {} })).allowed, false);
+  });
 });
 
 describe("a crafted 10 KB path against catastrophic regexes, on real servers", () => {

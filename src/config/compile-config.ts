@@ -130,7 +130,8 @@ const MAX_MS = 2_147_483_647;
  * @throws MeshError `ERR_INVALID_CONFIG` whose `details.field` names the field at fault (`router.routes[2].match.pathPrefix`)
  */
 export function validateServiceConfig(config: unknown, service: string): ServiceConfig {
-  return compileServiceConfig(config, service).config;
+  compileServiceConfig(config, service);
+  return config as ServiceConfig;
 }
 
 /**
@@ -144,7 +145,9 @@ export function validateServiceConfig(config: unknown, service: string): Service
  * @throws MeshError `ERR_INVALID_CONFIG` whose `details.field` names the field at fault
  * @internal
  */
-export function compileServiceConfig(config: unknown, service: string): CompiledServiceConfig {
+export function compileServiceConfig(input: unknown, service: string): CompiledServiceConfig {
+  // A frozen copy is what is checked and what runs: the caller's object may change afterwards.
+  const config = frozenCopy(input);
   const c = new Fields(config, "config", ["loadBalancer", "router", "splitter", "resolver", "defaults"]);
   const routes = c.has("router") ? compileRouter(new Fields(c.raw("router"), "router", ["routes"])) : undefined;
   const splitter = c.has("splitter") ? compileSplitter(new Fields(c.raw("splitter"), "splitter", ["splits", "sticky"]), service) : undefined;
@@ -405,4 +408,23 @@ function validateDefaults(d: Fields): void {
   if (protocol !== undefined && !PROTOCOLS.has(protocol)) throw invalidConfig(d.at("protocol"), `${describe(protocol)} is not a protocol (known: ${[...PROTOCOLS].join(", ")})`);
   if (d.has("upstreamDefaults")) upstreamPolicy(d.raw("upstreamDefaults"), d.at("upstreamDefaults"));
   for (const [name, raw] of Object.entries(d.record("upstreamOverrides") ?? {})) upstreamPolicy(raw, `defaults.upstreamOverrides.${name}`);
+}
+
+/** A deep copy of plain config data, frozen. */
+function frozenCopy(input: unknown): unknown {
+  let copy: unknown;
+  try {
+    copy = structuredClone(input);
+  } catch (err) {
+    throw invalidConfig("config", "expected plain data (objects, arrays, strings, numbers, booleans)", { cause: err });
+  }
+  return deepFreeze(copy);
+}
+
+function deepFreeze(value: unknown): unknown {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }

@@ -165,8 +165,9 @@ export function compilePermission(permission: IntentionPermission, field: string
   try {
     matcher = compileMatch(asRouteMatch(http), `${field}.HTTP`, INTENTION_FIELDS);
   } catch (err) {
-    if (!(err instanceof MeshError)) throw err;
-    return { allowed: false, invalid: err.message, matches: () => true };
+    // A regex RE2 rejects, or a permission that is not what Consul writes (Methods not an array...): it denies.
+    const invalid = err instanceof MeshError ? err.message : `Invalid intention at '${field}.HTTP': malformed (${err instanceof Error ? err.message : String(err)})`;
+    return { allowed: false, invalid, matches: () => true };
   }
   return { allowed, invalid: undefined, matches: (request) => matcher(new PermissionView(request)) };
 }

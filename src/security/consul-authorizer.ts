@@ -29,7 +29,13 @@ interface CompiledSource {
 function compileSources(sources: readonly IntentionSource[] | undefined): readonly CompiledSource[] | undefined {
   return sources?.map((s, i) => ({
     name: s.Name,
-    permissions: s.Permissions?.map((p, j) => compilePermission(p, `Sources[${i}].Permissions[${j}]`)),
+    permissions:
+      s.Permissions === undefined || s.Permissions === null
+        ? undefined
+        : Array.isArray(s.Permissions)
+          ? s.Permissions.map((p, j) => compilePermission(p, `Sources[${i}].Permissions[${j}]`))
+          : // Not a list, as Consul never writes it: one permission that denies.
+            [{ allowed: false, invalid: `Invalid intention at 'Sources[${i}].Permissions': expected a list`, matches: () => true }],
   }));
 }
 

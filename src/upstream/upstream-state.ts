@@ -329,7 +329,7 @@ export class UpstreamState<H extends PoolHandle> implements UpstreamView<H> {
       return;
     }
     this.#pool.useBalancer(balancer);
-    this.#config = config;
+    this.#config = compiled.config;
     this.#policies.configure(config.resolver);
     this.#routing = new ServiceRouting(compiled);
     this.#configVersion++;
