@@ -223,7 +223,7 @@ describe("every accepted config runs (fast-check)", () => {
     const config = { router: { routes: [{ match: { pathPrefix: "/a" }, destination: { prefixRewrite: "/b" } }] } };
     registry.setConfig("web", config);
     const seen = backend.seen.length;
-    (config.router.routes[0]!.destination as { prefixRewrite: string }).prefixRewrite = "b c\u0100"; // never validated
+    (config.router.routes[0]!.destination).prefixRewrite = "b c\u0100"; // never validated
     const res = await mesh.client("web").request({ path: "/a/x" });
     await res.body.dump();
     assert.equal(res.statusCode, 200);

@@ -30,10 +30,10 @@ function compileSources(sources: readonly IntentionSource[] | undefined): readon
   return sources?.map((s, i) => ({
     name: s.Name,
     permissions:
-      s.Permissions === undefined || s.Permissions === null
+      s.Permissions === undefined || (s.Permissions as unknown) === null
         ? undefined
         : Array.isArray(s.Permissions)
-          ? s.Permissions.map((p, j) => compilePermission(p, `Sources[${i}].Permissions[${j}]`))
+          ? (s.Permissions as readonly IntentionPermission[]).map((p, j) => compilePermission(p, `Sources[${i}].Permissions[${j}]`))
           : // Not a list, as Consul never writes it: one permission that denies.
             [{ allowed: false, invalid: `Invalid intention at 'Sources[${i}].Permissions': expected a list`, matches: () => true }],
   }));
