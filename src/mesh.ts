@@ -15,6 +15,7 @@ import type { Registration, ServiceRegistration } from "./registry/registration.
 import type { Registry } from "./registry/registry.ts";
 import type { LoadBalancerConfig } from "./balancer/load-balancer-config.ts";
 import type { ServiceConfig } from "./config/service-config.ts";
+import { compileTogether } from "./config/discovery-chain-check.ts";
 import { explainRoute, type RouteExplanation } from "./routing/explain.ts";
 import { DEFAULT_POLICY, validateResilience, type ResilienceOptions } from "./config/resilience-options.ts";
 import { EndpointHandle } from "./transport/http/endpoint-handle.ts";
@@ -248,9 +249,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
       missing: (service) => this.#forgetIfMadeUp(service),
       closing: () => this.#closing !== undefined,
       configs: {
-        configOf: (service) => this.#states.get(service)?.appliedConfig,
+        configOf: (service) => this.#landing?.get(service) ?? this.#states.get(service)?.appliedConfig,
         services: () => this.#states.keys(),
         applied: (service) => this.#retryWaitingConfigs(service),
+        waiting: () => this.#landTogether(),
       },
       resilience: {
         mesh: meshResilience,
@@ -305,6 +307,28 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const waiting: UpstreamState<EndpointHandle>[] = [];
     for (const state of this.#states.values()) if (state.service !== service && state.configWaiting) waiting.push(state);
     for (const state of waiting) state.retryWaitingConfig();
+  }
+
+  /** The waiting configs being applied together, which the chain checks see as applied meanwhile. */
+  #landing: ReadonlyMap<string, ServiceConfig> | undefined;
+
+  /**
+   * After a config was refused for a discovery-chain problem: if the waiting configs compile together
+   * (each refused only because of the others' old configs), they are applied together.
+   */
+  #landTogether(): void {
+    if (this.#landing !== undefined) return;
+    const waiting = [...this.#states.values()].filter((s) => s.configWaiting);
+    if (waiting.length < 2) return;
+    const configs = new Map(waiting.map((s) => [s.service, s.waitingConfig ?? {}]));
+    const known = { configOf: (s: string) => this.#states.get(s)?.appliedConfig, services: () => this.#states.keys() };
+    if (!compileTogether(configs, known)) return;
+    this.#landing = configs;
+    try {
+      for (const state of waiting) state.retryWaitingConfig();
+    } finally {
+      this.#landing = undefined;
+    }
   }
 
   /** A service named only by request data that the registry says is missing: forgotten once its callers heard so. */

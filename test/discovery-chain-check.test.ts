@@ -382,6 +382,29 @@ describe("the discovery chain is checked as Consul checks it when config is appl
       await mesh.close();
     }
   });
+  it("lands configs that compile only together: a migration Consul accepted step by step, heard as its net change", async () => {
+    const registry = new MockRegistry({ main: [backends.get("main")!.endpoint], other: [backends.get("other")!.endpoint] });
+    const mesh = createMesh({ registry });
+    const applied: string[] = [];
+    mesh.on("config_applied", (e) => applied.push(e.service));
+    try {
+      mesh.client("main");
+      mesh.client("other");
+      const defaults = (name: string, protocol: string) => ({ Kind: "service-defaults", Name: name, Protocol: protocol });
+      registry.applyConsulEntries([defaults("main", "http"), defaults("other", "http")]);
+      registry.applyConsulEntries({ Kind: "service-router", Name: "main", Routes: [{ Match: { HTTP: { PathPrefix: "/o" } }, Destination: { Service: "other" } }] });
+      // In Consul: the router deleted, main and other switched to grpc, the router written again; each
+      // write valid. A blocking query returns the latest state: the mesh hears both protocols change.
+      applied.length = 0;
+      registry.applyConsulEntries(defaults("main", "grpc"));
+      registry.applyConsulEntries(defaults("other", "grpc"));
+      const protocol = (s: string) => mesh.inspect(s)?.config.defaults?.protocol;
+      assert.deepEqual([protocol("main"), protocol("other")], ["grpc", "grpc"], "each alone breaks the other's old chain; together they compile");
+      assert.deepEqual(applied.sort(), ["main", "other"]);
+    } finally {
+      await mesh.close();
+    }
+  });
 });
 
 describe("the chain walk follows Consul's compiler", () => {

@@ -76,3 +76,23 @@ export function checkDiscoveryChains(service: string, config: ServiceConfig, kno
     throw chainError(problem, service, config, before);
   }
 }
+
+/**
+ * Whether configs refused one at a time compile together: each of them with the others applied, and
+ * every other known chain that compiled before still compiling. Consul checks each write, and a
+ * migration it accepted step by step (a router removed, two services' protocols changed, the router
+ * written again) reaches a mesh as the net change only, whose parts each break the other's old chain.
+ *
+ * @param configs - the waiting configs, by service
+ * @param known - the configs in force
+ * @internal
+ */
+export function compileTogether(configs: ReadonlyMap<string, ServiceConfig>, known: KnownConfigs): boolean {
+  const after: ConfigLookup = (s) => configs.get(s) ?? known.configOf(s);
+  for (const service of configs.keys()) if (discoveryChainProblem(service, after) !== undefined) return false;
+  for (const other of known.services()) {
+    if (configs.has(other)) continue;
+    if (discoveryChainProblem(other, after) !== undefined && discoveryChainProblem(other, known.configOf) === undefined) return false;
+  }
+  return true;
+}

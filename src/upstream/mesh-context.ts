@@ -41,7 +41,7 @@ export interface MeshContext<H extends PoolHandle> {
    * services; `applied` is told after each service's config is applied (configs refused for a chain
    * problem are then tried again). Left out, each config is checked on its own.
    */
-  readonly configs?: KnownConfigs & { applied(service: string): void };
+  readonly configs?: KnownConfigs & { applied(service: string): void; waiting(service: string): void };
   /** Percent of endpoints that must be ready; below it, balance over all of them. 0 turns it off. */
   readonly panicThreshold: number;
   /** Weight ramp for endpoints that join a known set; undefined turns it off. */

@@ -123,6 +123,11 @@ export class UpstreamState<H extends PoolHandle> implements UpstreamView<H> {
     return this.#waiting !== undefined;
   }
 
+  /** The config refused for a discovery-chain problem, while it waits. */
+  get waitingConfig(): ServiceConfig | undefined {
+    return this.#waiting?.config;
+  }
+
   /**
    * Tries again the config refused for a discovery-chain problem, after another service's config
    * changed: it is applied if its chains now compile. A refusal for the same reason is not reported
@@ -324,7 +329,10 @@ export class UpstreamState<H extends PoolHandle> implements UpstreamView<H> {
     } catch (err) {
       if (!(err instanceof MeshError)) throw err;
       // A chain problem may be another service's to fix: the config waits for the next change.
-      if (err.details.chain !== undefined) this.#waiting = { config, message: err.message };
+      if (err.details.chain !== undefined) {
+        this.#waiting = { config, message: err.message };
+        this.#ctx.configs?.waiting(this.service);
+      }
       if (err.message !== reported) this.#ctx.events.emit("config_rejected", { service: this.service, error: err });
       return;
     }
