@@ -5,7 +5,7 @@ import { createMesh, type Mesh } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { meshInternals, type MeshInternals } from "../src/mesh-internals.ts";
 import type { EndpointHandle } from "../src/transport/http/endpoint-handle.ts";
-import { Binding, BINDING_OPTION, isRefused, PICK_KEY } from "../src/transport/grpc/binding.ts";
+import { Binding, BINDING_OPTION, PICK_KEY, refusalOf } from "../src/transport/grpc/binding.ts";
 import { MeshBalancer, MeshLbConfig } from "../src/transport/grpc/mesh-balancer.ts";
 
 const endpoints = (prefix: string, n: number): { id: string; address: string; port: number }[] =>
@@ -67,18 +67,21 @@ describe("gRPC binding: endpoint tokens", () => {
     } as unknown as experimental.ChannelControlHelper;
     const balancer = new MeshBalancer(helper);
     assert.equal(balancer.updateAddressList({ ok: true, value: [] }, new MeshLbConfig("orders"), { [BINDING_OPTION]: binding }), true);
+    const metadata = new Metadata();
+    // As the call layer does for an attempt; grpc-js's copies of the metadata keep the mark.
+    binding.markPick(metadata, leaving, "orders");
     const token = binding.tokenFor(leaving, "orders");
+    metadata.set(PICK_KEY, "a caller's value");
 
     registry.setEndpoints("orders", endpoints("e", 2).slice(1));
     assert.equal(binding.target(token), undefined, "forgotten at the change");
+    assert.equal(binding.pickOf(metadata.clone()), "left");
     const picker = states.at(-1);
     assert.ok(picker !== undefined);
-    const metadata = new Metadata();
-    metadata.set(PICK_KEY, token);
     const result = picker.pick({ metadata, extraPickInfo: {} });
     assert.equal(result.pickResultType, experimental.PickResultType.DROP, "dropped: grpc-js ends it even for a caller waiting for ready");
     assert.equal(result.status?.code, status.UNAVAILABLE);
-    assert.ok(result.status !== null && isRefused(result.status.metadata), "marked as refused for the call layer");
+    assert.equal(result.status !== null ? refusalOf(result.status.metadata)?.code : undefined, "ERR_NO_ENDPOINTS", "marked as refused for the call layer");
     assert.deepEqual(result.status.metadata.toJSON(), {}, "the mark is not in the metadata itself");
     assert.deepEqual(metadata.get(PICK_KEY), [], "the pick key is never sent");
     balancer.destroy();

@@ -1,12 +1,12 @@
 import { credentials as grpcCredentials, experimental, ServerCredentials, type ChannelCredentials, type ClientOptions } from "@grpc/grpc-js";
-import type { PeerCertificate } from "node:tls";
-import { invalidConfig, MeshError } from "../core/errors.ts";
+import { invalidConfig } from "../core/errors.ts";
 import { meshInternals } from "../mesh-internals.ts";
 import { assertServiceName } from "../core/service-name.ts";
 import type { Mesh } from "../mesh.ts";
 import { Binding } from "../transport/grpc/binding.ts";
 import { IdentityCertificates } from "../transport/grpc/identity-certificates.ts";
 import { LB_POLICY, MeshBalancer, MeshLbConfig } from "../transport/grpc/mesh-balancer.ts";
+import { PeerCheckingCredentials } from "../transport/grpc/peer-credentials.ts";
 import { meshInterceptor } from "./mesh-call.ts";
 import { bindings, MeshResolver, SCHEME } from "../transport/grpc/resolver.ts";
 
@@ -40,8 +40,9 @@ export class GrpcMesh {
   readonly id: string;
   /**
    * The channel credentials of the mesh's calls: mTLS with the mesh's identity (rotated as it is),
-   * checking that each peer presents the SPIFFE ID of the service it is an endpoint of; insecure when
-   * the mesh has no `tls` option.
+   * checking that each peer presents the SPIFFE ID expected of the endpoint it is (the endpoint's own
+   * `identity` from the registry, else its service's), as HTTP calls do; insecure when the mesh has no
+   * `tls` option.
    */
   readonly credentials: ChannelCredentials;
   readonly #binding: Binding;
@@ -70,14 +71,11 @@ export class GrpcMesh {
       const certificates = new IdentityCertificates(security.source);
       this.#certificates = certificates;
       const binding = this.#binding;
-      this.credentials = experimental.createCertificateProviderChannelCredentials(certificates, certificates, {
-        rejectUnauthorized: true,
-        // The balancer sets each subchannel's TLS server name from the service it is for.
-        checkServerIdentity: (host: string, cert: PeerCertificate) => {
-          const service = binding.serverNames.get(host);
-          if (service === undefined) return new MeshError("ERR_PEER_IDENTITY", `A TLS connection for server name '${host}' was not made by the mesh's balancer: refused.`, { details: { serverName: host } });
-          return security.verifyPeer(service, cert);
-        },
+      // Each connection's peer is checked against the endpoint its subchannel is for (see the balancer).
+      this.credentials = new PeerCheckingCredentials(certificates, {
+        verify: (service, identity, cert) => security.verifyPeer(service, cert, identity),
+        explain: (err, service, endpoint, identity) => security.connectError(err, service, endpoint, identity),
+        refused: (error) => binding.connectFailed(error),
       });
     }
     bindings.set(this.id, this.#binding);

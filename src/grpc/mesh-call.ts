@@ -14,7 +14,7 @@ import { decideRoute, type RouteDecision } from "../routing/route-decision.ts";
 import { RequestView } from "../routing/request-view.ts";
 import { selectEndpoints, selectWaiting, type Selection } from "../routing/select-endpoints.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
-import { isRefused, PICK_KEY, type Binding } from "../transport/grpc/binding.ts";
+import { refusalOf, type Binding } from "../transport/grpc/binding.ts";
 import { activeContext, GrpcCallTelemetry, type GrpcAttemptTelemetry } from "./grpc-telemetry.ts";
 import { recordLoad } from "../transport/grpc/record-load.ts";
 import { ERROR_CODE_KEY, grpcStatusOf, httpEquivalent } from "../transport/grpc/status-map.ts";
@@ -471,7 +471,8 @@ class MeshCall implements CallInterface {
     attempt.call = call;
     const metadata = this.#metadata.clone();
     if (this.#changes.length > 0) applyChanges(metadata, this.#changes);
-    metadata.set(PICK_KEY, binding.tokenFor(attempt.handle, attempt.service));
+    // The endpoint goes to the balancer beside the metadata, never in it (a caller could write that).
+    binding.markPick(metadata, attempt.handle, attempt.service);
     try {
       attempt.trace?.inject(metadata);
     } catch {
@@ -550,10 +551,11 @@ class MeshCall implements CallInterface {
       return;
     }
     if (!attempt.live) return; // given up: lost a hedge, timed out, or the call ended
-    if (code === Status.UNAVAILABLE && isRefused(status.metadata)) {
-      // The balancer refused it: nothing was sent.
+    const refusal = code === Status.UNAVAILABLE ? refusalOf(status.metadata) : undefined;
+    if (refusal !== undefined) {
+      // The balancer refused it: nothing was sent. The endpoint failed to connect (outlier detection hears it), and the caller hears why.
       engine.lastReason = "connect-failure";
-      engine.failed(attempt, new MeshError("ERR_NO_ENDPOINTS", status.details), "connect-failure");
+      engine.failed(attempt, refusal, "connect-failure");
       return;
     }
     if (code === Status.DEADLINE_EXCEEDED) {

@@ -78,14 +78,36 @@ export class TransportSecurity {
   }
 
   /**
-   * Checks a peer's certificate against the SPIFFE ID expected of `service` (for transports that make
-   * their own TLS connections, such as grpc-js): an `ERR_PEER_IDENTITY` error, or undefined when it fits.
+   * Checks a peer's certificate against the SPIFFE ID expected of an endpoint of `service` (for
+   * transports that make their own TLS connections, such as grpc-js), as HTTP connections are checked:
+   * the endpoint's own `identity` when the registry gave one, else the one `service`'s endpoints must
+   * present. An `ERR_PEER_IDENTITY` error, or undefined when it fits.
    *
    * @param service - the service the connection is for
    * @param cert - the peer's certificate
+   * @param endpointIdentity - the endpoint's own expected SPIFFE ID, if any
    */
-  verifyPeer(service: string, cert: PeerCertificate): Error | undefined {
-    return this.#check(service, this.#options.expectedIdentity(service, this.#identity?.trustDomain), cert);
+  verifyPeer(service: string, cert: PeerCertificate, endpointIdentity?: string): MeshError | undefined {
+    return this.#check(service, this.#expected(service, endpointIdentity, this.#identity?.trustDomain), cert);
+  }
+
+  /**
+   * A failed TLS connection to an endpoint (for transports that make their own, such as grpc-js), said
+   * as HTTP says it: `ERR_PEER_IDENTITY` when the peer's certificate is at fault (another CA, expired,
+   * not yet valid); other errors as they are.
+   *
+   * @param err - the connection's error
+   * @param service - the service the connection is for
+   * @param endpointId - the endpoint's id
+   * @param endpointIdentity - the endpoint's own expected SPIFFE ID, if any
+   */
+  connectError(err: Error, service: string, endpointId: string, endpointIdentity?: string): Error {
+    return peerError(err, service, endpointId, this.#expected(service, endpointIdentity, this.#identity?.trustDomain).source);
+  }
+
+  /** The SPIFFE ID an endpoint must present: its own when the registry gave one, else its service's. */
+  #expected(service: string, endpointIdentity: string | undefined, trustDomain: string | undefined): RegExp {
+    return endpointIdentity === undefined ? this.#options.expectedIdentity(service, trustDomain) : exactly(endpointIdentity);
   }
 
   /** How an endpoint of `service` is reached. */
@@ -118,7 +140,7 @@ export class TransportSecurity {
       return;
     }
     const identity = this.#identity;
-    const expected = endpoint.identity === undefined ? this.#options.expectedIdentity(service, identity.trustDomain) : exactly(endpoint.identity);
+    const expected = this.#expected(service, endpoint.identity, identity.trustDomain);
     let connector = this.#connectors.get(expected.source);
     if (connector === undefined) {
       connector = buildConnector({
@@ -136,11 +158,11 @@ export class TransportSecurity {
         (callback as (e: null, s: unknown) => void)(null, socket);
         return;
       }
-      callback(peerError(err, service, endpoint, expected.source), null);
+      callback(peerError(err, service, endpoint.id, expected.source), null);
     });
   }
 
-  #check(service: string, expected: RegExp, cert: PeerCertificate): Error | undefined {
+  #check(service: string, expected: RegExp, cert: PeerCertificate): MeshError | undefined {
     const presented = uriSans(cert.subjectaltname);
     if (presented.some((uri) => expected.test(uri))) return undefined;
     return new MeshError(
@@ -174,13 +196,13 @@ function plainConnector(timeout: number): buildConnector.connector {
 }
 
 /** A TLS failure as `ERR_PEER_IDENTITY` when the peer's certificate is at fault; other errors as they are. */
-function peerError(err: Error, service: string, endpoint: Endpoint, expected: string): Error {
+function peerError(err: Error, service: string, endpointId: string, expected: string): Error {
   if (err instanceof MeshError) return err;
   const code = (err as { code?: unknown }).code;
   const why = typeof code === "string" ? VERIFY_CODES[code] : undefined;
   if (why === undefined) return err;
-  return new MeshError("ERR_PEER_IDENTITY", `Endpoint ${endpoint.id} of '${service}' was refused: ${why} (${String(code)}). Nothing was sent.`, {
+  return new MeshError("ERR_PEER_IDENTITY", `Endpoint ${endpointId} of '${service}' was refused: ${why} (${String(code)}). Nothing was sent.`, {
     cause: err,
-    details: { service, endpoint: endpoint.id, expected, reason: code === "CERT_HAS_EXPIRED" ? "expired" : code === "CERT_NOT_YET_VALID" ? "not-yet-valid" : "untrusted" },
+    details: { service, endpoint: endpointId, expected, reason: code === "CERT_HAS_EXPIRED" ? "expired" : code === "CERT_NOT_YET_VALID" ? "not-yet-valid" : "untrusted" },
   });
 }

@@ -1,29 +1,38 @@
-import type { Metadata } from "@grpc/grpc-js";
+import type { Metadata, MetadataOptions } from "@grpc/grpc-js";
+import type { MeshError } from "../../core/errors.ts";
 import type { MeshEvents } from "../../telemetry/mesh-events.ts";
 import type { MeshInternals } from "../../mesh-internals.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
 
 const CHANGES = ["endpoints_changed", "config_applied", "endpoint_ejected", "endpoint_returned"] as const satisfies readonly (keyof MeshEvents)[];
 
-/** The metadata key that tells the balancer which endpoint an attempt was given; removed before sending. @internal */
+/**
+ * A metadata key the mesh reserves: once the channel that told the balancer which endpoint an attempt
+ * was given. The pick no longer travels in metadata (see {@link Binding.markPick}); the balancer removes
+ * the key from every call, so a value a caller sets is neither obeyed nor sent. @internal
+ */
 export const PICK_KEY = "x-proxyless-pick";
 
 /**
  * The status metadata of the attempts the balancer refused (nothing was sent: the endpoint could not
- * be reached, may not be used, or left). grpc-js hands a pick's status metadata to the call as it is,
- * so the call layer knows a refusal by the object itself: nothing on the wire can pose as one.
+ * be reached, may not be used, or left), with the reason. grpc-js hands a pick's status metadata to the
+ * call as it is, so the call layer knows a refusal by the object itself: nothing on the wire can pose
+ * as one.
  */
-const refusals = new WeakSet<Metadata>();
+const refusals = new WeakMap<Metadata, MeshError>();
 
-/** Marks the status metadata of a refused attempt (the balancer). @internal */
-export function markRefused(metadata: Metadata): void {
-  refusals.add(metadata);
+/** Marks the status metadata of a refused attempt, with why (the balancer). @internal */
+export function markRefused(metadata: Metadata, reason: MeshError): void {
+  refusals.set(metadata, reason);
 }
 
-/** Whether a status's metadata is that of an attempt the balancer refused (the call layer). @internal */
-export function isRefused(metadata: Metadata): boolean {
-  return refusals.has(metadata);
+/** Why the balancer refused an attempt, when a status's metadata is that of a refusal (the call layer). @internal */
+export function refusalOf(metadata: Metadata): MeshError | undefined {
+  return refusals.get(metadata);
 }
+
+/** How many connection failures a binding remembers for its balancers (see {@link Binding.connectFailed}). */
+const FAILURES_KEPT = 64;
 
 /** The channel option (a resolver attribute) that hands a binding to the balancer. @internal */
 export const BINDING_OPTION = "grpc.internal.no_subchannel.proxyless_binding";
@@ -50,16 +59,18 @@ export interface PickTarget {
 
 /**
  * A mesh as grpc-js sees it: found by the resolver from a target's authority, handed to the balancer
- * as a resolver attribute. Gives each endpoint a token (the same for every attempt to it) that the
- * balancer reads back. @internal
+ * as a resolver attribute. It carries the endpoint the call layer chose for each attempt to the
+ * balancer, out of reach of callers (see {@link Binding.markPick}). @internal
  */
 export class Binding {
   readonly id: string;
   readonly mesh: MeshInternals;
-  /** TLS server names the balancer set on subchannels, and the service each stands for (for the peer check). */
-  readonly serverNames = new Map<string, string>();
   readonly #tokens = new WeakMap<EndpointHandle, string>();
   readonly #targets = new Map<string, PickTarget>();
+  /** The token of each attempt's pick, by the metadata options object the call layer gave the attempt. */
+  readonly #picks = new WeakMap<MetadataOptions, string>();
+  /** The mesh's own errors of recent failed connections, by grpc-js's text of them. */
+  readonly #failures = new Map<string, MeshError>();
   #next = 0;
   /** The size of #targets after the last sweep of endpoints that left. */
   #swept = 0;
@@ -92,7 +103,50 @@ export class Binding {
     this.#calls.delete(call);
   }
 
-  /** The token of an endpoint of `service` (the metadata value of each attempt sent to it). */
+  /**
+   * Tells the balancer that the attempt whose metadata this is goes to `handle`, an endpoint of
+   * `service` (the call layer, just before it starts the attempt with this metadata).
+   *
+   * The pick rides on the metadata's options object, which grpc-js keeps (by reference) through every
+   * copy of the metadata down to the balancer's pick: a fresh object per attempt, known only to this
+   * binding. Nothing a caller can write (metadata, options of their own) is ever found here, so a
+   * caller cannot send a call to an endpoint the mesh did not choose.
+   */
+  markPick(metadata: Metadata, handle: EndpointHandle, service: string): void {
+    const options: MetadataOptions = { ...metadata.getOptions() };
+    metadata.setOptions(options);
+    this.#picks.set(options, this.tokenFor(handle, service));
+  }
+
+  /**
+   * The endpoint the call layer chose for an attempt (the balancer): undefined for a call the call
+   * layer did not mark (a client without the mesh's interceptor); `"left"` when the endpoint left its
+   * service since.
+   */
+  pickOf(metadata: Metadata): PickTarget | "left" | undefined {
+    const token = this.#picks.get(metadata.getOptions());
+    if (token === undefined) return undefined;
+    return this.#targets.get(token) ?? "left";
+  }
+
+  /**
+   * Remembers the mesh's own error for a connection it refused (the credentials' peer check), so that
+   * balancers, which hear of a failed connection only as grpc-js's text of the error, can give the
+   * caller the typed error. A few are kept, the newest.
+   */
+  connectFailed(error: MeshError): void {
+    const text = String(error);
+    this.#failures.delete(text);
+    this.#failures.set(text, error);
+    if (this.#failures.size > FAILURES_KEPT) this.#failures.delete(this.#failures.keys().next().value as string);
+  }
+
+  /** The mesh's error behind grpc-js's text of a connection failure, if the mesh refused the connection. */
+  connectFailure(text: string | undefined): MeshError | undefined {
+    return text === undefined ? undefined : this.#failures.get(text);
+  }
+
+  /** The token of an endpoint of `service` (the same for every attempt to it). */
   tokenFor(handle: EndpointHandle, service: string): string {
     const known = this.#tokens.get(handle);
     if (known !== undefined) return known;

@@ -1,8 +1,9 @@
 import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from "@grpc/grpc-js";
-import { invalidConfig, MeshError } from "../../core/errors.ts";
+import { MeshError } from "../../core/errors.ts";
 import { identityUnavailable, identityWithin } from "../../security/identity-source.ts";
 import type { EndpointHandle } from "../http/endpoint-handle.ts";
 import { BINDING_OPTION, liveHandles, markRefused, PICK_KEY, type Binding } from "./binding.ts";
+import { PEER_ENDPOINT_OPTION, PEER_IDENTITY_OPTION, PEER_OPTIONS, PEER_SERVICE_OPTION } from "./peer-credentials.ts";
 import { recordLoad } from "./record-load.ts";
 import { httpEquivalent } from "./status-map.ts";
 
@@ -38,6 +39,8 @@ interface Entry {
   readonly listener: experimental.ConnectivityStateListener;
   /** Why the last connection attempt failed, as grpc-js said it. */
   lastError: string | undefined;
+  /** The mesh's own error for it, when the mesh refused the connection (the peer's identity). */
+  lastRefusal: MeshError | undefined;
   /** The pick of the interceptor's attempts: the same each time (they count their own load). */
   readonly picked: experimental.PickResult;
 }
@@ -48,14 +51,15 @@ const QUEUE: experimental.PickResult = { pickResultType: experimental.PickResult
 
 /**
  * An UNAVAILABLE pick. `refused`: an attempt of the mesh's call layer that sent nothing, marked as such
- * (a connect failure, not the endpoint's answer) and dropped rather than failed, so that grpc-js ends
- * it even when the caller asked to wait for ready: the call layer picks another endpoint itself.
+ * with the reason (a connect failure, not the endpoint's answer) and dropped rather than failed, so that
+ * grpc-js ends it even when the caller asked to wait for ready: the call layer picks another endpoint itself.
  */
-function unavailable(details: string, refused = false): experimental.PickResult {
+function unavailable(reason: string | MeshError, refused = false): experimental.PickResult {
   const metadata = new Metadata();
-  if (refused) markRefused(metadata);
+  const error = typeof reason === "string" ? new MeshError("ERR_NO_ENDPOINTS", reason) : reason;
+  if (refused) markRefused(metadata, error);
   const type = refused ? experimental.PickResultType.DROP : experimental.PickResultType.TRANSIENT_FAILURE;
-  return { pickResultType: type, subchannel: null, status: { code: Status.UNAVAILABLE, details, metadata }, onCallStarted: null, onCallEnded: null };
+  return { pickResultType: type, subchannel: null, status: { code: Status.UNAVAILABLE, details: error.message, metadata }, onCallStarted: null, onCallEnded: null };
 }
 
 /** A picker is a fresh object per state change, so grpc-js runs queued picks again; it asks the balancer. */
@@ -71,8 +75,9 @@ class MeshPicker implements experimental.Picker {
 
 /**
  * grpc-js's `proxyless_mesh` balancer. An attempt sent by the mesh's interceptor carries the endpoint
- * the mesh's own balancer chose (routing, subsets, least request, peak EWMA, ring hash, ejections);
- * a call without it is balanced over the target service by the same picker. Either way the balancer
+ * the mesh's own balancer chose (routing, subsets, least request, peak EWMA, ring hash, ejections), in
+ * a way only the interceptor can produce ({@link Binding.markPick}); any other call, whatever its
+ * metadata says, is balanced over the target service by the same picker. Either way the balancer
  * keeps one grpc-js subchannel per endpoint, made on first use, and counts the endpoint's load (calls in
  * flight, round trips) where HTTP calls count it. @internal
  */
@@ -99,7 +104,8 @@ export class MeshBalancer implements experimental.LoadBalancer {
       this.#helper.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker({ details }), details);
       return true;
     }
-    this.#options = Object.fromEntries(Object.entries(options).filter(([key]) => key !== BINDING_OPTION));
+    // The peer options are the balancer's to set per subchannel (the identity each connection must prove).
+    this.#options = Object.fromEntries(Object.entries(options).filter(([key]) => key !== BINDING_OPTION && !PEER_OPTIONS.includes(key)));
     if (binding !== this.#binding) {
       this.#off?.();
       this.#off = binding.watch(() => this.#changed());
@@ -147,15 +153,12 @@ export class MeshBalancer implements experimental.LoadBalancer {
     const service = this.#service;
     if (binding === undefined || service === undefined) return QUEUE;
     if (binding.mesh.closed()) return unavailable("The mesh is closed. Create a new mesh with createMesh() and bind it with grpcMesh().");
-    const tokens = args.metadata.get(PICK_KEY);
-    if (tokens.length > 0) {
-      // Never sent: the key is the mesh's note to itself.
-      args.metadata.remove(PICK_KEY);
-      const target = binding.target(String(tokens[0]));
-      // The endpoint left its service after the call layer chose it: nothing is sent, and the call layer picks again.
-      if (target === undefined) return unavailable("The endpoint chosen for this call left its service before the call was sent; nothing was sent.", true);
-      return this.#reach(target.handle, target.service, true);
-    }
+    // Reserved: a caller's value is neither obeyed nor sent (the mesh's pick does not travel in metadata).
+    args.metadata.remove(PICK_KEY);
+    const target = binding.pickOf(args.metadata);
+    // The endpoint left its service after the call layer chose it: nothing is sent, and the call layer picks again.
+    if (target === "left") return unavailable("The endpoint chosen for this call left its service before the call was sent; nothing was sent.", true);
+    if (target !== undefined) return this.#reach(target.handle, target.service, true);
     // A call without the mesh's interceptor: balance over the target service.
     const state = binding.mesh.stateOf(service);
     const picker = state.picker;
@@ -176,7 +179,7 @@ export class MeshBalancer implements experimental.LoadBalancer {
   #reach(handle: EndpointHandle, service: string, attempt: boolean): experimental.PickResult {
     const reach = this.#entryFor(handle, service);
     if (reach === "wait") return QUEUE;
-    if ("refusal" in reach) return unavailable(reach.refusal.message, attempt);
+    if ("refusal" in reach) return unavailable(reach.refusal, attempt);
     const subchannel = reach.subchannel;
     switch (subchannel.getConnectivityState()) {
       case ConnectivityState.READY:
@@ -188,9 +191,10 @@ export class MeshBalancer implements experimental.LoadBalancer {
       case ConnectivityState.CONNECTING:
         return QUEUE;
       default: {
+        // The peer's identity refused (ERR_PEER_IDENTITY) is said as such, as HTTP says it; any other failure is a failed connect.
+        if (reach.lastRefusal !== undefined) return unavailable(reach.lastRefusal, attempt);
         const why = reach.lastError === undefined ? "" : ` (${reach.lastError})`;
-        const error = new MeshError("ERR_NO_ENDPOINTS", `Could not connect to endpoint ${handle.endpoint.id} of '${service}'${why}; nothing was sent.`, { details: { service, endpoint: handle.endpoint.id } });
-        return unavailable(error.message, attempt);
+        return unavailable(new MeshError("ERR_NO_ENDPOINTS", `Could not connect to endpoint ${handle.endpoint.id} of '${service}'${why}; nothing was sent.`, { details: { service, endpoint: handle.endpoint.id } }), attempt);
       }
     }
   }
@@ -260,27 +264,26 @@ export class MeshBalancer implements experimental.LoadBalancer {
         }
         return "wait";
       }
-      const serverName = security.options.serverName(service, identity.trustDomain);
-      const named = binding.serverNames.get(serverName);
-      if (named !== undefined && named !== service) {
-        return {
-          refusal: invalidConfig("tls.serverNameTemplate", `it gives the same server name '${serverName}' to '${named}' and '${service}', so gRPC calls cannot tell their identities apart: put {service} in it`),
-        };
-      }
-      binding.serverNames.set(serverName, service);
-      args["grpc.ssl_target_name_override"] = serverName;
+      args["grpc.ssl_target_name_override"] = security.options.serverName(service, identity.trustDomain);
+      // Whom the connection is for: the credentials check the peer against the endpoint's own identity, else its service's.
+      args[PEER_SERVICE_OPTION] = service;
+      args[PEER_ENDPOINT_OPTION] = endpoint.id;
+      if (endpoint.identity !== undefined) args[PEER_IDENTITY_OPTION] = endpoint.identity;
     }
     const subchannel = this.#helper.createSubchannel({ host: endpoint.address, port: endpoint.port }, args);
     // eslint-disable-next-line prefer-const -- the listener reads it, and is made first
     let entry: Entry;
     const listener: experimental.ConnectivityStateListener = (_sub, previous, next, _keepalive, errorMessage) => {
-      if (next === ConnectivityState.TRANSIENT_FAILURE) entry.lastError = errorMessage;
+      if (next === ConnectivityState.TRANSIENT_FAILURE) {
+        entry.lastError = errorMessage;
+        entry.lastRefusal = binding.connectFailure(errorMessage);
+      }
       if (previous !== next) this.#publish();
     };
     subchannel.ref();
     this.#helper.addChannelzChild(subchannel.getChannelzRef());
     subchannel.addConnectivityStateListener(listener);
-    entry = { subchannel, service, listener, lastError: undefined, picked: { pickResultType: experimental.PickResultType.COMPLETE, subchannel, status: null, onCallStarted: null, onCallEnded: null } };
+    entry = { subchannel, service, listener, lastError: undefined, lastRefusal: undefined, picked: { pickResultType: experimental.PickResultType.COMPLETE, subchannel, status: null, onCallStarted: null, onCallEnded: null } };
     this.#entries.set(handle, entry);
     return entry;
   }
