@@ -60,13 +60,18 @@ export function normalizeTarget(target: string, escapedSlashes: EscapedSlashes):
   const q = target.indexOf("?");
   const raw = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? "" : target.slice(q);
+  // Most paths have nothing to normalize: no dot, escape, backslash or doubled slash.
+  if (!/[.%\\]|\/\//.test(raw)) return { ok: true, path: raw, query, changed: false };
   const escapes = canonicalEscapes(raw.replaceAll("\\", "/"), escapedSlashes);
   if (typeof escapes !== "string") return { ok: false, reason: escapes.reason };
+  let dots = false;
   for (const segment of escapes.split("/")) {
+    if (segment === "." || segment === "..") dots = true;
     const problem = segmentProblem(segment);
     if (problem !== undefined) return { ok: false, reason: problem };
   }
-  const path = removeDotSegments(escapes).replace(/\/{2,}/g, "/");
+  const undotted = dots ? removeDotSegments(escapes) : escapes;
+  const path = undotted.includes("//") ? undotted.replace(/\/{2,}/g, "/") : undotted;
   return { ok: true, path, query, changed: path !== raw };
 }
 
@@ -97,6 +102,8 @@ function canonicalEscapes(path: string, escapedSlashes: EscapedSlashes): string 
 /** Why a segment (escapes already canonical) is refused, or undefined: a dot segment in disguise. */
 function segmentProblem(segment: string): string | undefined {
   if (segment === "." || segment === ".." || !segment.includes(".")) return undefined;
+  // A dot segment starts the segment or follows an escaped slash.
+  if (!segment.startsWith(".") && !segment.includes("%2F") && !segment.includes("%5C")) return undefined;
   const decoded = segment.replaceAll("%2F", "/").replaceAll("%5C", "/").replaceAll("%3B", ";");
   for (const piece of decoded.split("/")) {
     const name = piece.split(";", 1)[0];
