@@ -86,6 +86,8 @@ export { parseIdentity, parseSpiffeId, type Identity, type SpiffeParts } from ".
 export type { IdentitySource, IdentityListener, ReadyOptions } from "./security/identity-source.ts";
 export { fileIdentity, type FileIdentityOptions } from "./security/file-identity.ts";
 export { Inbound, callerIdentity, type MtlsServerOptions, type InboundRequest, type InboundResponse } from "./security/inbound.ts";
+export type { InboundDeniedEvent } from "./security/inbound-denied.ts";
+export type { PathNormalization, EscapedSlashes } from "./security/path-normalization.ts";
 export type { CallerIdentity, AuthorizationRequest, AuthorizationDecision, LocalPolicy, Authorizer, IntentionPermission, IntentionHttpMatch, IntentionHeaderMatch } from "./security/authorization.ts";
 export type { ConnectAuthority, IntentionSource } from "./security/consul-authorizer.ts";
 export { pemIdentity, type PemIdentity, type PemIdentityOptions } from "./security/pem-identity.ts";

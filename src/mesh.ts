@@ -9,7 +9,7 @@ import type { MeshEvents } from "./telemetry/mesh-events.ts";
 import { systemRandom, type Random } from "./core/random.ts";
 import { assertServiceName, isValidServiceName } from "./core/service-name.ts";
 import { setMeshInternals } from "./mesh-internals.ts";
-import { expectOptions, optionalNumber } from "./core/validate.ts";
+import { expectOptions, optionalChoice, optionalNumber } from "./core/validate.ts";
 import { headersProblem, invalidArgument, methodProblem, pathProblem } from "./core/request-arguments.ts";
 import type { Registration, ServiceRegistration } from "./registry/registration.ts";
 import type { Registry } from "./registry/registry.ts";
@@ -26,6 +26,7 @@ import { TransportSecurity } from "./security/transport-security.ts";
 import { Inbound } from "./security/inbound.ts";
 import { localPolicyAuthorizer, type Authorizer, type LocalPolicy } from "./security/authorization.ts";
 import { consulAuthorizer } from "./security/consul-authorizer.ts";
+import type { EscapedSlashes, PathNormalization } from "./security/path-normalization.ts";
 import type { IdentitySource } from "./security/identity-source.ts";
 import { MeshTelemetry } from "./telemetry/mesh-telemetry.ts";
 import { resolveTelemetry, type TelemetryOptions } from "./telemetry/telemetry-options.ts";
@@ -42,6 +43,18 @@ export interface InboundOptions {
   readonly authorize?: "consul" | LocalPolicy | Authorizer;
   /** How long Consul's authorize answers and intentions are cached, in ms. Default 5000. */
   readonly cacheMs?: number;
+  /**
+   * A path not in normal form (`/a/../b`, `/%61dmin`, `//b`, `\b`): `normalize` authorizes its normal form and
+   * hands that to the app in `req.url` (default); `reject` answers 400. Fragments, absolute-form targets
+   * and malformed escapes get 400 either way (docs/security.md).
+   */
+  readonly pathNormalization?: PathNormalization;
+  /**
+   * `%2F` and `%5C` in a path: `keep` them (default; they stay inside their segment, as Node routers read
+   * them), `reject` the request with 400, or `decode` them to `/`. A segment they would turn into a dot
+   * segment (`..%2F`) is refused whatever this says.
+   */
+  readonly escapedSlashes?: EscapedSlashes;
 }
 
 /** Options for {@link createMesh}. Only `registry` is required. */
@@ -518,14 +531,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * @param options - `authorize`: `"consul"` (the registry's intentions; needs `service` and a
    *   registry with Connect, such as ConsulRegistry), a local policy (`{ allow: ["web"] }`), or a
    *   function; left out, any caller with a certificate from the trust bundle is let in. `cacheMs`:
-   *   how long Consul's answers are kept (default 5000).
+   *   how long Consul's answers are kept (default 5000). `pathNormalization` (`normalize` or `reject`)
+   *   and `escapedSlashes` (`keep`, `reject` or `decode`): how request paths are put in normal form
+   *   before they are authorized. Requests the handler answers itself are reported as `inbound_denied`.
    * @throws MeshError `ERR_INVALID_CONFIG` without `tls`, or for `"consul"` without a service name or a registry with Connect
    */
   inbound(options: InboundOptions = {}): Inbound {
     const security = this.#security;
     if (security === undefined) throw invalidConfig("tls", "mesh.inbound() needs the mesh's tls option (its identity)");
-    const o = expectOptions(options, "inbound", ["authorize", "cacheMs"]) as InboundOptions;
+    const o = expectOptions(options, "inbound", ["authorize", "cacheMs", "pathNormalization", "escapedSlashes"]) as InboundOptions;
     const cacheMs = optionalNumber(o.cacheMs, "inbound.cacheMs", { min: 0 }) ?? 5000;
+    const pathNormalization = optionalChoice(o.pathNormalization, "inbound.pathNormalization", ["normalize", "reject"] as const) ?? "normalize";
+    const escapedSlashes = optionalChoice(o.escapedSlashes, "inbound.escapedSlashes", ["keep", "reject", "decode"] as const) ?? "keep";
     let authorizer: Authorizer | undefined;
     const a = o.authorize;
     if (a === "consul") {
@@ -539,7 +556,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       expectOptions(a, "inbound.authorize", ["allow", "deny", "default"]);
       authorizer = localPolicyAuthorizer(a);
     }
-    return new Inbound(security.source, authorizer);
+    return new Inbound(security.source, authorizer, { pathNormalization, escapedSlashes, report: (event) => this.emit("inbound_denied", event) });
   }
 
   async #deregisterAll(): Promise<void> {

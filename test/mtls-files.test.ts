@@ -72,21 +72,23 @@ describe("mesh.inbound() on a node:http2 secure server", () => {
     const ca = await TestCertificateAuthority.create();
     const [server, web, reports] = await Promise.all([leafFor(ca, "orders"), leafFor(ca, "web"), leafFor(ca, "reports")]);
     const mesh = createMesh({ registry: new MockRegistry(), service: "orders", tls: { identity: pemIdentity({ cert: server.certPem, key: server.keyPem, ca: ca.rootPem }) } });
+    const denied: string[] = [];
+    mesh.on("inbound_denied", (e) => denied.push(e.reason));
     const inbound = mesh.inbound({ authorize: { allow: ["web"] } });
     const h2 = createSecureServer(
       await inbound.serverOptions(),
       inbound.handler((req, res) => {
         res.writeHead(200, { "content-type": "text/plain" });
-        res.end(`hello ${callerIdentity(req)?.service ?? "?"}`);
+        res.end(`hello ${callerIdentity(req)?.service ?? "?"}${req.url === "/" ? "" : ` at ${req.url}`}`);
       }),
     );
     h2.listen(0, "127.0.0.1");
     await once(h2, "listening");
     const port = (h2.address() as AddressInfo).port;
-    const call = async (leaf: TestCertificate): Promise<[number, string]> => {
+    const call = async (leaf: TestCertificate, path = "/"): Promise<[number, string]> => {
       const session = http2Connect(`https://127.0.0.1:${port}`, { cert: leaf.certPem, key: leaf.keyPem, ca: ca.rootPem, checkServerIdentity: () => undefined });
       try {
-        const stream = session.request({ ":path": "/" });
+        const stream = session.request({ ":path": path });
         const [headers] = (await once(stream, "response")) as [Record<string, unknown>];
         let body = "";
         for await (const chunk of stream) body += String(chunk);
@@ -98,6 +100,7 @@ describe("mesh.inbound() on a node:http2 secure server", () => {
     const detach = inbound.attach(h2);
     try {
       assert.deepEqual(await call(web), [200, "hello web"]);
+      assert.deepEqual(await call(web, "/a/./b/../c?q=/../x"), [200, "hello web at /a/c?q=/../x"], "the app gets the normalized path over HTTP/2 too");
       // A rotation of the server's identity: new connections get the new certificate.
       const rotated = await leafFor(ca, "orders");
       (mesh.identity as ReturnType<typeof pemIdentity>).update({ cert: rotated.certPem, key: rotated.keyPem, ca: ca.rootPem });
@@ -106,8 +109,8 @@ describe("mesh.inbound() on a node:http2 secure server", () => {
       assert.equal(socket.getPeerCertificate().serialNumber, new X509Certificate(rotated.certPem).serialNumber);
       socket.destroy();
       const [status, body] = await call(reports);
-      assert.equal(status, 403);
-      assert.match(body, /reports/);
+      assert.deepEqual([status, body], [403, "Forbidden\n"]);
+      assert.match(denied.at(-1) ?? "", /reports/);
     } finally {
       detach();
       h2.close();

@@ -35,6 +35,15 @@ export function optionalNumber(
   return value;
 }
 
+/** Reads an optional value that must be one of `allowed`. @internal */
+export function optionalChoice<const T extends string>(value: unknown, field: string, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
+    throw invalidConfig(field, `expected one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${describe(value)}`);
+  }
+  return value as T;
+}
+
 /** A short description of a value for error messages. @internal */
 export function describe(value: unknown): string {
   switch (typeof value) {

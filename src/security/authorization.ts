@@ -16,7 +16,7 @@ export interface CallerIdentity extends SpiffeParts {
 export interface AuthorizationRequest {
   /** The method, upper case. */
   readonly method: string;
-  /** The path, with the query. */
+  /** The path, with the query; from `mesh.inbound()`, the normalized path (docs/security.md), the query as received. */
   readonly path: string;
   /** The request headers (node's object: lower-case names). */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;

@@ -4,6 +4,8 @@ import type { Identity } from "./identity.ts";
 import { parseSpiffeId, uriSans } from "./identity.ts";
 import { identityWithin, type IdentitySource } from "./identity-source.ts";
 import type { AuthorizationDecision, Authorizer, CallerIdentity } from "./authorization.ts";
+import { deny, type InboundDeniedEvent } from "./inbound-denied.ts";
+import { normalizeTarget, type EscapedSlashes, type NormalizedTarget, type PathNormalization } from "./path-normalization.ts";
 
 /** The TLS options of an mTLS server: the identity, and client certificates required and verified. */
 export interface MtlsServerOptions extends SecureContextOptions {
@@ -17,7 +19,7 @@ export interface MtlsServerOptions extends SecureContextOptions {
 export interface InboundRequest {
   /** The method. */
   readonly method?: string | undefined;
-  /** The path and query. */
+  /** The path and query; the handler replaces it with the normalized path (same query) before the app sees it. */
   readonly url?: string | undefined;
   /** The headers. */
   readonly headers: IncomingHttpHeaders;
@@ -25,7 +27,7 @@ export interface InboundRequest {
   readonly socket: unknown;
 }
 
-/** The part of a response the helper writes: enough to send a 403. */
+/** The part of a response the helper writes: enough to send a 400, 403 or 503. */
 export interface InboundResponse {
   /** Sends the status and headers. */
   writeHead(status: number, headers: Record<string, string>): unknown;
@@ -76,12 +78,14 @@ export function callerIdentity(req: InboundRequest): CallerIdentity | undefined 
 export class Inbound {
   readonly #source: IdentitySource;
   readonly #authorize: Authorizer | undefined;
+  readonly #settings: InboundSettings;
   readonly #detach = new Set<() => void>();
 
   /** @internal */
-  constructor(source: IdentitySource, authorize: Authorizer | undefined) {
+  constructor(source: IdentitySource, authorize: Authorizer | undefined, settings: InboundSettings = DEFAULT_SETTINGS) {
     this.#source = source;
     this.#authorize = authorize;
+    this.#settings = settings;
   }
 
   /**
@@ -117,30 +121,53 @@ export class Inbound {
   }
 
   /**
-   * Authorizes a caller for a request, as {@link Inbound.handler} does.
+   * Authorizes a caller for a request, as {@link Inbound.handler} does: on the normalized path (a target
+   * the handler would answer with 400 is refused). Unlike the handler it cannot hand the app the
+   * normalized path: route on the same path it judged, or use the handler.
    *
    * @returns the decision; a caller without a SPIFFE ID is refused
    */
   async authorize(caller: CallerIdentity | undefined, request: { readonly method?: string | undefined; readonly url?: string | undefined; readonly headers: IncomingHttpHeaders }): Promise<AuthorizationDecision> {
-    if (caller === undefined) return { allowed: false, reason: "the caller presented no client certificate with a SPIFFE ID" };
-    if (this.#authorize === undefined) return { allowed: true, reason: "no authorization configured: any caller with a trusted certificate" };
-    return this.#authorize(caller, { method: (request.method ?? "GET").toUpperCase(), path: request.url ?? "/", headers: request.headers });
+    const target = this.#target(request.url ?? "/");
+    if (!target.ok) return { allowed: false, reason: target.reason };
+    return this.#decide(caller, (request.method ?? "GET").toUpperCase(), target.path + target.query, request.headers);
   }
 
   /**
-   * Wraps a request listener: each request's caller is identified from its client certificate and
-   * authorized; a refused caller gets 403 with the reason, and the listener never sees it. Read the
-   * caller in the listener with {@link callerIdentity}.
+   * Wraps a request listener: each request's target is normalized (see `pathNormalization` of
+   * `mesh.inbound()`), its caller identified from its client certificate and authorized on the
+   * normalized path, which the listener then finds in `req.url` (the query as received). A target the
+   * mesh refuses gets 400, a refused caller 403, a failed authorizer 503, each with a fixed body that
+   * says nothing about the server; the mesh's `inbound_denied` event carries the reason. The listener
+   * never sees those requests. Read the caller in the listener with {@link callerIdentity}.
    */
   handler<Req extends InboundRequest, Res extends InboundResponse>(listener: (req: Req, res: Res) => void): (req: Req, res: Res) => void {
     return (req, res) => {
       const caller = callerIdentity(req);
-      this.authorize(caller, req).then(
+      const method = (req.method ?? "GET").toUpperCase();
+      const url = req.url ?? "/";
+      const target = this.#target(url);
+      if (!target.ok) {
+        this.#refuse(res, { status: 400, reason: target.reason, caller: caller?.spiffeId, method, path: receivedPath(url) });
+        return;
+      }
+      const normalized = target.path + target.query;
+      if (normalized !== url) {
+        (req as { url?: string }).url = normalized;
+        if (req.url !== normalized) {
+          this.#refuse(res, { status: 400, reason: "the normalized path could not be handed to the app (req.url is read-only)", caller: caller?.spiffeId, method, path: target.path });
+          return;
+        }
+      }
+      this.#decide(caller, method, normalized, req.headers).then(
         (decision) => {
           if (decision.allowed) listener(req, res);
-          else forbid(res, decision.reason);
+          else this.#refuse(res, { status: 403, reason: redactQuery(decision.reason, target.query), caller: caller?.spiffeId, method, path: target.path });
         },
-        (err: unknown) => forbid(res, `authorization failed: ${(err as Error).message}`, 503),
+        (err: unknown) => {
+          const error = err instanceof Error ? err : new Error(String(err));
+          this.#refuse(res, { status: 503, reason: redactQuery(`the authorizer failed: ${error.message}`, target.query), caller: caller?.spiffeId, method, path: target.path, error });
+        },
       );
     };
   }
@@ -149,11 +176,49 @@ export class Inbound {
   close(): void {
     for (const detach of [...this.#detach]) detach();
   }
+
+  #target(url: string): NormalizedTarget {
+    const target = normalizeTarget(url, this.#settings.escapedSlashes);
+    if (target.ok && target.changed && this.#settings.pathNormalization === "reject") {
+      return { ok: false, reason: `the path is not in normal form (normalized: ${target.path}), refused by pathNormalization: "reject"` };
+    }
+    return target;
+  }
+
+  async #decide(caller: CallerIdentity | undefined, method: string, path: string, headers: IncomingHttpHeaders): Promise<AuthorizationDecision> {
+    if (caller === undefined) return { allowed: false, reason: "the caller presented no client certificate with a SPIFFE ID" };
+    if (this.#authorize === undefined) return { allowed: true, reason: "no authorization configured: any caller with a trusted certificate" };
+    return this.#authorize(caller, { method, path, headers });
+  }
+
+  #refuse(res: InboundResponse, event: InboundDeniedEvent): void {
+    deny(res, event.status);
+    this.#settings.report?.(event);
+  }
 }
 
-function forbid(res: InboundResponse, reason: string, status = 403): void {
-  res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "x-proxyless-denied": "1" });
-  res.end(`${status === 403 ? "Forbidden" : "Service Unavailable"}: ${reason}\n`);
+/** How an {@link Inbound} treats paths, and where it reports what it refused. @internal */
+export interface InboundSettings {
+  /** Normalize non-normal paths (default) or refuse them. */
+  readonly pathNormalization: PathNormalization;
+  /** What `%2F` and `%5C` do. */
+  readonly escapedSlashes: EscapedSlashes;
+  /** Receives each request the handler answered itself. */
+  readonly report?: (event: InboundDeniedEvent) => void;
+}
+
+const DEFAULT_SETTINGS: InboundSettings = { pathNormalization: "normalize", escapedSlashes: "keep" };
+
+/** The reason with the query (which may carry secrets) taken out wherever the authorizer quoted it. */
+function redactQuery(reason: string, query: string): string {
+  return query.length > 1 ? reason.replaceAll(query, "?<query>") : reason;
+}
+
+/** The path part of a target as received (no query, no fragment), or undefined when it is not a path. */
+function receivedPath(url: string): string | undefined {
+  if (!url.startsWith("/")) return undefined;
+  const end = url.search(/[?#]/);
+  return end < 0 ? url : url.slice(0, end);
 }
 
 function optionsOf(identity: Identity): MtlsServerOptions {

@@ -1,5 +1,6 @@
 import type { EndpointSet, EndpointSetDiff } from "../endpoint/endpoint-set.ts";
 import type { MeshError } from "../core/errors.ts";
+import type { InboundDeniedEvent } from "../security/inbound-denied.ts";
 
 /** Sent when a service's endpoint set changed and its new picker is in force. */
 export interface EndpointsChangedEvent {
@@ -95,4 +96,6 @@ export interface MeshEvents {
   breaker_state_changed: [BreakerStateEvent];
   /** The retry budget stopped a retry or hedge. */
   retry_budget_exhausted: [RetryBudgetExhaustedEvent];
+  /** `mesh.inbound()`'s handler answered a request itself (400, 403 or 503); the reason is here, not in the body. */
+  inbound_denied: [InboundDeniedEvent];
 }
