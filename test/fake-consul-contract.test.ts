@@ -216,6 +216,9 @@ describe("FakeConsul against the consul client: catalog, agent and KV", () => {
     assert.match(near.text, /\?near/);
     assert.deepEqual(await failure(consul.health.service({ service: "web", dc: "dc9" })), { status: 500, text: "No path to datacenter" });
     assert.equal((await http(fake, "GET", "/v1/nosuch")).status, 404, "a path Consul does not know: Consul's 404");
+    const sidecar = await http(fake, "PUT", "/v1/agent/service/register", { Name: "web", Port: 1, Connect: { SidecarService: {} } });
+    assert.equal(sidecar.status, 501);
+    assert.match(sidecar.text, /^FakeConsul does not implement Connect\.SidecarService/);
   });
 });
 

@@ -108,16 +108,18 @@ class AclFiltered {
 }
 
 /**
- * A fake Consul agent for tests: a real HTTP server on 127.0.0.1 (port chosen by the OS) that speaks the
- * part of Consul's HTTP API proxyless uses, as Consul documents it: blocking queries with
- * `X-Consul-Index`, `/v1/health/service/:name` with `passing`, `tag` and `filter`,
- * `/v1/catalog/services`, `/v1/catalog/register`, agent service registration and deregistration, TTL
- * check updates, agent health, `/v1/catalog/service/:name`, KV (`/v1/kv`), config entries
- * (`/v1/config`, with Consul's validation and discovery-chain checks), and Connect: CA roots (agent and
- * `/v1/connect/ca/roots`, `?pem=true`), leaf certificates (real ECDSA certificates with SPIFFE IDs,
- * re-issued on rotation and before expiry), authorize and the intention queries, evaluated from
- * `service-intentions` entries. ACLs are enforced when `aclTokens` is given. Errors are plain text with
- * Consul's status codes and messages.
+ * A fake Consul agent for tests: a real HTTP server on 127.0.0.1 (port chosen by the OS) that answers
+ * as a one-node Consul CE (agent and server) for the part of Consul's HTTP API it serves, with Consul's
+ * status codes and plain-text messages: blocking queries (`index`, `wait` with Consul's default, cap
+ * and jitter), `/v1/health/service/:name` and `/v1/catalog/service/:name` (`passing`, `tag`, `filter`,
+ * and ACL filtering to `[]` with `X-Consul-Results-Filtered-By-ACLs`), `/v1/catalog/services` (with the
+ * servers' `consul` service), `/v1/catalog/register`, the agent's services and checks (register,
+ * deregister, list, TTL updates, agent health), KV (`/v1/kv`, with `raw`, `cas`, `flags`), config
+ * entries (`/v1/config`, with Consul's validation and graph validation of discovery chains), and
+ * Connect: CA roots, leaf certificates (real ECDSA certificates with SPIFFE IDs, re-issued on rotation
+ * and before expiry), authorize and the intention queries, evaluated from `service-intentions`
+ * entries. ACLs are enforced when `aclTokens` is given. A Consul endpoint or parameter it does not
+ * serve is answered 501 `FakeConsul does not implement …`, naming it; docs/consul.md has the table.
  *
  * Hooks let a test break it the ways a real Consul breaks: {@link FakeConsul.rewindIndex},
  * {@link FakeConsul.zeroIndexNext}, {@link FakeConsul.churn}, {@link FakeConsul.failNext},

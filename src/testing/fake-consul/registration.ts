@@ -203,6 +203,10 @@ export function parseServiceRegistration(body: string, node: string): ServiceReg
   const id = typeof field(o, "ID") === "string" && field(o, "ID") !== "" ? (field(o, "ID") as string) : name;
   const address = typeof field(o, "Address") === "string" ? (field(o, "Address") as string) : "";
   if (address === "0.0.0.0" || address === "::" || address === "[::]") throw new RegistrationError("Invalid service address");
+  const connect = object(field(o, "Connect"));
+  if (connect !== undefined && field(connect, "SidecarService") !== undefined) {
+    throw new RegistrationError("FakeConsul does not implement Connect.SidecarService (sidecar registration); Consul serves it. See docs/consul.md for what FakeConsul serves.", 501);
+  }
   const service = serviceRecord(o, id, name);
   const definitions = checkDefinitions(o);
   const checks: CheckRecord[] = [];
