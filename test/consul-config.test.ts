@@ -60,6 +60,8 @@ describe("config entries in Consul configure the services in use", () => {
     await put({ Kind: "service-splitter", Name: "orders", Splits: [{ Weight: 90, ServiceSubset: "v1" }, { Weight: 10 }] });
     await until(() => mesh.inspect("orders")?.config.splitter !== undefined, 5000);
     assert.deepEqual(mesh.inspect("orders")?.config.splitter, { splits: [{ weight: 90, subset: "v1" }, { weight: 10 }] });
+    // A chain reaches one protocol only: admin must be http too, or Consul refuses the router.
+    await put({ Kind: "service-defaults", Name: "admin", Protocol: "http" });
     await put({ Kind: "service-router", Name: "orders", Routes: [{ Match: { HTTP: { PathPrefix: "/admin", Methods: ["GET"] } }, Destination: { Service: "admin", RequestTimeout: "2s" } }] });
     await until(() => mesh.inspect("orders")?.config.router !== undefined, 5000);
     assert.deepEqual(mesh.inspect("orders")?.config.router?.routes[0], { match: { pathPrefix: "/admin", methods: ["GET"] }, destination: { service: "admin", requestTimeoutMs: 2000 } });

@@ -34,8 +34,9 @@ describe("FakeConsul config entries", () => {
   });
 
   it("accepts every documented example, given what their discovery chains need", async () => {
-    // Routers and splitters need an L7 protocol, and the subsets they name.
-    for (const name of ["web", "billing", "orders", "web-rewrite"]) assert.equal((await apply({ Kind: "service-defaults", Name: name, Protocol: "http" })).text, "true");
+    // Routers and splitters need an L7 protocol, and the subsets they name; every service a chain reaches
+    // needs the chain's protocol, and a service with L7 intentions an HTTP-like one (Consul's graph validation).
+    for (const name of ["web", "billing", "orders", "web-rewrite", "web-dc2", "admin", "product-api", "product-api-backup", "api", "backend", "invoice-generator", "procurement"]) assert.equal((await apply({ Kind: "service-defaults", Name: name, Protocol: "http" })).text, "true");
     const webSubsets = { v1: { Filter: "Service.Meta.version == v1" }, v2: { Filter: "Service.Meta.version == v2" }, canary: { Filter: '"canary" in Service.Tags' } };
     assert.equal((await apply({ Kind: "service-resolver", Name: "web", Subsets: webSubsets })).text, "true");
     for (const file of [
@@ -103,9 +104,11 @@ describe("FakeConsul config entries", () => {
     const missing = await call("GET", "/v1/config/service-router/nosuch");
     assert.deepEqual([missing.status, missing.text], [404, 'Config entry not found for "service-router" / "nosuch"']);
     assert.ok(Number(missing.headers["x-consul-index"]) >= 1);
-    const index = Number((await call("GET", "/v1/config/service-defaults/web")).headers["x-consul-index"]);
-    const blocked = call("GET", `/v1/config/service-defaults/web?index=${index}&wait=30s`);
-    await apply({ Kind: "service-defaults", Name: "web", Protocol: "http2" });
+    // A service that no chain reaches: web's protocol cannot change now that its chain reaches other http services.
+    assert.equal((await apply({ Kind: "service-defaults", Name: "solo", Protocol: "http" })).text, "true");
+    const index = Number((await call("GET", "/v1/config/service-defaults/solo")).headers["x-consul-index"]);
+    const blocked = call("GET", `/v1/config/service-defaults/solo?index=${index}&wait=30s`);
+    assert.equal((await apply({ Kind: "service-defaults", Name: "solo", Protocol: "http2" })).text, "true");
     const res = await blocked;
     assert.equal((JSON.parse(res.text) as { Protocol: string }).Protocol, "http2");
     assert.ok(Number(res.headers["x-consul-index"]) > index);

@@ -110,6 +110,8 @@ describe("mTLS with Consul Connect", () => {
   });
 
   it("evaluates L7 intentions on path and method (Consul's authorize counts them as deny)", async () => {
+    // Consul refuses L7 intentions on a service whose protocol is not HTTP-like.
+    await putEntry(fake, { Kind: "service-defaults", Name: "orders", Protocol: "http" });
     await putEntry(fake, {
       Kind: "service-intentions",
       Name: "orders",

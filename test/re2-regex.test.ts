@@ -300,6 +300,9 @@ describe("a crafted 10 KB path against catastrophic regexes, on real servers", (
 
   it("the intention and the route decide quickly: 403 from the deny permission, the route not taken", async () => {
     const catastrophic = "/files/(\\w+/?)*\\.pdf";
+    // Consul refuses L7 intentions on a service whose protocol is not HTTP-like.
+    const defaults = await request(`${fake.url}/v1/config`, { method: "PUT", body: JSON.stringify({ Kind: "service-defaults", Name: "orders", Protocol: "http" }) });
+    assert.equal(await defaults.body.text(), "true");
     const put = await request(`${fake.url}/v1/config`, {
       method: "PUT",
       body: JSON.stringify({

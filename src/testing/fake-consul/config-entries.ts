@@ -1,6 +1,7 @@
 import { compileFilter } from "../../config/filter-expression.ts";
 import { RESOLVER_POLICIES as POLICIES, RETRY_CONDITIONS as RETRY_ON, ROUTE_METHODS as METHODS } from "../../config/consul-vocabulary.ts";
 import { parseGoDuration } from "../../config/duration.ts";
+import { chainProblem } from "./chain-check.ts";
 
 /** A config entry as stored: Consul's JSON plus its indexes. */
 export type ConfigEntry = Record<string, unknown> & { Kind: string; Name: string; CreateIndex: number; ModifyIndex: number };
@@ -30,7 +31,6 @@ const KINDS = new Set([
   "exported-services",
   "sameness-group",
 ]);
-const L7 = new Set(["http", "http2", "grpc"]);
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json | undefined => (v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Json) : undefined);
@@ -39,8 +39,8 @@ const str = (v: unknown): string => (typeof v === "string" ? v : "");
 const invalid = (message: string): ConfigEntryError => new ConfigEntryError(500, message);
 
 /**
- * The config entries of a fake Consul, validated as Consul validates them (the messages of
- * SEMANTICS.md §10: entry rules, then the discovery-chain checks on protocols and subsets). @internal
+ * The config entries of a fake Consul, validated as Consul validates them: each entry's own rules,
+ * then the discovery-chain checks of Consul's graph validation (see {@link chainProblem}). @internal
  */
 export class ConfigEntries {
   readonly #entries = new Map<string, ConfigEntry>();
@@ -127,34 +127,9 @@ export class ConfigEntries {
     this.#kindIndex.clear();
   }
 
-  #protocol(service: string): string {
-    const own = str(this.get("service-defaults", service)?.Protocol);
-    if (own !== "") return own;
-    const global = obj(this.get("proxy-defaults", "global")?.Config);
-    return str(global?.protocol) !== "" ? str(global?.protocol) : "tcp";
-  }
-
-  #hasSubset(service: string, subset: string): boolean {
-    return obj(this.get("service-resolver", service)?.Subsets)?.[subset] !== undefined;
-  }
-
   #checkChains(): void {
-    for (const e of this.#entries.values()) {
-      if (e.Kind !== "service-router" && e.Kind !== "service-splitter") continue;
-      const protocol = this.#protocol(e.Name);
-      if (!L7.has(protocol)) {
-        throw invalid(`discovery chain "${e.Name}" uses a protocol "${protocol}" that does not permit advanced routing or splitting behavior`);
-      }
-      const targets =
-        e.Kind === "service-router"
-          ? arr(e.Routes).map((r) => obj(obj(r)?.Destination) ?? {})
-          : arr(e.Splits).map((s) => obj(s) ?? {});
-      for (const t of targets) {
-        const subset = str(t.ServiceSubset);
-        const service = str(t.Service) === "" ? e.Name : str(t.Service);
-        if (subset !== "" && !this.#hasSubset(service, subset)) throw invalid(`service "${service}" does not have a subset named "${subset}"`);
-      }
-    }
+    const problem = chainProblem(this);
+    if (problem !== undefined) throw invalid(problem);
   }
 }
 

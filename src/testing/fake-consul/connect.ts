@@ -160,19 +160,24 @@ export class FakeConnect {
     this.#options.wake();
   }
 
-  /** `POST /v1/agent/connect/authorize`: L4, from the intentions; L7 intentions count as deny. */
+  /**
+   * `POST /v1/agent/connect/authorize` as Consul's `ConnectAuthorize`: the first intention (by
+   * precedence) whose source matches decides; one with `Permissions` is L7 and counts as deny here;
+   * none matching, the default policy. The client's trust domain is not checked (Consul leaves that to
+   * the TLS handshake and intentions), only that the URI is a service's SPIFFE ID.
+   *
+   * @throws Error with Consul's 400 message when the URI is not a service identity
+   */
   authorize(target: string, clientCertUri: string): { Authorized: boolean; Reason: string } {
     const m = SPIFFE_SERVICE.exec(clientCertUri);
-    if (m === null) throw new Error(`ClientCertURI not a valid Connect identifier: ${clientCertUri}`);
-    if (m[1]?.toLowerCase() !== this.trustDomain.toLowerCase()) return { Authorized: false, Reason: "Identity from an external trust domain" };
+    if (m === null) throw new Error(/^spiffe:\/\/[^/]+\/agent\//.test(clientCertUri) ? "ClientCertURI not a valid Service identifier" : "ClientCertURI not a valid Connect identifier");
     const source = m[4] ?? "";
     const intention = this.matching(source, target)[0];
-    if (intention === undefined) {
-      const allowed = this.#options.defaultIntentionPolicy === "allow";
-      return { Authorized: allowed, Reason: `Default behavior configured by ACLs (${this.#options.defaultIntentionPolicy})` };
-    }
-    const allowed = intention.Permissions === undefined && intention.Action === "allow";
-    return { Authorized: allowed, Reason: `Matched intention: ${intention.SourceName} => ${intention.DestinationName} (${allowed ? "allow" : "deny"})` };
+    if (intention === undefined) return { Authorized: this.#options.defaultIntentionPolicy === "allow", Reason: "Default behavior configured by ACLs" };
+    const l7 = intention.Permissions !== undefined && intention.Permissions.length > 0;
+    const detail = l7 ? `Permissions: ${intention.Permissions?.length ?? 0}` : `Action: ${intention.Action.toUpperCase()}`;
+    const text = `${intention.SourceNS}/${intention.SourceName} => ${intention.DestinationNS}/${intention.DestinationName} (Precedence: ${intention.Precedence}, ${detail})`;
+    return l7 ? { Authorized: false, Reason: `Matched L7 intention: ${text}` } : { Authorized: intention.Action === "allow", Reason: `Matched L4 intention: ${text}` };
   }
 
   /** Every intention, from the `service-intentions` entries, most specific first. */

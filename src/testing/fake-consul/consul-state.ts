@@ -21,6 +21,8 @@ export interface ServiceRecord {
   Meta: Record<string, string>;
   Port: number;
   Weights: { Passing: number; Warning: number };
+  /** Whether anti-entropy leaves the catalog's tags alone, as registered. */
+  EnableTagOverride: boolean;
   Namespace: string;
   /** `connect-proxy` and the like; absent for a typical service. */
   Kind?: string;
@@ -41,12 +43,21 @@ export interface CheckRecord {
   ServiceID: string;
   ServiceName: string;
   ServiceTags: string[];
+  /** `ttl`, `http`, `tcp` and so on; empty for a check the catalog was given (and serfHealth). */
+  Type: string;
   Namespace: string;
 }
 
 interface Instance {
   readonly node: string;
   readonly service: ServiceRecord;
+  /** In the catalog only, not the agent's own (the `consul` service a server registers). */
+  readonly catalogOnly: boolean;
+}
+
+/** A copy of `o` without one key. */
+function without<T extends object, K extends keyof T>(o: T, key: K): Omit<T, K> {
+  return Object.fromEntries(Object.entries(o).filter(([k]) => k !== key)) as Omit<T, K>;
 }
 
 /** The key of a check: node and check ID. @internal */
@@ -57,8 +68,8 @@ export function checkKey(node: string, checkId: string): string {
 /** One entry of `/v1/health/service/:name`. */
 export interface HealthEntry {
   readonly Node: NodeRecord;
-  readonly Service: ServiceRecord;
-  readonly Checks: CheckRecord[];
+  readonly Service: Omit<ServiceRecord, "EnableTagOverride">;
+  readonly Checks: Omit<CheckRecord, "Type">[];
 }
 
 /**
@@ -117,12 +128,12 @@ export class ConsulState {
   }
 
   /** Adds or replaces a service instance on a node; its checks are replaced by `checks`. */
-  putService(node: string, service: ServiceRecord, checks: readonly CheckRecord[]): void {
+  putService(node: string, service: ServiceRecord, checks: readonly CheckRecord[], catalogOnly = false): void {
     const previous = this.#instances.get(service.ID);
     this.#index++;
     if (previous !== undefined) this.#serviceIndex.set(previous.service.Service, this.#index);
     for (const [id, check] of this.checks) if (check.ServiceID === service.ID) this.checks.delete(id);
-    this.#instances.set(service.ID, { node, service });
+    this.#instances.set(service.ID, { node, service, catalogOnly });
     for (const check of checks) this.checks.set(checkKey(check.Node, check.CheckID), check);
     this.#serviceIndex.set(service.Service, this.#index);
     this.#catalogIndex = this.#index;
@@ -140,6 +151,32 @@ export class ConsulState {
     return true;
   }
 
+  /** Adds or replaces one check; the services it is part of change. */
+  putCheck(check: CheckRecord): void {
+    this.checks.set(checkKey(check.Node, check.CheckID), check);
+    this.#touchFor(check);
+  }
+
+  /** Removes one check; false when there is none. */
+  deleteCheck(node: string, id: string): boolean {
+    const check = this.checks.get(checkKey(node, id));
+    if (check === undefined) return false;
+    this.checks.delete(checkKey(node, id));
+    this.#touchFor(check);
+    return true;
+  }
+
+  /** Raises the index of the services a check belongs to (every service of its node for a node check). */
+  #touchFor(check: CheckRecord): void {
+    this.#index++;
+    if (check.ServiceID === "") {
+      for (const instance of this.#instances.values()) if (instance.node === check.Node) this.#serviceIndex.set(instance.service.Service, this.#index);
+    } else {
+      const instance = this.#instances.get(check.ServiceID);
+      if (instance !== undefined) this.#serviceIndex.set(instance.service.Service, this.#index);
+    }
+  }
+
   /** Sets a check's status and output; false when there is no such check on that node. */
   setCheck(node: string, id: string, status: CheckStatus, output: string): boolean {
     const check = this.checks.get(checkKey(node, id));
@@ -148,13 +185,7 @@ export class ConsulState {
     if (check.Status === status && check.Output === output) return true;
     check.Status = status;
     check.Output = output;
-    this.#index++;
-    if (check.ServiceID === "") {
-      for (const instance of this.#instances.values()) if (instance.node === check.Node) this.#serviceIndex.set(instance.service.Service, this.#index);
-    } else {
-      const instance = this.#instances.get(check.ServiceID);
-      if (instance !== undefined) this.#serviceIndex.set(instance.service.Service, this.#index);
-    }
+    this.#touchFor(check);
     return true;
   }
 
@@ -172,8 +203,9 @@ export class ConsulState {
       if (nodeRecord === undefined) continue;
       const onNode = [...this.checks.values()].filter((c) => c.Node === node);
       // The service's own checks, then the node's (as in the documented sample).
-      const checks = [...onNode.filter((c) => c.ServiceID === service.ID), ...onNode.filter((c) => c.ServiceID === "")];
-      out.push({ Node: nodeRecord, Service: service, Checks: checks });
+      const checks = [...onNode.filter((c) => c.ServiceID === service.ID), ...onNode.filter((c) => c.ServiceID === "")].map((c) => without(c, "Type"));
+      // Without EnableTagOverride and the checks' Type, as the documented sample of /v1/health/service shows it.
+      out.push({ Node: nodeRecord, Service: without(service, "EnableTagOverride"), Checks: checks });
     }
     return out;
   }

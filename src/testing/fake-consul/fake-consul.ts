@@ -3,13 +3,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { compileFilter, type FilterPredicate } from "../../config/filter-expression.ts";
-import { checkKey, ConsulState, type CheckRecord, type CheckStatus, type NodeRecord } from "./consul-state.ts";
+import { checkKey, ConsulState, type CheckRecord, type CheckStatus, type NodeRecord, type ServiceRecord } from "./consul-state.ts";
 import { parseGoDuration } from "../../config/duration.ts";
 import { parseGoBool, queryHeaders, sendJson, sendText } from "./http-util.ts";
+import { systemClock, type Clock, type TimerHandle } from "../../core/clock.ts";
+import { systemRandom, type Random } from "../../core/random.ts";
+import { blockingWaitMs } from "./blocking-wait.ts";
+import { notImplemented, refusal, unserved } from "./unimplemented.ts";
 import { ConfigEntries, ConfigEntryError } from "./config-entries.ts";
 import { KvStore } from "./kv-store.ts";
-import { agentHealth, agentService, aggregateStatus, catalogService, healthStatusCode } from "./views.ts";
-import { parseCatalogRegistration, parseServiceRegistration, RegistrationError } from "./registration.ts";
+import { agentCheck, agentHealth, agentService, aggregateStatus, catalogService, hasTags, healthStatusCode } from "./views.ts";
+import { parseCatalogRegistration, parseCheckRegistration, parseServiceRegistration, RegistrationError } from "./registration.ts";
 import { FakeConnect } from "./connect.ts";
 import { aclAllows, aclCheck, requestToken, type AclNeed, type FakeAclToken } from "./acl.ts";
 import type { TestCertificateAuthority } from "../test-ca.ts";
@@ -39,6 +43,13 @@ export interface FakeConsulOptions {
    * `verify_incoming`).
    */
   readonly tls?: FakeConsulTls;
+  /**
+   * The clock that times blocking queries (a `FakeClock` ends their waits when advanced). Default the
+   * system clock.
+   */
+  readonly clock?: Clock;
+  /** The source of the blocking wait's random extra (up to wait/16, as Consul adds). Default `Math.random`. */
+  readonly random?: Random;
 }
 
 /** HTTPS settings of a {@link FakeConsul}. */
@@ -57,20 +68,58 @@ interface Waiter {
   readonly wake: () => void;
 }
 
-const MAX_WAIT_MS = 10 * 60_000;
-const DEFAULT_WAIT_MS = 5 * 60_000;
+/**
+ * An unsigned integer query parameter as Consul's `strconv.ParseUint` reads it: undefined when not
+ * given, null when it does not parse (500 with Go's message sent, as Consul answers).
+ */
+function parseUint(params: URLSearchParams, name: string, res: ServerResponse): number | undefined | null {
+  const text = params.get(name);
+  if (text === null) return undefined;
+  if (/^\d+$/.test(text) && Number(text) <= Number.MAX_SAFE_INTEGER) return Number(text);
+  const reason = /^\d+$/.test(text) ? "value out of range" : "invalid syntax";
+  sendText(res, 500, `strconv.ParseUint: parsing ${JSON.stringify(text)}: ${reason}`);
+  return null;
+}
+
+/** The header Consul sets when a token presented could not see part of the results. */
+const FILTERED_HEADER = "x-consul-results-filtered-by-acls";
+
+/** A body of a read that is not JSON: `?raw` KV values. */
+class RawAnswer {
+  readonly body: Buffer;
+  readonly headers: Record<string, string>;
+
+  constructor(body: Buffer, headers: Record<string, string>) {
+    this.body = body;
+    this.headers = headers;
+  }
+}
+
+/** What the ACL filter of a read did: the results a token may not see are gone. */
+class AclFiltered {
+  readonly value: unknown;
+  /** Whether anything was taken out (and a token was presented: Consul does not tell the anonymous). */
+  readonly filtered: boolean;
+
+  constructor(value: unknown, filtered: boolean) {
+    this.value = value;
+    this.filtered = filtered;
+  }
+}
 
 /**
- * A fake Consul agent for tests: a real HTTP server on 127.0.0.1 (port chosen by the OS) that speaks the
- * part of Consul's HTTP API proxyless uses, as Consul documents it: blocking queries with
- * `X-Consul-Index`, `/v1/health/service/:name` with `passing`, `tag` and `filter`,
- * `/v1/catalog/services`, `/v1/catalog/register`, agent service registration and deregistration, TTL
- * check updates, agent health, `/v1/catalog/service/:name`, KV (`/v1/kv`), config entries
- * (`/v1/config`, with Consul's validation and discovery-chain checks), and Connect: CA roots (agent and
- * `/v1/connect/ca/roots`, `?pem=true`), leaf certificates (real ECDSA certificates with SPIFFE IDs,
- * re-issued on rotation and before expiry), authorize and the intention queries, evaluated from
- * `service-intentions` entries. ACLs are enforced when `aclTokens` is given. Errors are plain text with
- * Consul's status codes and messages.
+ * A fake Consul agent for tests: a real HTTP server on 127.0.0.1 (port chosen by the OS) that answers
+ * as a one-node Consul CE (agent and server) for the part of Consul's HTTP API it serves, with Consul's
+ * status codes and plain-text messages: blocking queries (`index`, `wait` with Consul's default, cap
+ * and jitter), `/v1/health/service/:name` and `/v1/catalog/service/:name` (`passing`, `tag`, `filter`,
+ * and ACL filtering to `[]` with `X-Consul-Results-Filtered-By-ACLs`), `/v1/catalog/services` (with the
+ * servers' `consul` service), `/v1/catalog/register`, the agent's services and checks (register,
+ * deregister, list, TTL updates, agent health), KV (`/v1/kv`, with `raw`, `cas`, `flags`), config
+ * entries (`/v1/config`, with Consul's validation and graph validation of discovery chains), and
+ * Connect: CA roots, leaf certificates (real ECDSA certificates with SPIFFE IDs, re-issued on rotation
+ * and before expiry), authorize and the intention queries, evaluated from `service-intentions`
+ * entries. ACLs are enforced when `aclTokens` is given. A Consul endpoint or parameter it does not
+ * serve is answered 501 `FakeConsul does not implement …`, naming it; docs/consul.md has the table.
  *
  * Hooks let a test break it the ways a real Consul breaks: {@link FakeConsul.rewindIndex},
  * {@link FakeConsul.zeroIndexNext}, {@link FakeConsul.churn}, {@link FakeConsul.failNext},
@@ -103,8 +152,8 @@ export class FakeConsul {
   #hanging: string | undefined;
   readonly #options: FakeConsulOptions;
   #connect: FakeConnect;
-  /** The ACL token of the request being routed. */
-  #token: string | undefined;
+  readonly #clock: Clock;
+  readonly #random: Random;
 
   private constructor(server: Server, url: string, options: FakeConsulOptions) {
     this.#server = server;
@@ -112,6 +161,8 @@ export class FakeConsul {
     this.#options = options;
     this.#nodeName = options.node ?? "fake-node";
     this.#datacenter = options.datacenter ?? "dc1";
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? systemRandom;
     this.#connect = this.#newConnect();
     this.#addAgentNode();
   }
@@ -308,27 +359,31 @@ export class FakeConsul {
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
       const raw = Buffer.concat(chunks);
-      this.#token = requestToken(url.searchParams, req.headers);
-      const refused = aclCheck(this.#options.aclTokens, this.#token, this.#aclNeed(req.method ?? "GET", url.pathname, raw));
+      const token = requestToken(url.searchParams, req.headers);
+      const refused = aclCheck(this.#options.aclTokens, token, this.#aclNeed(req.method ?? "GET", url.pathname, raw));
       if (refused !== undefined) {
         sendText(res, 403, refused);
         return;
       }
-      this.#route(req.method ?? "GET", url, raw, res).catch((err: unknown) => {
+      const early = refusal(url, this.#datacenter);
+      if (early !== undefined) {
+        sendText(res, early.status, early.text);
+        return;
+      }
+      this.#route(req.method ?? "GET", url, raw, res, token).catch((err: unknown) => {
         if (!res.headersSent) sendText(res, 500, err instanceof Error ? err.message : String(err));
       });
     });
   }
 
-  async #route(method: string, url: URL, raw: Buffer, res: ServerResponse): Promise<void> {
+  async #route(method: string, url: URL, raw: Buffer, res: ServerResponse, token: string | undefined): Promise<void> {
     const path = url.pathname;
     const body = raw.toString("utf8");
     let m: RegExpExecArray | null;
     if ((m = /^\/v1\/kv\/(.*)$/.exec(path)) !== null) return this.#kv(method, decodeURIComponent(m[1] ?? ""), url.searchParams, raw, res);
     if ((m = /^\/v1\/catalog\/service\/(.+)$/.exec(path)) !== null) {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
-      const name = decodeURIComponent(m[1] ?? "");
-      return this.#query(url.searchParams, res, () => this.#state.serviceIndex(name), () => catalogService(this.#state, name));
+      return this.#catalogService(decodeURIComponent(m[1] ?? ""), url.searchParams, res, token);
     }
     if ((m = /^\/v1\/agent\/health\/service\/(id|name)\/(.+)$/.exec(path)) !== null) {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
@@ -336,7 +391,7 @@ export class FakeConsul {
     }
     if ((m = /^\/v1\/health\/service\/(.*)$/.exec(path)) !== null) {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
-      return this.#health(decodeURIComponent(m[1] ?? ""), url.searchParams, res);
+      return this.#health(decodeURIComponent(m[1] ?? ""), url.searchParams, res, token);
     }
     if (path === "/v1/config") {
       if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
@@ -355,17 +410,17 @@ export class FakeConsul {
     if ((m = /^\/v1\/config\/([^/]+)$/.exec(path)) !== null) {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
       const kind = decodeURIComponent(m[1] ?? "");
-      const token = this.#token;
       return this.#query(url.searchParams, res, () => this.#config.index(kind), () =>
         this.#config.list(kind).filter((e) => this.#mayRead(token, kind === "service-intentions" ? { resource: "intentions", access: "read", name: e.Name } : { resource: "service", access: "read", name: e.Name })),
       );
     }
     if (path === "/v1/catalog/services") {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
-      const token = this.#token;
-      return this.#query(url.searchParams, res, () => this.#state.catalogIndex, () =>
-        Object.fromEntries(Object.entries(this.#state.services()).filter(([name]) => this.#mayRead(token, { resource: "service", access: "read", name }))),
-      );
+      return this.#query(url.searchParams, res, () => this.#state.catalogIndex, () => {
+        const all = Object.entries(this.#state.services());
+        const visible = all.filter(([name]) => this.#mayRead(token, { resource: "service", access: "read", name }));
+        return new AclFiltered(Object.fromEntries(visible), token !== undefined && visible.length < all.length);
+      });
     }
     if (path.startsWith("/v1/agent/connect/") || path.startsWith("/v1/connect/")) return this.#connectRoute(method, url, body, res);
     if (path === "/v1/catalog/register") {
@@ -389,16 +444,21 @@ export class FakeConsul {
     if ((m = /^\/v1\/agent\/service\/deregister\/(.+)$/.exec(path)) !== null) {
       if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
       const id = decodeURIComponent(m[1] ?? "");
+      if (this.#agentInstance(id) === undefined) {
+        sendText(res, 404, `Unknown service ID "${id}". Ensure that the service ID is passed, not the service name.`);
+        return;
+      }
       return this.#write(res, () => {
         this.#state.deleteService(id);
+        for (const checkId of [...this.#ttls.keys()]) if (this.#state.checks.get(checkKey(this.#nodeName, checkId)) === undefined) this.#disarmTtl(checkId);
         return "";
       });
     }
     if ((m = /^\/v1\/agent\/service\/([^/]+)$/.exec(path)) !== null && m[1] !== "register") {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
       const id = decodeURIComponent(m[1] ?? "");
-      const instance = this.#state.instances().get(id);
-      if (instance === undefined || instance.node !== this.#nodeName) {
+      const instance = this.#agentInstance(id);
+      if (instance === undefined) {
         sendText(res, 404, `unknown service ID: ${id}`);
         return;
       }
@@ -409,7 +469,7 @@ export class FakeConsul {
       if (method !== "GET") return this.#methodNotAllowed(res, "GET");
       const services: Record<string, unknown> = {};
       for (const [id, instance] of this.#state.instances()) {
-        if (instance.node !== this.#nodeName || !this.#mayRead(this.#token, { resource: "service", access: "read", name: instance.service.Service })) continue;
+        if (instance.node !== this.#nodeName || instance.catalogOnly || !this.#mayRead(token, { resource: "service", access: "read", name: instance.service.Service })) continue;
         services[id] = agentService(instance.service, this.#datacenter);
       }
       sendJson(res, 200, services);
@@ -419,7 +479,82 @@ export class FakeConsul {
       if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
       return this.#checkUpdate(m[1] ?? "", decodeURIComponent(m[2] ?? ""), url.searchParams, body, res);
     }
-    sendText(res, 404, `Invalid URL path: not a recognized HTTP API endpoint: ${path}`);
+    if (path === "/v1/agent/checks") {
+      if (method !== "GET") return this.#methodNotAllowed(res, "GET");
+      return this.#agentChecks(url.searchParams, res, token);
+    }
+    if (path === "/v1/agent/check/register") {
+      if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
+      return this.#write(res, () => {
+        const { check, ttl } = parseCheckRegistration(body, this.#nodeName, (id) => this.#agentInstance(id)?.service);
+        this.#state.putCheck(check);
+        if (ttl === undefined) this.#disarmTtl(check.CheckID);
+        else this.#armTtl(check.CheckID, ttl);
+        return "";
+      });
+    }
+    if ((m = /^\/v1\/agent\/check\/deregister\/(.+)$/.exec(path)) !== null) {
+      if (method !== "PUT") return this.#methodNotAllowed(res, "PUT");
+      const id = decodeURIComponent(m[1] ?? "");
+      if (!this.#isAgentCheck(id)) {
+        sendText(res, 404, `Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`);
+        return;
+      }
+      return this.#write(res, () => {
+        this.#state.deleteCheck(this.#nodeName, id);
+        this.#disarmTtl(id);
+        return "";
+      });
+    }
+    const answer = unserved(method, path);
+    sendText(res, answer.status, answer.text);
+  }
+
+  /** A service instance of this agent (not one the catalog alone holds), by ID. */
+  #agentInstance(id: string): { readonly service: ServiceRecord } | undefined {
+    const instance = this.#state.instances().get(id);
+    return instance === undefined || instance.node !== this.#nodeName || instance.catalogOnly ? undefined : instance;
+  }
+
+  /** Whether a check is one of this agent's (serfHealth belongs to the servers, not the agent). */
+  #isAgentCheck(id: string): boolean {
+    return id !== "serfHealth" && this.#state.checks.has(checkKey(this.#nodeName, id));
+  }
+
+  #agentChecks(params: URLSearchParams, res: ServerResponse, token: string | undefined): void {
+    const filter = this.#filter(params, res);
+    if (filter === null) return;
+    const all = [...this.#state.checks.values()].filter((c) => c.Node === this.#nodeName && c.CheckID !== "serfHealth").map((c) => agentCheck(this.#state, c));
+    const matching = all.filter((c) => filter === undefined || filter(c));
+    // Node checks need node:read, which the fake's tokens express as read on every service ("" prefix).
+    const visible = matching.filter((c) => this.#mayRead(token, { resource: "service", access: "read", name: typeof c.ServiceName === "string" ? c.ServiceName : "" }));
+    const headers: Record<string, string> = token !== undefined && visible.length < matching.length ? { [FILTERED_HEADER]: "true" } : {};
+    sendJson(res, 200, Object.fromEntries(visible.map((c) => [c.CheckID, c])), headers);
+  }
+
+  /** `?filter` compiled; undefined when not given, null when it does not compile (400 sent). */
+  #filter(params: URLSearchParams, res: ServerResponse): FilterPredicate | undefined | null {
+    const filterText = params.get("filter");
+    if (filterText === null || filterText === "") return undefined;
+    try {
+      return compileFilter(filterText);
+    } catch (err) {
+      sendText(res, 400, `Failed to create boolean expression evaluator: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
+  #catalogService(name: string, params: URLSearchParams, res: ServerResponse, token: string | undefined): Promise<void> | undefined {
+    const filter = this.#filter(params, res);
+    if (filter === null) return undefined;
+    const tags = params.getAll("tag");
+    return this.#query(params, res, () => this.#state.serviceIndex(name), () => {
+      // As Consul: the ACL filter first, so that ?filter runs only on what the token may see.
+      const all = catalogService(this.#state, name);
+      if (!this.#mayRead(token, { resource: "service", access: "read", name })) return new AclFiltered([], token !== undefined && all.length > 0);
+      const value = all.filter((e) => hasTags(e.ServiceTags as string[], tags)).filter((e) => filter === undefined || filter(e));
+      return new AclFiltered(value, false);
+    });
   }
 
   #mayRead(token: string | undefined, need: AclNeed): boolean {
@@ -440,7 +575,8 @@ export class FakeConsul {
       }
     };
     let m: RegExpExecArray | null;
-    if ((m = /^\/v1\/(?:health|catalog)\/service\/(.+)$/.exec(path)) !== null) return service(decodeURIComponent(m[1] ?? ""));
+    // Consul answers these with the results the token may not read filtered out, not with 403.
+    if (/^\/v1\/(?:health|catalog)\/service\/(.+)$/.test(path)) return { resource: "token", access: "read", name: "" };
     if ((m = /^\/v1\/agent\/health\/service\/name\/(.+)$/.exec(path)) !== null) return service(decodeURIComponent(m[1] ?? ""));
     const instanceService = (id: string): string => this.#state.instances().get(decodeURIComponent(id))?.service.Service ?? "";
     if ((m = /^\/v1\/agent\/health\/service\/id\/(.+)$/.exec(path)) !== null) return service(instanceService(m[1] ?? ""));
@@ -466,7 +602,21 @@ export class FakeConsul {
     }
     if (path === "/v1/agent/service/register") return service(field("Name"), "write");
     if ((m = /^\/v1\/agent\/service\/deregister\/(.+)$/.exec(path)) !== null) {
-      return service(this.#state.instances().get(decodeURIComponent(m[1] ?? ""))?.service.Service ?? "", "write");
+      // An unknown ID is 404 before any permission is checked, as in Consul.
+      const known = this.#agentInstance(decodeURIComponent(m[1] ?? ""));
+      return known === undefined ? { resource: "token", access: "write", name: "" } : service(known.service.Service, "write");
+    }
+    if (path === "/v1/agent/checks") return { resource: "token", access: "read", name: "" };
+    if ((m = /^\/v1\/agent\/check\/deregister\/(.+)$/.exec(path)) !== null) {
+      const id = decodeURIComponent(m[1] ?? "");
+      if (!this.#isAgentCheck(id)) return { resource: "token", access: "write", name: "" };
+      return service(this.#state.checks.get(checkKey(this.#nodeName, id))?.ServiceName ?? "", "write");
+    }
+    if (path === "/v1/agent/check/register") {
+      const serviceId = field("ServiceID");
+      if (serviceId === "") return service("", "write");
+      const known = this.#agentInstance(serviceId);
+      return known === undefined ? { resource: "token", access: "write", name: "" } : service(known.service.Service, "write");
     }
     if ((m = /^\/v1\/agent\/connect\/ca\/leaf\/(.+)$/.exec(path)) !== null) return service(decodeURIComponent(m[1] ?? ""), "write");
     if (path === "/v1/agent/connect/authorize") return service(field("Target"), "write");
@@ -553,10 +703,11 @@ export class FakeConsul {
       sendJson(res, 200, out);
       return;
     }
-    sendText(res, 404, `Invalid URL path: not a recognized HTTP API endpoint: ${path}`);
+    const answer = unserved(method, path);
+    sendText(res, answer.status, answer.text);
   }
 
-  #health(name: string, params: URLSearchParams, res: ServerResponse): Promise<void> | undefined {
+  #health(name: string, params: URLSearchParams, res: ServerResponse, token: string | undefined): Promise<void> | undefined {
     if (name === "") {
       sendText(res, 400, "Missing service name");
       return undefined;
@@ -568,23 +719,17 @@ export class FakeConsul {
       return undefined;
     }
     const tags = params.getAll("tag");
-    let filter: FilterPredicate | undefined;
-    const filterText = params.get("filter");
-    if (filterText !== null && filterText !== "") {
-      try {
-        filter = compileFilter(filterText);
-      } catch (err) {
-        sendText(res, 400, `Failed to create boolean expression evaluator: ${(err as Error).message}`);
-        return undefined;
-      }
-    }
-    return this.#query(params, res, () => this.#state.serviceIndex(name), () =>
-      this.#state
-        .health(name)
+    const filter = this.#filter(params, res);
+    if (filter === null) return undefined;
+    return this.#query(params, res, () => this.#state.serviceIndex(name), () => {
+      const all = this.#state.health(name);
+      if (!this.#mayRead(token, { resource: "service", access: "read", name })) return new AclFiltered([], token !== undefined && all.length > 0);
+      const value = all
         .filter((e) => !passing || e.Checks.every((c) => c.Status === "passing"))
-        .filter((e) => tags.every((t) => e.Service.Tags.includes(t)))
-        .filter((e) => filter === undefined || filter(e)),
-    );
+        .filter((e) => hasTags(e.Service.Tags, tags))
+        .filter((e) => filter === undefined || filter(e));
+      return new AclFiltered(value, false);
+    });
   }
 
   /** A read with blocking-query semantics: waits while the index is <= `?index`, up to `?wait`. */
@@ -600,12 +745,12 @@ export class FakeConsul {
       return;
     }
     const waitText = params.get("wait");
-    const wait = waitText === null ? DEFAULT_WAIT_MS : parseGoDuration(waitText);
-    if (wait === undefined) {
+    const wait = waitText === null ? undefined : parseGoDuration(waitText);
+    if (waitText !== null && wait === undefined) {
       sendText(res, 400, "Invalid wait time");
       return;
     }
-    if (minIndex > 0) await this.#block(minIndex, index, Math.min(wait, MAX_WAIT_MS), res);
+    if (minIndex > 0) await this.#block(minIndex, index, blockingWaitMs(wait, this.#random), res);
     if (res.destroyed) return;
     if (this.#garbage > 0) {
       this.#garbage--;
@@ -618,12 +763,22 @@ export class FakeConsul {
       this.#zeroIndex--;
       reported = 0;
     }
-    const answer = body();
-    if (answer instanceof Object && "status" in answer && "text" in answer && typeof answer.text === "string" && typeof answer.status === "number") {
-      sendText(res, answer.status, answer.text, queryHeaders(reported));
+    let answer = body();
+    const headers = queryHeaders(reported);
+    if (answer instanceof AclFiltered) {
+      if (answer.filtered) headers[FILTERED_HEADER] = "true";
+      answer = answer.value;
+    }
+    if (answer instanceof RawAnswer) {
+      res.writeHead(200, { ...headers, ...answer.headers, "content-length": answer.body.length });
+      res.end(answer.body);
       return;
     }
-    sendJson(res, 200, answer, queryHeaders(reported));
+    if (answer instanceof Object && "status" in answer && "text" in answer && typeof answer.text === "string" && typeof answer.status === "number") {
+      sendText(res, answer.status, answer.text, headers);
+      return;
+    }
+    sendJson(res, 200, answer, headers);
   }
 
   #agentHealth(byId: boolean, key: string, params: URLSearchParams, res: ServerResponse): void {
@@ -641,18 +796,40 @@ export class FakeConsul {
 
   #kv(method: string, key: string, params: URLSearchParams, value: Buffer, res: ServerResponse): Promise<void> | undefined {
     const recurse = params.has("recurse");
+    if (method === "PUT" || method === "DELETE") {
+      const conflicting = (method === "PUT" ? ["cas", "acquire", "release"] : ["recurse", "cas"]).filter((f) => params.has(f));
+      if (conflicting.length > 1) {
+        const sorted = new URLSearchParams([...params].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+        sendText(res, 400, `Conflicting flags: ${sorted.toString()}\n`);
+        return undefined;
+      }
+      if (key === "" && (method === "PUT" || !recurse)) {
+        sendText(res, 400, "Missing key name");
+        return undefined;
+      }
+    }
     if (method === "PUT") {
-      const flags = params.get("flags");
+      for (const lock of ["acquire", "release"]) {
+        if (params.has(lock)) {
+          const refusal = notImplemented(`?${lock} (sessions and locks)`);
+          sendText(res, refusal.status, refusal.text);
+          return undefined;
+        }
+      }
+      const flags = parseUint(params, "flags", res);
+      const cas = parseUint(params, "cas", res);
+      if (flags === null || cas === null) return undefined;
       this.#kvIndex = this.#state.bump();
-      const cas = params.get("cas");
-      sendJson(res, 200, this.#kvStore.put(key, value, this.#kvIndex, cas === null ? undefined : Number(cas), flags === null ? undefined : Number(flags)));
+      const written = this.#kvStore.put(key, value, this.#kvIndex, cas, flags);
+      sendJson(res, 200, written);
       this.#wakeAll();
       return undefined;
     }
     if (method === "DELETE") {
+      const cas = parseUint(params, "cas", res);
+      if (cas === null) return undefined;
       this.#kvIndex = this.#state.bump();
-      const cas = params.get("cas");
-      sendJson(res, 200, this.#kvStore.delete(key, recurse, cas === null ? undefined : Number(cas)));
+      sendJson(res, 200, this.#kvStore.delete(key, recurse, cas));
       this.#wakeAll();
       return undefined;
     }
@@ -665,19 +842,26 @@ export class FakeConsul {
       return undefined;
     }
     const keysOnly = params.has("keys");
+    const raw = params.has("raw") && !recurse && !keysOnly;
     return this.#query(params, res, () => this.#kvStore.index(key, recurse || keysOnly, this.#kvIndex), () => {
       if (keysOnly) {
-        const keys = this.#kvStore.keys(key, params.get("separator") ?? undefined);
-        return keys.length === 0 ? { status: 404, text: "" } : keys;
+        const keys = this.#kvStore.keys(key, params.get("separator") ?? params.get("seperator") ?? undefined);
+        return keys.length === 0 && key !== "" ? { status: 404, text: "" } : keys;
       }
       const entries = this.#kvStore.read(key, recurse);
-      return entries.length === 0 ? { status: 404, text: "" } : entries;
+      if (entries.length === 0) return { status: 404, text: "" };
+      if (raw) {
+        // As Consul: the value as stored, in a type no browser runs.
+        const body = Buffer.from(entries[0]?.Value ?? "", "base64");
+        return new RawAnswer(body, { "content-type": "text/plain", "x-content-type-options": "nosniff", "content-security-policy": "sandbox" });
+      }
+      return entries;
     });
   }
 
   #configWrite(res: ServerResponse, params: URLSearchParams, write: (cas: number | undefined) => boolean): void {
-    const casText = params.get("cas");
-    const cas = casText === null ? undefined : Number(casText);
+    const cas = parseUint(params, "cas", res);
+    if (cas === null) return;
     let ok: boolean;
     try {
       ok = write(cas);
@@ -703,13 +887,12 @@ export class FakeConsul {
         },
       };
       const finish = (): void => {
-        clearTimeout(timer);
+        this.#clock.clearTimeout(timer);
         this.#waiters.delete(waiter);
         res.off("close", finish);
         resolve();
       };
-      const timer = setTimeout(finish, wait);
-      timer.unref();
+      const timer: TimerHandle = this.#clock.setTimeout(finish, wait);
       res.on("close", finish);
       this.#waiters.add(waiter);
     });
@@ -721,7 +904,7 @@ export class FakeConsul {
       result = apply();
     } catch (err) {
       if (err instanceof RegistrationError) {
-        sendText(res, 400, err.message);
+        sendText(res, err.status, err.message);
         return;
       }
       throw err;
@@ -745,7 +928,7 @@ export class FakeConsul {
         return;
       }
       if (parsed.Status !== "passing" && parsed.Status !== "warning" && parsed.Status !== "critical") {
-        sendText(res, 400, "Invalid check status: " + String(parsed.Status));
+        sendText(res, 400, `Invalid check status: '${typeof parsed.Status === "string" ? parsed.Status : ""}'`);
         return;
       }
       status = parsed.Status;
@@ -764,6 +947,12 @@ export class FakeConsul {
     this.#wakeAll();
     res.writeHead(200, { "content-length": 0 });
     res.end();
+  }
+
+  #disarmTtl(checkId: string): void {
+    clearTimeout(this.#ttlTimers.get(checkId));
+    this.#ttlTimers.delete(checkId);
+    this.#ttls.delete(checkId);
   }
 
   #armTtl(checkId: string, ttlMs: number): void {
@@ -805,8 +994,23 @@ export class FakeConsul {
       ServiceID: "",
       ServiceName: "",
       ServiceTags: [],
+      Type: "",
       Namespace: "default",
     };
     this.#state.checks.set(checkKey(serf.Node, serf.CheckID), serf);
+    // The agent is a server too: Consul's servers register themselves as the service `consul`.
+    const consul: ServiceRecord = {
+      ID: "consul",
+      Service: "consul",
+      Tags: [],
+      Address: "",
+      TaggedAddresses: {},
+      Meta: {},
+      Port: 8300,
+      Weights: { Passing: 1, Warning: 1 },
+      EnableTagOverride: false,
+      Namespace: "default",
+    };
+    this.#state.putService(this.#nodeName, consul, [], true);
   }
 }

@@ -1,8 +1,16 @@
 import type { CheckRecord, CheckStatus, NodeRecord, ServiceRecord } from "./consul-state.ts";
 import { parseGoDuration } from "../../config/duration.ts";
 
-/** A registration Consul refuses: 400 with this message. @internal */
-export class RegistrationError extends Error {}
+/** A registration Consul refuses: 400 (or `status`) with this message. @internal */
+export class RegistrationError extends Error {
+  /** The HTTP status Consul answers with. */
+  readonly status: number;
+
+  constructor(message: string, status = 400) {
+    super(message);
+    this.status = status;
+  }
+}
 
 type Json = Record<string, unknown>;
 
@@ -84,6 +92,7 @@ function serviceRecord(o: Json, id: string, name: string): ServiceRecord {
     Meta: meta(field(o, "Meta")),
     Port: typeof port === "number" ? port : 0,
     Weights: weights(field(o, "Weights")),
+    EnableTagOverride: field(o, "EnableTagOverride") === true,
     Namespace: "default",
   };
 }
@@ -97,10 +106,82 @@ function checkDefinitions(o: Json): Json[] {
 
 const CHECK_TYPES = ["HTTP", "TCP", "UDP", "GRPC", "H2PING", "Args", "TTL", "AliasService", "AliasNode", "DockerContainerID", "OSService"];
 
+/** The check `Type` Consul stores for each kind of definition. */
+const TYPE_NAMES: Readonly<Record<string, string>> = {
+  HTTP: "http",
+  TCP: "tcp",
+  UDP: "udp",
+  GRPC: "grpc",
+  H2PING: "h2ping",
+  Args: "script",
+  TTL: "ttl",
+  AliasService: "alias",
+  AliasNode: "alias",
+  DockerContainerID: "docker",
+  OSService: "os_service",
+};
+
 function status(value: unknown): CheckStatus {
   if (value === undefined || value === "") return "critical";
   if (value === "passing" || value === "warning" || value === "critical") return value;
   throw new RegistrationError("Status for checks must 'passing', 'warning', 'critical'");
+}
+
+/** A check definition's type as Consul stores it, and its TTL in ms for a TTL check, validated as Consul does. */
+function checkKind(def: Json): { type: string; ttl: number | undefined } {
+  const type = CHECK_TYPES.find((t) => field(def, t) !== undefined && field(def, t) !== "");
+  if (type === undefined) throw new RegistrationError("Invalid check: TTL must be > 0 for TTL checks, or one of HTTP, TCP, UDP, GRPC, H2PING, Args, AliasService, AliasNode, DockerContainerID or OSService must be set");
+  if (["HTTP", "TCP", "UDP", "GRPC", "H2PING"].includes(type) && parseGoDuration(str(field(def, "Interval"))) === undefined) {
+    throw new RegistrationError(`Invalid check: Interval must be > 0 for ${type} checks`);
+  }
+  if (type !== "TTL") return { type: TYPE_NAMES[type] ?? "", ttl: undefined };
+  const ttl = parseGoDuration(str(field(def, "TTL")));
+  if (ttl === undefined || ttl <= 0) throw new RegistrationError("Invalid check: TTL must be > 0 for TTL checks");
+  return { type: "ttl", ttl };
+}
+
+/** What `PUT /v1/agent/check/register` turns into. @internal */
+export interface CheckRegistration {
+  readonly check: CheckRecord;
+  /** The TTL in ms, for a TTL check. */
+  readonly ttl: number | undefined;
+}
+
+/**
+ * Parses `PUT /v1/agent/check/register` as Consul does: `Name` required, `CheckID` (or `ID`) defaults
+ * to the name, `Status` defaults to critical, a `ServiceID` must name a service of this agent.
+ *
+ * @param body - the request body
+ * @param node - the agent's node
+ * @param serviceOf - the agent's service with an ID, if any
+ * @throws RegistrationError 400 with Consul's message, or 404 for an unknown `ServiceID`
+ * @internal
+ */
+export function parseCheckRegistration(body: string, node: string, serviceOf: (id: string) => ServiceRecord | undefined): CheckRegistration {
+  const def = decode(body);
+  const name = str(field(def, "Name"));
+  if (name === "") throw new RegistrationError("Missing check name");
+  const given = field(def, "Status");
+  if (given !== undefined && given !== "" && given !== "passing" && given !== "warning" && given !== "critical") throw new RegistrationError("Bad check status");
+  const kind = checkKind(def);
+  const serviceId = str(field(def, "ServiceID"));
+  const service = serviceId === "" ? undefined : serviceOf(serviceId);
+  if (serviceId !== "" && service === undefined) throw new RegistrationError(`ServiceID "${serviceId}" does not exist`, 404);
+  const id = str(field(def, "CheckID")) || str(field(def, "ID")) || name;
+  const check: CheckRecord = {
+    Node: node,
+    CheckID: id,
+    Name: name,
+    Status: status(given),
+    Notes: str(field(def, "Notes")),
+    Output: "",
+    ServiceID: serviceId,
+    ServiceName: service?.Service ?? "",
+    ServiceTags: service?.Tags ?? [],
+    Type: kind.type,
+    Namespace: "default",
+  };
+  return { check, ttl: kind.ttl };
 }
 
 /** What an agent registration turns into. @internal */
@@ -122,16 +203,16 @@ export function parseServiceRegistration(body: string, node: string): ServiceReg
   const id = typeof field(o, "ID") === "string" && field(o, "ID") !== "" ? (field(o, "ID") as string) : name;
   const address = typeof field(o, "Address") === "string" ? (field(o, "Address") as string) : "";
   if (address === "0.0.0.0" || address === "::" || address === "[::]") throw new RegistrationError("Invalid service address");
+  const connect = object(field(o, "Connect"));
+  if (connect !== undefined && field(connect, "SidecarService") !== undefined) {
+    throw new RegistrationError("FakeConsul does not implement Connect.SidecarService (sidecar registration); Consul serves it. See docs/consul.md for what FakeConsul serves.", 501);
+  }
   const service = serviceRecord(o, id, name);
   const definitions = checkDefinitions(o);
   const checks: CheckRecord[] = [];
   const ttls = new Map<string, number>();
   definitions.forEach((def, i) => {
-    const type = CHECK_TYPES.find((t) => field(def, t) !== undefined && field(def, t) !== "");
-    if (type === undefined) throw new RegistrationError("Invalid check: TTL must be > 0 for TTL checks, or one of HTTP, TCP, UDP, GRPC, H2PING, Args, AliasService, AliasNode, DockerContainerID or OSService must be set");
-    if (["HTTP", "TCP", "UDP", "GRPC", "H2PING"].includes(type) && parseGoDuration(str(field(def, "Interval"))) === undefined) {
-      throw new RegistrationError(`Invalid check: Interval must be > 0 for ${type} checks`);
-    }
+    const kind = checkKind(def);
     const given = field(def, "CheckID") ?? field(def, "ID");
     const checkId = typeof given === "string" && given !== "" ? given : definitions.length === 1 ? `service:${id}` : `service:${id}:${i + 1}`;
     const checkName = field(def, "Name");
@@ -145,13 +226,10 @@ export function parseServiceRegistration(body: string, node: string): ServiceReg
       ServiceID: id,
       ServiceName: name,
       ServiceTags: service.Tags,
+      Type: kind.type,
       Namespace: "default",
     });
-    if (type === "TTL") {
-      const ttl = parseGoDuration(str(field(def, "TTL")));
-      if (ttl === undefined || ttl <= 0) throw new RegistrationError("Invalid check: TTL must be > 0 for TTL checks");
-      ttls.set(checkId, ttl);
-    }
+    if (kind.ttl !== undefined) ttls.set(checkId, kind.ttl);
   });
   return { service, checks, ttls };
 }
@@ -197,6 +275,7 @@ export function parseCatalogRegistration(body: string, datacenter: string): Cata
       ServiceID: serviceId,
       ServiceName: serviceId === "" ? "" : (service?.Service ?? ""),
       ServiceTags: serviceId === "" ? [] : (service?.Tags ?? []),
+      Type: "",
       Namespace: "default",
     };
   });

@@ -18,7 +18,7 @@ export function catalogService(state: ConsulState, name: string): Record<string,
       CreateIndex: index,
       ModifyIndex: index,
       ServiceAddress: service.Address,
-      ServiceEnableTagOverride: false,
+      ServiceEnableTagOverride: service.EnableTagOverride,
       ServiceID: service.ID,
       ServiceName: service.Service,
       ServicePort: service.Port,
@@ -38,7 +38,7 @@ export function catalogService(state: ConsulState, name: string): Record<string,
 /** An instance as the agent endpoints show it. @internal */
 export function agentService(service: ServiceRecord, datacenter: string): Record<string, unknown> {
   const { Proxy: proxy, ...rest } = service;
-  return { ...rest, EnableTagOverride: false, Datacenter: datacenter, ...(proxy === undefined ? {} : { Proxy: proxy }) };
+  return { ...rest, Datacenter: datacenter, ...(proxy === undefined ? {} : { Proxy: proxy }) };
 }
 
 /** Consul's aggregate of checks: critical (or maintenance) wins, then warning, then passing. @internal */
@@ -54,8 +54,19 @@ export function agentHealth(state: ConsulState, node: string, service: ServiceRe
   return {
     AggregatedStatus: aggregateStatus(checks),
     Service: { ...agentService(service, datacenter), SocketPath: "" },
-    Checks: checks.map((c) => ({ ...c, Type: "", Definition: {}, CreateIndex: state.serviceIndex(service.Service), ModifyIndex: state.serviceIndex(service.Service) })),
+    Checks: checks.map((c) => agentCheck(state, c)),
   };
+}
+
+/** A check as the agent endpoints show it (`/v1/agent/checks`, agent health). @internal */
+export function agentCheck(state: ConsulState, check: CheckRecord): Record<string, unknown> {
+  const index = check.ServiceID === "" ? state.index : state.serviceIndex(check.ServiceName);
+  return { ...check, Interval: "", Timeout: "", ExposedPort: 0, Definition: {}, CreateIndex: index, ModifyIndex: index };
+}
+
+/** Whether a service has every one of `want` among its tags, compared as Consul does: without regard to case. @internal */
+export function hasTags(tags: readonly string[], want: readonly string[]): boolean {
+  return want.every((w) => tags.some((t) => t.toLowerCase() === w.toLowerCase()));
 }
 
 /** The HTTP status of an agent health answer: 200 passing, 429 warning, 503 critical. @internal */
