@@ -42,7 +42,7 @@ export interface Intention {
   readonly ModifyIndex: number;
 }
 
-const SPIFFE_SERVICE = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/dc\/([^/]+)\/svc\/([^/]+)$/;
+const SPIFFE_SERVICE = /^spiffe:\/\/([^/]+)(?:\/ap\/([^/]+))?\/ns\/([^/]+)\/dc\/([^/]+)\/svc\/([^/]+)$/;
 
 /**
  * The Connect part of a fake Consul: a CA (real ECDSA certificates with SPIFFE URI SANs) whose roots
@@ -165,8 +165,12 @@ export class FakeConnect {
     const m = SPIFFE_SERVICE.exec(clientCertUri);
     if (m === null) throw new Error(`ClientCertURI not a valid Connect identifier: ${clientCertUri}`);
     if (m[1]?.toLowerCase() !== this.trustDomain.toLowerCase()) return { Authorized: false, Reason: "Identity from an external trust domain" };
-    const source = m[4] ?? "";
-    const intention = this.matching(source, target)[0];
+    // As Consul: a caller of another partition than the target's (here always `default`) is refused.
+    const partition = m[2] ?? "default";
+    if (partition !== "default") return { Authorized: false, Reason: `Mismatched partitions: "${partition}" != "default"` };
+    const namespace = m[3] ?? "";
+    const source = m[5] ?? "";
+    const intention = this.matching(source, target).find((i) => i.SourceNS === "*" || i.SourceNS === namespace);
     if (intention === undefined) {
       const allowed = this.#options.defaultIntentionPolicy === "allow";
       return { Authorized: allowed, Reason: `Default behavior configured by ACLs (${this.#options.defaultIntentionPolicy})` };
@@ -240,7 +244,7 @@ function fromEntry(entry: ConfigEntry): Intention[] {
     const permissions = Array.isArray(s.Permissions) ? s.Permissions : undefined;
     return {
       Description: typeof s.Description === "string" ? s.Description : "",
-      SourceNS: "default",
+      SourceNS: typeof s.Namespace === "string" && s.Namespace !== "" ? s.Namespace : "default",
       SourceName: name,
       DestinationNS: "default",
       DestinationName: destination,
