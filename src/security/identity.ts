@@ -76,6 +76,15 @@ export function sameSpiffeId(a: SpiffeParts, b: SpiffeParts): boolean {
 }
 
 /**
+ * A URI with its scheme and authority lower-cased and its path as written: the form in which SPIFFE
+ * IDs compare (the scheme and trust domain case-insensitively, the path case-sensitively). @internal
+ */
+export function foldSpiffeCase(uri: string): string {
+  const slash = uri.indexOf("/", uri.indexOf("://") + 3);
+  return slash < 0 ? uri.toLowerCase() : uri.slice(0, slash).toLowerCase() + uri.slice(slash);
+}
+
+/**
  * The URI SANs of a certificate, from node's `subjectAltName` string (`URI:spiffe://..., DNS:...`).
  * Node writes a value holding a `,` or other special characters as a JSON string
  * (`URI:"spiffe://a, URI:spiffe://b"`): such a value is read whole, so it cannot pass for two. @internal

@@ -246,3 +246,51 @@ describe("callers are full identities: reading the SPIFFE ID", () => {
     assert.equal(parseSpiffeId(certificateSpiffeId(quoted) ?? ""), undefined);
   });
 });
+
+describe("servers are full identities too: the SPIFFE path is compared case-sensitively", () => {
+  it("refuses a server presenting .../svc/ORDERS (or .../ns/DEFAULT/...) for orders, and takes an upper-case trust domain", async () => {
+    const ca = await TestCertificateAuthority.create({ trustDomain: "home.consul" });
+    const web = await ca.issue({ uri: ca.spiffeId("web") });
+    const uris = [
+      "spiffe://home.consul/ns/default/dc/dc1/svc/ORDERS",
+      "spiffe://home.consul/ns/DEFAULT/dc/dc1/svc/orders",
+      "spiffe://HOME.CONSUL/ns/default/dc/dc1/svc/inventory",
+      "spiffe://HOME.CONSUL/ns/default/dc/dc1/svc/orders",
+    ];
+    const servers = await Promise.all(uris.map(async (uri, i) => TlsBackend.start(`server-${i}`, await ca.issue({ uri }), ca.rootPem)));
+    const [upperService, upperNamespace, upperTrustDomain, pinnedUpperTrustDomain] = servers as [TlsBackend, TlsBackend, TlsBackend, TlsBackend];
+    const pinned = "spiffe://home.consul/ns/default/dc/dc1/svc/orders";
+    try {
+      const mesh = createMesh({
+        registry: new MockRegistry({
+          orders: [upperService.endpoint()],
+          "orders-pinned": [upperNamespace.endpoint({ identity: pinned })],
+          inventory: [upperTrustDomain.endpoint()],
+          "inventory-pinned": [pinnedUpperTrustDomain.endpoint({ identity: pinned })],
+        }),
+        service: "web",
+        tls: { identity: pemIdentity({ cert: web.certPem, key: web.keyPem, ca: ca.rootPem }) },
+        resilience: { retries: false },
+      });
+      try {
+        for (const service of ["orders", "orders-pinned"]) {
+          await assert.rejects(
+            mesh.client(service).request({ path: "/" }).then((r) => r.body.text()),
+            (err: unknown) => err instanceof MeshError && err.code === "ERR_PEER_IDENTITY" && err.details.reason === "wrong-identity",
+            service,
+          );
+        }
+        assert.equal(upperService.requests + upperNamespace.requests, 0, "nothing reached the impostors");
+        for (const service of ["inventory", "inventory-pinned"]) {
+          const res = await mesh.client(service).request({ path: "/" });
+          await res.body.text();
+          assert.equal(res.statusCode, 200, `${service}: the trust domain compares case-insensitively`);
+        }
+      } finally {
+        await mesh.close();
+      }
+    } finally {
+      await Promise.all(servers.map((s) => s.close()));
+    }
+  });
+});
