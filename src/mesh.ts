@@ -27,6 +27,7 @@ import { Inbound } from "./security/inbound.ts";
 import { localPolicyAuthorizer, type Authorizer, type LocalPolicy } from "./security/authorization.ts";
 import { consulAuthorizer } from "./security/consul-authorizer.ts";
 import type { EscapedSlashes, PathNormalization } from "./security/path-normalization.ts";
+import { localScopeOf, type LocalScope } from "./security/caller-scope.ts";
 import type { IdentitySource } from "./security/identity-source.ts";
 import { MeshTelemetry } from "./telemetry/mesh-telemetry.ts";
 import { resolveTelemetry, type TelemetryOptions } from "./telemetry/telemetry-options.ts";
@@ -544,17 +545,24 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const pathNormalization = optionalChoice(o.pathNormalization, "inbound.pathNormalization", ["normalize", "reject"] as const) ?? "normalize";
     const escapedSlashes = optionalChoice(o.escapedSlashes, "inbound.escapedSlashes", ["keep", "reject", "decode"] as const) ?? "keep";
     let authorizer: Authorizer | undefined;
+    // Plain service names mean callers of this mesh's own trust domain, namespace and partition.
+    const local = (): LocalScope | undefined => localScopeOf(security.source.current());
     const a = o.authorize;
     if (a === "consul") {
       const registry = this.#ctx.registry;
       if (this.service === undefined) throw invalidConfig("service", `authorize: "consul" checks intentions toward this service: give createMesh a service name`);
       if (registry.connectAuthority === undefined) throw invalidConfig("inbound.authorize", `authorize: "consul" needs a registry with Consul Connect (ConsulRegistry)`);
-      authorizer = consulAuthorizer(registry.connectAuthority(), this.service, cacheMs);
+      const service = this.service;
+      authorizer = consulAuthorizer(registry.connectAuthority(), service, {
+        cacheMs,
+        local,
+        onUnsupported: (error) => this.emit("config_rejected", { service, error }),
+      });
     } else if (typeof a === "function") authorizer = a;
     else if (a !== undefined) {
       if (a === null || typeof a !== "object") throw invalidConfig("inbound.authorize", `expected "consul", a local policy such as { allow: ["web"] }, or a function`);
       expectOptions(a, "inbound.authorize", ["allow", "deny", "default"]);
-      authorizer = localPolicyAuthorizer(a);
+      authorizer = localPolicyAuthorizer(a, local);
     }
     return new Inbound(security.source, authorizer, { pathNormalization, escapedSlashes, report: (event) => this.emit("inbound_denied", event) });
   }

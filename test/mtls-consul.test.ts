@@ -164,7 +164,7 @@ describe("mTLS with Consul Connect", () => {
     const authorize = consulAuthorizer(
       { intentions: () => Promise.resolve(sample.Sources), authorize: () => Promise.resolve({ allowed: (l4++, true), reason: "L4" }) },
       sample.Name,
-      0,
+      { cacheMs: 0, local: () => ({ trustDomain: "td.consul", namespace: "default", partition: "default" }) },
     );
     const who = (service: string) => ({ ...parseSpiffeId(`spiffe://td.consul/ns/default/dc/dc1/svc/${service}`)!, spiffeId: `spiffe://td.consul/ns/default/dc/dc1/svc/${service}`, serialNumber: "01" });
     const call = (service: string, method: string, path: string) => authorize(who(service), { method, path, headers: {} });

@@ -221,7 +221,7 @@ const caller = (service: string) => ({
 
 describe("intention regexes", () => {
   const authorizerOf = (sources: readonly IntentionSource[], cacheMs = 60_000) =>
-    consulAuthorizer({ intentions: () => Promise.resolve(sources), authorize: () => Promise.resolve({ allowed: false, reason: "L4" }) }, "orders", cacheMs);
+    consulAuthorizer({ intentions: () => Promise.resolve(sources), authorize: () => Promise.resolve({ allowed: false, reason: "L4" }) }, "orders", { cacheMs, local: () => ({ trustDomain: "td.consul", namespace: "default", partition: "default" }) });
 
   it("are compiled once when the intentions are loaded, never per request", async () => {
     let reads = 0;

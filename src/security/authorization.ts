@@ -1,7 +1,9 @@
 import { compileMatch, type MatchableRequest, type RouteMatcher } from "../config/compile-match.ts";
 import type { HeaderMatch, RouteMatch } from "../config/route-config.ts";
-import { MeshError } from "../core/errors.ts";
+import { MeshError, invalidConfig } from "../core/errors.ts";
+import { describe } from "../core/validate.ts";
 import { headerValue } from "../core/headers.ts";
+import { compileCallerPattern, type CallerPattern, type LocalScope } from "./caller-scope.ts";
 import type { SpiffeParts } from "./identity.ts";
 
 /** Who is calling: the SPIFFE ID from the caller's verified client certificate, and its parts. */
@@ -31,31 +33,54 @@ export interface AuthorizationDecision {
 }
 
 /**
- * A local policy: callers by service name (`web`), SPIFFE ID, or `*`. Deny wins over allow; a caller
- * that neither names is refused unless `default` is `allow`.
+ * A local policy: callers by service name (`web`), full SPIFFE ID, or `*`. Deny wins over allow; a
+ * caller that neither names is refused unless `default` is `allow`.
+ *
+ * - A service name means that service in this mesh's own trust domain, namespace and admin partition
+ *   (read from the mesh's SPIFFE ID; `default` and `default` outside Consul's layout), in any
+ *   datacenter: `web` from another trust domain, namespace or partition is not `web`.
+ * - A SPIFFE ID (`spiffe://<trust-domain>/ns/<ns>/dc/<dc>/svc/<name>`) names exactly that caller:
+ *   the scheme and trust domain compare case-insensitively, the path case-sensitively.
+ * - `*` is any caller of this mesh's own trust domain.
  */
 export interface LocalPolicy {
   /** Callers allowed. */
   readonly allow?: readonly string[];
   /** Callers refused. */
   readonly deny?: readonly string[];
-  /** What happens to other callers. Default `deny`. */
+  /** What happens to other callers (any trust domain). Default `deny`. */
   readonly default?: "allow" | "deny";
 }
 
 /** Decides whether a caller may make a request. */
 export type Authorizer = (caller: CallerIdentity, request: AuthorizationRequest) => AuthorizationDecision | Promise<AuthorizationDecision>;
 
-/** Builds the authorizer of a local policy. @internal */
-export function localPolicyAuthorizer(policy: LocalPolicy): Authorizer {
-  const matches = (list: readonly string[] | undefined, caller: CallerIdentity): string | undefined =>
-    list?.find((entry) => entry === "*" || entry === caller.service || entry.toLowerCase() === caller.spiffeId.toLowerCase());
+/**
+ * Builds the authorizer of a local policy; its entries are checked and compiled here.
+ *
+ * @param policy - the policy
+ * @param local - the mesh's own scope now (it follows identity rotations)
+ * @throws MeshError `ERR_INVALID_CONFIG` naming an entry that is not a service name, a SPIFFE ID or `*`
+ * @internal
+ */
+export function localPolicyAuthorizer(policy: LocalPolicy, local: () => LocalScope | undefined): Authorizer {
+  const compile = (list: readonly string[] | undefined, field: string): readonly (readonly [string, CallerPattern])[] => {
+    if (list === undefined) return [];
+    if (!Array.isArray(list)) throw invalidConfig(`inbound.authorize.${field}`, `expected a list of callers, got ${describe(list)}`);
+    return list.map((entry, i) => [entry, compileCallerPattern(entry, `inbound.authorize.${field}[${i}]`)] as const);
+  };
+  const deny = compile(policy.deny, "deny");
+  const allow = compile(policy.allow, "allow");
+  const fallback = policy.default ?? "deny";
+  if (fallback !== "allow" && fallback !== "deny") throw invalidConfig("inbound.authorize.default", `expected "allow" or "deny", got ${describe(fallback)}`);
+  const matches = (list: readonly (readonly [string, CallerPattern])[], caller: CallerIdentity, scope: LocalScope | undefined): string | undefined =>
+    list.find(([, pattern]) => pattern(caller, scope))?.[0];
   return (caller) => {
-    const denied = matches(policy.deny, caller);
+    const scope = local();
+    const denied = matches(deny, caller, scope);
     if (denied !== undefined) return { allowed: false, reason: `caller ${caller.spiffeId} is denied by the local policy (${denied})` };
-    const allowed = matches(policy.allow, caller);
+    const allowed = matches(allow, caller, scope);
     if (allowed !== undefined) return { allowed: true, reason: `caller ${caller.spiffeId} is allowed by the local policy (${allowed})` };
-    const fallback = policy.default ?? "deny";
     return { allowed: fallback === "allow", reason: `caller ${caller.spiffeId} is not named by the local policy; its default is ${fallback}` };
   };
 }

@@ -19,43 +19,114 @@ export interface Identity {
   readonly notAfter: Date;
 }
 
-/** A SPIFFE ID's parts in Consul's layout `spiffe://<trust-domain>/ns/<ns>/dc/<dc>/svc/<service>`. */
+/**
+ * A SPIFFE ID's parts. For Consul's layout, `spiffe://<trust-domain>/ns/<ns>/dc/<dc>/svc/<service>`, or
+ * with an admin partition `spiffe://<trust-domain>/ap/<partition>/ns/<ns>/dc/<dc>/svc/<service>`, also
+ * the service, namespace, partition and datacenter.
+ */
 export interface SpiffeParts {
-  /** The trust domain (host part). */
+  /** The trust domain (host part), lower case: SPIFFE compares it case-insensitively. */
   readonly trustDomain: string;
-  /** The path, such as `/ns/default/dc/dc1/svc/web`. */
+  /** The path, such as `/ns/default/dc/dc1/svc/web`, as written: SPIFFE compares it case-sensitively. */
   readonly path: string;
   /** The service, when the path is in Consul's layout. */
   readonly service: string | undefined;
   /** The namespace, when the path is in Consul's layout. */
   readonly namespace: string | undefined;
+  /** The admin partition, when the path is in Consul's layout: its `/ap/` segment, `default` without one. */
+  readonly partition?: string | undefined;
   /** The datacenter, when the path is in Consul's layout. */
   readonly datacenter: string | undefined;
 }
 
-const CONSUL_PATH = /^\/ns\/([^/]+)\/dc\/([^/]+)\/svc\/([^/]+)$/;
+const CONSUL_PATH = /^(?:\/ap\/([^/]+))?\/ns\/([^/]+)\/dc\/([^/]+)\/svc\/([^/]+)$/;
+/** The SPIFFE ID spec's characters: a trust domain of lower-case letters, digits, `.`, `-` and `_` (compared lower-cased). */
+const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
+/** A path segment of the SPIFFE ID spec: letters, digits, `.`, `-` and `_`, and neither `.` nor `..`. */
+const PATH_SEGMENT = /^[A-Za-z0-9._-]+$/;
 
 /**
- * Splits a SPIFFE ID into its trust domain and path, and the service, namespace and datacenter when the
- * path is in Consul's layout.
+ * Splits a SPIFFE ID into its trust domain and path, and the service, namespace, partition and
+ * datacenter when the path is in Consul's layout. Only IDs the SPIFFE spec allows parse: a trust domain
+ * without user, port or percent-escapes, a path of non-empty segments (no `.`, `..`, `%`, query or
+ * fragment), at most 2048 bytes. The scheme and trust domain are case-insensitive (the trust domain
+ * comes back lower case); the path is kept as written and compared case-sensitively.
  *
- * @returns undefined when `id` is not a `spiffe://` URI with a trust domain
+ * @returns undefined when `id` is not a valid `spiffe://` ID
  */
 export function parseSpiffeId(id: string): SpiffeParts | undefined {
-  const m = /^spiffe:\/\/([^/]+)(\/.*)?$/i.exec(id);
-  if (m === null) return undefined;
-  const trustDomain = (m[1] ?? "").toLowerCase();
-  const path = m[2] ?? "";
+  if (id.length > 2048 || !/^spiffe:\/\//i.test(id)) return undefined;
+  const rest = id.slice("spiffe://".length);
+  const slash = rest.indexOf("/");
+  const trustDomain = (slash < 0 ? rest : rest.slice(0, slash)).toLowerCase();
+  const path = slash < 0 ? "" : rest.slice(slash);
+  if (trustDomain.length > 255 || !TRUST_DOMAIN.test(trustDomain)) return undefined;
+  if (path !== "" && !path.slice(1).split("/").every((s) => PATH_SEGMENT.test(s) && s !== "." && s !== "..")) return undefined;
   const c = CONSUL_PATH.exec(path);
-  return { trustDomain, path, service: c?.[3], namespace: c?.[1], datacenter: c?.[2] };
+  if (c === null) return { trustDomain, path, service: undefined, namespace: undefined, partition: undefined, datacenter: undefined };
+  return { trustDomain, path, service: c[4], namespace: c[2], partition: c[1] ?? "default", datacenter: c[3] };
 }
 
-/** The URI SANs of a certificate, from node's `subjectAltName` string (`URI:spiffe://..., DNS:...`). @internal */
+/**
+ * Whether two SPIFFE IDs name the same workload: the scheme and trust domain compared
+ * case-insensitively, the path exactly. IDs that do not parse are never the same. @internal
+ */
+export function sameSpiffeId(a: SpiffeParts, b: SpiffeParts): boolean {
+  return a.trustDomain.toLowerCase() === b.trustDomain.toLowerCase() && a.path === b.path;
+}
+
+/**
+ * A URI with its scheme and authority lower-cased and its path as written: the form in which SPIFFE
+ * IDs compare (the scheme and trust domain case-insensitively, the path case-sensitively). @internal
+ */
+export function foldSpiffeCase(uri: string): string {
+  const slash = uri.indexOf("/", uri.indexOf("://") + 3);
+  return slash < 0 ? uri.toLowerCase() : uri.slice(0, slash).toLowerCase() + uri.slice(slash);
+}
+
+/**
+ * The URI SANs of a certificate, from node's `subjectAltName` string (`URI:spiffe://..., DNS:...`).
+ * Node writes a value holding a `,` or other special characters as a JSON string
+ * (`URI:"spiffe://a, URI:spiffe://b"`): such a value is read whole, so it cannot pass for two. @internal
+ */
 export function uriSans(subjectAltName: string | undefined): string[] {
   if (subjectAltName === undefined) return [];
   const out: string[] = [];
-  for (const part of subjectAltName.split(/,\s*/)) if (part.startsWith("URI:")) out.push(part.slice(4));
+  let i = 0;
+  while (i < subjectAltName.length) {
+    const colon = subjectAltName.indexOf(":", i);
+    if (colon < 0) break;
+    const kind = subjectAltName.slice(i, colon);
+    let value: string;
+    let end: number;
+    if (subjectAltName[colon + 1] === '"') {
+      // A JSON string: find its closing quote (one not escaped).
+      let j = colon + 2;
+      while (j < subjectAltName.length && subjectAltName[j] !== '"') j += subjectAltName[j] === "\\" ? 2 : 1;
+      end = j + 1;
+      try {
+        value = JSON.parse(subjectAltName.slice(colon + 1, end)) as string;
+      } catch {
+        return out; // not node's format: read no further
+      }
+    } else {
+      const comma = subjectAltName.indexOf(", ", colon + 1);
+      end = comma < 0 ? subjectAltName.length : comma;
+      value = subjectAltName.slice(colon + 1, end);
+    }
+    if (kind === "URI") out.push(value);
+    i = subjectAltName.startsWith(", ", end) ? end + 2 : end;
+  }
   return out;
+}
+
+/**
+ * The SPIFFE ID of a certificate: its one URI SAN with the `spiffe` scheme. An X.509-SVID carries
+ * exactly one URI SAN, so a certificate with several SPIFFE IDs has none that can be trusted: undefined. @internal
+ */
+export function certificateSpiffeId(subjectAltName: string | undefined): string | undefined {
+  const ids = uriSans(subjectAltName).filter((u) => u.toLowerCase().startsWith("spiffe://"));
+  return ids.length === 1 ? ids[0] : undefined;
 }
 
 /** Splits PEM text holding several certificates into one PEM per certificate. @internal */

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { SecureContextOptions, Server as TlsServer, TLSSocket } from "node:tls";
 import type { Identity } from "./identity.ts";
-import { parseSpiffeId, uriSans } from "./identity.ts";
+import { certificateSpiffeId, parseSpiffeId } from "./identity.ts";
 import { identityWithin, type IdentitySource } from "./identity-source.ts";
 import type { AuthorizationDecision, Authorizer, CallerIdentity } from "./authorization.ts";
 import { deny, type InboundDeniedEvent } from "./inbound-denied.ts";
@@ -39,7 +39,8 @@ const callers = new WeakMap<object, CallerIdentity | null>();
 
 /**
  * The caller's identity, read from its verified client certificate: its SPIFFE ID and, for Consul's
- * layout, the service, namespace and datacenter. Undefined without a client certificate or SPIFFE ID.
+ * layout, the service, namespace, partition and datacenter. Undefined without a client certificate or
+ * SPIFFE ID, with several SPIFFE IDs, or with one the SPIFFE spec does not allow.
  *
  * @param req - a request on an mTLS server (node:https, or node:http2's compatibility API)
  *
@@ -54,7 +55,7 @@ export function callerIdentity(req: InboundRequest): CallerIdentity | undefined 
   const known = callers.get(socket);
   if (known !== undefined) return known ?? undefined;
   const cert = socket.getPeerCertificate();
-  const spiffeId = uriSans(cert.subjectaltname).find((u) => u.toLowerCase().startsWith("spiffe://"));
+  const spiffeId = certificateSpiffeId(cert.subjectaltname);
   const parts = spiffeId === undefined || socket.authorized !== true ? undefined : parseSpiffeId(spiffeId);
   const caller = parts === undefined || spiffeId === undefined ? undefined : { ...parts, spiffeId, serialNumber: cert.serialNumber };
   callers.set(socket, caller ?? null);

@@ -42,6 +42,14 @@ const DEFAULT_SPIFFE = "spiffe://{trustDomain}/ns/{namespace}/dc/{datacenter}/sv
 const DEFAULT_SNI = "{service}.{namespace}.{datacenter}.internal.{trustDomain}";
 const PLACEHOLDER = /\{(trustDomain|namespace|datacenter|service)\}/g;
 
+/** A SPIFFE template with the literal text of its scheme and authority lower-cased (placeholders kept). */
+function foldTemplateCase(template: string): string {
+  const slash = template.indexOf("/", template.indexOf("://") + 3);
+  const head = slash < 0 ? template : template.slice(0, slash);
+  const folded = head.replace(/\{[A-Za-z]+\}|[^{]+/g, (part) => (part.startsWith("{") ? part : part.toLowerCase()));
+  return slash < 0 ? folded : folded + template.slice(slash);
+}
+
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /**
@@ -74,8 +82,10 @@ export function resolveTlsOptions(raw: unknown): ResolvedTlsOptions {
       const key = `${service}|${trustDomain ?? ""}`;
       let re = patterns.get(key);
       if (re === undefined) {
-        const values: Record<string, string | undefined> = { service, namespace, datacenter, trustDomain };
-        const source = spiffeTemplate
+        const values: Record<string, string | undefined> = { service, namespace, datacenter, trustDomain: trustDomain?.toLowerCase() };
+        // Presented IDs are case-folded (scheme and trust domain lower case, path as written), so the
+        // pattern is too, and matches case-sensitively: .../svc/ORDERS is not .../svc/orders.
+        const source = foldTemplateCase(spiffeTemplate)
           .split(PLACEHOLDER)
           .map((part, i) => {
             if (i % 2 === 0) return escape(part);
@@ -84,7 +94,7 @@ export function resolveTlsOptions(raw: unknown): ResolvedTlsOptions {
             return value === undefined ? "[^/]+" : escape(value);
           })
           .join("");
-        re = new RegExp(`^${source}$`, "i");
+        re = new RegExp(`^${source}$`);
         patterns.set(key, re);
       }
       return re;

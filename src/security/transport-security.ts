@@ -4,7 +4,7 @@ import { MeshError } from "../core/errors.ts";
 import type { Endpoint } from "../endpoint/endpoint.ts";
 import type { Identity } from "./identity.ts";
 import { identityWithin, type IdentitySource } from "./identity-source.ts";
-import { uriSans } from "./identity.ts";
+import { foldSpiffeCase, uriSans } from "./identity.ts";
 import type { ResolvedTlsOptions } from "./tls-options.ts";
 
 /** How the pool of one endpoint connects: its origin and connector, or why it may not be used. @internal */
@@ -164,7 +164,7 @@ export class TransportSecurity {
 
   #check(service: string, expected: RegExp, cert: PeerCertificate): MeshError | undefined {
     const presented = uriSans(cert.subjectaltname);
-    if (presented.some((uri) => expected.test(uri))) return undefined;
+    if (presented.some((uri) => expected.test(foldSpiffeCase(uri)))) return undefined;
     return new MeshError(
       "ERR_PEER_IDENTITY",
       `The peer for '${service}' presented ${presented.length === 0 ? "no SPIFFE ID" : presented.join(", ")}, not the identity expected of '${service}' (${expected.source}): refused before sending anything. A wrong instance is registered under '${service}', or tls.spiffeTemplate does not fit your SPIFFE IDs.`,
@@ -180,11 +180,11 @@ export class TransportSecurity {
 
 const exactPatterns = new Map<string, RegExp>();
 
-/** A pattern matching one SPIFFE ID exactly (case-insensitive, as URIs' schemes and hosts are). */
+/** A pattern matching one SPIFFE ID exactly, as case-folded by {@link foldSpiffeCase}: the scheme and trust domain case-insensitively, the path case-sensitively. */
 function exactly(id: string): RegExp {
   let re = exactPatterns.get(id);
   if (re === undefined) {
-    re = new RegExp(`^${id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "i");
+    re = new RegExp(`^${foldSpiffeCase(id).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
     if (exactPatterns.size < 10_000) exactPatterns.set(id, re);
   }
   return re;

@@ -42,7 +42,7 @@ export interface Intention {
   readonly ModifyIndex: number;
 }
 
-const SPIFFE_SERVICE = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/dc\/([^/]+)\/svc\/([^/]+)$/;
+const SPIFFE_SERVICE = /^spiffe:\/\/([^/]+)(?:\/ap\/([^/]+))?\/ns\/([^/]+)\/dc\/([^/]+)\/svc\/([^/]+)$/;
 
 /**
  * The Connect part of a fake Consul: a CA (real ECDSA certificates with SPIFFE URI SANs) whose roots
@@ -171,8 +171,12 @@ export class FakeConnect {
   authorize(target: string, clientCertUri: string): { Authorized: boolean; Reason: string } {
     const m = SPIFFE_SERVICE.exec(clientCertUri);
     if (m === null) throw new Error(/^spiffe:\/\/[^/]+\/agent\//.test(clientCertUri) ? "ClientCertURI not a valid Service identifier" : "ClientCertURI not a valid Connect identifier");
-    const source = m[4] ?? "";
-    const intention = this.matching(source, target)[0];
+    // As Consul: a caller of another partition than the target's (here always `default`) is refused.
+    const partition = m[2] ?? "default";
+    if (partition !== "default") return { Authorized: false, Reason: `Mismatched partitions: "${partition}" != "default"` };
+    const namespace = m[3] ?? "";
+    const source = m[5] ?? "";
+    const intention = this.matching(source, target).find((i) => i.SourceNS === "*" || i.SourceNS === namespace);
     if (intention === undefined) return { Authorized: this.#options.defaultIntentionPolicy === "allow", Reason: "Default behavior configured by ACLs" };
     const l7 = intention.Permissions !== undefined && intention.Permissions.length > 0;
     const detail = l7 ? `Permissions: ${intention.Permissions?.length ?? 0}` : `Action: ${intention.Action.toUpperCase()}`;
@@ -245,7 +249,7 @@ function fromEntry(entry: ConfigEntry): Intention[] {
     const permissions = Array.isArray(s.Permissions) ? s.Permissions : undefined;
     return {
       Description: typeof s.Description === "string" ? s.Description : "",
-      SourceNS: "default",
+      SourceNS: typeof s.Namespace === "string" && s.Namespace !== "" ? s.Namespace : "default",
       SourceName: name,
       DestinationNS: "default",
       DestinationName: destination,
