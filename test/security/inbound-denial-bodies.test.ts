@@ -43,6 +43,8 @@ describe("what a refused caller learns from mesh.inbound()'s 400, 403 and 503 (n
   before(async () => {
     fake = await FakeConsul.start();
     consul = new ConsulRegistry({ url: fake.url, initialBackoffMs: 20 });
+    // L7 intentions need an L7 protocol (Consul refuses them on tcp, its default).
+    await putEntry(fake, { Kind: "service-defaults", Name: "orders", Protocol: "http" });
     await putEntry(fake, {
       Kind: "service-intentions",
       Name: "orders",

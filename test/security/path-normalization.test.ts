@@ -60,6 +60,8 @@ describe("path normalization before L7 authorization (a caller spells a forbidde
   before(async () => {
     fake = await FakeConsul.start();
     consul = new ConsulRegistry({ url: fake.url, initialBackoffMs: 20 });
+    // L7 intentions need an L7 protocol (Consul refuses them on tcp, its default).
+    for (const name of ["orders", "files", "vault"]) await putEntry(fake, { Kind: "service-defaults", Name: name, Protocol: "http" });
     // A deny rule: web may call anything on `orders` except /admin...
     await putEntry(fake, {
       Kind: "service-intentions",
