@@ -80,7 +80,7 @@ describe("OpenTelemetry traces and metrics, with the real SDK and in-memory expo
         assert.equal(s.kind, SpanKind.CLIENT);
         assert.equal(s.name, "GET");
         assert.equal(s.spanContext().traceId, call.spanContext().traceId);
-        assert.equal(s.attributes["url.full"], "http://orders/v1/x?y=1");
+        assert.equal(s.attributes["url.full"], "http://orders/v1/x?y=REDACTED");
         assert.equal(s.attributes["server.address"], "orders");
         assert.equal(s.attributes["server.port"], 80);
         assert.equal(s.attributes["network.peer.address"], "127.0.0.1");

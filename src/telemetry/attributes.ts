@@ -49,6 +49,30 @@ export function errorType(error: unknown): string {
   return typeof name === "string" && name !== "" && name !== "Object" ? name : "_OTHER";
 }
 
+/**
+ * `url.full` of a call: the service's URL with the query's keys and every value replaced by `REDACTED`
+ * (`?token=REDACTED&page=REDACTED`), and no fragment. The HTTP conventions ask to redact the values of
+ * known signing keys (`AWSAccessKeyId`, `Signature`, `sig`, `X-Goog-Signature`); the mesh cannot know
+ * which of an app's parameters are secret (`?token=`, `?api_key=`, a pre-signed URL's), so it redacts
+ * them all. A parameter with no `=` is redacted whole (it may be a bare token); an empty value stays
+ * empty. The URL is built from the service name and the path only, so no user name or password can
+ * appear in it. @internal
+ */
+export function redactedUrl(service: string, path: string): string {
+  const hash = path.indexOf("#");
+  const target = hash === -1 ? path : path.slice(0, hash);
+  const mark = target.indexOf("?");
+  if (mark === -1) return `http://${service}${target}`;
+  const params = target.slice(mark + 1).split("&");
+  for (let i = 0; i < params.length; i++) {
+    const param = params[i] as string;
+    const eq = param.indexOf("=");
+    if (eq === -1) params[i] = param === "" ? "" : "REDACTED";
+    else if (eq < param.length - 1) params[i] = `${param.slice(0, eq)}=REDACTED`;
+  }
+  return `http://${service}${target.slice(0, mark)}?${params.join("&")}`;
+}
+
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]);
 
 /** `http.request.method`: a known method, else `_OTHER`, as the conventions ask. @internal */

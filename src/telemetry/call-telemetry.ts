@@ -3,7 +3,7 @@ import type { Dispatcher } from "undici";
 import { headerValue } from "../core/headers.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Endpoint } from "../endpoint/endpoint.ts";
-import { ATTR, errorType, methodName } from "./attributes.ts";
+import { ATTR, errorType, methodName, redactedUrl } from "./attributes.ts";
 import { diag, type RequestEndMessage } from "./channels.ts";
 import type { Instruments } from "./instruments.ts";
 import { withTraceHeaders } from "./inject.ts";
@@ -55,7 +55,7 @@ export class CallTelemetry {
   /** `http.request.method`: the method, or `_OTHER`. */
   readonly methodName: string;
   readonly path: string;
-  /** `url.full` of the attempts: the service's URL, as the caller named it. */
+  /** `url.full` of the attempts: the service's URL, as the caller named it, with the query's values redacted. */
   readonly url: string;
   /** The call's span, and the context it is the active span of (the attempts' parent). */
   readonly span: Span | undefined;
@@ -82,7 +82,7 @@ export class CallTelemetry {
     this.method = method;
     this.methodName = methodName(method);
     this.path = path;
-    this.url = tracer === undefined ? "" : `http://${label.service}${path}`;
+    this.url = tracer === undefined ? "" : redactedUrl(label.service, path);
     this.tracer = tracer;
     this.meters = meters;
     this.undiciTraces = undiciTraces;

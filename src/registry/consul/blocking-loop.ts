@@ -19,6 +19,8 @@ export interface LoopSettings {
 export interface BlockingAnswer {
   readonly index: number;
   readonly body: unknown;
+  /** Whether Consul left out what the ACL token may not read (`X-Consul-Results-Filtered-By-ACLs: true`). */
+  readonly filteredByAcls?: boolean;
 }
 
 /**

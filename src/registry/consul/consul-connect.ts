@@ -8,6 +8,7 @@ import type { AuthorizationDecision } from "../../security/authorization.ts";
 import type { ConnectAuthority, IntentionSource } from "../../security/consul-authorizer.ts";
 import { BlockingLoop } from "./blocking-loop.ts";
 import { blockingGet, type AgentSettings } from "./blocking-get.ts";
+import { ConsulCallError, parseAnswer, readAnswer, statusFailure, transportFailure } from "./consul-answer.ts";
 
 /** A Connect leaf certificate, as `/v1/agent/connect/ca/leaf/:service` gives it. @internal */
 export interface ConnectLeaf {
@@ -93,16 +94,27 @@ export function connectAuthority(settings: AgentSettings): ConnectAuthority {
 
   return {
     async authorize(target, clientCertUri, clientCertSerial): Promise<AuthorizationDecision> {
-      const res = await request(`${settings.url}/v1/agent/connect/authorize`, {
-        method: "POST",
-        headers: headers(),
-        body: JSON.stringify({ Target: target, ClientCertURI: clientCertUri, ClientCertSerial: clientCertSerial }),
-        headersTimeout: 10_000,
-        dispatcher: settings.connections.foreground,
-      });
-      const body = await res.body.text();
-      if (res.statusCode !== 200) throw new MeshError("ERR_REGISTRY_UNAVAILABLE", `Consul at ${settings.url} could not authorize a caller of '${target}': ${res.statusCode} ${body}`, { details: { service: target } });
-      const answer = JSON.parse(body) as { Authorized?: unknown; Reason?: unknown };
+      // Every failure is a MeshError built from plain data (status, message): nothing in it reaches the
+      // request, whose headers hold the ACL token.
+      const failed = (reason: string): MeshError =>
+        new MeshError("ERR_REGISTRY_UNAVAILABLE", `Consul at ${settings.url} could not authorize a caller of '${target}': ${reason}`, { details: { service: target } });
+      let answer: { Authorized?: unknown; Reason?: unknown };
+      try {
+        const res = await request(`${settings.url}/v1/agent/connect/authorize`, {
+          method: "POST",
+          headers: headers(),
+          body: JSON.stringify({ Target: target, ClientCertURI: clientCertUri, ClientCertSerial: clientCertSerial }),
+          headersTimeout: 10_000,
+          bodyTimeout: 10_000,
+          dispatcher: settings.connections.foreground,
+        });
+        const body = await readAnswer(res, settings, res.statusCode === 200);
+        if (res.statusCode !== 200) throw statusFailure(res.statusCode, body, settings.token);
+        answer = parseAnswer(body) ?? {};
+      } catch (err) {
+        const plain = err instanceof ConsulCallError ? err : transportFailure(err, settings.token);
+        throw failed(plain.statusCode === undefined ? plain.message : `${plain.statusCode} ${plain.message}`);
+      }
       return { allowed: answer.Authorized === true, reason: typeof answer.Reason === "string" ? `Consul: ${answer.Reason}` : "Consul authorize" };
     },
     async intentions(target): Promise<readonly IntentionSource[] | undefined> {

@@ -3,12 +3,15 @@ import type { Clock, TimerHandle } from "../../core/clock.ts";
 import { invalidConfig, MeshError } from "../../core/errors.ts";
 import { assertServiceName } from "../../core/service-name.ts";
 import type { CheckDefinition, Registration, ServiceRegistration } from "../registration.ts";
+import { ConsulCallError, readAnswer, statusFailure, transportFailure, type AnswerLimits } from "./consul-answer.ts";
 
 /** What a Consul registration needs from its registry. @internal */
 export interface ConsulAgentContext {
   readonly url: string;
   readonly token: string | undefined;
   readonly clock: Clock;
+  /** How much of an answer is read at most. */
+  readonly limits: AnswerLimits;
   /** The registry's own connections to the agent, for what a caller waits on (register, deregister). */
   readonly dispatcher: Dispatcher;
   /** Its connections that never keep the process alive, for the heartbeats and checks of a running registration. */
@@ -214,15 +217,26 @@ export class ConsulRegistration implements Registration {
         bodyTimeout: AGENT_TIMEOUT_MS,
         headers: this.#ctx.token === undefined ? {} : { "x-consul-token": this.#ctx.token },
       });
+    // Every failure is a MeshError whose cause is plain data (message, status, code): nothing reached
+    // from it holds the request, whose headers hold the ACL token.
+    const token = this.#ctx.token;
     let res;
     try {
       // Once, and only when the connection failed before any answer: a hung agent is not given twice the time.
       res = await send().catch((err: unknown) => (isTimeout(err) ? Promise.reject(err as Error) : send()));
     } catch (err) {
-      throw new MeshError("ERR_REGISTRY_UNAVAILABLE", `Consul at ${this.#ctx.url} is unreachable: ${(err as Error).message}`, { cause: err });
+      const plain = transportFailure(err, token);
+      throw new MeshError("ERR_REGISTRY_UNAVAILABLE", `Consul at ${this.#ctx.url} is unreachable: ${plain.message}`, { cause: plain });
     }
-    const text = await res.body.text();
+    let bytes: Buffer;
+    try {
+      bytes = await readAnswer(res, this.#ctx.limits, false);
+    } catch (err) {
+      const plain = err instanceof ConsulCallError ? err : transportFailure(err, token);
+      throw new MeshError("ERR_REGISTRY_UNAVAILABLE", `Consul at ${this.#ctx.url} answered ${res.statusCode} to ${method} ${path}, but ${plain.message}`, { cause: plain });
+    }
     if ((res.statusCode >= 200 && res.statusCode < 300) || allowed.includes(res.statusCode)) return res.statusCode;
+    const text = statusFailure(res.statusCode, bytes, token).message;
     if (res.statusCode === 400) {
       throw new MeshError("ERR_INVALID_CONFIG", `Consul at ${this.#ctx.url} refused the registration of '${this.id}': ${text}`, {
         details: { field: "registration" },

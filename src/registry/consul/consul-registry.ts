@@ -1,5 +1,4 @@
 import { EventEmitter } from "node:events";
-import type Consul from "consul";
 import { systemClock, type Clock, type TimerHandle } from "../../core/clock.ts";
 import { invalidConfig } from "../../core/errors.ts";
 import { systemRandom, type Random } from "../../core/random.ts";
@@ -11,7 +10,7 @@ import type { Registry, RegistryListener, RegistryUpdate, RegistryWatch } from "
 import type { ServiceConfig } from "../../config/service-config.ts";
 import { ConsulRegistration } from "./consul-registration.ts";
 import { connectAuthority, connectIdentity } from "./consul-connect.ts";
-import { blockingGet, headerIndex, type AgentSettings } from "./blocking-get.ts";
+import { blockingGet, type AgentSettings } from "./blocking-get.ts";
 import type { IdentitySource } from "../../security/identity-source.ts";
 import type { ConnectAuthority } from "../../security/consul-authorizer.ts";
 import { BlockingLoop, type BlockingAnswer } from "./blocking-loop.ts";
@@ -20,6 +19,7 @@ import { decodeHealth } from "./decode-health.ts";
 import { ConfigWatch } from "./config-watch.ts";
 import { SnapshotCache } from "./snapshot-cache.ts";
 import { ConsulConnections } from "./consul-connections.ts";
+import { ConsulCallError, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESPONSE_DEPTH } from "./consul-answer.ts";
 
 /** TLS settings for an agent served over HTTPS (Consul's `verify_incoming` needs `cert` and `key`). */
 export interface ConsulTlsOptions {
@@ -58,33 +58,30 @@ export interface ConsulRegistryOptions {
    * Consul is unreachable serves from it until Consul answers. Off unless given.
    */
   readonly cacheFile?: string | undefined;
+  /**
+   * The largest answer read from Consul, in bytes; a larger one is a `registry_error` and the last
+   * good state stays. Default 64 MiB (10,000 instances of a service make about 17 MB).
+   */
+  readonly maxResponseBytes?: number;
+  /**
+   * The deepest nesting of JSON arrays and objects an answer from Consul may have; a deeper one is a
+   * `registry_error` and the last good state stays. Default 64 (Consul's deepest answers nest about 7).
+   */
+  readonly maxResponseDepth?: number;
   /** The clock, for the rate limit and backoff. */
   readonly clock?: Clock;
   /** The random source, for backoff jitter. */
   readonly random?: Random;
 }
 
-interface HealthServiceCall {
-  readonly service: string;
-  readonly index: string;
-  readonly wait: string;
-  readonly ctx: EventEmitter;
-  readonly dc?: string;
-  readonly token?: string;
-}
-
-interface IncomingHeaders {
-  readonly headers: Record<string, string | string[] | undefined>;
-}
-
 /** How long the first endpoints of a service wait for its config entries before they are served without. */
 const CONFIG_WAIT_MS = 3000;
 
-const KEYS = ["url", "tls", "token", "datacenter", "waitSeconds", "burst", "queriesPerSecond", "initialBackoffMs", "maxBackoffMs", "cacheFile", "clock", "random"] as const;
+const KEYS = ["url", "tls", "token", "datacenter", "waitSeconds", "burst", "queriesPerSecond", "initialBackoffMs", "maxBackoffMs", "cacheFile", "maxResponseBytes", "maxResponseDepth", "clock", "random"] as const;
 
 /**
  * Services and their instances from Consul: one blocking query on `/v1/health/service/:name` per watched
- * service, through the `consul` client. Follows Consul's rules for blocking loops: the index is reset
+ * service, over undici. Follows Consul's rules for blocking loops: the index is reset
  * when it goes backwards, never below 1 after the first answer, and the loop is rate-limited (token
  * bucket, burst 2) so churn degrades into polling. Critical instances are reported as critical (the mesh
  * sends them nothing); warning ones keep their `Weights.Warning`. A service Consul has never listed an
@@ -137,9 +134,11 @@ export class ConsulRegistry implements Registry {
       queriesPerSecond: optionalNumber(o.queriesPerSecond, "consul.queriesPerSecond", { min: 0.001, max: 1000 }) ?? 1,
       initialBackoffMs: optionalNumber(o.initialBackoffMs, "consul.initialBackoffMs", { min: 1 }) ?? 250,
       maxBackoffMs: optionalNumber(o.maxBackoffMs, "consul.maxBackoffMs", { min: 1 }) ?? 30_000,
+      maxResponseBytes: optionalNumber(o.maxResponseBytes, "consul.maxResponseBytes", { min: 1, integer: true }) ?? DEFAULT_MAX_RESPONSE_BYTES,
+      maxResponseDepth: optionalNumber(o.maxResponseDepth, "consul.maxResponseDepth", { min: 1, max: 10_000, integer: true }) ?? DEFAULT_MAX_RESPONSE_DEPTH,
       clock: o.clock ?? systemClock,
       random: o.random ?? systemRandom,
-      connections: new ConsulConnections(parsed, connectOptions(tls)),
+      connections: new ConsulConnections(connectOptions(tls)),
     };
     this.#config = new ConfigWatch(this.#options, (kind, index, wait, cancel) => configQuery(this.#options, kind, index, wait, cancel));
     if (o.cacheFile !== undefined && (typeof o.cacheFile !== "string" || o.cacheFile === "")) {
@@ -157,7 +156,7 @@ export class ConsulRegistry implements Registry {
   /** Watches a service's instances; see {@link Registry.watch}. */
   watch(service: string, listener: RegistryListener): RegistryWatch {
     assertServiceName(service);
-    const loop = new WatchLoop(service, listener, this.#options, this.#cache, this.#config, () => ({ consul: this.#options.connections.consul }), (l) => this.#stopped(l));
+    const loop = new WatchLoop(service, listener, this.#options, this.#cache, this.#config, (l) => this.#stopped(l));
     this.#loops.add(loop);
     for (const error of this.#cacheErrors.splice(0)) loop.report(error);
     loop.start();
@@ -197,6 +196,7 @@ export class ConsulRegistry implements Registry {
       url: this.url,
       token: this.#options.token,
       clock: this.#options.clock,
+      limits: this.#options,
       dispatcher: this.#options.connections.foreground,
       background: this.#options.connections.background,
       onError: (error) => {
@@ -255,7 +255,6 @@ export class ConsulRegistry implements Registry {
 
   #stopped(loop: WatchLoop): void {
     this.#loops.delete(loop);
-    if (this.#loops.size === 0) this.#options.connections.releaseConsul();
   }
 }
 
@@ -296,7 +295,6 @@ class WatchLoop {
     settings: AgentSettings,
     cache: SnapshotCache | undefined,
     configWatch: ConfigWatch,
-    connect: () => { readonly consul: Consul },
     onStop: (loop: WatchLoop) => void,
   ) {
     this.service = service;
@@ -310,7 +308,7 @@ class WatchLoop {
       this.#serveCache();
       this.#listener({ type: "error", error });
     };
-    this.#health = new BlockingLoop(`'${service}'`, settings, (index, wait, cancel) => healthQuery(connect().consul, settings, service, index, wait, cancel), (body) => this.#acceptHealth(body), report);
+    this.#health = new BlockingLoop(`'${service}'`, settings, (index, wait, cancel) => healthQuery(settings, service, index, wait, cancel), (body) => this.#acceptHealth(body), report);
   }
 
   start(): void {
@@ -448,41 +446,20 @@ async function knownServices(settings: AgentSettings): Promise<readonly string[]
   }
 }
 
-/** One blocking `/v1/health/service/:name` through the consul client (its ctx gives the headers). */
-async function healthQuery(consul: Consul, settings: AgentSettings, service: string, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
-  // The client's own timeout is a timer that would keep the process alive for the whole wait (minutes):
-  // the query is background work, so its limit is an unref'd timer instead. Real time, as the query's
-  // own (a fake clock moved by a test must not abort a real query).
-  // Consul may add up to wait/16 of jitter; allow that and a margin before giving up.
-  const timeoutMs = Math.ceil(waitSeconds * 1000 * (1 + 1 / 16) + 5000);
-  const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
-  let timedOut = false;
-  const timer = systemClock.setTimeout(() => {
-    timedOut = true;
-    ctx.emit("cancel");
-  }, timeoutMs);
-  const forward = (): boolean => ctx.emit("cancel");
-  cancel.once("cancel", forward);
-  const call: HealthServiceCall = {
-    service,
-    index: String(index),
-    wait: `${waitSeconds}s`,
-    ctx,
-    ...(settings.datacenter === undefined ? {} : { dc: settings.datacenter }),
-    ...(settings.token === undefined ? {} : { token: settings.token }),
-  };
-  let response: unknown;
-  try {
-    response = (await consul.health.service(call as unknown as Parameters<Consul["health"]["service"]>[0])) as unknown;
-  } catch (err) {
-    if (timedOut) throw new Error(`no answer within ${timeoutMs} ms`, { cause: err });
-    throw err;
-  } finally {
-    systemClock.clearTimeout(timer);
-    cancel.off("cancel", forward);
+/**
+ * One blocking `/v1/health/service/:name`. An empty answer Consul marks as filtered by ACLs is a
+ * failure, not an empty service: the token may not read the service (or the nodes it runs on), and
+ * taking it for a scale-down to zero would drop every endpoint.
+ */
+async function healthQuery(settings: AgentSettings, service: string, index: number, waitSeconds: number, cancel: EventEmitter): Promise<BlockingAnswer> {
+  const answer = await blockingGet(settings, `/v1/health/service/${encodeURIComponent(service)}`, index, waitSeconds, cancel, true);
+  if (answer.filteredByAcls === true && Array.isArray(answer.body) && answer.body.length === 0) {
+    throw new ConsulCallError(
+      `the ACL token may not read service '${service}': Consul hid every instance (X-Consul-Results-Filtered-By-ACLs: true). ` +
+        `Give the token service:read on "${service}" (a rule such as service "${service}" { policy = "read" }) and node:read on the nodes it runs on`,
+    );
   }
-  const [res, body] = Array.isArray(response) ? (response as [IncomingHeaders, unknown]) : [undefined, response];
-  return { index: headerIndex(res?.headers["x-consul-index"]), body };
+  return answer;
 }
 
 /**
