@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
 import { after, afterEach, before, describe, it } from "node:test";
 import { ConsulRegistry, createMesh, isMeshError, meshErrorOf, type Mesh, type RegistryErrorEvent } from "proxyless";
+import { FakeConsul } from "proxyless/testing";
 import { startBackends, type Backend } from "../helpers/backend.ts";
 import { nextEndpoints, nextRegistryError } from "../helpers/events.ts";
 import { healthEntry, json, ScriptedConsul } from "../helpers/scripted-consul.ts";
@@ -182,6 +183,27 @@ describe("a hostile Consul agent: the mesh bounds what it reads and keeps its la
         () => new ConsulRegistry({ [key]: value }),
         (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === `consul.${key}`,
       );
+    }
+  });
+});
+
+describe("ACL filtering as Consul (and FakeConsul) answers it", () => {
+  it("a token without service:read gets Consul's filtered empty answer: the mesh says which rule is missing", async () => {
+    const fake = await FakeConsul.start({ aclTokens: { admin: { serviceWrite: [""] }, others: { serviceRead: ["billing"] } } });
+    const admin = new ConsulRegistry({ url: fake.url, token: "admin" });
+    const registry = new ConsulRegistry({ url: fake.url, token: "others", initialBackoffMs: 5 });
+    const mesh = createMesh({ registry, discoveryTimeout: 300 });
+    try {
+      await admin.register({ id: "orders-1", name: "orders", address: "127.0.0.1", port: 9 });
+      const reported = nextRegistryError(mesh);
+      const call = mesh.client("orders").request({ path: "/" });
+      const event = await reported;
+      assert.match(event.error.message, /service:read on "orders"/);
+      await assert.rejects(call, (err: unknown) => isMeshError(err, "ERR_REGISTRY_UNAVAILABLE"));
+    } finally {
+      await mesh.close();
+      await admin.close();
+      await fake.close();
     }
   });
 });
