@@ -10,7 +10,7 @@ import type { UpstreamView } from "../upstream/upstream-view.ts";
 import { routedDispatch, type StateLookup } from "../transport/http/routed-dispatch.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
 import { meshDispatch } from "../transport/http/http-call.ts";
-import { otherServiceOf, parseRedirectAllowlist, redirectRefused } from "./redirect-policy.ts";
+import { otherServiceOf, parseRedirectAllowlist, redirectRefused } from "../transport/http/redirect-policy.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 
 /** Options for {@link ServiceClient.request}: undici's request options without `origin`; `method` defaults to GET. */

@@ -1,6 +1,6 @@
-import { MeshError } from "../core/errors.ts";
-import { invalidArgument } from "../core/request-arguments.ts";
-import { isValidServiceName } from "../core/service-name.ts";
+import { MeshError } from "../../core/errors.ts";
+import { invalidArgument } from "../../core/request-arguments.ts";
+import { isValidServiceName } from "../../core/service-name.ts";
 
 /**
  * The service a redirect hop of a `client.fetch()` would go to, when it names one (`http://<service>`
