@@ -25,6 +25,7 @@ export type {
   BreakerStateEvent,
   RetryBudgetExhaustedEvent,
 } from "./telemetry/mesh-events.ts";
+export type { DynamicServicesOptions } from "./upstream/dynamic-services.ts";
 export { withIncomingDeadline, DEADLINE_HEADER } from "./core/incoming-deadline.ts";
 export type { ResilienceOptions, RetryOptions, RetryCondition, RetryBudgetOptions, OutlierOptions, SuccessRateOptions, BreakerOptions, LimitOptions, HedgingOptions } from "./config/resilience-options.ts";
 export { systemClock, type Clock, type TimerHandle } from "./core/clock.ts";

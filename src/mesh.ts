@@ -37,6 +37,7 @@ import type { MeshContext } from "./upstream/mesh-context.ts";
 import type { SlowStart } from "./upstream/slow-start.ts";
 import { meshClosedError } from "./upstream/upstream-errors.ts";
 import { UpstreamState } from "./upstream/upstream-state.ts";
+import { DynamicServices, parseDynamicServices, type DynamicServicesOptions } from "./upstream/dynamic-services.ts";
 
 /** Options for `mesh.inbound()`. */
 export interface InboundOptions {
@@ -107,6 +108,13 @@ export interface MeshOptions {
    * with `ERR_INVALID_ARGUMENT`. The mesh never closes it; `client.fetch()` never uses it.
    */
   readonly fallbackDispatcher?: Dispatcher;
+  /**
+   * Limits on the services named only by request data (a `mesh.dispatcher` URL's host that no
+   * `mesh.client()` call, route or gRPC call named): at most `max` watched at once (default 1024; one
+   * more fails with `ERR_TOO_MANY_SERVICES`), each released after `idleTimeout` ms unused (default 5
+   * minutes). Names the registry does not know are forgotten as soon as it says so.
+   */
+  readonly dynamicServices?: DynamicServicesOptions;
   /** The clock; inject a fake one in tests. */
   readonly clock?: Clock;
   /** The random source; inject a seeded one in tests. */
@@ -127,6 +135,7 @@ const OPTION_KEYS = [
   "resilience",
   "upstreams",
   "fallbackDispatcher",
+  "dynamicServices",
   "clock",
   "random",
 ] as const;
@@ -205,10 +214,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** The services called (through clients, routing or gRPC); the caller's own is watched for its config only, unless it calls itself. */
   readonly #upstreams = new Set<string>();
   /**
-   * Services named only by request data (an origin given to `mesh.dispatcher`): forgotten when the
-   * registry says they do not exist, so that made-up host names leave no watch and no state behind.
+   * Services named only by request data (an origin given to `mesh.dispatcher`): capped, forgotten when
+   * the registry says they do not exist (made-up host names leave no watch and no state behind), and
+   * released when idle.
    */
-  readonly #namedByRequests = new Set<string>();
+  readonly #namedByRequests: DynamicServices;
   readonly #fallback: Dispatcher | undefined;
   readonly #registrations = new Map<Registration, string>();
   readonly #pendingRegistrations = new Set<Promise<Registration>>();
@@ -247,6 +257,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const telemetry = new MeshTelemetry(resolveTelemetry(o.telemetry), this, () => this.#upstreamStates().map(gaugeReading));
     this.#telemetry = telemetry;
     const clock = o.clock ?? systemClock;
+    this.#namedByRequests = new DynamicServices(parseDynamicServices(o.dynamicServices), clock, {
+      busy: (service) => this.#states.get(service)?.busy === true,
+      release: (service) => this.#release(service, "idle"),
+    });
     this.#ctx = {
       telemetry,
       createHandle: (service, endpoint, addedAt) => new EndpointHandle(endpoint, poolOptions, addedAt, security?.transportFor(service, endpoint)),
@@ -352,14 +366,26 @@ export class Mesh extends EventEmitter<MeshEvents> {
     setImmediate(() => {
       const state = this.#states.get(service);
       if (state === undefined || !state.forgettable || !this.#namedByRequests.has(service)) return;
-      const client = this.#clients.get(service);
-      state.forget();
-      this.#states.delete(service);
-      this.#clients.delete(service);
-      this.#upstreams.delete(service);
-      this.#namedByRequests.delete(service);
-      for (const [origin, target] of this.#origins) if (target !== NOT_A_SERVICE && target !== NOT_ALLOWED && target.client === client) this.#origins.delete(origin);
+      this.#release(service, "missing");
     });
+  }
+
+  /**
+   * Forgets a service named only by request data: its watch stops and its state, client and cached
+   * origins go. A missing one keeps its answer for anyone still holding it; an idle one (nothing in
+   * flight) closes its pools.
+   */
+  #release(service: string, why: "missing" | "idle"): void {
+    const state = this.#states.get(service);
+    const client = this.#clients.get(service);
+    this.#namedByRequests.delete(service);
+    if (state === undefined || this.#closing !== undefined) return;
+    if (why === "missing") state.forget();
+    else void state.close();
+    this.#states.delete(service);
+    this.#clients.delete(service);
+    this.#upstreams.delete(service);
+    for (const [origin, target] of this.#origins) if (target !== NOT_A_SERVICE && target !== NOT_ALLOWED && target.client === client) this.#origins.delete(origin);
   }
 
   /** The client of a service, made on first use, without marking the service as called. */
@@ -372,7 +398,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const client = new ServiceClient(
       state,
       (options, handler, affinity) => this.#dispatch(options, handler, affinity),
-      (service) => this.#stateOf(service),
+      // Its own routing looks itself up: that is no new use by the code, so a service named by request data stays one.
+      (service) => (service === name && this.#closing === undefined && this.#states.get(name) === state ? state : this.#stateOf(service)),
     );
     this.#states.set(name, state);
     this.#clients.set(name, client);
@@ -503,6 +530,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * Afterwards every call fails with `ERR_MESH_CLOSED`.
    */
   close(): Promise<void> {
+    this.#namedByRequests.close();
     return (this.#closing ??= this.#deregisterAll()
       .then(() => Promise.all([...this.#states.values()].map((s) => s.close())))
       .then(() => {
@@ -593,6 +621,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // Calls this mesh does not pool (gRPC's: grpc-js owns their streams) are ended by their adapter.
     for (const listener of this.#destroyListeners) listener(error);
     this.#destroyListeners.clear();
+    this.#namedByRequests.close();
     const destroying = Promise.all([this.#deregisterAll(), ...[...this.#states.values()].map((s) => s.destroy(error))]).then(() => this.#telemetry.close());
     this.#closing ??= destroying;
     return destroying;
@@ -645,6 +674,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       failHandler(handler, notAService(options.origin, viaDispatcher));
       return false;
     }
+    this.#namedByRequests.touch(target.client.service);
     // A fetch's own hints hold for its own service only (a redirect elsewhere starts afresh).
     const hints = affinity !== undefined && affinity.service === target.client.service ? affinity : undefined;
     return target.client.dispatch(options, handler, target.host, hints?.hashKey, hints?.wait);
@@ -668,6 +698,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     let target: Target;
     if (named && url.protocol === "http:" && url.port === "") {
       const name = url.hostname;
+      // A name no one has asked for yet: within the cap, or refused before any lookup (and not cached).
+      if (!this.#states.has(name)) {
+        const refused = this.#namedByRequests.refusal(name);
+        if (refused !== undefined) throw refused;
+      }
       const known = this.#states.has(name) && !this.#namedByRequests.has(name);
       target = { client: this.#clientOf(name), host: url.host };
       if (!known && !this.#upstreams.has(name)) this.#namedByRequests.add(name);

@@ -25,8 +25,9 @@ describe("client.fetch follows redirects through the mesh", () => {
     assert.equal(((await res.json()) as { url: string }).url, "/landing");
   });
 
-  it("a redirect to another service goes to that service, with its Host", async () => {
-    const res = await mesh.client("orders").fetch(to("http://payments/pay"));
+  it("a redirect to another service the caller allows goes to that service, with its Host (test/security/redirect-across-services.test.ts: refused otherwise)", async () => {
+    await assert.rejects(mesh.client("orders").fetch(to("http://payments/pay")), (err: unknown) => isMeshError(err, "ERR_REDIRECT_REFUSED"));
+    const res = await mesh.client("orders").fetch(to("http://payments/pay"), { allowRedirectsTo: ["payments"] });
     assert.equal(res.headers.get("x-instance"), "payments-0");
     const seen = (await res.json()) as { url: string; headers: Record<string, string> };
     assert.deepEqual([seen.url, seen.headers.host], ["/pay", "payments"]);

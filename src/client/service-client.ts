@@ -10,6 +10,7 @@ import type { UpstreamView } from "../upstream/upstream-view.ts";
 import { routedDispatch, type StateLookup } from "../transport/http/routed-dispatch.ts";
 import { pickUntried } from "../resilience/pick-untried.ts";
 import { meshDispatch } from "../transport/http/http-call.ts";
+import { otherServiceOf, parseRedirectAllowlist, redirectRefused } from "../transport/http/redirect-policy.ts";
 import type { EndpointHandle } from "../transport/http/endpoint-handle.ts";
 
 /** Options for {@link ServiceClient.request}: undici's request options without `origin`; `method` defaults to GET. */
@@ -20,10 +21,17 @@ export type ServiceRequestOptions = Omit<Dispatcher.RequestOptions, "origin" | "
   readonly hashKey?: string;
 };
 
-/** `fetch` options: undici's, plus an affinity key for hash-based balancers. */
+/** `fetch` options: undici's, plus an affinity key for hash-based balancers and the services a redirect may lead to. */
 export type ServiceFetchInit = RequestInit & {
   /** Affinity key for `ring_hash` and `maglev`: requests with the same key go to the same endpoint. */
   readonly hashKey?: string;
+  /**
+   * The other services a redirect may lead to (`["payments"]`). Redirects within the service called are
+   * always followed; one to a service not listed fails with `ERR_REDIRECT_REFUSED` and sends nothing
+   * there, since the next request would carry this process's identity, its headers and (for 307 and 308)
+   * its body. Default: none.
+   */
+  readonly allowRedirectsTo?: readonly string[];
 };
 
 /** What {@link ServiceClient.request} resolves to: undici's response data (status, headers, streamed body). */
@@ -75,8 +83,8 @@ export class ServiceClient {
     this.#stateOf = stateOf;
     this.#hostOnly = Object.freeze({ host: state.service });
     this.#base = `http://${state.service}`;
-    // fetch follows redirects through this dispatcher: every hop is routed by its own origin.
-    this.#fetchDispatcher = new ForwardingDispatcher(route, () => Promise.resolve());
+    // fetch follows redirects through this dispatcher: every hop is routed by its own origin, within this service.
+    this.#fetchDispatcher = new ForwardingDispatcher((options, handler) => this.#hop(options, handler, undefined, undefined), () => Promise.resolve());
   }
 
   /**
@@ -155,9 +163,10 @@ export class ServiceClient {
    * @param input - a path relative to the service (`"/v1/orders"`), or a URL whose host is the service
    *   name (`"http://orders/v1/orders"`)
    * @param init - the usual `fetch` options; `dispatcher` is replaced by the mesh's
-   * @returns a WHATWG `Response` (undici's class). Redirects are followed through the mesh: a redirect to
-   *   `http://payments/...` goes to the `payments` service; one to `https://` or to a host that is not a
-   *   service name fails, rather than being sent to this service's endpoint.
+   * @returns a WHATWG `Response` (undici's class). Redirects within the service are followed through the
+   *   mesh. One to another service (`http://payments/...`) fails with `ERR_REDIRECT_REFUSED` unless
+   *   `init.allowRedirectsTo` lists it; then it goes to that service. One to `https://` or to a host that
+   *   is not a service name fails, rather than being sent to this service's endpoint.
    * @throws TypeError as `fetch` does (`fetch failed`), whatever went wrong: when the mesh caused it
    *   (`ERR_NO_ENDPOINTS`, `ERR_TIMEOUT`, `ERR_INVALID_ARGUMENT`, ...), its `cause` is the MeshError, and
    *   `isMeshError(err, code)` and `meshErrorOf(err)` see it
@@ -165,9 +174,11 @@ export class ServiceClient {
   async fetch(input: string | URL, init?: ServiceFetchInit): Promise<Response> {
     let url: string;
     let wait: DiscoveryWait | undefined;
+    let allowed: ReadonlySet<string> | undefined;
     try {
       url = this.#resolve(input);
       checkFetchInit(init, this.service);
+      allowed = parseRedirectAllowlist(init?.allowRedirectsTo, this.service);
       const state = this.#state;
       // As request(): a service that routes elsewhere waits (if at all) for its targets, in its dispatch.
       if (!state.routing.active && state.picker === undefined) {
@@ -190,14 +201,28 @@ export class ServiceClient {
     // caller gave whole goes as those bytes instead, so it can be retried (within the buffered limit).
     const whole = bufferedBody(init?.body);
     const dispatcher =
-      first === undefined && later === undefined && whole === undefined
+      first === undefined && later === undefined && whole === undefined && allowed === undefined
         ? this.#fetchDispatcher
         : new ForwardingDispatcher((options, handler) => {
             const hints = first ?? later;
             first = undefined;
-            return this.#route(whole === undefined || options.body === null || options.body === undefined ? options : { ...options, body: whole }, handler, hints);
+            return this.#hop(whole === undefined || options.body === null || options.body === undefined ? options : { ...options, body: whole }, handler, hints, allowed);
           }, () => Promise.resolve());
     return undiciFetch(url, { ...init, dispatcher });
+  }
+
+  /**
+   * One dispatch of a `client.fetch()`: its first request, or a redirect hop. The first always names
+   * this service (see #resolve), so a hop to another service is a redirect, followed only when the
+   * caller listed that service: refused before the mesh looks the service up, it leaves no state.
+   */
+  #hop(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, affinity: Affinity | undefined, allowed: ReadonlySet<string> | undefined): boolean {
+    const other = otherServiceOf(options.origin, this.#base);
+    if (other !== undefined && allowed?.has(other) !== true) {
+      failHandler(handler, redirectRefused(this.service, other));
+      return false;
+    }
+    return this.#route(options, handler, affinity);
   }
 
   /**

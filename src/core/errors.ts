@@ -40,7 +40,11 @@ export type MeshErrorCode =
   /** A certificate, key or trust bundle given as the mesh's identity is unusable; the last good identity stays. */
   | "ERR_INVALID_IDENTITY"
   /** The mesh's own identity (certificate) is not available yet, or could not be obtained in time. */
-  | "ERR_IDENTITY_UNAVAILABLE";
+  | "ERR_IDENTITY_UNAVAILABLE"
+  /** A `client.fetch()` was redirected to another service that the caller did not list in `allowRedirectsTo`: nothing was sent there. */
+  | "ERR_REDIRECT_REFUSED"
+  /** The mesh watches as many services named by request data (`mesh.dispatcher` URLs) as `dynamicServices.max` allows: nothing was sent. */
+  | "ERR_TOO_MANY_SERVICES";
 
 /** Extra, machine-readable facts about an error (the service, the field at fault, ...). */
 export interface MeshErrorDetails {

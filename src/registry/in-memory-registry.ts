@@ -45,6 +45,8 @@ export class InMemoryRegistry implements Registry {
     return {
       close: () => {
         listeners.delete(listener);
+        // No empty set left per name watched once: names may come from request data.
+        if (listeners.size === 0 && this.#listeners.get(service) === listeners) this.#listeners.delete(service);
       },
     };
   }

@@ -83,7 +83,8 @@ export class Instruments {
     let attrs = this.#services.get(service);
     if (attrs === undefined) {
       attrs = Object.freeze({ [ATTR.serverAddress]: service });
-      this.#services.set(service, attrs);
+      // Bounded: services may be named by request data (mesh.dispatcher URLs).
+      if (this.#services.size < 4096) this.#services.set(service, attrs);
     }
     return attrs;
   }

@@ -40,6 +40,11 @@ export class UpdateWaiters {
     this.#clock = clock;
   }
 
+  /** How many waits are open. */
+  get size(): number {
+    return this.#waiters.size;
+  }
+
   /** Ends every wait (an update came, or the upstream closed). */
   wake(): void {
     for (const wake of [...this.#waiters]) wake();

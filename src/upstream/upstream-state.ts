@@ -237,6 +237,19 @@ export class UpstreamState<H extends PoolHandle> implements UpstreamView<H> {
   }
 
   /**
+   * Whether work for this service is under way: a request on one of its endpoints (draining ones
+   * included), a call holding or queued for a concurrency slot, a wait for the registry, or a mirrored
+   * copy. The mesh does not release an idle service while it is.
+   */
+  get busy(): boolean {
+    if (this.mirrorsInFlight > 0 || this.#waiters.size > 0) return true;
+    const limit = this.#policies.guard.limit;
+    if (limit !== undefined && (limit.active > 0 || limit.waiting > 0)) return true;
+    for (const handle of this.#pool.allHandles()) if (handle.load.pending > 0) return true;
+    return false;
+  }
+
+  /**
    * Stops watching a service the registry says is missing, keeping that answer for anyone who still
    * holds this state: the mesh forgets it.
    */
