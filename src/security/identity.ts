@@ -69,10 +69,17 @@ export function parseSpiffeId(id: string): SpiffeParts | undefined {
 
 /**
  * Whether two SPIFFE IDs name the same workload: the scheme and trust domain compared
- * case-insensitively, the path exactly. IDs that do not parse are never the same. @internal
+ * case-insensitively, the path exactly, except that Consul's `/ap/default` (the default admin
+ * partition, named) is the same as no partition, as Consul reads it. IDs that do not parse are never
+ * the same. @internal
  */
 export function sameSpiffeId(a: SpiffeParts, b: SpiffeParts): boolean {
-  return a.trustDomain.toLowerCase() === b.trustDomain.toLowerCase() && a.path === b.path;
+  return a.trustDomain.toLowerCase() === b.trustDomain.toLowerCase() && withoutDefaultPartition(a.path) === withoutDefaultPartition(b.path);
+}
+
+/** A Consul path with a named default partition (`/ap/default/ns/...`) as Consul's usual form (`/ns/...`). */
+function withoutDefaultPartition(path: string): string {
+  return path.startsWith("/ap/default/ns/") ? path.slice("/ap/default".length) : path;
 }
 
 /**

@@ -94,6 +94,15 @@ describe("callers are full identities: the local policy", () => {
     assert.equal(await status(home.spiffeId("web", { namespace: "ops", datacenter: "dc2" })), 403, "the denied ID");
   });
 
+  it("a SPIFFE ID in the policy also names its `/ap/default` spelling (the default partition, named), as Consul reads it", async () => {
+    const denied = `spiffe://${home.trustDomain}/ns/default/dc/dc1/svc/web`;
+    const backend = await orders({ deny: [denied], default: "allow" });
+    const status = async (uri: string): Promise<number> => (await call(backend, await leaf(uri), bundle())).status;
+    assert.equal(await status(denied), 403);
+    assert.equal(await status(`spiffe://${home.trustDomain}/ap/default/ns/default/dc/dc1/svc/web`), 403, "the same identity, its partition named");
+    assert.equal(await status(`spiffe://${home.trustDomain}/ap/eu/ns/default/dc/dc1/svc/web`), 200, "another partition is another identity");
+  });
+
   it("refuses policy entries that are neither a service name, a valid SPIFFE ID nor `*`", () => {
     const mesh = createMesh({ registry: new MockRegistry(), service: "orders", tls: { identity: pemIdentity({ cert: leaves.get(home.spiffeId("orders"))?.certPem ?? "", key: leaves.get(home.spiffeId("orders"))?.keyPem ?? "", ca: bundle() }) } });
     meshes.push(mesh);
