@@ -94,6 +94,13 @@ describe("FakeConsul against the consul client: ACL-filtered reads (row)", () =>
     assert.deepEqual([res.statusCode, body, res.headers["x-consul-results-filtered-by-acls"]], [200, [], undefined]);
   });
 
+  it("a write the token may not make: 403 naming an AccessorID that reveals nothing of the secret", async () => {
+    const refused = await failure(client(fake, "reader").agent.service.register({ name: "orders", port: 9003 }));
+    assert.equal(refused.status, 403);
+    assert.match(refused.text, /^Permission denied: token with AccessorID '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' lacks permission 'service:write' on "orders"$/);
+    assert.ok(!refused.text.includes("reader"), refused.text);
+  });
+
   it("a token that does not exist is still 403 ACL not found", async () => {
     assert.deepEqual(await failure(client(fake, "guess").health.service("billing")), { status: 403, text: "ACL not found" });
   });

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 /**
  * What one ACL token may do in a {@link FakeConsul}: lists of name prefixes, as Consul's
  * `service_prefix` and `key_prefix` rules (`""` matches every name). Write implies read.
@@ -32,7 +33,7 @@ export function aclCheck(tokens: Readonly<Record<string, FakeAclToken>> | undefi
   if (secret !== undefined && token === undefined) return "ACL not found";
   if (need.resource === "token") return undefined;
   if (token !== undefined && allows(token, need)) return undefined;
-  const accessor = secret === undefined ? "00000000-0000-0000-0000-000000000002" : `accessor-${secret.slice(0, 8)}`;
+  const accessor = secret === undefined ? "00000000-0000-0000-0000-000000000002" : accessorOf(secret);
   return `Permission denied: token with AccessorID '${accessor}' lacks permission '${need.resource}:${need.access}' on "${need.name}"`;
 }
 
@@ -67,4 +68,13 @@ export function requestToken(params: URLSearchParams, headers: Readonly<Record<s
   const auth = headers.authorization;
   const bearer = typeof auth === "string" ? /^Bearer\s+(.+)$/i.exec(auth)?.[1] : undefined;
   return bearer === undefined || bearer === "" ? undefined : bearer;
+}
+
+/**
+ * A token's AccessorID: Consul's is a UUID of its own, unrelated to the secret, so an error that shows
+ * it reveals nothing of the secret. Here, a UUID-shaped digest of the secret (stable per token).
+ */
+function accessorOf(secret: string): string {
+  const hex = createHash("sha256").update(`accessor:${secret}`).digest("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
