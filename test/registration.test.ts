@@ -75,6 +75,15 @@ describe("mesh.register with Consul", () => {
     assert.equal(statusOf(await health(fake, "checkout"), "checkout-1"), "passing");
   });
 
+  it("deregistering an instance the agent has forgotten (it restarted) succeeds: Consul's 404 means it is gone already", async () => {
+    const mesh = createMesh({ registry: new ConsulRegistry({ url: fake.url, clock: new FakeClock() }) });
+    const registration = await mesh.register({ name: "checkout", id: "checkout-1", port: 9000 });
+    fake.restart(); // an agent restarted with no data: its deregister answers 404 Unknown service ID
+    await registration.deregister();
+    await mesh.close();
+    assert.deepEqual(await health(fake, "checkout"), []);
+  });
+
   it("without a TTL, checks the agent every 30 s and restores a forgotten instance", async () => {
     const clock = new FakeClock();
     const registry = new ConsulRegistry({ url: fake.url, clock });

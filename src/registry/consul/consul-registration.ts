@@ -148,7 +148,8 @@ export class ConsulRegistration implements Registration {
       this.#stop();
       await this.#registering.catch(() => undefined);
       try {
-        await this.#call("PUT", `/v1/agent/service/deregister/${encodeURIComponent(this.id)}`);
+        // 404: the agent does not have it (it restarted, or it was removed by hand), which is what deregistering asks.
+        await this.#call("PUT", `/v1/agent/service/deregister/${encodeURIComponent(this.id)}`, undefined, [404]);
       } catch (err) {
         this.#deregistering = undefined;
         throw err;
