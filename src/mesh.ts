@@ -20,6 +20,7 @@ import { explainRoute, type RouteExplanation } from "./routing/explain.ts";
 import { DEFAULT_POLICY, validateResilience, type ResilienceOptions } from "./config/resilience-options.ts";
 import { EndpointHandle } from "./transport/http/endpoint-handle.ts";
 import { failHandler, ForwardingDispatcher } from "./transport/http/forwarding-dispatcher.ts";
+import { guardRedirects } from "./transport/http/redirect-policy.ts";
 import { toUndiciPoolOptions, type PoolOptions } from "./transport/http/pool-options.ts";
 import { resolveTlsOptions, type MeshTlsOptions } from "./security/tls-options.ts";
 import { TransportSecurity } from "./security/transport-security.ts";
@@ -115,6 +116,15 @@ export interface MeshOptions {
    * minutes). Names the registry does not know are forgotten as soon as it says so.
    */
   readonly dynamicServices?: DynamicServicesOptions;
+  /**
+   * The services a redirect answered through `mesh.dispatcher` may lead to (`"*"`: any). By default
+   * none: a 301, 302, 303, 307 or 308 from one service whose `Location` names another mesh service
+   * reaches the caller without its `Location` (and with `x-proxyless-redirect-refused: <service>`), so
+   * fetch does not send the next request, with this process's identity, the headers and perhaps the
+   * body, to a service the caller did not name. Redirects within the service are untouched.
+   * `client.fetch()` has its own per-call `allowRedirectsTo`.
+   */
+  readonly allowRedirectsTo?: readonly string[] | "*";
   /** The clock; inject a fake one in tests. */
   readonly clock?: Clock;
   /** The random source; inject a seeded one in tests. */
@@ -136,6 +146,7 @@ const OPTION_KEYS = [
   "upstreams",
   "fallbackDispatcher",
   "dynamicServices",
+  "allowRedirectsTo",
   "clock",
   "random",
 ] as const;
@@ -297,12 +308,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
       closed: () => this.#closing !== undefined,
       onDestroy: (listener) => this.#destroyListeners.add(listener),
     });
+    this.#redirectsTo = parseMeshRedirects(o.allowRedirectsTo);
     this.dispatcher = new ForwardingDispatcher(
       (opts, handler) => this.#dispatch(opts, handler, undefined, true),
       () => this.close(),
       (error) => this.destroy(error),
     );
   }
+
+  /** Where redirects answered through `mesh.dispatcher` may lead. */
+  readonly #redirectsTo: ReadonlySet<string> | "*";
 
   /** Told when destroy() is called (see MeshInternals.onDestroy). */
   readonly #destroyListeners = new Set<(error: Error) => void>();
@@ -677,7 +692,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#namedByRequests.touch(target.client.service);
     // A fetch's own hints hold for its own service only (a redirect elsewhere starts afresh).
     const hints = affinity !== undefined && affinity.service === target.client.service ? affinity : undefined;
-    return target.client.dispatch(options, handler, target.host, hints?.hashKey, hints?.wait);
+    // Through mesh.dispatcher, fetch follows redirects itself, each hop a request of its own: a redirect to another service is withheld here.
+    const answer = viaDispatcher ? guardRedirects(handler, target.client.service, this.#redirectsTo) : handler;
+    return target.client.dispatch(options, answer, target.host, hints?.hashKey, hints?.wait);
   }
 
   #target(origin: string | URL | undefined): Target {
@@ -786,4 +803,14 @@ function parseSlowStart(raw: SlowStartOptions | undefined): SlowStart | undefine
  */
 export function createMesh(options: MeshOptions): Mesh {
   return new Mesh(options);
+}
+
+/** `allowRedirectsTo` of createMesh, checked. */
+function parseMeshRedirects(raw: unknown): ReadonlySet<string> | "*" {
+  if (raw === undefined) return new Set();
+  if (raw === "*") return "*";
+  if (!Array.isArray(raw) || !(raw as unknown[]).every((name) => isValidServiceName(name))) {
+    throw invalidConfig("allowRedirectsTo", `expected a list of service names such as ["payments"], or "*" for any`);
+  }
+  return new Set(raw as string[]);
 }

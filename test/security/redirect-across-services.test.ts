@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, beforeEach, describe, it } from "node:test";
+import { fetch as undiciFetch } from "undici";
 import { createMesh, isMeshError, meshErrorOf, type Mesh } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { Backend } from "../helpers/backend.ts";
@@ -136,5 +137,60 @@ describe("redirects stay on the service called unless the caller allows another"
       await assert.rejects(mesh.client("orders").fetch("/x", { allowRedirectsTo: [bad] as string[] }), (err: unknown) => isMeshError(err, "ERR_INVALID_ARGUMENT") && /allowRedirectsTo/.test(meshErrorOf(err)!.message), String(bad));
     }
     await assert.rejects(mesh.client("orders").fetch("/x", { allowRedirectsTo: "payments" as unknown as string[] }), (err: unknown) => isMeshError(err, "ERR_INVALID_ARGUMENT"));
+  });
+});
+
+describe("through mesh.dispatcher, a redirect to another service reaches the caller without its Location", () => {
+  let orders: Awaited<ReturnType<typeof redirector>>;
+  let payments: Backend;
+  const meshes: Mesh[] = [];
+  const go = (status: number, to: string): string => `/go?status=${status}&to=${encodeURIComponent(to)}`;
+  const secret = JSON.stringify({ card: "4111 1111 1111 1111" });
+  const meshWith = (allowRedirectsTo?: readonly string[] | "*"): Mesh => {
+    const mesh = createMesh({ registry: new MockRegistry({ orders: [orders.endpoint], payments: [payments.endpoint] }), ...(allowRedirectsTo === undefined ? {} : { allowRedirectsTo }) });
+    meshes.push(mesh);
+    return mesh;
+  };
+
+  before(async () => {
+    [orders, payments] = await Promise.all([redirector("orders"), Backend.start("payments-0")]);
+  });
+  after(async () => {
+    await Promise.all(meshes.map((m) => m.close()));
+    orders.server.closeAllConnections();
+    orders.server.close();
+    await payments.close();
+  });
+  beforeEach(() => payments.reset());
+
+  for (const status of [307, 308, 303, 302, 301]) {
+    it(`a ${status} from orders to payments: fetch gets the ${status} itself, nothing reaches payments`, async () => {
+      const mesh = meshWith();
+      const res = await undiciFetch(`http://orders${go(status, "http://payments/charge")}`, { method: "POST", body: secret, dispatcher: mesh.dispatcher });
+      await res.arrayBuffer();
+      assert.equal(res.status, status);
+      assert.equal(res.headers.get("location"), null, "the Location is withheld");
+      assert.equal(res.headers.get("x-proxyless-redirect-refused"), "payments");
+      assert.equal(payments.seen.length, 0, "nothing reached payments");
+    });
+  }
+
+  it("a relative Location, or one within orders, is followed as before", async () => {
+    const mesh = meshWith();
+    const relative = await undiciFetch(`http://orders${go(307, "/landed")}`, { method: "POST", body: "b", dispatcher: mesh.dispatcher });
+    assert.deepEqual([relative.status, ((await relative.json()) as { url: string; body: string }).body], [200, "b"]);
+    const absolute = await undiciFetch(`http://orders${go(307, "http://orders/landed")}`, { method: "POST", body: "c", dispatcher: mesh.dispatcher });
+    assert.deepEqual([absolute.status, ((await absolute.json()) as { url: string; body: string }).body], [200, "c"]);
+  });
+
+  it("createMesh({ allowRedirectsTo }) lets the listed services (or every one, with \"*\") be followed", async () => {
+    for (const allowed of [["payments"], "*"] as const) {
+      const mesh = meshWith(allowed);
+      const res = await undiciFetch(`http://orders${go(307, "http://payments/charge")}`, { method: "POST", body: secret, dispatcher: mesh.dispatcher });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      assert.equal(payments.seen.at(-1)?.body, secret);
+    }
+    assert.throws(() => createMesh({ registry: new MockRegistry(), allowRedirectsTo: ["pay ments"] }), (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && meshErrorOf(err)?.details.field === "allowRedirectsTo");
   });
 });

@@ -1,3 +1,4 @@
+import type { Dispatcher } from "undici";
 import { MeshError } from "../../core/errors.ts";
 import { invalidArgument } from "../../core/request-arguments.ts";
 import { isValidServiceName } from "../../core/service-name.ts";
@@ -59,4 +60,76 @@ export function parseRedirectAllowlist(raw: unknown, service: string): ReadonlyS
     }
   }
   return new Set(raw as string[]);
+}
+
+/** The statuses whose `Location` fetch follows. */
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+/** The header that says a redirect's `Location` was withheld, and to which service it pointed. */
+export const REDIRECT_REFUSED_HEADER = "x-proxyless-redirect-refused";
+
+/**
+ * The service a response's `Location` leads to when it is another mesh service than `service` and not
+ * in `allowed`: the redirect a caller's fetch would follow through `mesh.dispatcher`. Undefined when it
+ * stays on the service, is allowed, or leads out of the mesh (the mesh dispatcher decides about those).
+ */
+function refusedTarget(location: string, service: string, allowed: ReadonlySet<string> | "*"): string | undefined {
+  if (allowed === "*") return undefined;
+  let url: URL;
+  try {
+    url = new URL(location, `http://${service}/`);
+  } catch {
+    return undefined;
+  }
+  const target = otherServiceOf(url.origin, `http://${service}`);
+  return target === undefined || allowed.has(target) ? undefined : target;
+}
+
+/**
+ * A handler (either undici API) whose redirect responses to another mesh service lose their `Location`,
+ * unless `allowed` lists that service: fetch then hands the 3xx to the caller instead of sending the
+ * next request (with this process's identity, the headers and, for 307 and 308, the body) to a service
+ * the caller did not name. Such a response carries `x-proxyless-redirect-refused: <service>`. Used by
+ * `mesh.dispatcher`, which sees each redirect hop as a request of its own. @internal
+ *
+ * @param service - the service that answers
+ * @param allowed - the services a redirect may lead to, or `"*"` for any
+ */
+export function guardRedirects(handler: Dispatcher.DispatchHandler, service: string, allowed: ReadonlySet<string> | "*"): Dispatcher.DispatchHandler {
+  if (allowed === "*") return handler;
+  return new Proxy(handler, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      const fn = value as (...args: unknown[]) => unknown;
+      if (prop === "onHeaders") {
+        return (status: number, raw: Buffer[], resume: unknown, text: unknown) => fn.call(target, status, REDIRECTS.has(status) ? withoutRefusedLocation(raw, service, allowed) : raw, resume, text);
+      }
+      if (prop === "onResponseStart") {
+        return (controller: unknown, status: number, headers: Record<string, string | string[] | undefined>, message: unknown) => {
+          const location = headers.location;
+          const refused = REDIRECTS.has(status) && typeof location === "string" ? refusedTarget(location, service, allowed) : undefined;
+          if (refused !== undefined) {
+            Reflect.deleteProperty(headers, "location");
+            headers[REDIRECT_REFUSED_HEADER] = refused;
+          }
+          return fn.call(target, controller, status, headers, message);
+        };
+      }
+      return fn.bind(target);
+    },
+  });
+}
+
+/** Raw response headers without a `Location` to a refused service (and with the header that says so). */
+function withoutRefusedLocation(raw: Buffer[], service: string, allowed: ReadonlySet<string> | "*"): Buffer[] {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]?.toString("latin1").toLowerCase() !== "location") continue;
+    const refused = refusedTarget(raw[i + 1]?.toString("latin1") ?? "", service, allowed);
+    if (refused === undefined) return raw;
+    const out = [...raw.slice(0, i), ...raw.slice(i + 2)];
+    out.push(Buffer.from(REDIRECT_REFUSED_HEADER, "latin1"), Buffer.from(refused, "latin1"));
+    return out;
+  }
+  return raw;
 }
