@@ -68,7 +68,8 @@ export class Binding {
   readonly #tokens = new WeakMap<EndpointHandle, string>();
   readonly #targets = new Map<string, PickTarget>();
   /** The token of each attempt's pick, by the metadata options object the call layer gave the attempt. */
-  readonly #picks = new WeakMap<MetadataOptions, string>();
+  /** The key of the pick on a marked metadata's options: a symbol of this binding's own, which no caller holds. */
+  readonly #pickKey = Symbol("proxyless.pick");
   /** The mesh's own errors of recent failed connections, by grpc-js's text of them. */
   readonly #failures = new Map<string, MeshError>();
   #next = 0;
@@ -108,14 +109,14 @@ export class Binding {
    * `service` (the call layer, just before it starts the attempt with this metadata).
    *
    * The pick rides on the metadata's options object, which grpc-js keeps (by reference) through every
-   * copy of the metadata down to the balancer's pick: a fresh object per attempt, known only to this
-   * binding. Nothing a caller can write (metadata, options of their own) is ever found here, so a
+   * copy of the metadata down to the balancer's pick: a fresh object per attempt, the pick under a
+   * symbol known only to this binding. Nothing a caller can write (metadata, options of their own) is ever found here, so a
    * caller cannot send a call to an endpoint the mesh did not choose.
    */
   markPick(metadata: Metadata, handle: EndpointHandle, service: string): void {
-    const options: MetadataOptions = { ...metadata.getOptions() };
+    // A property under a symbol only this binding holds (cheaper than a WeakMap entry per attempt, and as unforgeable).
+    const options: MetadataOptions & Record<symbol, string> = { ...metadata.getOptions(), [this.#pickKey]: this.tokenFor(handle, service) };
     metadata.setOptions(options);
-    this.#picks.set(options, this.tokenFor(handle, service));
   }
 
   /**
@@ -124,7 +125,7 @@ export class Binding {
    * service since.
    */
   pickOf(metadata: Metadata): PickTarget | "left" | undefined {
-    const token = this.#picks.get(metadata.getOptions());
+    const token = (metadata.getOptions() as Partial<Record<symbol, string>>)[this.#pickKey];
     if (token === undefined) return undefined;
     return this.#targets.get(token) ?? "left";
   }
