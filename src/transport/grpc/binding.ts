@@ -67,7 +67,6 @@ export class Binding {
   readonly mesh: MeshInternals;
   readonly #tokens = new WeakMap<EndpointHandle, string>();
   readonly #targets = new Map<string, PickTarget>();
-  /** The token of each attempt's pick, by the metadata options object the call layer gave the attempt. */
   /** The key of the pick on a marked metadata's options: a symbol of this binding's own, which no caller holds. */
   readonly #pickKey = Symbol("proxyless.pick");
   /** The mesh's own errors of recent failed connections, by grpc-js's text of them. */
