@@ -7,11 +7,8 @@ import { consulSample } from "./helpers/consul-samples.ts";
 import { TlsBackend, leafFor } from "./helpers/tls-backend.ts";
 import { decodeLeaf, decodeRoots } from "../src/registry/consul/consul-connect.ts";
 import { consulAuthorizer } from "../src/security/consul-authorizer.ts";
+import { putEntry } from "./helpers/consul-entries.ts";
 
-async function putEntry(fake: FakeConsul, entry: unknown): Promise<void> {
-  const res = await request(`${fake.url}/v1/config`, { method: "PUT", body: JSON.stringify(entry) });
-  assert.equal(res.statusCode, 200, await res.body.text());
-}
 
 describe("mTLS with Consul Connect", () => {
   let fake: FakeConsul;

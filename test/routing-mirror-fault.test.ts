@@ -70,6 +70,8 @@ describe("traffic mirroring and fault injection", () => {
       registry.setConfig("web", { router: { routes: [{ mirror: { service: "web-next", percent: 100 } }] } });
       await send("/warm");
       for (let i = 0; i < 3; i++) assert.equal((await send(`/m/${i}`)).status, 200);
+      const inFlight = (): number | undefined => mesh.inspect("web-next")?.targets.reduce((n, t) => n + t.pending, 0);
+      assert.equal(inFlight(), 4, "the copies in flight load their endpoint (least_request sees them)");
       await mesh.close(); // resolves: the copies in flight are aborted
     } finally {
       silent.closeAllConnections();

@@ -5,6 +5,7 @@ import { ConsulRegistry, createMesh, MeshError, parseSpiffeId, pemIdentity, type
 import { FakeConsul, MockRegistry, TestCertificateAuthority, type TestCertificate } from "proxyless/testing";
 import { certificateSpiffeId, uriSans } from "../../src/security/identity.ts";
 import { TlsBackend } from "../helpers/tls-backend.ts";
+import { putEntry } from "../helpers/consul-entries.ts";
 
 // The attacker holds a certificate the server's trust bundle vouches for, whose SPIFFE ID names `web`
 // somewhere else: another trust domain (a federated or migrating root in the bundle), another
@@ -134,8 +135,7 @@ describe("callers are full identities: Consul intentions", () => {
     consul = new ConsulRegistry({ url: fake.url, initialBackoffMs: 20 });
     ca = await fake.connectCa();
     // L7 intentions need an L7 protocol (Consul refuses them on tcp, its default).
-    const res = await request(`${fake.url}/v1/config`, { method: "PUT", body: JSON.stringify({ Kind: "service-defaults", Name: "orders", Protocol: "http" }) });
-    assert.equal(res.statusCode, 200, await res.body.text());
+    await putEntry(fake, { Kind: "service-defaults", Name: "orders", Protocol: "http" });
   });
   after(async () => {
     await Promise.all(backends.map((b) => b.close()));
@@ -144,8 +144,7 @@ describe("callers are full identities: Consul intentions", () => {
   });
 
   async function putIntentions(sources: unknown[]): Promise<void> {
-    const res = await request(`${fake.url}/v1/config`, { method: "PUT", body: JSON.stringify({ Kind: "service-intentions", Name: "orders", Sources: sources }) });
-    assert.equal(res.statusCode, 200, await res.body.text());
+    await putEntry(fake, { Kind: "service-intentions", Name: "orders", Sources: sources });
   }
 
   /** `orders` with its Connect identity, authorizing by intentions (never cached), and the config_rejected events it sends. */

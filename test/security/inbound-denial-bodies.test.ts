@@ -1,18 +1,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { request } from "undici";
 import { ConsulRegistry, createMesh, type Identity, type InboundDeniedEvent, type InboundOptions, type Mesh, type Registry } from "proxyless";
 import { FakeConsul } from "proxyless/testing";
 import { TlsBackend } from "../helpers/tls-backend.ts";
 import { rawMtls, type RawAnswer } from "../helpers/raw-mtls.ts";
+import { putEntry } from "../helpers/consul-entries.ts";
 
 // A refused caller probes the server: what do 400, 403 and 503 answers tell it about the server's
 // intentions, policy, addresses and identities? Nothing: the detail goes to the mesh's inbound_denied event.
 
-async function putEntry(fake: FakeConsul, entry: unknown): Promise<void> {
-  const res = await request(`${fake.url}/v1/config`, { method: "PUT", body: JSON.stringify(entry) });
-  assert.equal(res.statusCode, 200, await res.body.text());
-}
 
 /** Words of Consul's intentions and the local policy, and the shape of addresses and SPIFFE IDs. */
 const INTERNALS = [

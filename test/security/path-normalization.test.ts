@@ -1,20 +1,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { request } from "undici";
 import { ConsulRegistry, createMesh, type Identity, type InboundDeniedEvent, type InboundOptions, type Mesh } from "proxyless";
 import { FakeConsul } from "proxyless/testing";
 import { TlsBackend } from "../helpers/tls-backend.ts";
 import { rawMtls, type RawAnswer } from "../helpers/raw-mtls.ts";
+import { putEntry } from "../helpers/consul-entries.ts";
 
 // The attacker is `web`, a caller the intentions know, holding its own valid Connect certificate. It
 // writes request targets on the wire as it likes; the app behind mesh.inbound() routes on req.url.
 // Classes of path-confusion bypasses from Envoy's advisories: CVE-2019-9901 (dot segments, escaped
 // dots), CVE-2021-29492 (escaped slashes %2F / %5C), and dot segments carrying ;parameters (/..;/admin).
 
-async function putEntry(fake: FakeConsul, entry: unknown): Promise<void> {
-  const res = await request(`${fake.url}/v1/config`, { method: "PUT", body: JSON.stringify(entry) });
-  assert.equal(res.statusCode, 200, await res.body.text());
-}
 
 /** Every way the attacker spells `/admin/users` (each one reaches /admin/users in some server or router). */
 const ADMIN_SPELLINGS = [
