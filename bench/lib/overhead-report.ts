@@ -39,8 +39,8 @@ function flatSummary(bench: BenchResults, summaries: readonly VariantSummary[]):
     request_throughput_ratio: round(s("client_request").throughputRatio, 4),
     request_added_cpu_us: round(s("client_request").addedCpuUs, 2),
     fetch_rps: round(s("client_fetch").rps, 1),
-    fetch_throughput_ratio: round(s("client_fetch").throughputRatio, 4),
-    fetch_added_cpu_us: round(s("client_fetch").addedCpuUs, 2),
+    fetch_vs_raw_request_throughput_ratio: round(s("client_fetch").throughputRatio, 4),
+    fetch_vs_raw_request_added_cpu_us: round(s("client_fetch").addedCpuUs, 2),
     undici_fetch_rps: round(s("undici_fetch").rps, 1),
     undici_fetch_throughput_ratio: round(s("undici_fetch").throughputRatio, 4),
     undici_fetch_added_cpu_us: round(s("undici_fetch").addedCpuUs, 2),
@@ -52,6 +52,8 @@ function flatSummary(bench: BenchResults, summaries: readonly VariantSummary[]):
           request_throughput_ratio_paired: round(paired.throughputRatio, 4),
           request_added_cpu_us_paired: round(paired.addedCpuUs, 2),
         }),
+    ...pairedSummary("dispatcher", bench.dispatcherPairs),
+    ...pairedSummary("fetch", bench.fetchPairs),
     ...(tracing === undefined || floor === undefined || t === undefined
       ? {}
       : {
@@ -63,6 +65,16 @@ function flatSummary(bench: BenchResults, summaries: readonly VariantSummary[]):
           tracing_spans_per_request: round(t.spansPerRequest, 3),
         }),
   };
+}
+
+/**
+ * `<name>_added_cpu_us` and `<name>_throughput_ratio` of an alternating phase: the mesh's path against
+ * the bare one it replaces, paired per round, then the median.
+ */
+function pairedSummary(name: string, pairs: BenchResults["dispatcherPairs"]): Record<string, number> {
+  if (pairs === undefined) return {};
+  const c = compare(pairs.mesh, pairs.bare);
+  return { [`${name}_added_cpu_us`]: round(c.addedCpuUs, 2), [`${name}_throughput_ratio`]: round(c.throughputRatio, 4) };
 }
 
 /**
@@ -80,6 +92,10 @@ function targets(summary: Record<string, number>): TargetCheck[] {
     const cpu = summary[`request_added_cpu_us${suffix}`];
     if (ratio !== undefined) checks.push({ name: `request_throughput_ratio${suffix}`, target: ">= 0.95", value: ratio, met: ratio >= 0.95 });
     if (cpu !== undefined) checks.push({ name: `request_added_cpu_us${suffix}`, target: "<= 2", value: cpu, met: cpu <= 2 });
+  }
+  for (const name of ["dispatcher", "fetch"]) {
+    const cpu = summary[`${name}_added_cpu_us`];
+    if (cpu !== undefined) checks.push({ name: `${name}_added_cpu_us`, target: "<= 3", value: cpu, met: cpu <= 3 });
   }
   const tracing = summary.tracing_added_cpu_us;
   if (tracing !== undefined) checks.push({ name: "tracing_added_cpu_us", target: "<= 10", value: tracing, met: tracing <= 10 });
@@ -125,7 +141,7 @@ export function buildReport(bench: BenchResults, settings: BenchSettings, env: R
       pool: settings.pool,
       backend: "node:http server in a child process, 200 with a fixed body, keep-alive",
       body_consumption: "body.text() / res.text() in every variant",
-      method: "rounds interleaved, order from a Williams Latin square chained so that each variant runs in each position and right after each other variant equally often (12 rounds); before each run a full GC, a pause and an unmeasured lead-in; figures are medians across rounds; ratios and added CPU are paired per round against raw Pool.request, then the median taken; before all that, raw and client.request alone in alternating pairs, before any fetch ran in the process (*_paired figures); then, with the OpenTelemetry SDK set up (batch span processor and periodic metric reader, in-memory exporters, AsyncLocalStorage context manager, W3C propagators), four variants in balanced rounds, as many as the pairs: raw Pool.request, client.request without the SDK, raw Pool.request with the same spans, trace headers and metric points written by hand (the SDK's floor), and client.request with the SDK; tracing_added_cpu_us: traced client.request minus plain, paired per round; tracing_floor_cpu_us: the floor minus raw; tracing_mesh_cpu_us: per round the first minus the second, then the median",
+      method: "rounds interleaved, order from a Williams Latin square chained so that each variant runs in each position and right after each other variant equally often (12 rounds); before each run a full GC, a pause and an unmeasured lead-in; figures are medians across rounds; ratios and added CPU are paired per round against raw Pool.request, then the median taken; before all that, raw and client.request alone in alternating pairs, before any fetch ran in the process (*_paired figures); after the rounds, as many alternating pairs of undici.request on a plain Pool against undici.request with mesh.dispatcher (dispatcher_added_cpu_us, dispatcher_throughput_ratio), then of undici.fetch on a plain Pool against client.fetch (fetch_added_cpu_us, fetch_throughput_ratio); then, with the OpenTelemetry SDK set up (batch span processor and periodic metric reader, in-memory exporters, AsyncLocalStorage context manager, W3C propagators), four variants in balanced rounds, as many as the pairs: raw Pool.request, client.request without the SDK, raw Pool.request with the same spans, trace headers and metric points written by hand (the SDK's floor), and client.request with the SDK; tracing_added_cpu_us: traced client.request minus plain, paired per round; tracing_floor_cpu_us: the floor minus raw; tracing_mesh_cpu_us: per round the first minus the second, then the median",
     },
     variants: Object.fromEntries(results.map((r) => [r.key, variantJson(find(summaries, r.key), r)])),
     ...(bench.tracing === undefined ? {} : { tracing_variants: tracingVariants(bench.tracing) }),
@@ -156,6 +172,16 @@ export function printReport(bench: BenchResults, report: OverheadReport): void {
         `x${s.request_throughput_ratio_paired.toFixed(3)} throughput, ${s.request_added_cpu_us_paired!.toFixed(2)} us CPU/req added`,
     );
   }
+  for (const [name, pairs, what] of [
+    ["dispatcher", bench.dispatcherPairs, "undici.request with mesh.dispatcher vs on a plain Pool"],
+    ["fetch", bench.fetchPairs, "client.fetch vs undici.fetch on a plain Pool"],
+  ] as const) {
+    if (pairs === undefined) continue;
+    console.log(
+      `${what} in ${pairs.bare.rounds.length} alternating pairs: x${s[`${name}_throughput_ratio`]!.toFixed(3)} throughput, ` +
+        `${s[`${name}_added_cpu_us`]!.toFixed(2)} us CPU/req added`,
+    );
+  }
   if (s.tracing_added_cpu_us !== undefined && bench.tracing !== undefined) {
     console.log(`\ntracing phase, medians over ${bench.tracing.plain.rounds.length} balanced rounds (vs raw Pool.request of the same round)\n`);
     console.log(formatTable(tracingSummaries(bench.tracing).summaries));
@@ -168,5 +194,5 @@ export function printReport(bench: BenchResults, report: OverheadReport): void {
         `${s.tracing_floor_cpu_us!.toFixed(2)} us CPU/req added; the mesh's share of tracing: ${s.tracing_mesh_cpu_us!.toFixed(2)} us CPU/req`,
     );
   }
-  console.log(`\ntargets (client.request vs raw Pool.request; tracing: with the SDK vs without, and that less the SDK floor):\n${formatTargets(report.targets)}`);
+  console.log(`\ntargets (client.request vs raw Pool.request; dispatcher and fetch vs their bare undici calls; tracing: with the SDK vs without, and that less the SDK floor):\n${formatTargets(report.targets)}`);
 }

@@ -21,6 +21,10 @@ export interface BenchResults {
   readonly rounds: readonly VariantRounds[];
   /** The paired phase: raw `Pool.request` and `client.request` alternating, nothing else in between. */
   readonly pairs: { readonly raw: VariantRounds; readonly mesh: VariantRounds } | undefined;
+  /** After the rounds, in alternating pairs: `undici.request` on a plain Pool and with `mesh.dispatcher`. */
+  readonly dispatcherPairs: { readonly bare: VariantRounds; readonly mesh: VariantRounds } | undefined;
+  /** Then, in alternating pairs: `undici.fetch` on a plain Pool and `client.fetch`. */
+  readonly fetchPairs: { readonly bare: VariantRounds; readonly mesh: VariantRounds } | undefined;
   /**
    * The tracing phase, in balanced order: raw `Pool.request` and `client.request` without the SDK, and
    * with it the SDK's floor (raw with the same telemetry by hand) and `client.request`.
@@ -37,7 +41,9 @@ export interface BenchResults {
  *
  * Before all that, when `settings.pairs` > 0, runs raw and `client.request` alone in alternating pairs
  * (each first in half of them): the measure of the request path as a service that never calls `fetch`
- * sees it. After the rounds, the tracing phase: raw and `client.request` without the OpenTelemetry SDK,
+ * sees it. After the rounds, as many alternating pairs of `undici.request` on a plain Pool against the
+ * same call with `mesh.dispatcher`, then of `undici.fetch` on a plain Pool against `client.fetch`:
+ * what each path adds to what it replaces. Then the tracing phase: raw and `client.request` without the OpenTelemetry SDK,
  * and with it the SDK's floor and `client.request`, in as many balanced rounds as there are pairs: the
  * cost of tracing and metrics, and how much of it is the SDK's own.
  *
@@ -88,6 +94,26 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
       }
       console.log(`round ${r + 1}/${settings.rounds}: ${parts.join(" | ")}`);
     }
+    // The dispatcher and fetch paths, each against what it replaces, in alternating pairs (bare first in
+    // odd pairs), as many as the request pairs.
+    const undiciFetch = set.variants.find((v) => v.key === "undici_fetch")!;
+    const clientFetch = set.variants.find((v) => v.key === "client_fetch")!;
+    const alternate = async (name: string, bare: Variant, meshed: Variant): Promise<{ readonly bare: VariantRounds; readonly mesh: VariantRounds }> => {
+      const got = new Map<Variant, RoundSample[]>([[bare, []], [meshed, []]]);
+      for (const v of [bare, meshed]) await measure(v, settings.warmupMs);
+      for (let p = 0; p < settings.pairs; p++) {
+        const parts: string[] = [];
+        for (const v of p % 2 === 0 ? [bare, meshed] : [meshed, bare]) {
+          const s = await measure(v, settings.roundMs);
+          got.get(v)!.push(s);
+          parts.push(`${v.key} ${short(s)}`);
+        }
+        console.log(`${name} pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
+      }
+      return { bare: { key: bare.key, label: bare.label, rounds: got.get(bare)! }, mesh: { key: meshed.key, label: meshed.label, rounds: got.get(meshed)! } };
+    };
+    const dispatcherPairs = settings.pairs > 0 ? await alternate("dispatcher", set.dispatcher.bare, set.dispatcher.mesh) : undefined;
+    const fetchPairs = settings.pairs > 0 ? await alternate("fetch", undiciFetch, clientFetch) : undefined;
     // Last: the traced calls take other branches of the request path, which would change how V8 runs it
     // for the rounds above. The SDK exists only for this phase (its globals are unregistered after it).
     // Four variants: raw and client.request without the SDK, the SDK's floor (raw with the same
@@ -130,6 +156,8 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
     return {
       rounds: set.variants.map((v) => ({ key: v.key, label: v.label, rounds: samples.get(v)! })),
       pairs: settings.pairs > 0 ? { raw: asRounds(raw), mesh: asRounds(mesh) } : undefined,
+      dispatcherPairs,
+      fetchPairs,
       tracing:
         settings.pairs > 0
           ? {

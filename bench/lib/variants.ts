@@ -1,11 +1,11 @@
-import { fetch as undiciFetch, Pool } from "undici";
+import { fetch as undiciFetch, Pool, request as undiciRequest } from "undici";
 import { createMesh, type PoolOptions } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { startBenchSdk, type BenchSdk } from "./otel-sdk.ts";
 import { sdkFloorSend } from "./sdk-floor.ts";
 
 /** The ways of sending the same request that the bench compares: four in the rounds, and `client.request` with the OpenTelemetry SDK. */
-export type VariantKey = "raw_request" | "client_request" | "client_fetch" | "undici_fetch" | "client_request_otel" | "raw_request_otel";
+export type VariantKey = "raw_request" | "client_request" | "client_fetch" | "undici_fetch" | "undici_request" | "dispatcher_request" | "client_request_otel" | "raw_request_otel";
 
 /** One way of sending a request: `send` sends one GET and consumes the whole body. */
 export interface Variant {
@@ -18,6 +18,11 @@ export interface Variant {
 export interface VariantSet {
   /** Raw `Pool.request` first: it is the baseline of every ratio. */
   readonly variants: readonly Variant[];
+  /**
+   * The pairs of the dispatcher phase: `undici.request` on a plain Pool, and the same call with
+   * `mesh.dispatcher` (to `http://bench/...`). The fetch phase pairs `undici_fetch` and `client_fetch` of `variants`.
+   */
+  readonly dispatcher: { readonly bare: Variant; readonly mesh: Variant };
   close(): Promise<void>;
 }
 
@@ -29,8 +34,8 @@ function expectOk(status: number, variant: VariantKey): void {
 }
 
 /**
- * Creates the four variants against one backend. The raw pool, the mesh's endpoint pool and the pool
- * under `undici.fetch` all get the same settings.
+ * Creates the four variants against one backend, and the two of the dispatcher phase. The raw pool,
+ * the mesh's endpoint pool and the pools under `undici.fetch` and `undici.request` all get the same settings.
  *
  * @param origin - the backend, `http://127.0.0.1:<port>`
  * @param path - the request path
@@ -40,7 +45,9 @@ export function createVariants(origin: string, path: string, pool: PoolOptions):
   const url = new URL(origin);
   const rawPool = new Pool(origin, pool);
   const fetchPool = new Pool(origin, pool);
+  const requestPool = new Pool(origin, pool);
   const fetchUrl = origin + path;
+  const meshUrl = `http://${SERVICE}${path}`;
   const registry = new MockRegistry({ [SERVICE]: [{ address: url.hostname, port: Number(url.port) }] });
   const mesh = createMesh({ registry, pool });
   const client = mesh.client(SERVICE);
@@ -84,10 +91,32 @@ export function createVariants(origin: string, path: string, pool: PoolOptions):
     },
   ];
 
+  const dispatcher: { readonly bare: Variant; readonly mesh: Variant } = {
+    bare: {
+      key: "undici_request",
+      label: "undici.request (Pool dispatcher)",
+      send: async () => {
+        const { statusCode, body } = await undiciRequest(fetchUrl, { dispatcher: requestPool });
+        await body.text();
+        expectOk(statusCode, "undici_request");
+      },
+    },
+    mesh: {
+      key: "dispatcher_request",
+      label: "undici.request with mesh.dispatcher",
+      send: async () => {
+        const { statusCode, body } = await undiciRequest(meshUrl, { dispatcher: mesh.dispatcher });
+        await body.text();
+        expectOk(statusCode, "dispatcher_request");
+      },
+    },
+  };
+
   return {
     variants,
+    dispatcher,
     close: async () => {
-      await Promise.all([rawPool.close(), fetchPool.close(), mesh.close()]);
+      await Promise.all([rawPool.close(), fetchPool.close(), requestPool.close(), mesh.close()]);
     },
   };
 }
