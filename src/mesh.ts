@@ -274,7 +274,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     });
     this.#ctx = {
       telemetry,
-      createHandle: (service, endpoint, addedAt) => new EndpointHandle(endpoint, poolOptions, addedAt, security?.transportFor(service, endpoint)),
+      createHandle: (service, endpoint, addedAt) => new EndpointHandle(service, endpoint, poolOptions, addedAt, security?.transportFor(service, endpoint)),
       registry: o.registry,
       balancers,
       defaultBalancer: balancers.bind(o.loadBalancer ?? { policy: "round_robin" }, "loadBalancer"),

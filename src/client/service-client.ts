@@ -142,7 +142,7 @@ export class ServiceClient {
       this.#waited = undefined;
       const hashKey = (options as ServiceRequestOptions).hashKey;
       const state = this.#state;
-      if (state.routing.active) return routedDispatch(this.service, options, handler, this.#stateOf, hashKey, (o) => o, wait);
+      if (state.routing.active) return routedDispatch(this.service, options, handler, this.#stateOf, hashKey, (o) => this.#withHost(o, this.service), wait);
       if (state.picker === undefined) failHandler(handler, state.unavailableError(wait));
       else this.#guardedDispatch(options, handler, hashKey, wait?.startedAt);
       return true;
@@ -233,7 +233,7 @@ export class ServiceClient {
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey?: string, waited?: DiscoveryWait): boolean {
     const state = this.#state;
     if (state.routing.active) return this.#routedDispatch(options, handler, host, hashKey, waited);
-    if (state.picker !== undefined) return this.#guardedDispatch(this.#dispatchOptions(options, host), handler, hashKey, waited?.startedAt);
+    if (state.picker !== undefined) return this.#guardedDispatch(this.#ownOptions(options, host), handler, hashKey, waited?.startedAt);
     const wait = waited ?? state.discoveryWait(true);
     state.settle(wait).then(
       () => (state.routing.active ? this.#routedDispatch(options, handler, host, hashKey, wait) : this.#dispatchLater(options, handler, host, hashKey, wait)),
@@ -243,7 +243,7 @@ export class ServiceClient {
   }
 
   #routedDispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined, wait?: DiscoveryWait): boolean {
-    return routedDispatch(this.service, options, handler, this.#stateOf, hashKey, (o) => this.#dispatchOptions(o, host), wait);
+    return routedDispatch(this.service, options, handler, this.#stateOf, hashKey, (o) => this.#withHost(o, host), wait);
   }
 
   /** The pick context of a request: its hash when the caller gave a key or the balancer hashes. */
@@ -260,7 +260,7 @@ export class ServiceClient {
 
   #dispatchLater(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, host: string, hashKey: string | undefined, wait: DiscoveryWait): void {
     if (this.#state.picker === undefined) failHandler(handler, this.#state.unavailableError(wait));
-    else this.#guardedDispatch(this.#dispatchOptions(options, host), handler, hashKey, wait.startedAt);
+    else this.#guardedDispatch(this.#ownOptions(options, host), handler, hashKey, wait.startedAt);
   }
 
   /** A dispatch through the service's own balancer, with its protections (timeouts, retries, breaker, limits). */
@@ -278,7 +278,16 @@ export class ServiceClient {
     return true;
   }
 
-  #dispatchOptions(options: Dispatcher.DispatchOptions, host: string): Dispatcher.DispatchOptions {
+  /**
+   * The options for this service's own endpoints: their pools send `Host: <service>` when a request
+   * names none (see EndpointHandle), so only another host is set here.
+   */
+  #ownOptions(options: Dispatcher.DispatchOptions, host: string): Dispatcher.DispatchOptions {
+    return host === this.service ? options : this.#withHost(options, host);
+  }
+
+  /** The options with a `Host` header (`host`) unless they name one: for routed calls, whose endpoints may be another service's. */
+  #withHost<T extends Dispatcher.DispatchOptions>(options: T, host: string): T {
     const hostOnly = host === this.service ? this.#hostOnly : { host };
     return { ...options, headers: withHost(options.headers, host, hostOnly) };
   }
@@ -292,11 +301,8 @@ export class ServiceClient {
       (options.method === undefined ? undefined : methodProblem(options.method)) ??
       ((options as { upgrade?: unknown }).upgrade === undefined || (options as { upgrade?: unknown }).upgrade === null ? undefined : "request() does not upgrade a connection; use undici.upgrade() or a WebSocket with mesh.dispatcher");
     if (problem !== undefined) return invalidArgument(`${problem} (request() to service '${this.service}')`);
-    return {
-      ...options,
-      method: options.method ?? "GET",
-      headers: withHost(options.headers, this.service, this.#hostOnly),
-    };
+    // No Host header here: the service's own pools send its name; a routed call sets it (#withHost).
+    return options.method === undefined ? { ...options, method: "GET" } : (options as Dispatcher.RequestOptions);
   }
 
   #resolve(input: string | URL): string {

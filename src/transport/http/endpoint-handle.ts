@@ -1,4 +1,4 @@
-import { Pool, type Dispatcher } from "undici";
+import { buildConnector, Pool, type Dispatcher } from "undici";
 import type { EndpointTransport } from "../../security/transport-security.ts";
 import { RefusingDispatcher } from "./refusing-dispatcher.ts";
 import { EndpointLoad } from "../../balancer/load.ts";
@@ -17,6 +17,7 @@ export class EndpointHandle implements PoolHandle {
   weight: number;
   /** When the endpoint joined (the clock's time), for slow start; undefined if it was there from the start. */
   readonly addedAt: number | undefined;
+  readonly #service: string;
   #endpoint: Endpoint;
   #pool: Dispatcher | undefined;
   readonly #options: Pool.Options;
@@ -26,12 +27,14 @@ export class EndpointHandle implements PoolHandle {
   readonly #destroyed = settledLater();
 
   /**
+   * @param service - the service the endpoint serves: the `Host` its pool sends when a request names none
    * @param endpoint - the endpoint record
    * @param options - undici pool options
    * @param addedAt - when the endpoint joined an already known set, for slow start
    * @param transport - mTLS: the origin and connector to use, or why the endpoint may not be used
    */
-  constructor(endpoint: Endpoint, options: Pool.Options, addedAt: number | undefined, transport?: EndpointTransport) {
+  constructor(service: string, endpoint: Endpoint, options: Pool.Options, addedAt: number | undefined, transport?: EndpointTransport) {
+    this.#service = service;
     this.#endpoint = endpoint;
     this.#transport = transport;
     this.#options = options;
@@ -54,11 +57,17 @@ export class EndpointHandle implements PoolHandle {
     return (this.#pool ??= this.#createPool());
   }
 
+  /**
+   * The pool's origin names the service (`http://orders`), so undici sends `Host: orders` on its own, a
+   * header it writes once per connection rather than one it checks on every request; its connector
+   * dials the endpoint's address.
+   */
   #createPool(): Dispatcher {
     const transport = this.#transport;
-    if (transport === undefined) return new Pool(this.#endpoint.origin, this.#options);
-    if ("refusal" in transport) return new RefusingDispatcher(transport.refusal);
-    return new Pool(transport.origin, { ...this.#options, connect: transport.connect });
+    if (transport !== undefined && "refusal" in transport) return new RefusingDispatcher(transport.refusal);
+    const scheme = transport !== undefined && transport.origin.startsWith("https:") ? "https" : "http";
+    const connect = transport?.connect ?? buildConnector({ timeout: this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS });
+    return new Pool(`${scheme}://${this.#service}`, { ...this.#options, connect: toAddress(connect, this.#endpoint) });
   }
 
   /** Whether a pool has been created. */
@@ -90,6 +99,17 @@ export class EndpointHandle implements PoolHandle {
     const destroying = this.#pool === undefined || (this.#pool as { destroyed?: boolean }).destroyed === true ? Promise.resolve() : this.#pool.destroy(error);
     return destroying.finally(() => this.#destroyed.resolve());
   }
+}
+
+/** undici's default time allowed to open a connection, which a connector of the pool's own must set itself. */
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** A connector that dials the endpoint's address and port, whatever host the pool's origin names. */
+function toAddress(connect: buildConnector.connector, endpoint: Endpoint): buildConnector.connector {
+  const hostname = endpoint.address;
+  const port = String(endpoint.port);
+  const host = endpoint.origin.slice("http://".length);
+  return (opts, callback) => connect({ ...opts, hostname, host, port }, callback);
 }
 
 /** A promise and the function that settles it. */
