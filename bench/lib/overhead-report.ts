@@ -62,6 +62,7 @@ function flatSummary(bench: BenchResults, summaries: readonly VariantSummary[]):
           tracing_floor_cpu_us: round(floor.addedCpuUs, 2),
           tracing_floor_throughput_ratio: round(floor.throughputRatio, 4),
           tracing_mesh_cpu_us: round(meshShare(t), 2),
+          ...instrumentationSummary(t, tracing.addedCpuUs),
           tracing_spans_per_request: round(t.spansPerRequest, 3),
         }),
   };
@@ -75,6 +76,19 @@ function pairedSummary(name: string, pairs: BenchResults["dispatcherPairs"]): Re
   if (pairs === undefined) return {};
   const c = compare(pairs.mesh, pairs.bare);
   return { [`${name}_added_cpu_us`]: round(c.addedCpuUs, 2), [`${name}_throughput_ratio`]: round(c.throughputRatio, 4) };
+}
+
+/**
+ * Raw `Pool.request` traced by instrumentation-undici against plain raw (paired per round, median), and
+ * `tracing_vs_instrumentation_ratio`: the mesh's tracing cost (traced − plain client.request) over that.
+ */
+function instrumentationSummary(t: NonNullable<BenchResults["tracing"]>, meshTracingUs: number): Record<string, number> {
+  const instrumentation = compare(t.instrumentation.mesh, t.instrumentation.bare);
+  return {
+    instrumentation_added_cpu_us: round(instrumentation.addedCpuUs, 2),
+    instrumentation_throughput_ratio: round(instrumentation.throughputRatio, 4),
+    tracing_vs_instrumentation_ratio: round(meshTracingUs / instrumentation.addedCpuUs, 3),
+  };
 }
 
 /**
@@ -99,6 +113,8 @@ function targets(summary: Record<string, number>): TargetCheck[] {
   }
   const tracing = summary.tracing_added_cpu_us;
   if (tracing !== undefined) checks.push({ name: "tracing_added_cpu_us", target: "<= 10", value: tracing, met: tracing <= 10 });
+  const versus = summary.tracing_vs_instrumentation_ratio;
+  if (versus !== undefined) checks.push({ name: "tracing_vs_instrumentation_ratio", target: "<= 1", value: versus, met: versus <= 1 });
   const share = summary.tracing_mesh_cpu_us;
   if (share !== undefined) checks.push({ name: "tracing_mesh_cpu_us", target: "<= 10", value: share, met: share <= 10 });
   return checks;
@@ -141,7 +157,7 @@ export function buildReport(bench: BenchResults, settings: BenchSettings, env: R
       pool: settings.pool,
       backend: "node:http server in a child process, 200 with a fixed body, keep-alive",
       body_consumption: "body.text() / res.text() in every variant",
-      method: "rounds interleaved, order from a Williams Latin square chained so that each variant runs in each position and right after each other variant equally often (12 rounds); before each run a full GC, a pause and an unmeasured lead-in; figures are medians across rounds; ratios and added CPU are paired per round against raw Pool.request, then the median taken; before all that, raw and client.request alone in alternating pairs, before any fetch ran in the process (*_paired figures); after the rounds, as many alternating pairs of undici.request on a plain Pool against undici.request with mesh.dispatcher (dispatcher_added_cpu_us, dispatcher_throughput_ratio), then of undici.fetch on a plain Pool against client.fetch (fetch_added_cpu_us, fetch_throughput_ratio); then, with the OpenTelemetry SDK set up (batch span processor and periodic metric reader, in-memory exporters, AsyncLocalStorage context manager, W3C propagators), four variants in balanced rounds, as many as the pairs: raw Pool.request, client.request without the SDK, raw Pool.request with the same spans, trace headers and metric points written by hand (the SDK's floor), and client.request with the SDK; tracing_added_cpu_us: traced client.request minus plain, paired per round; tracing_floor_cpu_us: the floor minus raw; tracing_mesh_cpu_us: per round the first minus the second, then the median",
+      method: "rounds interleaved, order from a Williams Latin square chained so that each variant runs in each position and right after each other variant equally often (12 rounds); before each run a full GC, a pause and an unmeasured lead-in; figures are medians across rounds; ratios and added CPU are paired per round against raw Pool.request, then the median taken; before all that, raw and client.request alone in alternating pairs, before any fetch ran in the process (*_paired figures); after the rounds, as many alternating pairs of undici.request on a plain Pool against undici.request with mesh.dispatcher (dispatcher_added_cpu_us, dispatcher_throughput_ratio), then of undici.fetch on a plain Pool against client.fetch (fetch_added_cpu_us, fetch_throughput_ratio); then, with the OpenTelemetry SDK set up (batch span processor and periodic metric reader, in-memory exporters, AsyncLocalStorage context manager, W3C propagators), four variants in balanced rounds, as many as the pairs: raw Pool.request, client.request without the SDK, raw Pool.request with the same spans, trace headers and metric points written by hand (the SDK's floor), and client.request with the SDK, then, the SDK still up, raw Pool.request against raw Pool.request traced by @opentelemetry/instrumentation-undici (enabled only during its runs) in as many alternating pairs; tracing_added_cpu_us: traced client.request minus plain, paired per round; tracing_floor_cpu_us: the floor minus raw; tracing_mesh_cpu_us: per round the first minus the second, then the median; instrumentation_added_cpu_us: the instrumented raw minus raw, paired; tracing_vs_instrumentation_ratio: tracing_added_cpu_us over instrumentation_added_cpu_us",
     },
     variants: Object.fromEntries(results.map((r) => [r.key, variantJson(find(summaries, r.key), r)])),
     ...(bench.tracing === undefined ? {} : { tracing_variants: tracingVariants(bench.tracing) }),
@@ -188,6 +204,10 @@ export function printReport(bench: BenchResults, report: OverheadReport): void {
     console.log(
       `\nclient.request with the OpenTelemetry SDK vs without: x${s.tracing_throughput_ratio!.toFixed(3)} throughput, ` +
         `${s.tracing_added_cpu_us.toFixed(2)} us CPU/req added, ${s.tracing_spans_per_request!.toFixed(2)} spans exported per request`,
+    );
+    console.log(
+      `raw Pool.request traced by instrumentation-undici vs raw: x${s.instrumentation_throughput_ratio!.toFixed(3)} throughput, ` +
+        `${s.instrumentation_added_cpu_us!.toFixed(2)} us CPU/req added; the mesh's tracing cost over it: x${s.tracing_vs_instrumentation_ratio!.toFixed(2)}`,
     );
     console.log(
       `the SDK's floor (the same telemetry by hand on raw Pool.request) vs raw: x${s.tracing_floor_throughput_ratio!.toFixed(3)} throughput, ` +

@@ -30,7 +30,15 @@ export interface BenchResults {
    * with it the SDK's floor (raw with the same telemetry by hand) and `client.request`.
    */
   readonly tracing:
-    | { readonly raw: VariantRounds; readonly floor: VariantRounds; readonly plain: VariantRounds; readonly traced: VariantRounds; readonly spansPerRequest: number }
+    | {
+        readonly raw: VariantRounds;
+        readonly floor: VariantRounds;
+        readonly plain: VariantRounds;
+        readonly traced: VariantRounds;
+        /** Raw (`bare`) against raw traced by instrumentation-undici (`mesh`), in alternating pairs after the four. */
+        readonly instrumentation: { readonly bare: VariantRounds; readonly mesh: VariantRounds };
+        readonly spansPerRequest: number;
+      }
     | undefined;
 }
 
@@ -61,8 +69,13 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
     collectGarbage();
     await sleep(settings.pauseMs);
     // Unmeasured lead-in: lets V8 re-optimize what the previous variant deoptimized.
-    if (settings.leadInMs > 0) await runRound(v.send, settings.concurrency, settings.leadInMs, recorder);
-    return runRound(v.send, settings.concurrency, ms, recorder);
+    v.enter?.();
+    try {
+      if (settings.leadInMs > 0) await runRound(v.send, settings.concurrency, settings.leadInMs, recorder);
+      return await runRound(v.send, settings.concurrency, ms, recorder);
+    } finally {
+      v.leave?.();
+    }
   };
   const raw = set.variants.find((v) => v.key === "raw_request")!;
   const mesh = set.variants.find((v) => v.key === "client_request")!;
@@ -117,14 +130,17 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
     // Last: the traced calls take other branches of the request path, which would change how V8 runs it
     // for the rounds above. The SDK exists only for this phase (its globals are unregistered after it).
     // Four variants: raw and client.request without the SDK, the SDK's floor (raw with the same
-    // telemetry by hand) and client.request with it, in balanced order.
+    // telemetry by hand) and client.request with it, in balanced order. Then, with the SDK still up,
+    // raw against raw traced by instrumentation-undici, in alternating pairs.
     const withSdk = createTracedVariant(origin, settings.path, settings.pool);
     const traced = withSdk.variant;
     const floor = withSdk.floor;
+    const instrumented = withSdk.instrumented;
     const tracedSet = [raw, floor, mesh, traced];
     const tracing = new Map<Variant, RoundSample[]>(tracedSet.map((v) => [v, []]));
     const tracedSchedule = balancedSchedule(tracedSet.length);
     let spansPerRequest = 0;
+    let instrumentationPairs: { readonly bare: VariantRounds; readonly mesh: VariantRounds } | undefined;
     try {
       if (settings.pairs > 0) {
         console.log(`warm-up of the SDK floor and client.request with the OpenTelemetry SDK: ${settings.warmupMs} ms each`);
@@ -140,6 +156,10 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
         }
         withSdk.sdk.trim();
         console.log(`tracing round ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
+      }
+      if (settings.pairs > 0) {
+        instrumentationPairs = await alternate("instrumentation", raw, instrumented);
+        withSdk.sdk.trim();
       }
       // What each traced request exported: 1000 requests one after another, then a flush.
       if (settings.pairs > 0) {
@@ -165,6 +185,7 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
               floor: { key: floor.key, label: floor.label, rounds: tracing.get(floor)! },
               plain: { key: mesh.key, label: mesh.label, rounds: tracing.get(mesh)! },
               traced: { key: traced.key, label: traced.label, rounds: tracing.get(traced)! },
+              instrumentation: instrumentationPairs!,
               spansPerRequest,
             }
           : undefined,

@@ -1,17 +1,30 @@
 import { fetch as undiciFetch, Pool, request as undiciRequest } from "undici";
 import { createMesh, type PoolOptions } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
+import { UndiciInstrumentation } from "@opentelemetry/instrumentation-undici";
 import { startBenchSdk, type BenchSdk } from "./otel-sdk.ts";
 import { sdkFloorSend } from "./sdk-floor.ts";
 
 /** The ways of sending the same request that the bench compares: four in the rounds, and `client.request` with the OpenTelemetry SDK. */
-export type VariantKey = "raw_request" | "client_request" | "client_fetch" | "undici_fetch" | "undici_request" | "dispatcher_request" | "client_request_otel" | "raw_request_otel";
+export type VariantKey =
+  | "raw_request"
+  | "client_request"
+  | "client_fetch"
+  | "undici_fetch"
+  | "undici_request"
+  | "dispatcher_request"
+  | "client_request_otel"
+  | "raw_request_otel"
+  | "raw_request_instrumented";
 
 /** One way of sending a request: `send` sends one GET and consumes the whole body. */
 export interface Variant {
   readonly key: VariantKey;
   readonly label: string;
   readonly send: () => Promise<void>;
+  /** Set up before each of its runs (lead-in and measured), and undone after: what must not touch the other variants. */
+  readonly enter?: () => void;
+  readonly leave?: () => void;
 }
 
 /** The variants, all sending to the same backend, plus what closes their pools. */
@@ -126,6 +139,12 @@ export interface TracedVariant {
   readonly variant: Variant;
   /** Raw `Pool.request` with the same spans, trace headers and metric points written by hand: the SDK's cost alone. */
   readonly floor: Variant;
+  /**
+   * Raw `Pool.request` traced by `@opentelemetry/instrumentation-undici` under the same SDK (a CLIENT
+   * span, the trace header and its duration histogram per request): what tracing costs without the mesh.
+   * The instrumentation is on only during this variant's runs.
+   */
+  readonly instrumented: Variant;
   readonly sdk: BenchSdk;
   /** Closes the mesh and shuts the SDK down (its globals too). */
   close(): Promise<void>;
@@ -148,6 +167,12 @@ export function createTracedVariant(origin: string, path: string, pool: PoolOpti
   const client = mesh.client(SERVICE);
   const floorPool = new Pool(origin, pool);
   const floorSend = sdkFloorSend(floorPool, url, path, SERVICE, sdk);
+  const instrumentedPool = new Pool(origin, pool);
+  // Made enabled (with `enabled: false` its hooks would stay silent after enable()), then off until its runs.
+  const instrumentation = new UndiciInstrumentation();
+  instrumentation.setTracerProvider(sdk.tracerProvider);
+  instrumentation.setMeterProvider(sdk.meterProvider);
+  instrumentation.disable();
   return {
     variant: {
       key: "client_request_otel",
@@ -163,9 +188,21 @@ export function createTracedVariant(origin: string, path: string, pool: PoolOpti
       label: "undici Pool.request, the same telemetry by hand",
       send: async () => expectOk(await floorSend(), "raw_request_otel"),
     },
+    instrumented: {
+      key: "raw_request_instrumented",
+      label: "undici Pool.request, instrumentation-undici",
+      send: async () => {
+        const { statusCode, body } = await instrumentedPool.request({ path, method: "GET" });
+        await body.text();
+        expectOk(statusCode, "raw_request_instrumented");
+      },
+      enter: () => instrumentation.enable(),
+      leave: () => instrumentation.disable(),
+    },
     sdk,
     close: async () => {
-      await Promise.all([mesh.close(), floorPool.close()]);
+      instrumentation.disable();
+      await Promise.all([mesh.close(), floorPool.close(), instrumentedPool.close()]);
       await sdk.shutdown();
     },
   };
