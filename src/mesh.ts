@@ -7,7 +7,7 @@ import { systemClock, type Clock } from "./core/clock.ts";
 import { MeshError, invalidConfig } from "./core/errors.ts";
 import type { MeshEvents } from "./telemetry/mesh-events.ts";
 import { systemRandom, type Random } from "./core/random.ts";
-import { assertServiceName, isValidServiceName } from "./core/service-name.ts";
+import { assertServiceName, isValidServiceName, namesItsOrigin } from "./core/service-name.ts";
 import { setMeshInternals } from "./mesh-internals.ts";
 import { expectOptions, optionalChoice, optionalNumber } from "./core/validate.ts";
 import { headersProblem, invalidArgument, methodProblem, pathProblem } from "./core/request-arguments.ts";
@@ -218,6 +218,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly dispatcher: Dispatcher;
   readonly #ctx: MeshContext<EndpointHandle>;
   readonly #security: TransportSecurity | undefined;
+  /** Whether a service's endpoint pools name it in their origin (then undici sends its `Host`). */
+  readonly #hostByOrigin: (service: string) => boolean;
   readonly #telemetry: MeshTelemetry;
   readonly #clients = new Map<string, ServiceClient>();
   readonly #states = new Map<string, UpstreamState<EndpointHandle>>();
@@ -264,6 +266,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const userHeadersTimeout = poolOptions.headersTimeout ?? undefined;
     if (poolOptions.headersTimeout === undefined) poolOptions.headersTimeout = DEFAULT_POLICY.timeoutMs;
     const security = o.tls === undefined ? undefined : new TransportSecurity(resolveTlsOptions(o.tls), poolOptions.connectTimeout ?? 10_000);
+    // Plaintext pools name their service, so undici sends its Host; with mTLS every request carries Host
+    // as a header, as undici re-handshakes an https connection whenever a request's servername changes.
+    const hostByOrigin = (service: string): boolean => security === undefined && namesItsOrigin(service);
+    this.#hostByOrigin = hostByOrigin;
     this.#security = security;
     const telemetry = new MeshTelemetry(resolveTelemetry(o.telemetry), this, () => this.#upstreamStates().map(gaugeReading));
     this.#telemetry = telemetry;
@@ -274,7 +280,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     });
     this.#ctx = {
       telemetry,
-      createHandle: (service, endpoint, addedAt) => new EndpointHandle(service, endpoint, poolOptions, addedAt, security?.transportFor(service, endpoint)),
+      createHandle: (service, endpoint, addedAt) => new EndpointHandle(hostByOrigin(service) ? service : undefined, endpoint, poolOptions, addedAt, security?.transportFor(service, endpoint)),
       registry: o.registry,
       balancers,
       defaultBalancer: balancers.bind(o.loadBalancer ?? { policy: "round_robin" }, "loadBalancer"),
@@ -412,6 +418,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const state = new UpstreamState(name, this.#ctx);
     const client = new ServiceClient(
       state,
+      this.#hostByOrigin(name),
       (options, handler, affinity) => this.#dispatch(options, handler, affinity),
       // Its own routing looks itself up: that is no new use by the code, so a service named by request data stays one.
       (service) => (service === name && this.#closing === undefined && this.#states.get(name) === state ? state : this.#stateOf(service)),

@@ -76,4 +76,23 @@ describe("endpoint pools dial the endpoint's address and send the service as Hos
       ["payments", "payments.internal"],
     );
   });
+
+  // (fetch() and mesh.dispatcher cannot name such a service at all: their URL's host parses as an IPv4 address.)
+  it("request() to a service named like a number (1234, 0x7f) sends its name as Host, not the IPv4 address a URL parser reads", async () => {
+    const registry = new MockRegistry({ "1234": [{ address: "127.0.0.1", port: v4.port }], "0x7f": [{ address: "127.0.0.1", port: v4.port }] });
+    const numeric = createMesh({ registry });
+    try {
+      v4.seen.length = 0;
+      for (const name of ["1234", "0x7f"]) {
+        const { body } = await numeric.client(name).request({ path: "/" });
+        await body.text();
+      }
+      assert.deepEqual(
+        v4.seen.map((s) => s.host),
+        ["1234", "0x7f"],
+      );
+    } finally {
+      await numeric.close();
+    }
+  });
 });

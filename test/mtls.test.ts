@@ -41,6 +41,21 @@ describe("mTLS on outgoing calls", () => {
     }
   });
 
+  it("calls with and without a Host header of the service's name share one connection (no new handshake each time)", async () => {
+    const before = orders.clientSerials.length;
+    const mesh = meshFor({ orders: [orders.endpoint()] }, { pool: { connections: 1 } });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const res = await mesh.client("orders").request({ path: "/", ...(i % 2 === 0 ? {} : { headers: { host: "orders" } }) });
+        assert.equal(res.statusCode, 200);
+        await res.body.dump();
+      }
+      assert.equal(orders.clientSerials.length - before, 1, "one TLS handshake for ten calls");
+    } finally {
+      await mesh.close();
+    }
+  });
+
   it("refuses a server with the wrong SPIFFE ID with ERR_PEER_IDENTITY, before any request data is sent", async () => {
     const impostor = await TlsBackend.start("impostor", await leafFor(ca, "payments"), ca.rootPem);
     const mesh = meshFor({ orders: [impostor.endpoint()] });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { request as undiciRequest } from "undici";
 import { createMesh, isMeshError, type ConfigRejectedEvent, type Mesh, type ServiceConfig } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { Backend, startBackends } from "./helpers/backend.ts";
@@ -61,6 +62,27 @@ describe("routing on real servers", () => {
     });
     for (let i = 0; i < 20; i++) assert.equal(side(await hit("/", { "x-debug": "1" })), "v2");
     for (let i = 0; i < 20; i++) assert.equal(side(await hit("/", { "x-debug": "0" })), "v1");
+  });
+
+  it("a route can match the Host the request carries: the service's name when the caller set none (request, fetch, mesh.dispatcher)", async () => {
+    registry.setConfig("web", { router: { routes: [{ match: { headers: [{ name: "host", exact: "web" }] }, destination: { service: "admin" } }] } });
+    const res = await mesh.client("web").request({ path: "/a" });
+    await res.body.dump();
+    const fetched = await mesh.client("web").fetch("/b");
+    await fetched.text();
+    const { body } = await undiciRequest("http://web/c", { dispatcher: mesh.dispatcher });
+    await body.dump();
+    assert.deepEqual(
+      admin.seen.map((r) => [r.url, r.headers.host]),
+      [
+        ["/a", "web"],
+        ["/b", "web"],
+        ["/c", "web"],
+      ],
+    );
+    const other = await mesh.client("web").request({ path: "/d", headers: { host: "web.internal" } });
+    await other.body.dump();
+    assert.equal(other.headers["x-instance"] === admin.name, false, "a Host the caller set is what the route sees");
   });
 
   it("a path prefix goes to another service, with the prefix rewritten and headers changed both ways (request and fetch)", async () => {

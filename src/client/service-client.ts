@@ -75,9 +75,13 @@ export class ServiceClient {
   /** Reused for every hashed pick: a pick is synchronous, so one object serves all requests. */
   readonly #context: { hash: number | undefined } = { hash: undefined };
 
+  /** Whether the service's own pools send `Host: <service>` (their origin names it); else every request carries it as a header. */
+  readonly #poolSendsHost: boolean;
+
   /** @internal */
-  constructor(state: UpstreamView<EndpointHandle>, route: RouteByOrigin, stateOf: StateLookup) {
+  constructor(state: UpstreamView<EndpointHandle>, poolSendsHost: boolean, route: RouteByOrigin, stateOf: StateLookup) {
     this.service = state.service;
+    this.#poolSendsHost = poolSendsHost;
     this.#state = state;
     this.#route = route;
     this.#stateOf = stateOf;
@@ -283,7 +287,7 @@ export class ServiceClient {
    * names none (see EndpointHandle), so only another host is set here.
    */
   #ownOptions(options: Dispatcher.DispatchOptions, host: string): Dispatcher.DispatchOptions {
-    return host === this.service ? options : this.#withHost(options, host);
+    return host === this.service && this.#poolSendsHost ? options : this.#withHost(options, host);
   }
 
   /** The options with a `Host` header (`host`) unless they name one: for routed calls, whose endpoints may be another service's. */
@@ -301,7 +305,8 @@ export class ServiceClient {
       (options.method === undefined ? undefined : methodProblem(options.method)) ??
       ((options as { upgrade?: unknown }).upgrade === undefined || (options as { upgrade?: unknown }).upgrade === null ? undefined : "request() does not upgrade a connection; use undici.upgrade() or a WebSocket with mesh.dispatcher");
     if (problem !== undefined) return invalidArgument(`${problem} (request() to service '${this.service}')`);
-    // No Host header here: the service's own pools send its name; a routed call sets it (#withHost).
+    // No Host header here when the service's own pools send its name; a routed call sets it (#withHost).
+    if (!this.#poolSendsHost) return { ...options, method: options.method ?? "GET", headers: withHost(options.headers, this.service, this.#hostOnly) };
     return options.method === undefined ? { ...options, method: "GET" } : (options as Dispatcher.RequestOptions);
   }
 

@@ -13,6 +13,21 @@ export function isValidServiceName(name: unknown): name is string {
 }
 
 /**
+ * Whether `http://<name>` is an origin whose host is `name` itself. A valid service name always is,
+ * except one that a URL parser reads as an IPv4 address (`1234`, `0x7f`): its pools cannot name it, and
+ * its requests carry `Host` as a header.
+ *
+ * @param name - a valid service name
+ */
+export function namesItsOrigin(name: string): boolean {
+  try {
+    return new URL(`http://${name}`).hostname === name;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Throws `ERR_INVALID_SERVICE_NAME` unless `name` is a valid service name.
  *
  * @param name - the candidate name

@@ -17,7 +17,8 @@ export class EndpointHandle implements PoolHandle {
   weight: number;
   /** When the endpoint joined (the clock's time), for slow start; undefined if it was there from the start. */
   readonly addedAt: number | undefined;
-  readonly #service: string;
+  /** The service its pool's origin names (undici then sends it as `Host`), or undefined: the endpoint's origin, and `Host` as a header. */
+  readonly #host: string | undefined;
   #endpoint: Endpoint;
   #pool: Dispatcher | undefined;
   readonly #options: Pool.Options;
@@ -27,14 +28,16 @@ export class EndpointHandle implements PoolHandle {
   readonly #destroyed = settledLater();
 
   /**
-   * @param service - the service the endpoint serves: the `Host` its pool sends when a request names none
+   * @param host - the service to name in the pool's origin (the `Host` undici sends when a request
+   *   names none), or undefined to keep the endpoint's origin (requests then carry `Host` as a header);
+   *   ignored for an endpoint with a transport (mTLS), whose pools keep their origin
    * @param endpoint - the endpoint record
    * @param options - undici pool options
    * @param addedAt - when the endpoint joined an already known set, for slow start
    * @param transport - mTLS: the origin and connector to use, or why the endpoint may not be used
    */
-  constructor(service: string, endpoint: Endpoint, options: Pool.Options, addedAt: number | undefined, transport?: EndpointTransport) {
-    this.#service = service;
+  constructor(host: string | undefined, endpoint: Endpoint, options: Pool.Options, addedAt: number | undefined, transport?: EndpointTransport) {
+    this.#host = host;
     this.#endpoint = endpoint;
     this.#transport = transport;
     this.#options = options;
@@ -58,16 +61,18 @@ export class EndpointHandle implements PoolHandle {
   }
 
   /**
-   * The pool's origin names the service (`http://orders`), so undici sends `Host: orders` on its own, a
-   * header it writes once per connection rather than one it checks on every request; its connector
-   * dials the endpoint's address.
+   * With a host, the pool's origin names the service (`http://orders`), so undici sends `Host: orders`
+   * on its own, a header it writes once per pool rather than one it checks on every request; its
+   * connector dials the endpoint's address. Without one, the endpoint's origin as it is.
    */
   #createPool(): Dispatcher {
     const transport = this.#transport;
     if (transport !== undefined && "refusal" in transport) return new RefusingDispatcher(transport.refusal);
-    const scheme = transport !== undefined && transport.origin.startsWith("https:") ? "https" : "http";
-    const connect = transport?.connect ?? buildConnector({ timeout: this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS });
-    return new Pool(`${scheme}://${this.#service}`, { ...this.#options, connect: toAddress(connect, this.#endpoint) });
+    if (transport !== undefined) return new Pool(transport.origin, { ...this.#options, connect: transport.connect });
+    const host = this.#host;
+    if (host === undefined) return new Pool(this.#endpoint.origin, this.#options);
+    const connect = buildConnector({ timeout: this.#options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS });
+    return new Pool(`http://${host}`, { ...this.#options, connect: toAddress(connect, this.#endpoint) });
   }
 
   /** Whether a pool has been created. */

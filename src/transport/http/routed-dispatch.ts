@@ -165,9 +165,10 @@ function rewritingHandler(handler: Dispatcher.DispatchHandler, decision: RouteDe
 }
 
 /**
- * A dispatch (fetch, `mesh.dispatcher`) through routing.
+ * A dispatch (`request()`, `fetch()`, `mesh.dispatcher`) through routing.
  *
- * @param host - the `Host` header to set when the caller set none
+ * @param prepare - the options as they will go (with the `Host` of the service called when the caller
+ *   set none): routes, faults, mirrors and hash policies read these
  * @internal
  */
 export function routedDispatch(
@@ -181,20 +182,22 @@ export function routedDispatch(
 ): boolean {
   const send = async (): Promise<void> => {
     if (stateOf(service).closing) throw meshClosedError();
-    const decision = decideRoute(service, new RequestView(options), (s) => stateOf(s).routing, true);
+    // Routes, faults, mirrors and hash policies see the request as it will go, its Host included.
+    const sent = prepare(options);
+    const decision = decideRoute(service, new RequestView(sent), (s) => stateOf(s).routing, true);
     const { clock, random } = stateOf(service).env;
-    const fault = faultFor(decision, options.headers, random);
+    const fault = faultFor(decision, sent.headers, random);
     if (fault.delayMs > 0) await sleep(clock, fault.delayMs);
     if (fault.abortStatus !== undefined) {
       respondWith(rewritingHandler(handler, decision), fault.abortStatus, FAULT_HEADERS, "fault filter abort");
       return;
     }
     const { selection: first, wait: waited } = await selectFor(decision, stateOf, wait);
-    mirror(decision, options, stateOf, random);
-    const context = pickContext(first, options, hashKey);
+    mirror(decision, sent, stateOf, random);
+    const context = pickContext(first, sent, hashKey);
     const target = first.state;
     const policy = target.policyFor(decision.route?.config.destination);
-    meshDispatch(target, policy, prepare(routedOptions(options, decision)), rewritingHandler(handler, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision), waited?.startedAt);
+    meshDispatch(target, policy, routedOptions(sent, decision), rewritingHandler(handler, decision), attemptPicker(decision, first, stateOf, context), labelOf(decision), waited?.startedAt);
   };
   send().catch((err: unknown) => failHandler(handler, err instanceof Error ? err : new Error(String(err))));
   return true;
