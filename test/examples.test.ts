@@ -47,7 +47,7 @@ describe("examples run and say what the docs say", () => {
     assert.match(out, /"tenant":"acme"/, "baggage reached orders");
     assert.match(
       out,
-      /nightly-job \[INTERNAL\]\n +GET web \[INTERNAL\] status 200\n +GET \[CLIENT\] peer :\d+, status 200\n +GET web \[SERVER\] status 200\n +GET orders \[INTERNAL\] status 200\n +GET \[CLIENT\] peer :\d+, status 503\n +GET orders \[SERVER\] status 503\n +GET \[CLIENT\] peer :\d+, status 200, retry after 503\n +GET orders \[SERVER\] status 200\n/,
+      /nightly-job \[INTERNAL\]\n +GET \[CLIENT\] peer :\d+, status 200\n +GET web \[SERVER\] status 200\n +GET \[CLIENT\] peer :\d+, status 503\n +GET orders \[SERVER\] status 503\n +GET \[CLIENT\] peer :\d+, status 200, retry after 503\n +GET orders \[SERVER\] status 200\n/,
     );
     assert.match(out, /one trace id: true/);
     assert.match(out, /traceId: '[0-9a-f]{32}'/, "the console exporter printed spans");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { after, afterEach, before, describe, it } from "node:test";
 import { diag, DiagLogLevel, metrics, trace, type DiagLogger } from "@opentelemetry/api";
-import { channels, createMesh, EndpointSet, type Registry, type EndpointEjectedMessage, type EndpointMessage, type Mesh, type PickMessage, type RequestEndMessage, type RequestStartMessage } from "proxyless";
+import { channels, createMesh, isMeshError, EndpointSet, type Registry, type EndpointEjectedMessage, type EndpointMessage, type Mesh, type PickMessage, type RequestEndMessage, type RequestStartMessage } from "proxyless";
 import { FakeClock, MockRegistry, createSeededRandom } from "proxyless/testing";
 import { Backend, startBackends } from "./helpers/backend.ts";
 import { createOtel, registerContextAndPropagation, type Otel } from "./helpers/otel.ts";
@@ -186,11 +186,29 @@ describe("without an OpenTelemetry SDK; diagnostics_channel; snapshot(); an SDK 
     const again = await mesh.client("orders").request({ path: "/" });
     await again.body.dump();
     const spans = otel.spans();
-    assert.deepEqual(spans.map((s) => s.name).sort(), ["GET", "GET orders"]);
+    assert.deepEqual(
+      spans.map((s) => s.name),
+      ["GET"],
+      "the attempt's CLIENT span (no call span by default)",
+    );
     assert.equal(backends[0]!.seen[0]!.headers.traceparent, undefined);
-    assert.equal(backends[0]!.seen[1]!.headers.traceparent, `00-${spans[0]!.spanContext().traceId}-${spans.find((s) => s.name === "GET")!.spanContext().spanId}-01`);
+    assert.equal(backends[0]!.seen[1]!.headers.traceparent, `00-${spans[0]!.spanContext().traceId}-${spans[0]!.spanContext().spanId}-01`);
     const collected = (await otel.collect()).map((m) => m.descriptor.name);
     assert.ok(collected.includes("http.client.request.duration") && collected.includes("proxyless.endpoints"), collected.join());
+  });
+
+  it("telemetry options are checked: attempts and callSpans take only their values", () => {
+    const registry = new MockRegistry({ orders: [backends[0]!.endpoint] });
+    for (const [telemetry, field] of [
+      [{ attempts: "sometimes" }, "telemetry.attempts"],
+      [{ callSpans: "yes" }, "telemetry.callSpans"],
+      [{ callSpan: true }, "telemetry.callSpan"],
+    ] as const) {
+      assert.throws(
+        () => createMesh({ registry, telemetry: telemetry as never }),
+        (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.message.includes(field),
+      );
+    }
   });
 
   it("telemetry: false records nothing even with a global SDK", async () => {

@@ -31,7 +31,7 @@ describe("with @opentelemetry/instrumentation-undici active", () => {
       registry: new MockRegistry({ orders: backends.map((b) => b.endpoint) }),
       random: createSeededRandom(5),
       resilience: { outlier: false },
-      telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider },
+      telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider, callSpans: true },
     });
     try {
       for (let i = 0; i < 2; i++) {

@@ -37,7 +37,8 @@ describe("OpenTelemetry traces and metrics, with the real SDK and in-memory expo
       registry: new MockRegistry({ orders: backends.slice(0, n).map((b) => b.endpoint) }),
       random: createSeededRandom(11),
       resilience,
-      telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider },
+      // These tests check the call's INTERNAL span and its children; the default layout has its own tests.
+      telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider, callSpans: true },
       ...extra,
     }));
   };
@@ -230,10 +231,86 @@ describe("OpenTelemetry traces and metrics, with the real SDK and in-memory expo
     assert.equal(counterSum(metrics, "proxyless.client.hedges"), 1);
   });
 
-  it("routing: the call span names the route and subset, the attempt the service that served it", async () => {
+  for (const api of ["request", "fetch"] as const) {
+    it(`default layout, ${api}(): a CLIENT span per attempt under the caller's span, no call span; a retry is a sibling with resend_count`, async () => {
+      backends[0]!.failWith = 503;
+      otel = createOtel();
+      const m = (mesh = createMesh({
+        registry: new MockRegistry({ orders: backends.slice(0, 2).map((b) => b.endpoint) }),
+        random: createSeededRandom(11),
+        resilience: { outlier: false },
+        telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider },
+      }));
+      const tracer = otel.tracerProvider.getTracer("test");
+      for (let i = 0; i < 2; i++) {
+        await tracer.startActiveSpan("job", async (job) => {
+          if (api === "request") {
+            const res = await m.client("orders").request({ path: "/v1/orders?id=7" });
+            assert.equal(res.statusCode, 200);
+            await res.body.dump();
+          } else {
+            const res = await m.client("orders").fetch("/v1/orders?id=7");
+            assert.equal(res.status, 200);
+            await res.text();
+          }
+          job.end();
+        });
+      }
+      const spans = otel.spans();
+      const mine = spans.filter((s) => s.instrumentationScope.name === "proxyless");
+      assert.ok(mine.length > 0 && mine.every((s) => s.kind === SpanKind.CLIENT), "only CLIENT spans from the mesh");
+      const jobs = spans.filter((s) => s.name === "job");
+      assert.equal(jobs.length, 2);
+      // Round robin over the two: each call's first attempt goes to the failing backend, its retry to the other.
+      for (const job of jobs) {
+        const under = mine.filter((s) => s.parentSpanContext?.spanId === job.spanContext().spanId);
+        assert.equal(under.length, 2, "a call's two attempts are siblings under the caller's span");
+        const [first, second] = [...under].sort((a, b) => Number(a.attributes["http.request.resend_count"] ?? 0) - Number(b.attributes["http.request.resend_count"] ?? 0));
+        assert.equal(first!.attributes["http.request.resend_count"], undefined);
+        assert.equal(first!.attributes["http.response.status_code"], 503);
+        assert.equal(second!.attributes["http.request.resend_count"], 1);
+        assert.equal(second!.attributes["proxyless.retry.reason"], "503");
+        assert.equal(second!.attributes["http.response.status_code"], 200);
+      }
+      assert.equal(mine.length, 4);
+      const sent = [...backends[0]!.seen, ...backends[1]!.seen];
+      assert.equal(sent.length, 4);
+      for (const request of sent) {
+        const header = request.headers.traceparent;
+        assert.ok(mine.some((s) => header === `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`), `${String(header)} names an attempt span`);
+      }
+      const durations = points(await otel.collect(), "http.client.request.duration");
+      assert.equal(
+        durations.reduce((n, p) => n + (p.value as { count: number }).count, 0),
+        4,
+        "a duration point per attempt",
+      );
+    });
+  }
+
+  it("default layout: a routed call's attempt spans name the route and subset", async () => {
     otel = createOtel();
     const registry = new MockRegistry({ web: [backends[2]!.endpoint], api: [backends[0]!.endpoint, { ...backends[1]!.endpoint, meta: { version: "v2" } }] });
     mesh = createMesh({ registry, telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider } });
+    registry.setConfig("api", { resolver: { subsets: { v2: { filter: "Service.Meta.version == v2" } } } });
+    registry.setConfig("web", { router: { routes: [{ match: { pathPrefix: "/api" }, destination: { service: "api", subset: "v2" } }] } });
+    const res = await mesh.client("web").request({ path: "/api/x" });
+    assert.equal(res.statusCode, 200);
+    await res.body.dump();
+    const spans = otel.spans().filter((s) => s.instrumentationScope.name === "proxyless");
+    assert.equal(spans.length, 1);
+    const attempt = spans[0]!;
+    assert.equal(attempt.kind, SpanKind.CLIENT);
+    assert.deepEqual(
+      [attempt.attributes["server.address"], attempt.attributes["proxyless.target"], attempt.attributes["proxyless.route"], attempt.attributes["proxyless.subset"]],
+      ["web", "api", 0, "v2"],
+    );
+  });
+
+  it("routing: the call span names the route and subset, the attempt the service that served it", async () => {
+    otel = createOtel();
+    const registry = new MockRegistry({ web: [backends[2]!.endpoint], api: [backends[0]!.endpoint, { ...backends[1]!.endpoint, meta: { version: "v2" } }] });
+    mesh = createMesh({ registry, telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider, callSpans: true } });
     registry.setConfig("api", { resolver: { subsets: { v2: { filter: "Service.Meta.version == v2" } } } });
     registry.setConfig("web", { router: { routes: [{ match: { pathPrefix: "/api" }, destination: { service: "api", subset: "v2" } }] } });
     const res = await mesh.client("web").request({ path: "/api/x" });
@@ -253,7 +330,7 @@ describe("OpenTelemetry traces and metrics, with the real SDK and in-memory expo
     otel = createOtel();
     const clock = new FakeClock();
     const registry = new MockRegistry({ orders: [backends[0]!.endpoint] });
-    mesh = createMesh({ registry, clock, telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider } });
+    mesh = createMesh({ registry, clock, telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider, callSpans: true } });
     mesh.client("orders");
     await mesh.explain("orders");
     clock.advance(1000);

@@ -5,8 +5,9 @@
  *   node --conditions=proxyless-source examples/tracing/main.ts
  *
  * A job calls `web` through a mesh; `web` calls `orders` (two instances, the first of which fails once,
- * so one call is retried). One trace covers it all: job → mesh call span `GET web` → attempt `GET` →
- * web's SERVER span → mesh call span `GET orders` → two attempts (503, then 200) → orders' SERVER spans.
+ * so one call is retried). One trace covers it all: job → attempt `GET` (a CLIENT span) → web's SERVER
+ * span → two attempts to orders (503, then 200, the second with `http.request.resend_count` 1) → orders'
+ * SERVER spans. (`telemetry: { callSpans: true }` would add an INTERNAL span per call above its attempts.)
  * The tenant travels as W3C baggage. At the end, the SDK flushes the metrics (durations, retries,
  * endpoints by state) and the mesh prints its snapshot.
  */

@@ -45,8 +45,11 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
  * The telemetry of one call (exists only when something records: a tracer, a meter, or a
- * diagnostics_channel subscriber). The call's span is INTERNAL and each attempt's CLIENT, as the HTTP
- * conventions ask (a span per physical request, under one for the logical operation). @internal
+ * diagnostics_channel subscriber). Each attempt has a CLIENT span, as the HTTP conventions ask (a span
+ * per physical request). The call has an INTERNAL span of its own, their parent, only with
+ * `telemetry.callSpans`; otherwise the attempts' spans are children of the caller's span, and what
+ * the call span would have carried goes to the metrics (ejections, the budget, the breaker) or to the
+ * attempts' spans (the route and subset). @internal
  */
 export class CallTelemetry {
   readonly state: CallTarget;
@@ -57,7 +60,7 @@ export class CallTelemetry {
   readonly path: string;
   /** `url.full` of the attempts: the service's URL, as the caller named it, with the query's values redacted. */
   readonly url: string;
-  /** The call's span, and the context it is the active span of (the attempts' parent). */
+  /** The call's span (with `callSpans` only), and the attempts' parent context: the call span's, else the caller's. */
   readonly span: Span | undefined;
   readonly context: Context | undefined;
   readonly tracer: Tracer | undefined;
@@ -75,8 +78,9 @@ export class CallTelemetry {
   /**
    * @param headers - the caller's request headers: a `traceparent` the caller set by hand is the parent
    *   when no span is active (the mesh replaces the header, and must not break the caller's trace)
+   * @param callSpan - whether the call gets an INTERNAL span of its own (`telemetry.callSpans`)
    */
-  constructor(state: CallTarget, label: CallLabel, method: string, path: string, headers: unknown, tracer: Tracer | undefined, meters: Instruments | undefined, undiciTraces: boolean) {
+  constructor(state: CallTarget, label: CallLabel, method: string, path: string, headers: unknown, tracer: Tracer | undefined, meters: Instruments | undefined, undiciTraces: boolean, callSpan: boolean) {
     this.state = state;
     this.label = label;
     this.method = method;
@@ -88,7 +92,8 @@ export class CallTelemetry {
     this.undiciTraces = undiciTraces;
     this.start = state.env.clock.now();
     this.#breakerBefore = state.guard.breaker?.state;
-    if (tracer !== undefined) {
+    if (tracer !== undefined && !callSpan) this.context = parentContext(headers);
+    else if (tracer !== undefined) {
       const parent = parentContext(headers);
       // Few attributes: the SDK checks each one, at a cost that adds up per call. The URL and the
       // peer are on the attempts' spans (the conventions' CLIENT spans).
@@ -216,6 +221,11 @@ export class AttemptTelemetry {
         [ATTR.endpoint]: endpoint.id,
       };
       if (call.state.service !== call.label.service) attributes[ATTR.target] = call.state.service;
+      if (call.span === undefined) {
+        // No call span: where routing sent the call goes on each attempt (only when routing chose).
+        if (call.label.route !== undefined) attributes[ATTR.route] = call.label.route;
+        if (call.label.subset !== undefined) attributes[ATTR.subset] = call.label.subset;
+      }
       if (resend > 0) attributes[ATTR.resendCount] = resend;
       if (hedge) attributes[ATTR.hedge] = true;
       else if (resend > 0 && call.lastOutcome !== undefined) attributes[ATTR.retryReason] = call.lastOutcome;
@@ -230,8 +240,8 @@ export class AttemptTelemetry {
    */
   prepare<T extends { readonly headers?: Dispatcher.DispatchOptions["headers"] }>(options: T): T {
     const span = this.span;
-    const parent = this.call.context;
-    if (span === undefined || parent === undefined) return options;
+    if (span === undefined) return options;
+    const parent = this.call.context ?? context.active();
     const carrier: Record<string, string> = {};
     propagation.inject(trace.setSpan(parent, span), carrier);
     return { ...options, headers: withTraceHeaders(options.headers, carrier) };
@@ -239,7 +249,7 @@ export class AttemptTelemetry {
 
   /**
    * Runs the send in the call's context, so that `@opentelemetry/instrumentation-undici` makes its span
-   * a child of the call's (it injects the trace headers itself).
+   * a child of the call's span, or of the caller's (it injects the trace headers itself).
    */
   run<R>(send: () => R): R {
     const ctx = this.call.context;

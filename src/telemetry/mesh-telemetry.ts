@@ -97,7 +97,8 @@ export class MeshTelemetry {
     const tracer = this.tracer();
     const meters = this.instruments();
     if (tracer === undefined && meters === undefined && !diag.requestStart.hasSubscribers && !diag.requestEnd.hasSubscribers && !diag.pick.hasSubscribers) return undefined;
-    return new CallTelemetry(state, label, method, path, headers, tracer, meters, this.#undiciTraces());
+    const settings = this.#settings;
+    return new CallTelemetry(state, label, method, path, headers, tracer, meters, this.#undiciTraces(), settings !== false && settings.callSpans);
   }
 
   #undiciTraces(): boolean {

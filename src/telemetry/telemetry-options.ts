@@ -21,16 +21,27 @@ export interface TelemetryOptions {
    *   twice. (`"mesh"` with that instrumentation active traces each attempt twice.)
    */
   readonly attempts?: "auto" | "mesh" | "undici";
+  /**
+   * Whether each HTTP call gets an INTERNAL span of its own, the parent of its attempts' spans, carrying
+   * the route, subset and balancer and the events of the call (an ejection, the retry budget, the
+   * breaker). Default `false`: as the HTTP conventions ask, a span per physical request (each attempt's
+   * CLIENT span, a child of the caller's span, with `http.request.resend_count` on retries and hedges),
+   * and no logical span, which would double the SDK's work for the calls that are never retried. gRPC
+   * calls keep their call span either way (gRPC's own tracing design has a call and attempt spans).
+   */
+  readonly callSpans?: boolean;
 }
 
 /** Validated telemetry settings; `false` turns telemetry off. @internal */
-export type ResolvedTelemetry = false | { readonly tracerProvider: TracerProvider | undefined; readonly meterProvider: MeterProvider | undefined; readonly attempts: "auto" | "mesh" | "undici" };
+export type ResolvedTelemetry =
+  | false
+  | { readonly tracerProvider: TracerProvider | undefined; readonly meterProvider: MeterProvider | undefined; readonly attempts: "auto" | "mesh" | "undici"; readonly callSpans: boolean };
 
 /** Validates the `telemetry` option. @internal */
 export function resolveTelemetry(raw: TelemetryOptions | false | undefined): ResolvedTelemetry {
   if (raw === false) return false;
-  if (raw === undefined) return { tracerProvider: undefined, meterProvider: undefined, attempts: "auto" };
-  const o = expectOptions(raw, "telemetry", ["tracerProvider", "meterProvider", "attempts"]) as TelemetryOptions;
+  if (raw === undefined) return { tracerProvider: undefined, meterProvider: undefined, attempts: "auto", callSpans: false };
+  const o = expectOptions(raw, "telemetry", ["tracerProvider", "meterProvider", "attempts", "callSpans"]) as TelemetryOptions;
   if (o.tracerProvider !== undefined && typeof (o.tracerProvider as { getTracer?: unknown }).getTracer !== "function") {
     throw invalidConfig("telemetry.tracerProvider", "expected an OpenTelemetry TracerProvider (with getTracer)");
   }
@@ -41,5 +52,7 @@ export function resolveTelemetry(raw: TelemetryOptions | false | undefined): Res
   if (attempts !== "auto" && attempts !== "mesh" && attempts !== "undici") {
     throw invalidConfig("telemetry.attempts", `expected "auto", "mesh" or "undici", got ${JSON.stringify(attempts)}`);
   }
-  return { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider, attempts };
+  const callSpans = o.callSpans ?? false;
+  if (typeof callSpans !== "boolean") throw invalidConfig("telemetry.callSpans", `expected true or false, got ${JSON.stringify(callSpans)}`);
+  return { tracerProvider: o.tracerProvider, meterProvider: o.meterProvider, attempts, callSpans };
 }

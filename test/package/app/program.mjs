@@ -78,13 +78,11 @@ await check("OpenTelemetry: the app's SDK records the mesh's spans, and the back
   const job = spans.find((s) => s.name === "job");
   const mine = spans.filter((s) => s.instrumentationScope.name === "proxyless");
   assert.ok(job, "the app's own span is recorded");
-  assert.equal(mine.length, 2, `the mesh recorded a call span and an attempt span (got ${JSON.stringify(spans.map((s) => s.name))})`);
-  const call = mine.find((s) => s.kind === SpanKind.INTERNAL);
-  const attempt = mine.find((s) => s.kind === SpanKind.CLIENT);
-  assert.ok(call && attempt, "one INTERNAL call span and one CLIENT attempt span");
-  assert.equal(call.name, "GET orders");
-  assert.equal(call.parentSpanContext?.spanId, job.spanContext().spanId, "the call span is a child of the app's active span");
-  assert.equal(attempt.parentSpanContext?.spanId, call.spanContext().spanId, "the attempt span is a child of the call span");
+  assert.equal(mine.length, 1, `the mesh recorded one attempt span and, by default, no call span (got ${JSON.stringify(spans.map((s) => s.name))})`);
+  const attempt = mine[0];
+  assert.equal(attempt.kind, SpanKind.CLIENT, "the attempt span is a CLIENT span");
+  assert.equal(attempt.name, "GET");
+  assert.equal(attempt.parentSpanContext?.spanId, job.spanContext().spanId, "the attempt span is a child of the app's active span");
   assert.equal(orders.requests.length, sent + 1);
   const { traceId, spanId } = attempt.spanContext();
   assert.equal(orders.requests.at(-1)?.traceparent, `00-${traceId}-${spanId}-01`, "the backend got the attempt's traceparent");
