@@ -109,18 +109,45 @@ describe("the call engine at its edges (found by an attack review)", () => {
     backends[0]!.release();
     assert.equal(await holding, "200");
     assert.equal(await next, "200", "the next call got the queue place, then the slot");
-    assert.equal(clock.pendingTimers, 0, "no timer left by the call that gave up");
+    assert.equal(clock.pendingKeepAliveTimers, 0, "no timer left by the call that gave up");
   });
 
   it("no hedge timer is left behind by a call that failed at once", async () => {
     const clock = new FakeClock(Date.now());
     const m = start({ hedging: { delayMs: 50 } }, 2, clock);
     assert.equal(await outcomeOf(m.client("orders").request({ path: "/", headers: { "x-bad": "a\nb" } })), "ERR_INVALID_ARGUMENT");
-    assert.equal(clock.pendingTimers, 0);
+    assert.equal(clock.pendingKeepAliveTimers, 0);
   });
 });
 
 describe("coarse timers", () => {
+  it("items added and removed one at a time share their bucket's timer, which goes once it has fired", () => {
+    const clock = new FakeClock(0);
+    const timers = new CoarseTimers(clock);
+    let made = 0;
+    const setTimeout = clock.setTimeout.bind(clock);
+    clock.setTimeout = (callback, ms, keepAlive) => {
+      made++;
+      return setTimeout(callback, ms, keepAlive);
+    };
+    const expired: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const item: Expiring = { bucket: undefined, prev: undefined, next: undefined, expire: () => expired.push(i) };
+      timers.add(item, 15_000);
+      timers.remove(item);
+    }
+    assert.equal(made, 1, "one timer for ten calls made one after another, not one each");
+    assert.equal(clock.pendingKeepAliveTimers, 0, "it holds no process open");
+    clock.advance(16_000);
+    assert.equal(expired.length, 0, "nothing removed expires");
+    assert.equal(clock.pendingTimers, 0, "the emptied bucket's timer is gone once it fired");
+    const late: Expiring = { bucket: undefined, prev: undefined, next: undefined, expire: () => expired.push(99) };
+    timers.add(late, 20_000);
+    clock.advance(5_000);
+    assert.deepEqual(expired, [99]);
+    assert.equal(made, 2);
+  });
+
   it("every item of a bucket expires, even when one's expiry removes another", () => {
     const clock = new FakeClock(0);
     const timers = new CoarseTimers(clock);

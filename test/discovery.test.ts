@@ -71,7 +71,7 @@ describe("a service not yet known waits briefly for the registry", () => {
     const res = await pending;
     assert.equal(res.statusCode, 200);
     await res.body.dump();
-    assert.equal(clock.pendingTimers, 0, "the discovery timer was cleared");
+    assert.equal(clock.pendingKeepAliveTimers, 0, "the discovery timer was cleared");
     await mesh.close();
   });
 

@@ -29,7 +29,8 @@ export interface Bucket {
  * Deadlines kept in one-second buckets on the mesh's clock, one timer per bucket: a call with the
  * default 15 s limit costs a few field writes, not a timer of its own, whatever the clock (a FakeClock
  * drives them as the real one does). The buckets' timers hold no process open: what waits on them is a
- * request in flight, whose socket does. An emptied bucket's timer is cleared. @internal
+ * request in flight, whose socket does. An emptied bucket stays, with its timer, until that fires, so
+ * that calls made one at a time share a timer per second rather than making one each. @internal
  */
 export class CoarseTimers {
   readonly #clock: Clock;
@@ -72,8 +73,10 @@ export class CoarseTimers {
     else item.prev.next = item.next;
     if (item.next !== undefined) item.next.prev = item.prev;
     item.prev = item.next = undefined;
-    // An empty bucket leaves no timer behind (a FakeClock's pendingTimers counts only what matters).
-    if (--bucket.size === 0) this.#drop(bucket);
+    // An emptied bucket keeps its timer, which finds it empty when it fires: one call at a time empties
+    // its bucket at every call, and clearing the timer there made the next call create another (a timer
+    // per call; 19,629 for about 40,000 calls at concurrency 1). The timer holds no process open.
+    bucket.size--;
   }
 
   #drop(bucket: Bucket): void {

@@ -4,6 +4,7 @@ interface Timer {
   readonly at: number;
   readonly seq: number;
   readonly callback: () => void;
+  readonly keepAlive: boolean;
 }
 
 /**
@@ -33,12 +34,12 @@ export class FakeClock implements Clock {
   }
 
   /**
-   * Schedules `callback` to run when time has advanced by `ms`. Virtual timers hold no process open, so
-   * the clock's `keepAlive` flag changes nothing here.
+   * Schedules `callback` to run when time has advanced by `ms`. Virtual timers hold no process open;
+   * `keepAlive` (whether a real clock's timer would) is only counted, by {@link FakeClock.pendingKeepAliveTimers}.
    */
-  setTimeout(callback: () => void, ms: number): TimerHandle {
+  setTimeout(callback: () => void, ms: number, keepAlive = false): TimerHandle {
     const seq = ++this.#seq;
-    this.#timers.set(seq, { at: this.#now + Math.max(0, ms), seq, callback });
+    this.#timers.set(seq, { at: this.#now + Math.max(0, ms), seq, callback, keepAlive });
     return seq;
   }
 
@@ -50,6 +51,17 @@ export class FakeClock implements Clock {
   /** The number of timers waiting to fire. */
   get pendingTimers(): number {
     return this.#timers.size;
+  }
+
+  /**
+   * The number of timers waiting to fire that were set with `keepAlive`: those a real clock lets hold
+   * the process open, such as a call's per-try timeout or hedge. The mesh's shared coarse deadline timers
+   * are not among them, and an emptied one stays until it fires.
+   */
+  get pendingKeepAliveTimers(): number {
+    let n = 0;
+    for (const timer of this.#timers.values()) if (timer.keepAlive) n++;
+    return n;
   }
 
   /**
