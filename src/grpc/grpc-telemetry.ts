@@ -38,7 +38,7 @@ export interface GrpcCallLabel {
 }
 
 /**
- * One gRPC call's telemetry: an INTERNAL span for the logical call (as HTTP calls have) and a CLIENT span
+ * One gRPC call's telemetry: an INTERNAL span for the logical call (as gRPC's own tracing, gRFC A72 and A45, has one) and a CLIENT span
  * per attempt, named `package.Service/Method` with the RPC conventions' attributes; trace context goes
  * out in each attempt's metadata; `rpc.client.call.duration` gets one point per call. @internal
  */
