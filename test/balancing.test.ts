@@ -156,6 +156,23 @@ describe("hash affinity", () => {
     await mesh.close();
   });
 
+  it("a hash policy on the host header sees the Host a request carries, the service's name when the caller set none", async () => {
+    const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
+    registry.setConfig("orders", { loadBalancer: { policy: "ring_hash", config: { hashPolicies: [{ field: "header", name: "host" }] } } });
+    const mesh = createMesh({ registry });
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const res = await mesh.client("orders").request({ path: "/" });
+      await res.body.dump();
+      seen.add(String(res.headers["x-instance"]));
+      const fetched = await mesh.client("orders").fetch("/");
+      await fetched.text();
+      seen.add(String(fetched.headers.get("x-instance")));
+    }
+    assert.equal(seen.size, 1, `one Host, one endpoint; went to ${[...seen].join(", ")}`);
+    await mesh.close();
+  });
+
   it("a header hash policy from the service config keeps a user on one endpoint", async () => {
     const registry = new MockRegistry({ orders: backends.map((b) => b.endpoint) });
     registry.setConfig("orders", { loadBalancer: { policy: "ring_hash", config: { hashPolicies: [{ field: "header", name: "x-user" }] } } });
