@@ -162,7 +162,7 @@ try {
       rows[phase.key]![v.key] = row;
       if (v.key === "raw") continue;
       for (const [name, value] of Object.entries(row)) if (name !== "rps" && name !== "client_cpu_us" && name !== "p50_ms" && name !== "p99_ms") summary[`${phase.key}_${v.key}_${name}`] = value;
-      bars.push({ phase: phase.label, variant: v.label.replace(/ \(.*\)$/, ""), clientUs: row.added_client_cpu_us, proxyUs: row.proxy_cpu_us });
+      bars.push({ phase: phase.label, variant: v.label.replace(/ \(.*\)$/, ""), clientUs: row.added_client_cpu_us, proxyUs: row.proxy_cpu_us, totalUs: row.total_added_cpu_us });
     }
   }
   // The mesh's added CPU over the cheapest sidecar's, in the phase where that ratio is largest.

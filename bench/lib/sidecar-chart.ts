@@ -4,6 +4,8 @@ export interface ChartBar {
   readonly variant: string;
   readonly clientUs: number;
   readonly proxyUs: number;
+  /** The total written at the bar's end: the report's own figure (the median of per-round sums, not the sum of the two medians). */
+  readonly totalUs: number;
 }
 
 const WIDTH = 760;
@@ -36,7 +38,7 @@ export function sidecarChart(title: string, bars: readonly ChartBar[]): string {
     for (const bar of bars.filter((b) => b.phase === phase)) {
       const client = Math.max(0, bar.clientUs) * scale;
       const proxy = Math.max(0, bar.proxyUs) * scale;
-      const total = bar.clientUs + bar.proxyUs;
+      const total = bar.totalUs;
       parts.push(`<text x="${String(LABEL - 8)}" y="${String(y + 13)}" text-anchor="end">${escape(bar.variant)}</text>`);
       parts.push(`<rect x="${String(LABEL)}" y="${String(y)}" width="${client.toFixed(1)}" height="${String(BAR)}" fill="#4477aa"/>`);
       if (proxy > 0) parts.push(`<rect x="${(LABEL + client).toFixed(1)}" y="${String(y)}" width="${proxy.toFixed(1)}" height="${String(BAR)}" fill="#ee7733"/>`);

@@ -14,8 +14,9 @@ export interface TelemetryOptions {
   /**
    * Who makes each attempt's CLIENT span and injects its trace context:
    * - `"mesh"`: the mesh;
-   * - `"undici"`: `@opentelemetry/instrumentation-undici` (the mesh makes the call's span only, and runs
-   *   each attempt in its context so undici's span is its child);
+   * - `"undici"`: `@opentelemetry/instrumentation-undici` (the mesh makes no attempt spans, and runs each
+   *   attempt in the call's context, its call span's with `callSpans`, else the caller's, so undici's span
+   *   is a child of it);
    * - `"auto"` (default): `"undici"` when something subscribes to undici's `undici:request:create`
    *   diagnostics channel (as that instrumentation does), else `"mesh"`, so that no attempt is traced
    *   twice. (`"mesh"` with that instrumentation active traces each attempt twice.)
