@@ -59,4 +59,23 @@ describe("with @opentelemetry/instrumentation-undici active", () => {
       assert.ok(attempts.some((s) => header === `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`), `${String(header)} is an undici span`);
     }
   });
+
+  it("a traceparent the caller set by hand goes out once: undici's, continuing the caller's trace", async () => {
+    const mesh = createMesh({
+      registry: new MockRegistry({ orders: [backends[1]!.endpoint] }),
+      telemetry: { tracerProvider: otel.tracerProvider, meterProvider: otel.meterProvider },
+    });
+    const before = backends[1]!.seen.length;
+    try {
+      const res = await mesh.client("orders").request({ path: "/", headers: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" } });
+      await res.body.dump();
+    } finally {
+      await mesh.close();
+    }
+    const header = backends[1]!.seen[before]!.headers.traceparent;
+    assert.equal(typeof header, "string");
+    assert.doesNotMatch(String(header), /,/, "one traceparent, not two");
+    assert.match(String(header), /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/, "in the caller's trace");
+    assert.doesNotMatch(String(header), /b7ad6b7169203331/, "naming undici's span, not the caller's");
+  });
 });

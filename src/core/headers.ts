@@ -119,8 +119,21 @@ export function headerPairs(headers: unknown): [string, string][] {
  * array. @internal
  */
 export function withHeadersSet(headers: unknown, values: Readonly<Record<string, string>>): string[] {
-  const names = new Set(Object.keys(values).map((n) => n.toLowerCase()));
-  const list = headerPairs(headers).filter(([n]) => !names.has(n.toLowerCase()));
+  const list = pairsWithout(headers, new Set(Object.keys(values).map((n) => n.toLowerCase())));
   for (const [n, v] of Object.entries(values)) list.push([n, v]);
   return list.flat();
+}
+
+/**
+ * Request headers (any shape undici accepts) without the named ones, compared case-insensitively, the
+ * others kept in order, as a flat `[name, value, ...]` array. @internal
+ *
+ * @param names - lower-case header names
+ */
+export function withoutHeaders(headers: unknown, names: ReadonlySet<string>): string[] {
+  return pairsWithout(headers, names).flat();
+}
+
+function pairsWithout(headers: unknown, names: ReadonlySet<string>): [string, string][] {
+  return headerPairs(headers).filter(([n]) => !names.has(n.toLowerCase()));
 }

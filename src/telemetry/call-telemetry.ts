@@ -1,6 +1,6 @@
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Attributes, type Context, type Span, type Tracer } from "@opentelemetry/api";
 import type { Dispatcher } from "undici";
-import { headerValue } from "../core/headers.ts";
+import { headerValue, withoutHeaders } from "../core/headers.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Endpoint } from "../endpoint/endpoint.ts";
 import { ATTR, errorType, methodName, redactedUrl } from "./attributes.ts";
@@ -67,6 +67,8 @@ export class CallTelemetry {
   readonly meters: Instruments | undefined;
   /** Whether `@opentelemetry/instrumentation-undici` traces the attempts (then the mesh makes no attempt spans and injects nothing). */
   readonly undiciTraces: boolean;
+  /** With undici tracing: the caller set `traceparent` by hand, which the attempts drop (undici's instrumentation sends its own). */
+  readonly handSetTrace: boolean;
   readonly start: number;
   attempts = 0;
   /** What the last attempt got (a status code, or the failure's kind): the next one's retry reason. */
@@ -90,6 +92,7 @@ export class CallTelemetry {
     this.tracer = tracer;
     this.meters = meters;
     this.undiciTraces = undiciTraces;
+    this.handSetTrace = undiciTraces && headerValue(headers, "traceparent") !== undefined;
     this.start = state.env.clock.now();
     this.#breakerBefore = state.guard.breaker?.state;
     if (tracer !== undefined && !callSpan) this.context = parentContext(headers);
@@ -240,7 +243,11 @@ export class AttemptTelemetry {
    */
   prepare<T extends { readonly headers?: Dispatcher.DispatchOptions["headers"] }>(options: T): T {
     const span = this.span;
-    if (span === undefined) return options;
+    if (span === undefined) {
+      // undici's instrumentation injects its own traceparent: a hand-set one would go out beside it (the
+      // call's context already continues its trace).
+      return this.call.handSetTrace ? { ...options, headers: withoutHeaders(options.headers, TRACE_HEADERS) } : options;
+    }
     const parent = this.call.context ?? context.active();
     const carrier: Record<string, string> = {};
     propagation.inject(trace.setSpan(parent, span), carrier);
@@ -286,6 +293,9 @@ export class AttemptTelemetry {
     }
   }
 }
+
+/** The W3C trace context headers, which the trace's instrumentation writes once per request. */
+const TRACE_HEADERS: ReadonlySet<string> = new Set(["traceparent", "tracestate"]);
 
 /**
  * The parent of a call's span: the active context, or, when no span is active there, the trace the
