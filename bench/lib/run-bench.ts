@@ -79,23 +79,26 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
   };
   const raw = set.variants.find((v) => v.key === "raw_request")!;
   const mesh = set.variants.find((v) => v.key === "client_request")!;
+  /** `bare` and `meshed` alone in alternating pairs (bare first in odd pairs), after a warm-up of each. */
+  const alternate = async (name: string, bare: Variant, meshed: Variant): Promise<{ readonly bare: VariantRounds; readonly mesh: VariantRounds }> => {
+    const got = new Map<Variant, RoundSample[]>([[bare, []], [meshed, []]]);
+    console.log(`warm-up of ${bare.key} and ${meshed.key}: ${settings.warmupMs} ms each, concurrency ${settings.concurrency}`);
+    for (const v of [bare, meshed]) await measure(v, settings.warmupMs);
+    for (let p = 0; p < settings.pairs; p++) {
+      const parts: string[] = [];
+      for (const v of p % 2 === 0 ? [bare, meshed] : [meshed, bare]) {
+        const s = await measure(v, settings.roundMs);
+        got.get(v)!.push(s);
+        parts.push(`${v.key} ${short(s)}`);
+      }
+      console.log(`${name} ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
+    }
+    return { bare: { key: bare.key, label: bare.label, rounds: got.get(bare)! }, mesh: { key: meshed.key, label: meshed.label, rounds: got.get(meshed)! } };
+  };
   try {
     // Pairs first, before any fetch variant has run in this process: fetch and request share undici code,
     // and once fetch has run, V8's view of that code is no longer the one a request-only service has.
-    const pairs = new Map<Variant, RoundSample[]>([[raw, []], [mesh, []]]);
-    if (settings.pairs > 0) {
-      console.log(`warm-up of raw and client.request: ${settings.warmupMs} ms each, concurrency ${settings.concurrency}`);
-      for (const v of [raw, mesh]) await measure(v, settings.warmupMs);
-    }
-    for (let p = 0; p < settings.pairs; p++) {
-      const parts: string[] = [];
-      for (const v of p % 2 === 0 ? [raw, mesh] : [mesh, raw]) {
-        const s = await measure(v, settings.roundMs);
-        pairs.get(v)!.push(s);
-        parts.push(`${v.key} ${short(s)}`);
-      }
-      console.log(`pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
-    }
+    const pairs = settings.pairs > 0 ? await alternate("pair", raw, mesh) : undefined;
     console.log(`warm-up: ${settings.warmupMs} ms per variant, concurrency ${settings.concurrency}`);
     for (const v of ordered(set.variants, schedule.warmup)) await measure(v, settings.warmupMs);
     for (let r = 0; r < settings.rounds; r++) {
@@ -111,22 +114,8 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
     // odd pairs), as many as the request pairs.
     const undiciFetch = set.variants.find((v) => v.key === "undici_fetch")!;
     const clientFetch = set.variants.find((v) => v.key === "client_fetch")!;
-    const alternate = async (name: string, bare: Variant, meshed: Variant): Promise<{ readonly bare: VariantRounds; readonly mesh: VariantRounds }> => {
-      const got = new Map<Variant, RoundSample[]>([[bare, []], [meshed, []]]);
-      for (const v of [bare, meshed]) await measure(v, settings.warmupMs);
-      for (let p = 0; p < settings.pairs; p++) {
-        const parts: string[] = [];
-        for (const v of p % 2 === 0 ? [bare, meshed] : [meshed, bare]) {
-          const s = await measure(v, settings.roundMs);
-          got.get(v)!.push(s);
-          parts.push(`${v.key} ${short(s)}`);
-        }
-        console.log(`${name} pair ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
-      }
-      return { bare: { key: bare.key, label: bare.label, rounds: got.get(bare)! }, mesh: { key: meshed.key, label: meshed.label, rounds: got.get(meshed)! } };
-    };
-    const dispatcherPairs = settings.pairs > 0 ? await alternate("dispatcher", set.dispatcher.bare, set.dispatcher.mesh) : undefined;
-    const fetchPairs = settings.pairs > 0 ? await alternate("fetch", undiciFetch, clientFetch) : undefined;
+    const dispatcherPairs = settings.pairs > 0 ? await alternate("dispatcher pair", set.dispatcher.bare, set.dispatcher.mesh) : undefined;
+    const fetchPairs = settings.pairs > 0 ? await alternate("fetch pair", undiciFetch, clientFetch) : undefined;
     // Last: the traced calls take other branches of the request path, which would change how V8 runs it
     // for the rounds above. The SDK exists only for this phase (its globals are unregistered after it).
     // Four variants: raw and client.request without the SDK, the SDK's floor (raw with the same
@@ -158,7 +147,7 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
         console.log(`tracing round ${p + 1}/${settings.pairs}: ${parts.join(" | ")}`);
       }
       if (settings.pairs > 0) {
-        instrumentationPairs = await alternate("instrumentation", raw, instrumented);
+        instrumentationPairs = await alternate("instrumentation pair", raw, instrumented);
         withSdk.sdk.trim();
       }
       // What each traced request exported: 1000 requests one after another, then a flush.
@@ -172,10 +161,9 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
     } finally {
       await withSdk.close();
     }
-    const asRounds = (v: Variant): VariantRounds => ({ key: v.key, label: v.label, rounds: pairs.get(v)! });
     return {
       rounds: set.variants.map((v) => ({ key: v.key, label: v.label, rounds: samples.get(v)! })),
-      pairs: settings.pairs > 0 ? { raw: asRounds(raw), mesh: asRounds(mesh) } : undefined,
+      pairs: pairs === undefined ? undefined : { raw: pairs.bare, mesh: pairs.mesh },
       dispatcherPairs,
       fetchPairs,
       tracing:
