@@ -209,6 +209,7 @@ describe("without an OpenTelemetry SDK; diagnostics_channel; snapshot(); an SDK 
         (err: unknown) => isMeshError(err, "ERR_INVALID_CONFIG") && err.message.includes(field),
       );
     }
+    for (const callSpans of [true, false]) void createMesh({ registry, telemetry: { callSpans } }).close();
   });
 
   it("telemetry: false records nothing even with a global SDK", async () => {

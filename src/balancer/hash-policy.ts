@@ -21,8 +21,12 @@ export interface HashableRequest {
   readonly headers?: unknown;
 }
 
-/** Computes a request's hash, or undefined when none of its policies finds a value. */
-export type RequestHasher = (request: HashableRequest) => number | undefined;
+/**
+ * Computes a request's hash, or undefined when none of its policies finds a value. `host` is the `Host`
+ * the request goes with when its headers name none (the service's pool sends it): a policy on the
+ * `host` header reads it.
+ */
+export type RequestHasher = (request: HashableRequest, host?: string) => number | undefined;
 
 const FIELDS = ["header", "cookie", "query_parameter"] as const;
 
@@ -48,10 +52,10 @@ export function compileHashPolicies(raw: unknown, field: string): RequestHasher 
     return { field: o.field as HashPolicy["field"], name: o.field === "header" ? o.name.toLowerCase() : o.name, terminal: o.terminal === true };
   });
   if (policies.length === 0) return undefined;
-  return (request) => {
+  return (request, host) => {
     let hash: number | undefined;
     for (const policy of policies) {
-      const value = lookup(policy, request);
+      const value = lookup(policy, request, host);
       if (value === undefined) continue;
       const h = hash32(value);
       hash = hash === undefined ? h : (((hash << 1) | (hash >>> 31)) ^ h) >>> 0;
@@ -61,10 +65,10 @@ export function compileHashPolicies(raw: unknown, field: string): RequestHasher 
   };
 }
 
-function lookup(policy: HashPolicy, request: HashableRequest): string | undefined {
+function lookup(policy: HashPolicy, request: HashableRequest, host: string | undefined): string | undefined {
   switch (policy.field) {
     case "header":
-      return headerValue(request.headers, policy.name);
+      return headerValue(request.headers, policy.name) ?? (policy.name === "host" ? host : undefined);
     case "cookie":
       return cookieValue(headerValue(request.headers, "cookie"), policy.name);
     case "query_parameter":

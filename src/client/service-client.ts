@@ -4,7 +4,7 @@ import type { PickContext } from "../balancer/picker.ts";
 import { asFetchFailure, MeshError } from "../core/errors.ts";
 import { asArgumentError, headersProblem, invalidArgument, methodProblem, pathProblem, shownPath } from "../core/request-arguments.ts";
 import { failHandler, ForwardingDispatcher } from "../transport/http/forwarding-dispatcher.ts";
-import { withHost, type HeadersInput } from "../core/headers.ts";
+import { withHost } from "../core/headers.ts";
 import type { DiscoveryWait } from "../upstream/discovery-wait.ts";
 import type { UpstreamView } from "../upstream/upstream-view.ts";
 import { routedDispatch, type StateLookup } from "../transport/http/routed-dispatch.ts";
@@ -258,8 +258,8 @@ export class ServiceClient {
     }
     const hasher = this.#state.hasher;
     if (hasher === undefined) return NO_CONTEXT;
-    // A hash policy sees the Host the request will carry, the service's name when its pools send it.
-    this.#context.hash = hasher(this.#poolSendsHost ? { path: request.path, headers: withHost(request.headers as HeadersInput, this.service, this.#hostOnly) } : request);
+    // A hash policy on host sees the Host the request will carry: the service's name when its pools send it.
+    this.#context.hash = hasher(request, this.#poolSendsHost ? this.service : undefined);
     return this.#context;
   }
 

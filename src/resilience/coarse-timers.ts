@@ -21,7 +21,6 @@ export interface Expiring {
 export interface Bucket {
   readonly key: number;
   head: Expiring | undefined;
-  size: number;
   timer: TimerHandle;
 }
 
@@ -49,7 +48,7 @@ export class CoarseTimers {
     if (bucket === undefined || bucket.key !== key) {
       bucket = this.#buckets.get(key);
       if (bucket === undefined) {
-        const fresh: Bucket = { key, head: undefined, size: 0, timer: undefined };
+        const fresh: Bucket = { key, head: undefined, timer: undefined };
         fresh.timer = this.#clock.setTimeout(() => this.#fire(fresh), Math.max(0, key * COARSE_GRAIN_MS - this.#clock.now()), false);
         this.#buckets.set(key, fresh);
         bucket = fresh;
@@ -61,7 +60,6 @@ export class CoarseTimers {
     item.next = bucket.head;
     if (bucket.head !== undefined) bucket.head.prev = item;
     bucket.head = item;
-    bucket.size++;
   }
 
   /** Forgets an item (its call went on or ended). */
@@ -76,22 +74,15 @@ export class CoarseTimers {
     // An emptied bucket keeps its timer, which finds it empty when it fires: one call at a time empties
     // its bucket at every call, and clearing the timer there made the next call create another (a timer
     // per call; 19,629 for about 40,000 calls at concurrency 1). The timer holds no process open.
-    bucket.size--;
-  }
-
-  #drop(bucket: Bucket): void {
-    if (this.#buckets.get(bucket.key) === bucket) this.#buckets.delete(bucket.key);
-    if (this.#last === bucket) this.#last = undefined;
-    this.#clock.clearTimeout(bucket.timer);
   }
 
   #fire(bucket: Bucket): void {
-    this.#drop(bucket);
+    this.#buckets.delete(bucket.key);
+    if (this.#last === bucket) this.#last = undefined;
     // Detached whole before any expires: an expiry may end (and remove) another item of the bucket.
     const due: Expiring[] = [];
     for (let item = bucket.head; item !== undefined; item = item.next) due.push(item);
     bucket.head = undefined;
-    bucket.size = 0;
     for (const item of due) item.bucket = item.prev = item.next = undefined;
     for (const item of due) item.expire();
   }
