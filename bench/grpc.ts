@@ -5,7 +5,7 @@
  * number of concurrent loops: a plain grpc-js client on `127.0.0.1:<port>` (one channel, grpc-js's
  * default pick_first), and the client `grpcMesh(mesh).client()` makes for the service `bench` (the mesh's
  * resolver, balancer and interceptor: routing, the picker, retries, outlier and breaker bookkeeping).
- * Rounds alternate the order, and each run starts with a full GC, a 100 ms pause and an unmeasured
+ * Rounds alternate the order, and each run starts with a scavenge (see lib/gc.ts), a 100 ms pause and an unmeasured
  * lead-in; the medians and the ratio (mesh ÷ raw, paired per round) go to
  * `bench/results/grpc.json`. Target: grpc_throughput_ratio >= 0.90.
  */
@@ -17,9 +17,7 @@ import { loadSync } from "@grpc/proto-loader";
 import { createMesh } from "proxyless";
 import { grpcMesh } from "proxyless/grpc";
 import { MockRegistry } from "proxyless/testing";
-import { setTimeout as sleep } from "node:timers/promises";
 import { isBackendReady } from "./lib/backend-protocol.ts";
-import { collectGarbage } from "./lib/gc.ts";
 import { runPairedRounds } from "./lib/paired-rounds.ts";
 import { round } from "./lib/stats.ts";
 import { environment, readSettings } from "./lib/settings.ts";
@@ -55,11 +53,7 @@ function call(client: Client): () => Promise<void> {
 const variants = { raw: call(raw), mesh: call(meshClient) };
 
 try {
-  const { raw: rawRow, mesh: meshRow, ratio, ratios } = await runPairedRounds(variants, settings, rounds, "calls/s", async () => {
-    // As bench:overhead: a full GC and a pause, so one variant's garbage is not collected on the other's time.
-    collectGarbage();
-    await sleep(settings.pauseMs);
-  });
+  const { raw: rawRow, mesh: meshRow, ratio, ratios } = await runPairedRounds(variants, settings, rounds, "calls/s");
   console.log("\nvariant                                 calls/s  CPU us/call  p50 ms  p99 ms");
   console.log(`grpc-js client, 127.0.0.1 (raw)       ${String(rawRow.rps).padStart(9)}  ${String(rawRow.cpu_us_per_req).padStart(11)}  ${String(rawRow.p50_ms).padStart(6)}  ${String(rawRow.p99_ms).padStart(6)}`);
   console.log(`grpcMesh(mesh).client, proxyless:     ${String(meshRow.rps).padStart(9)}  ${String(meshRow.cpu_us_per_req).padStart(11)}  ${String(meshRow.p50_ms).padStart(6)}  ${String(meshRow.p99_ms).padStart(6)}`);
@@ -68,7 +62,7 @@ try {
     summary: { grpc_throughput_ratio: ratio, grpc_added_cpu_us: round(meshRow.cpu_us_per_req - rawRow.cpu_us_per_req, 2) },
     variants: { raw: rawRow, mesh: meshRow },
     ratios: ratios.map((x) => round(x, 3)),
-    settings: { ...settings, rounds, method: "rounds alternate the order (raw first in odd rounds); each run: a full GC, a pause, an unmeasured lead-in, then the measured run; the ratio is mesh ÷ raw per round, then the median" },
+    settings: { ...settings, rounds, method: "rounds alternate the order (raw first in odd rounds); each run: a scavenge of the young generation, a pause, an unmeasured lead-in, then the measured run; the ratio is mesh ÷ raw per round, then the median" },
     environment: environment(),
   });
   console.log(`\nwrote ${OUTPUT}`);

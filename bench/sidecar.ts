@@ -19,7 +19,7 @@ import { createMesh } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { startBackendProcess } from "./lib/backend-process.ts";
 import { envInt } from "./lib/env.ts";
-import { collectGarbage } from "./lib/gc.ts";
+import { collectYoungGarbage } from "./lib/gc.ts";
 import { LatencyRecorder } from "./lib/latency-recorder.ts";
 import { runOpenLoop } from "./lib/open-loop.ts";
 import { processCpuUs } from "./lib/process-cpu.ts";
@@ -110,7 +110,7 @@ try {
     { key: "open", label: `open loop, ${String(rate)} req/s`, run: (send, ms) => runOpenLoop(send, rate, ms, recorder) },
   ];
   const measure = async (phase: Phase, v: Variant, ms: number): Promise<Sample> => {
-    collectGarbage();
+    collectYoungGarbage();
     await sleep(100);
     if (leadInMs > 0) await phase.run(v.send, leadInMs);
     const proxyBefore = v.proxy === undefined ? 0 : processCpuUs(v.proxy.pid);
@@ -200,7 +200,7 @@ try {
       proxies: proxies.map((p) => p.version),
       left_out: missing,
       method:
-        "one backend (node:http, child process); variants: bare undici Pool (baseline), proxyless client.request, undici BalancedPool, and HAProxy and nginx on loopback in front of the backend with a bare Pool; phases: closed loop at concurrency 1 and 16, open loop at a fixed rate (latency from each request's due time); per phase a warm-up, then rounds in rotated order, each run after a full GC, a pause and a lead-in; client CPU from process.cpuUsage(), proxy CPU from /proc/<pid>/stat; added and Δ figures paired per round against the baseline, medians over rounds; mesh_vs_sidecar_added_cpu_ratio: the mesh's total added CPU over the cheapest sidecar's, the largest over the phases",
+        "one backend (node:http, child process); variants: bare undici Pool (baseline), proxyless client.request, undici BalancedPool, and HAProxy and nginx on loopback in front of the backend with a bare Pool; phases: closed loop at concurrency 1 and 16, open loop at a fixed rate (latency from each request's due time); per phase a warm-up, then rounds in rotated order, each run after a scavenge of the young generation (not a full GC: see bench/lib/gc.ts), a pause and a lead-in; client CPU from process.cpuUsage(), proxy CPU from /proc/<pid>/stat; added and Δ figures paired per round against the baseline, medians over rounds; mesh_vs_sidecar_added_cpu_ratio: the mesh's total added CPU over the cheapest sidecar's, the largest over the phases",
     },
     phases: rows,
     summary,

@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { collectYoungGarbage } from "./gc.ts";
 import { LatencyRecorder } from "./latency-recorder.ts";
 import { runRound, type RoundSample } from "./run-round.ts";
 import type { BenchSettings } from "./settings.ts";
@@ -32,20 +34,20 @@ function row(samples: readonly RoundSample[]): PairedRow {
 
 /**
  * Raw against mesh in alternating pairs (raw first in odd rounds): a warm-up of each, then per round and
- * variant `beforeRun` (if given), an unmeasured lead-in and the measured run. Prints a line per round.
+ * variant a scavenge ({@link collectYoungGarbage}) and a pause of `settings.pauseMs`, so one variant's
+ * garbage is not collected on the other's time, an unmeasured lead-in and the measured run. Prints a line
+ * per round. Needs `--expose-gc`.
  *
  * @param variants - each sends one request or call and waits for its whole answer
  * @param settings - concurrency and durations
  * @param rounds - how many pairs
  * @param unit - what a line calls one send (`req/s`, `calls/s`)
- * @param beforeRun - run before each lead-in (a GC and a pause, say)
  */
 export async function runPairedRounds(
   variants: { readonly raw: () => Promise<void>; readonly mesh: () => Promise<void> },
   settings: BenchSettings,
   rounds: number,
   unit: string,
-  beforeRun?: () => Promise<void>,
 ): Promise<PairedResult> {
   const recorder = new LatencyRecorder();
   const samples = { raw: [] as RoundSample[], mesh: [] as RoundSample[] };
@@ -55,7 +57,8 @@ export async function runPairedRounds(
     const order = r % 2 === 0 ? (["raw", "mesh"] as const) : (["mesh", "raw"] as const);
     const got: Partial<Record<"raw" | "mesh", RoundSample>> = {};
     for (const name of order) {
-      await beforeRun?.();
+      collectYoungGarbage();
+      await sleep(settings.pauseMs);
       await runRound(variants[name], settings.concurrency, settings.leadInMs, recorder);
       const sample = await runRound(variants[name], settings.concurrency, settings.roundMs, recorder);
       got[name] = sample;

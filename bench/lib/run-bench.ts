@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { collectGarbage } from "./gc.ts";
+import { collectYoungGarbage } from "./gc.ts";
 import { LatencyRecorder } from "./latency-recorder.ts";
 import { balancedSchedule } from "./order.ts";
 import { runRound, type RoundSample } from "./run-round.ts";
@@ -44,7 +44,7 @@ export interface BenchResults {
 
 /**
  * Warms every variant up, then runs the interleaved rounds against the backend, printing one line per
- * round. The order follows {@link balancedSchedule}; each run starts with a full GC, a short pause and
+ * round. The order follows {@link balancedSchedule}; each run starts with a scavenge ({@link collectYoungGarbage}), a short pause and
  * an unmeasured lead-in. Closes every pool before returning.
  *
  * Before all that, when `settings.pairs` > 0, runs raw and `client.request` alone in alternating pairs
@@ -66,7 +66,7 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
   const samples = new Map<Variant, RoundSample[]>(set.variants.map((v) => [v, []]));
   const schedule = balancedSchedule(set.variants.length);
   const measure = async (v: Variant, ms: number): Promise<RoundSample> => {
-    collectGarbage();
+    collectYoungGarbage();
     await sleep(settings.pauseMs);
     // Unmeasured lead-in: lets V8 re-optimize what the previous variant deoptimized.
     v.enter?.();
