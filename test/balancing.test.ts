@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createMesh, isMeshError, type LoadBalancerConfig, type Mesh } from "proxyless";
 import { createSeededRandom, FakeClock, MockRegistry } from "proxyless/testing";
+import { request as undiciRequest } from "undici";
 import { startBackends, type Backend } from "./helpers/backend.ts";
 
 /** Sends `total` requests, `concurrency` at a time, and counts them by answering instance. */
@@ -81,20 +82,27 @@ describe("an endpoint that fails fast", () => {
     await alive!.close();
   });
 
-  it("a request the caller aborts is no penalty for the endpoint", async () => {
-    const [backend] = await startBackends(1);
-    const mesh = createMesh({ registry: new MockRegistry({ orders: [backend!.endpoint] }), loadBalancer: { policy: "peak_ewma" } });
-    const controller = new AbortController();
-    const pending = mesh.client("orders").request({ path: "/hold", signal: controller.signal });
-    await backend!.waitForHeld();
-    controller.abort();
-    await assert.rejects(pending);
-    const target = mesh.inspect("orders")?.targets[0];
-    assert.equal(target?.pending, 0);
-    assert.equal(target?.rtt, undefined, "no sample, no penalty");
-    await mesh.close();
-    await backend!.close();
-  });
+  const aborting: Record<string, (mesh: Mesh, signal: AbortSignal) => Promise<unknown>> = {
+    "client.request": (mesh, signal) => mesh.client("orders").request({ path: "/hold", signal }),
+    "client.fetch": (mesh, signal) => mesh.client("orders").fetch("/hold", { signal }),
+    "undici.request with mesh.dispatcher": (mesh, signal) => undiciRequest("http://orders/hold", { dispatcher: mesh.dispatcher, signal }),
+  };
+  for (const [api, send] of Object.entries(aborting)) {
+    it(`a request the caller aborts is no penalty for the endpoint (${api})`, async (t) => {
+      const [backend] = await startBackends(1);
+      const mesh = createMesh({ registry: new MockRegistry({ orders: [backend!.endpoint] }), loadBalancer: { policy: "peak_ewma" } });
+      // Closed whatever the assertions say: a held request left open would keep the test running.
+      t.after(() => Promise.all([mesh.destroy(new Error("test over")), backend!.close()]));
+      const controller = new AbortController();
+      const pending = send(mesh, controller.signal);
+      await backend!.waitForHeld();
+      controller.abort();
+      await assert.rejects(pending);
+      const target = mesh.inspect("orders")?.targets[0];
+      assert.equal(target?.pending, 0);
+      assert.equal(target?.rtt, undefined, "no sample, no penalty");
+    });
+  }
 });
 
 describe("load is tracked for request() and fetch()", () => {

@@ -146,14 +146,14 @@ class HttpAttempt extends EngineAttempt<EndpointHandle> implements LegacyHandler
     return now;
   }
 
-  /** The attempt is over: no longer in flight. A failure before any response is a penalty sample, unless the attempt was given up or the caller aborted. */
+  /** The attempt is over: no longer in flight. A failure before any response is a penalty sample, unless the attempt was given up: a caller's abort gives up its attempts through the engine (one rule for every API). */
   #over(error: Error | undefined): void {
     const state = this.#load;
     if (state === NOT_COUNTED || state === OVER) return;
     this.#load = OVER;
     const load = this.handle.load;
     load.pending--;
-    if (error !== undefined && state === WAITING && this.#cancelled === undefined && !isCallerAbort(error)) {
+    if (error !== undefined && state === WAITING && this.#cancelled === undefined) {
       const now = this.call.clock.now();
       load.fail(now - this.sentAt, now);
     }
@@ -238,9 +238,4 @@ class HttpAttempt extends EngineAttempt<EndpointHandle> implements LegacyHandler
     call.ended();
     call.user.onUpgrade?.(status, raw, socket);
   }
-}
-
-/** Whether an error is the caller giving up (an AbortSignal), which says nothing about the endpoint. */
-function isCallerAbort(error: Error): boolean {
-  return error.name === "AbortError" || (error as { code?: unknown }).code === "UND_ERR_ABORTED";
 }
