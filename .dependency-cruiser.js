@@ -33,7 +33,11 @@ const FLOORS = [
   // Above mesh: grpcMesh(mesh) takes a Mesh made by createMesh and reads its internals, and mesh.ts must
   // not import it (proxyless/grpc is a separate entry point; @grpc/grpc-js is an optional peer).
   { name: "grpc", path: "^src/(transport/grpc/|grpc/)", holds: "the gRPC plug-in, published as proxyless/grpc" },
+  // Above mesh, reading only its public API: proxyless/admin is a separate entry point, and mesh.ts never imports it.
+  { name: "admin", path: "^src/admin/", holds: "the admin server (proxyless/admin): read-only JSON over a Mesh" },
   { name: "entry", path: "^src/index\\.ts$", holds: "the public surface of proxyless, no logic" },
+  // The proxyless command (the package's bin): it uses the mesh and its compilers as a user's program would.
+  { name: "cli", path: "^src/cli/", holds: "the proxyless command: check, explain, status" },
   // On top: the test kit (proxyless/testing) may use any part of the library to fake a world.
   { name: "testing", path: "^src/testing/", holds: "MockRegistry, FakeConsul, fake clock, test CA" },
 ];
@@ -84,9 +88,9 @@ export default {
       // that imports one of them pulls in the whole entry point and makes cycles through it.
       name: "no-entry-point-import",
       severity: "error",
-      comment: "src/index.ts, src/grpc/index.ts and src/testing/index.ts are for users: import the file that defines the name.",
+      comment: "src/index.ts, src/grpc/index.ts, src/admin/index.ts and src/testing/index.ts are for users: import the file that defines the name.",
       from: { path: "^src/" },
-      to: { path: "^src/(index|grpc/index|testing/index)\\.ts$" },
+      to: { path: "^src/(index|grpc/index|admin/index|testing/index)\\.ts$" },
     },
     {
       // The published package holds src/ and dist/ only: an import of the tests, benchmarks or examples

@@ -10,6 +10,7 @@ export {
   type InboundOptions,
   type ServiceInspection,
   type TargetInspection,
+  type ExplainOptions,
   type SlowStartOptions,
 } from "./mesh.ts";
 export { ServiceClient, type ServiceRequestOptions, type ServiceResponseData } from "./client/service-client.ts";

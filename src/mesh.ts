@@ -184,6 +184,15 @@ export interface ServiceInspection {
   readonly config: ServiceConfig;
 }
 
+/** Options for {@link Mesh.explain}. */
+export interface ExplainOptions {
+  /**
+   * Whether explaining may start watching the services involved, as a call would (default true). With
+   * false, only services the mesh watches already are looked at: the admin server explains so.
+   */
+  readonly watch?: boolean;
+}
+
 /** One endpoint as the balancer sees it. */
 export interface TargetInspection {
   /** Endpoint id. */
@@ -490,9 +499,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
    *
    * @param name - the service called
    * @param request - method (default GET), path (default `/`) with query string, and headers
+   * @param options - `watch: false` explains without starting to watch anything (for an admin page):
+   *   a service the mesh does not watch yet is reported, not looked up
    * @throws MeshError (as a rejection) `ERR_INVALID_SERVICE_NAME`, `ERR_MESH_CLOSED`, `ERR_INVALID_ARGUMENT`
-   *   for a request no call could send (a bad method, path or header); routing failures are reported in
-   *   the result's `error`
+   *   for a request no call could send (a bad method, path or header); with `watch: false`,
+   *   `ERR_UNKNOWN_SERVICE` when the mesh does not watch `name`; routing failures (a service the route
+   *   reaches that is not watched, with `watch: false`) are reported in the result's `error`
    *
    * @example
    * ```ts
@@ -500,13 +512,29 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * console.log(why.route?.index, why.target, why.candidates.map((c) => c.id));
    * ```
    */
-  async explain(name: string, request: { readonly method?: string; readonly path?: string; readonly headers?: unknown } = {}): Promise<RouteExplanation> {
+  async explain(name: string, request: { readonly method?: string; readonly path?: string; readonly headers?: unknown } = {}, options: ExplainOptions = {}): Promise<RouteExplanation> {
     assertServiceName(name);
     if (request === null || typeof request !== "object") throw invalidArgument(`explain() takes a request such as { method: "GET", path: "/v1/orders" }, got ${typeof request}`);
+    if (options === null || typeof options !== "object" || Object.keys(options).some((k) => k !== "watch")) throw invalidArgument("explain() takes options such as { watch: false }");
+    const watch = options.watch ?? true;
+    if (typeof watch !== "boolean") throw invalidArgument(`explain() option watch takes true or false, got ${typeof watch}`);
     const path = request.path ?? "/";
     // The same checks as a call's, before anything is watched: what explain() accepts, a call would send.
     const problem = (request.method === undefined ? undefined : methodProblem(request.method)) ?? pathProblem(path) ?? headersProblem(request.headers);
     if (problem !== undefined) throw invalidArgument(`${problem} (explain() for service '${name}')`);
+    if (!watch) {
+      // Only what is watched already, and nothing touched: no watch starts, no service named by requests is kept.
+      const watched = (service: string): UpstreamState<EndpointHandle> => {
+        if (this.#closing !== undefined) throw meshClosedError();
+        const state = this.#states.get(service);
+        if (state === undefined) {
+          throw new MeshError("ERR_UNKNOWN_SERVICE", `'${service}' is not watched by this process (explain with watch: false looks only at services it watches; a call would start watching it)`, { details: { service, watched: false } });
+        }
+        return state;
+      };
+      watched(name);
+      return explainRoute(name, { ...request, path }, watched);
+    }
     this.client(name);
     return explainRoute(name, { ...request, path }, (service) => this.#stateOf(service));
   }

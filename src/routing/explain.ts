@@ -128,8 +128,10 @@ export async function explainRoute(service: string, request: RoutableRequest, st
   let selection: Selection | undefined;
   let skipped: readonly { readonly target: RouteTarget; readonly reason: string }[] = [];
   let error: RouteExplanation["error"];
+  let resolver: UpstreamView["routing"]["resolver"] | undefined;
   try {
     decision = decideRoute(service, view, (s) => stateOf(s).routing, false);
+    resolver = stateOf(decision.target.service).routing.resolver;
     const outcome = await selectWaiting(decision, stateOf, wait);
     if (outcome.kind === "ready") {
       selection = outcome.selection;
@@ -143,7 +145,6 @@ export async function explainRoute(service: string, request: RoutableRequest, st
     error = { code: err.code, message: err.message };
   }
   const destination = decision?.route?.config.destination;
-  const resolver = decision === undefined ? undefined : stateOf(decision.target.service).routing.resolver;
   return {
     service,
     request: { method: view.method, path: view.rawPath },

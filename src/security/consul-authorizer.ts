@@ -1,5 +1,4 @@
-import type { MeshError } from "../core/errors.ts";
-import { invalidConfig } from "../core/errors.ts";
+import { MeshError, invalidConfig } from "../core/errors.ts";
 import type { AuthorizationDecision, Authorizer, CallerIdentity, CompiledPermission, IntentionPermission } from "./authorization.ts";
 import { compilePermission } from "./authorization.ts";
 import { inLocalTrustDomain, partitionOf, type LocalScope } from "./caller-scope.ts";
@@ -190,4 +189,24 @@ export function consulAuthorizer(authority: ConnectAuthority, target: string, op
     }
     return cached.value;
   };
+}
+
+/**
+ * What the mesh would report about a `service-intentions` entry's sources, compiled as the authorizer
+ * compiles them: sources it cannot honour (a peer, a sameness group) and L7 permissions that cannot be
+ * evaluated (a regex RE2 refuses, a field of the wrong type), which deny the requests that reach them.
+ * For `proxyless check`. @internal
+ *
+ * @param sources - the entry's `Sources`
+ */
+export function intentionProblems(sources: readonly IntentionSource[]): MeshError[] {
+  const problems: MeshError[] = [];
+  const compiled = compileSources(sources, (field, source, problem) => problems.push(invalidConfig(field, `the source '${source.Name}' ${problem}`)));
+  for (const source of compiled ?? []) {
+    for (const permission of source.permissions ?? []) {
+      // The message names the permission's field (Sources[i].Permissions[j]...).
+      if (permission.invalid !== undefined) problems.push(new MeshError("ERR_INVALID_CONFIG", `${permission.invalid} (such a permission denies every request that reaches it)`, { details: {} }));
+    }
+  }
+  return problems;
 }

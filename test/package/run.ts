@@ -230,6 +230,12 @@ async function main(): Promise<number> {
         const test = await run(node.bin, ["--test", "--test-reporter=spec", "mesh.test.mjs"], dir, RUN_TIMEOUT_MS);
         record({ node: node.version, app: app.name, step: "node --test mesh.test.mjs", passed: ok(test), note: ok(test) ? `${test.ms.toFixed(0)} ms` : test.signal ?? `exit ${String(test.code)}` }, test.output);
       }
+      // The package's bin, as npx runs it: `proxyless check` on an entry with a regex RE2 refuses exits 1 and names the field.
+      const dir = dirs[0] ?? "";
+      await writeFile(join(dir, "entries.json"), JSON.stringify({ Kind: "service-router", Name: "web", Routes: [{ Match: { HTTP: { PathRegex: "(a" } } }] }));
+      const cli = await run(node.bin, [join(dir, "node_modules", ".bin", "proxyless"), "check", "entries.json"], dir, RUN_TIMEOUT_MS);
+      const cliOk = cli.code === 1 && cli.stdout.includes("service-router/web at 'Routes[0].Match.HTTP.PathRegex'");
+      record({ node: node.version, app: APPS[0]?.name ?? "-", step: "npx proxyless check (the bin)", passed: cliOk, note: cliOk ? `${cli.ms.toFixed(0)} ms` : cli.signal ?? `exit ${String(cli.code)}` }, cliOk ? undefined : cli.output);
     }
   } catch (err) {
     rows.push({ node: "-", app: "-", step: "set-up", passed: false, note: "" });

@@ -61,3 +61,18 @@ test("MockRegistry: an instance added later takes the dispatcher's requests; an 
   );
   assert.equal(orders.requests.length, 1, "the https:// request was not sent");
 });
+
+test("proxyless/admin: the installed package serves the mesh's snapshot on loopback", async (t) => {
+  const { startAdmin } = await import("proxyless/admin");
+  const orders = await startBackend("orders");
+  t.after(() => orders.close());
+  const mesh = createMesh({ registry: new MockRegistry({ orders: [{ id: "o1", address: "127.0.0.1", port: orders.port }] }) });
+  t.after(() => mesh.close());
+  await (await mesh.client("orders").request({ path: "/" })).body.dump();
+  const admin = await startAdmin(mesh, { port: 0 });
+  t.after(() => admin.close());
+  const res = await fetch(`${admin.url}/api/snapshot`);
+  assert.equal(res.status, 200);
+  const snapshot = /** @type {{ services: { name: string, endpoints: { id: string }[] }[] }} */ (await res.json());
+  assert.deepEqual(snapshot.services.map((s) => [s.name, s.endpoints.map((e) => e.id)]), [["orders", ["o1"]]]);
+});
