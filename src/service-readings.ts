@@ -33,6 +33,8 @@ export function serviceSnapshot(state: UpstreamView): ServiceSnapshot {
       ejections: record?.ejections ?? 0,
       pending: handle.load.pending,
       rttMs: handle.load.samples === 0 ? null : round(handle.load.rtt(now, 0)),
+      attempts: handle.load.samples,
+      failures: handle.load.failures,
       connections: handle.connections,
       zone: e.zone ?? null,
       tls: e.tls ?? null,

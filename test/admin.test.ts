@@ -166,6 +166,16 @@ describe("the admin server's options and access", () => {
     assert.match(String(none.headers["www-authenticate"]), /^Bearer/);
     assert.equal((await get(`${admin.url}/api/snapshot`, { headers: { authorization: "Bearer wrong-token-of-enough-length" } })).status, 401);
     assert.equal((await get(`${admin.url}/api/snapshot`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    // The page and its scripts hold no data: they load without the token (the page sends it itself).
+    const page = await get(`${admin.url}/`).catch(() => undefined);
+    assert.equal(page, undefined, "the page is HTML, not JSON");
+    for (const path of ["/", "/assets/dashboard.js", "/assets/uPlot.iife.min.js"]) {
+      const res = await fetch(`${admin.url}${path}`);
+      assert.equal(res.status, 200, path);
+      assert.match(res.headers.get("content-security-policy") ?? "", /default-src 'none'; script-src 'self'/);
+      await res.arrayBuffer();
+    }
+    assert.equal((await fetch(`${admin.url}/assets/__proto__`)).status, 404);
     // A token stands in for the Host check: a proxy in front may send its own name.
     assert.equal((await get(`${admin.url}/api/snapshot`, { headers: { authorization: `Bearer ${token}`, host: "admin.internal" } })).status, 200);
   });

@@ -23,6 +23,8 @@ export interface BenchResults {
   readonly pairs: { readonly raw: VariantRounds; readonly mesh: VariantRounds } | undefined;
   /** After the rounds, in alternating pairs: `undici.request` on a plain Pool and with `mesh.dispatcher`. */
   readonly dispatcherPairs: { readonly bare: VariantRounds; readonly mesh: VariantRounds } | undefined;
+  /** Then, in alternating pairs: `client.request` on a mesh without and one with an idle admin server. */
+  readonly adminPairs: { readonly bare: VariantRounds; readonly mesh: VariantRounds } | undefined;
   /** Then, in alternating pairs: `undici.fetch` on a plain Pool and `client.fetch`. */
   readonly fetchPairs: { readonly bare: VariantRounds; readonly mesh: VariantRounds } | undefined;
   /**
@@ -116,6 +118,9 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
     const clientFetch = set.variants.find((v) => v.key === "client_fetch")!;
     const dispatcherPairs = settings.pairs > 0 ? await alternate("dispatcher pair", set.dispatcher.bare, set.dispatcher.mesh) : undefined;
     const fetchPairs = settings.pairs > 0 ? await alternate("fetch pair", undiciFetch, clientFetch) : undefined;
+    // An admin server nobody reads must cost the request path nothing: client.request on two meshes alike, one with it.
+    await set.admin.startAdmin();
+    const adminPairs = settings.pairs > 0 ? await alternate("admin pair", set.admin.bare, set.admin.mesh) : undefined;
     // Last: the traced calls take other branches of the request path, which would change how V8 runs it
     // for the rounds above. The SDK exists only for this phase (its globals are unregistered after it).
     // Four variants: raw and client.request without the SDK, the SDK's floor (raw with the same
@@ -166,6 +171,7 @@ export async function runBench(origin: string, settings: BenchSettings): Promise
       pairs: pairs === undefined ? undefined : { raw: pairs.bare, mesh: pairs.mesh },
       dispatcherPairs,
       fetchPairs,
+      adminPairs,
       tracing:
         settings.pairs > 0
           ? {

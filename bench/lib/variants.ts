@@ -1,4 +1,5 @@
 import { fetch as undiciFetch, Pool, request as undiciRequest } from "undici";
+import { startAdmin, type AdminServer } from "proxyless/admin";
 import { createMesh, type PoolOptions } from "proxyless";
 import { MockRegistry } from "proxyless/testing";
 import { UndiciInstrumentation } from "@opentelemetry/instrumentation-undici";
@@ -15,7 +16,9 @@ export type VariantKey =
   | "dispatcher_request"
   | "client_request_otel"
   | "raw_request_otel"
-  | "raw_request_instrumented";
+  | "raw_request_instrumented"
+  | "client_request_plain"
+  | "client_request_admin";
 
 /** One way of sending a request: `send` sends one GET and consumes the whole body. */
 export interface Variant {
@@ -36,6 +39,11 @@ export interface VariantSet {
    * `mesh.dispatcher` (to `http://bench/...`). The fetch phase pairs `undici_fetch` and `client_fetch` of `variants`.
    */
   readonly dispatcher: { readonly bare: Variant; readonly mesh: Variant };
+  /**
+   * The pairs of the admin phase: `client.request` on two meshes made alike, the second with an admin
+   * server listening (`startAdmin`) that nobody reads. `startAdmin` starts it.
+   */
+  readonly admin: { readonly bare: Variant; readonly mesh: Variant; startAdmin(): Promise<void> };
   close(): Promise<void>;
 }
 
@@ -125,11 +133,36 @@ export function createVariants(origin: string, path: string, pool: PoolOptions):
     },
   };
 
+  // Two more meshes alike, for the admin phase: their own pools and history, so neither is the one above.
+  const plainMesh = createMesh({ registry: new MockRegistry({ [SERVICE]: [{ address: url.hostname, port: Number(url.port) }] }), pool });
+  const adminMesh = createMesh({ registry: new MockRegistry({ [SERVICE]: [{ address: url.hostname, port: Number(url.port) }] }), pool });
+  let admin: AdminServer | undefined;
+  const clientOf = (key: VariantKey, label: string, m: typeof mesh): Variant => {
+    const c = m.client(SERVICE);
+    return {
+      key,
+      label,
+      send: async () => {
+        const { statusCode, body } = await c.request({ path });
+        await body.text();
+        expectOk(statusCode, key);
+      },
+    };
+  };
+
   return {
     variants,
     dispatcher,
+    admin: {
+      bare: clientOf("client_request_plain", "client.request", plainMesh),
+      mesh: clientOf("client_request_admin", "client.request, an idle admin server on its mesh", adminMesh),
+      startAdmin: async () => {
+        admin ??= await startAdmin(adminMesh, { port: 0 });
+      },
+    },
     close: async () => {
-      await Promise.all([rawPool.close(), fetchPool.close(), requestPool.close(), mesh.close()]);
+      await admin?.close();
+      await Promise.all([rawPool.close(), fetchPool.close(), requestPool.close(), mesh.close(), plainMesh.close(), adminMesh.close()]);
     },
   };
 }

@@ -27,8 +27,12 @@ export class AdminAccess {
     return this.#digest !== undefined;
   }
 
-  /** Undefined when the request may read; else the status and why. */
-  check(req: IncomingMessage): { readonly status: 401 | 403; readonly message: string } | undefined {
+  /**
+   * Undefined when the request may read; else the status and why.
+   *
+   * @param open - whether the path holds no data (the page and its scripts): no token needed, the other checks hold
+   */
+  check(req: IncomingMessage, open = false): { readonly status: 401 | 403; readonly message: string } | undefined {
     // A page of another site may not make this server work, even unread (a GET can still start work):
     // browsers say where a request comes from.
     const site = req.headers["sec-fetch-site"];
@@ -44,6 +48,7 @@ export class AdminAccess {
       }
       return undefined;
     }
+    if (open) return undefined;
     const header = req.headers.authorization;
     const given = typeof header === "string" && /^Bearer +/i.test(header) ? header.replace(/^Bearer +/i, "").trim() : undefined;
     // Compared as digests of equal length, in constant time: the comparison says nothing of the token.

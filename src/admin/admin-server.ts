@@ -1,4 +1,6 @@
 import { once } from "node:events";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { MeshError } from "../core/errors.ts";
@@ -7,6 +9,7 @@ import { describe } from "../core/validate.ts";
 import type { Mesh } from "../mesh.ts";
 import { AdminAccess, isLoopbackHost } from "./admin-access.ts";
 import { adminJson } from "./admin-json.ts";
+import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard-page.ts";
 import { EventRing } from "./event-ring.ts";
 
 /** Options for {@link startAdmin}. */
@@ -36,8 +39,44 @@ export interface AdminServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** The page's policy: its own scripts, styles and JSON only; no frames, no forms elsewhere. */
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+interface Asset {
+  readonly type: string;
+  readonly body: string;
+}
+
+const PAGE: Asset = { type: "text/html; charset=utf-8", body: DASHBOARD_HTML };
+const OWN_ASSETS: Readonly<Record<string, Asset>> = {
+  "dashboard.js": { type: "text/javascript; charset=utf-8", body: DASHBOARD_JS },
+  "dashboard.css": { type: "text/css; charset=utf-8", body: DASHBOARD_CSS },
+};
+/** uPlot's files, read from the installed package once, when first asked for. */
+const UPLOT_FILES: Readonly<Record<string, { readonly file: string; readonly type: string }>> = {
+  "uPlot.iife.min.js": { file: "uplot/dist/uPlot.iife.min.js", type: "text/javascript; charset=utf-8" },
+  "uPlot.min.css": { file: "uplot/dist/uPlot.min.css", type: "text/css; charset=utf-8" },
+};
+const uplot = new Map<string, Promise<Asset>>();
+
+/** A file the page loads, or undefined for a name that is none. */
+function assetOf(name: string): Promise<Asset | undefined> | Asset | undefined {
+  // Own names only: `__proto__` or `constructor` is no file.
+  if (Object.hasOwn(OWN_ASSETS, name)) return OWN_ASSETS[name];
+  const file = Object.hasOwn(UPLOT_FILES, name) ? UPLOT_FILES[name] : undefined;
+  if (file === undefined) return undefined;
+  let loading = uplot.get(name);
+  if (loading === undefined) {
+    loading = readFile(createRequire(import.meta.url).resolve(file.file), "utf8").then((body) => ({ type: file.type, body }));
+    loading.catch(() => uplot.delete(name));
+    uplot.set(name, loading);
+  }
+  return loading;
+}
+
 /** The JSON endpoints, for the index and the docs. */
 const ENDPOINTS = {
+  "/": "the live page (open it in a browser; with a token, as /#token=TOKEN)",
   "/api/snapshot": "the mesh's live state: every upstream service, its endpoints, breaker, config version",
   "/api/config": "the config in force per service (with ?service=NAME, one service)",
   "/api/explain": "where a request would go and why: ?service=NAME&method=GET&path=/v1/x&header=name:value (repeatable)",
@@ -138,7 +177,9 @@ async function answer(mesh: Mesh, ring: EventRing, access: AdminAccess, req: Inc
   try {
     res.setHeader("cache-control", "no-store");
     res.setHeader("x-content-type-options", "nosniff");
-    const denied = access.check(req);
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    // The page and its scripts hold no data: with a token, they load without it and send it themselves.
+    const denied = access.check(req, path === "/" || path.startsWith("/assets/"));
     if (denied !== undefined) {
       if (denied.status === 401) res.setHeader("www-authenticate", 'Bearer realm="proxyless admin"');
       send(res, denied.status, { error: { code: denied.status === 401 ? "UNAUTHORIZED" : "FORBIDDEN", message: denied.message } });
@@ -156,6 +197,12 @@ async function answer(mesh: Mesh, ring: EventRing, access: AdminAccess, req: Inc
       send(res, 400, { error: { code: "BAD_REQUEST", message: "The request target is not a path." } });
       return;
     }
+    const asset = url.pathname === "/" ? PAGE : url.pathname.startsWith("/assets/") ? await assetOf(url.pathname.slice("/assets/".length)) : undefined;
+    if (asset !== undefined) {
+      res.writeHead(200, { "content-type": asset.type, "content-length": Buffer.byteLength(asset.body), "content-security-policy": CSP, "x-frame-options": "DENY", "referrer-policy": "no-referrer" });
+      res.end(asset.body);
+      return;
+    }
     const body = await route(mesh, ring, url);
     send(res, body.status, body.json);
   } catch (err) {
@@ -170,7 +217,6 @@ async function answer(mesh: Mesh, ring: EventRing, access: AdminAccess, req: Inc
 async function route(mesh: Mesh, ring: EventRing, url: URL): Promise<{ readonly status: number; readonly json: unknown }> {
   const query = url.searchParams;
   switch (url.pathname) {
-    case "/":
     case "/api":
       return { status: 200, json: { endpoints: ENDPOINTS } };
     case "/api/snapshot":

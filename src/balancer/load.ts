@@ -19,10 +19,16 @@ export class EndpointLoad {
   #estimate = 0;
   #stamp = 0;
   #samples = 0;
+  #failures = 0;
 
-  /** Round-trip samples seen so far. */
+  /** Round-trip samples seen so far: attempts that got a response or failed before one. */
   get samples(): number {
     return this.#samples;
+  }
+
+  /** Of those, the attempts that failed before any response (each a penalty sample). */
+  get failures(): number {
+    return this.#failures;
   }
 
   /**
@@ -49,6 +55,7 @@ export class EndpointLoad {
    * @param now - the clock's time
    */
   fail(elapsedMs: number, now: number): void {
+    this.#failures++;
     this.observe(elapsedMs > this.failurePenaltyMs ? elapsedMs : this.failurePenaltyMs, now);
   }
 

@@ -82,6 +82,10 @@ export interface EndpointSnapshot {
   readonly pending: number;
   /** The balancer's round-trip estimate, in ms; null before any sample. */
   readonly rttMs: number | null;
+  /** Attempts sent to it that have ended (a response, or a failure before one), since it was first picked: their rate is its request rate. */
+  readonly attempts: number;
+  /** Of those, the attempts that failed before any response (refused, reset, timed out). */
+  readonly failures: number;
   /** Open connections to it. */
   readonly connections: number;
   /** Its zone, or null. */
