@@ -105,4 +105,4 @@ export {
   type ConfigRejectedMessage,
   type RegistryErrorMessage,
 } from "./telemetry/channels.ts";
-export type { MeshSnapshot, ServiceSnapshot, ConfigSnapshot, RegistrySnapshot, EndpointSnapshot } from "./telemetry/snapshot.ts";
+export type { MeshSnapshot, ServiceSnapshot, ConfigSnapshot, RegistrySnapshot, EndpointSnapshot, BudgetSnapshot } from "./telemetry/snapshot.ts";

@@ -58,6 +58,7 @@ export function serviceSnapshot(state: UpstreamView): ServiceSnapshot {
       lastError: registry.lastError?.message ?? null,
     },
     breaker: guard.breaker?.state ?? null,
+    budget: guard.budget.reading(),
     openConnections: state.openConnections,
     mirrorsInFlight: state.mirrorsInFlight,
     endpoints,

@@ -17,9 +17,10 @@ interface Answer {
 
 /** A GET (or another method) to the admin server, with the headers given; the body parsed as JSON (typed as the caller expects). */
 // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- the caller names the shape of JSON it expects
-async function get<T = Answer>(url: string, init: { readonly method?: string; readonly headers?: Record<string, string> } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: T }> {
+async function get<T = Answer>(url: string, init: { readonly method?: string; readonly headers?: Record<string, string>; readonly rawPath?: string } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: T }> {
   const target = new URL(url);
-  const req = httpRequest({ host: target.hostname.replace(/^\[(.*)\]$/, "$1"), port: target.port, path: target.pathname + target.search, method: init.method ?? "GET", headers: init.headers, agent: false });
+  // rawPath: sent as it is (dot segments and all), as curl --path-as-is does.
+  const req = httpRequest({ host: target.hostname.replace(/^\[(.*)\]$/, "$1"), port: target.port, path: init.rawPath ?? target.pathname + target.search, method: init.method ?? "GET", headers: init.headers, agent: false });
   req.end();
   const [res] = (await once(req, "response")) as [import("node:http").IncomingMessage];
   let body = "";
@@ -175,7 +176,12 @@ describe("the admin server's options and access", () => {
       assert.match(res.headers.get("content-security-policy") ?? "", /default-src 'none'; script-src 'self'/);
       await res.arrayBuffer();
     }
-    assert.equal((await fetch(`${admin.url}/assets/__proto__`)).status, 404);
+    assert.equal((await fetch(`${admin.url}/assets/__proto__`)).status, 401, "only the page's own files are open");
+    // The path that decides whether a token is needed is the one routed: dot segments cannot reach the JSON.
+    for (const path of ["/assets/../api/snapshot", "/assets/%2e%2e/api/snapshot", "/assets/x/../../api/config", "/assets/..\\api/explain?service=orders"]) {
+      const raw = await get(`${admin.url}${path}`.replace(/^http:\/\/[^/]+/, admin.url), { rawPath: path });
+      assert.equal(raw.status, 401, path);
+    }
     // A token stands in for the Host check: a proxy in front may send its own name.
     assert.equal((await get(`${admin.url}/api/snapshot`, { headers: { authorization: `Bearer ${token}`, host: "admin.internal" } })).status, 200);
   });

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -53,7 +56,7 @@ describe("the proxyless command", () => {
     const bad = file("bad.json", [
       { Kind: "service-router", Name: "web", Routes: [{ Match: { HTTP: { PathRegex: "(a" } }, Destination: { Service: "api" } }] },
       { Kind: "service-resolver", Name: "api", DefaultSubset: "v9" },
-      { Kind: "service-intentions", Name: "api", Sources: [{ Name: "web", Permissions: [{ Action: "allow", HTTP: { PathRegex: "(b" } }] }, { Name: "x", Peer: "other" }] },
+      { Kind: "service-intentions", Name: "api", Sources: [{ Name: "web", Permissions: [{ Action: "allow", HTTP: { PathRegex: "(b" } }] }, { Name: "x", Peer: "other", Action: "allow" }] },
       { Kind: "service-splitter", Name: "api", Splits: [{ Weight: 60, Service: "a" }, { Weight: 30, Service: "b" }] },
     ]);
     const r = await proxyless(["check", bad]);
@@ -84,6 +87,35 @@ describe("the proxyless command", () => {
     const good = await proxyless(["check", defaults, split, resolver]);
     assert.equal(good.code, 0, good.stdout);
     assert.match(good.stdout, /^ok: 4 entries compile$/m);
+  });
+
+  it("check: a duplicate names where the first copy is; entries of another namespace are skipped; intentions as Consul checks them", async () => {
+    const a = file("a.json", { Kind: "service-router", Name: "web", Routes: [] });
+    const b = file("b.json", [
+      { Kind: "service-resolver", Name: "web" },
+      { Kind: "service-router", Name: "web", Routes: [] },
+      { Kind: "service-router", Name: "api", Namespace: "team", Routes: [{ Match: { HTTP: { PathRegex: "(" } } }] },
+      { Kind: "service-intentions", Name: "api", Sources: [{ Name: "web", Permissions: [{}] }, { Name: "db" }] },
+    ]);
+    const r = await proxyless(["check", a, b]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /b\.json\[1\]: service-router\/web at 'Name': the same entry is given twice \(first in .*a\.json\)/);
+    assert.ok(!r.stdout.includes("service-router/api"), "the other namespace's entry is not checked");
+    assert.match(r.stdout, /service-intentions\/api at 'Sources\[0\]\.Permissions\[0\]\.Action': expected allow or deny/);
+    assert.match(r.stdout, /service-intentions\/api at 'Sources\[1\]\.Action'/);
+    assert.match(r.stdout, /^3 problems in 5 entries$/m);
+  });
+
+  it("help, and addresses it will not use: a URL with credentials is refused without echoing them", async () => {
+    const help = await proxyless(["help", "check"]);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /check FILE/);
+    const creds = await proxyless(["check", "--consul", "http://admin:hunter2@127.0.0.1:notaport/"]);
+    assert.equal(creds.code, 2);
+    assert.ok(!creds.stderr.includes("hunter2"), creds.stderr);
+    const withPath = await proxyless(["check", "--consul", "http://127.0.0.1:8500/consul"]);
+    assert.equal(withPath.code, 2);
+    assert.match(withPath.stderr, /without a path/);
   });
 
   it("check: a file it cannot read or parse exits 3 and says which", async () => {
@@ -152,6 +184,21 @@ describe("the proxyless command", () => {
       const gone = await proxyless(["explain", "--consul", consul.url, "orders", "GET", "/gone/x"]);
       assert.equal(gone.code, 1, gone.stdout + gone.stderr);
       assert.match(gone.stdout, /fails: ERR_/);
+      // Not Consul (an HTML page, a JSON object): exit 3 with what it answered, not "ok" or a stack trace.
+      const other = createServer((req, res) => (req.url?.includes("service-router") === true ? res.end("<html>hi</html>") : res.end("{}")));
+      other.listen(0, "127.0.0.1");
+      await once(other, "listening");
+      const otherUrl = `http://127.0.0.1:${String((other.address() as AddressInfo).port)}`;
+      try {
+        const html = await proxyless(["check", "--consul", otherUrl]);
+        assert.equal(html.code, 3, html.stdout + html.stderr);
+        assert.match(html.stderr, /Consul's HTTP address/);
+        const status = await proxyless(["status", otherUrl]);
+        assert.equal(status.code, 3, status.stdout + status.stderr);
+        assert.match(status.stderr, /not a mesh snapshot|other than a mesh snapshot/);
+      } finally {
+        other.close();
+      }
       const down = await proxyless(["explain", "--consul", "http://127.0.0.1:1", "orders", "GET", "/"]);
       assert.equal(down.code, 3);
       assert.match(down.stderr, /cannot reach Consul at http:\/\/127\.0\.0\.1:1/);

@@ -143,6 +143,8 @@ describe("without an OpenTelemetry SDK; diagnostics_channel; snapshot(); an SDK 
     assert.deepEqual(orders.config, { version: 1, source: "registry", ageMs: 5000, parts: ["loadBalancer"] });
     assert.deepEqual(orders.registry, { lastUpdateAgeMs: 5000, failing: true, stalenessMs: 3000, lastError: "consul down" });
     assert.equal(orders.breaker, "closed");
+    // The retry budget's window (1 s) is empty 5 s after the one call: only its floor is allowed.
+    assert.deepEqual({ ...orders.budget, allowed: orders.budget.allowed > 0 }, { windowMs: 1000, requests: 0, retries: 0, allowed: true });
     const byId = new Map(orders.endpoints.map((e) => [e.id, e]));
     const first = byId.get(backends[0]!.name)!;
     const second = byId.get(backends[1]!.name)!;
@@ -154,6 +156,8 @@ describe("without an OpenTelemetry SDK; diagnostics_channel; snapshot(); an SDK 
     assert.ok(hit.ejectedForMs !== null && hit.ejectedForMs > 20_000 && hit.ejectedForMs <= 33_000 - 5000, `ejected for ${hit.ejectedForMs} ms`);
     assert.deepEqual({ ejected: other.ejected, inRotation: other.inRotation, ejectedForMs: other.ejectedForMs }, { ejected: false, inRotation: true, ejectedForMs: null });
     assert.equal(orders.openConnections, 1);
+    // The counters the admin page charts: the 503 was an attempt that failed; the other endpoint had none.
+    assert.deepEqual([hit.attempts, hit.failures, other.attempts, other.failures], [1, 1, 0, 0]);
   });
 
   it("a registry watch that says how long it has been failing is believed: its warnings (error updates) do not count", async () => {

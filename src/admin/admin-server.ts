@@ -58,6 +58,8 @@ const UPLOT_FILES: Readonly<Record<string, { readonly file: string; readonly typ
   "uPlot.min.css": { file: "uplot/dist/uPlot.min.css", type: "text/css; charset=utf-8" },
 };
 const uplot = new Map<string, Promise<Asset>>();
+/** The paths of the page's files: the only ones besides `/` that need no token. */
+const OPEN_ASSETS: ReadonlySet<string> = new Set([...Object.keys(OWN_ASSETS), ...Object.keys(UPLOT_FILES)].map((name) => `/assets/${name}`));
 
 /** A file the page loads, or undefined for a name that is none. */
 function assetOf(name: string): Promise<Asset | undefined> | Asset | undefined {
@@ -177,9 +179,16 @@ async function answer(mesh: Mesh, ring: EventRing, access: AdminAccess, req: Inc
   try {
     res.setHeader("cache-control", "no-store");
     res.setHeader("x-content-type-options", "nosniff");
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
-    // The page and its scripts hold no data: with a token, they load without it and send it themselves.
-    const denied = access.check(req, path === "/" || path.startsWith("/assets/"));
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://admin");
+    } catch {
+      send(res, 400, { error: { code: "BAD_REQUEST", message: "The request target is not a path." } });
+      return;
+    }
+    // The page and its four files hold no data: with a token, they load without it (the page sends it
+    // itself). Decided on the path as parsed, the one routed below (`/assets/../api/…` is /api/…).
+    const denied = access.check(req, url.pathname === "/" || OPEN_ASSETS.has(url.pathname));
     if (denied !== undefined) {
       if (denied.status === 401) res.setHeader("www-authenticate", 'Bearer realm="proxyless admin"');
       send(res, denied.status, { error: { code: denied.status === 401 ? "UNAUTHORIZED" : "FORBIDDEN", message: denied.message } });
@@ -188,13 +197,6 @@ async function answer(mesh: Mesh, ring: EventRing, access: AdminAccess, req: Inc
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");
       send(res, 405, { error: { code: "METHOD_NOT_ALLOWED", message: "The admin server is read-only: GET or HEAD." } });
-      return;
-    }
-    let url: URL;
-    try {
-      url = new URL(req.url ?? "/", "http://admin");
-    } catch {
-      send(res, 400, { error: { code: "BAD_REQUEST", message: "The request target is not a path." } });
       return;
     }
     const asset = url.pathname === "/" ? PAGE : url.pathname.startsWith("/assets/") ? await assetOf(url.pathname.slice("/assets/".length)) : undefined;

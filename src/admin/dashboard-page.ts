@@ -65,6 +65,8 @@ export const DASHBOARD_JS = String.raw`"use strict";
 (() => {
   const token = new URLSearchParams(location.hash.slice(1)).get("token") ?? sessionStorage.getItem("proxyless-admin-token");
   if (token) sessionStorage.setItem("proxyless-admin-token", token);
+  // Out of the address bar (history, bookmarks, screenshots) once read.
+  if (location.hash.includes("token=")) history.replaceState(null, "", location.pathname + location.search);
   const headers = token ? { authorization: "Bearer " + token } : {};
   const get = async (path) => {
     const res = await fetch(path, { headers, cache: "no-store" });
@@ -145,7 +147,7 @@ export const DASHBOARD_JS = String.raw`"use strict";
         root.append(card);
       }
       const h = card.querySelector("h2");
-      h.replaceChildren(service.name, badge(service.status, service.status === "known" ? "passing" : "warning"), badge(service.policy, "x"), badge("breaker " + (service.breaker ?? "none"), service.breaker ?? "x"), badge("config v" + service.config.version, "x"));
+      h.replaceChildren(service.name, badge(service.status, service.status === "known" ? "passing" : "warning"), badge(service.policy, "x"), badge("breaker " + (service.breaker ?? "none"), service.breaker ?? "x"), badge("retry budget " + service.budget.retries + " / " + service.budget.allowed, service.budget.retries >= service.budget.allowed ? "warning" : "x"), badge("config v" + service.config.version, "x"));
       if (service.panic) h.append(badge("panic"));
       const rows = service.endpoints.map((e) => {
         const state = e.ejected ? badge("ejected" + (e.ejectedForMs != null ? " for " + Math.ceil(e.ejectedForMs / 1000) + " s" : ""), "ejected") : e.inRotation ? badge("in rotation", "passing") : badge("out of rotation", "warning");

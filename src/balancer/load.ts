@@ -26,9 +26,14 @@ export class EndpointLoad {
     return this.#samples;
   }
 
-  /** Of those, the attempts that failed before any response (each a penalty sample). */
+  /** Attempts that failed: before any response (each a penalty sample), or with a 5xx (see {@link EndpointLoad.answeredWithError}). */
   get failures(): number {
     return this.#failures;
+  }
+
+  /** Counts an attempt whose answer was a server error (5xx, or the gRPC status that maps to one): a failure that still gave a round-trip sample. */
+  answeredWithError(): void {
+    this.#failures++;
   }
 
   /**

@@ -34,38 +34,42 @@ export interface CheckProblem {
 export function checkEntries(entries: readonly SourcedEntry[]): CheckProblem[] {
   const problems: CheckProblem[] = [];
   const configs = new Map<string, ServiceConfig>();
+  /** Where each entry (`kind/name`) was first given, and where each service's entries are. */
   const origin = new Map<string, string>();
-  const seen = new Set<string>();
+  const sources = new Map<string, Set<string>>();
   for (const { source, entry } of entries) {
-    const kind = (entry as { Kind?: unknown } | null)?.Kind;
-    const name = (entry as { Name?: unknown } | null)?.Name;
-    const label = `${typeof kind === "string" ? kind : "?"}/${typeof name === "string" ? name : "?"}`;
-    if (kind === "service-intentions") {
+    const top = entry !== null && typeof entry === "object" && !Array.isArray(entry) ? (entry as { Kind?: unknown; Name?: unknown; Namespace?: unknown; Partition?: unknown }) : {};
+    const label = `${typeof top.Kind === "string" ? top.Kind : "?"}/${typeof top.Name === "string" ? top.Name : "?"}`;
+    // Entries of another namespace or partition configure other services: the mesh skips them, and so does check.
+    if ((typeof top.Namespace === "string" && top.Namespace !== "" && top.Namespace !== "default") || (typeof top.Partition === "string" && top.Partition !== "" && top.Partition !== "default")) continue;
+    const key = label;
+    const first = origin.get(key);
+    if (first !== undefined && !key.includes("?")) {
+      problems.push({ source, entry: key, field: "Name", message: `the same entry is given twice (first in ${first})` });
+      continue;
+    }
+    origin.set(key, source);
+    if (top.Kind === "service-intentions") {
       problems.push(...checkIntentions(source, label, entry as { Name?: unknown; Sources?: unknown }));
       continue;
     }
     try {
       const decoded = decodeConsulEntry(entry);
-      if (decoded.namespace !== "default") continue;
-      const key = `${decoded.kind}/${decoded.name}`;
-      if (seen.has(key)) {
-        problems.push({ source, entry: key, field: "Name", message: `the same entry is given twice (also in ${origin.get(decoded.name) ?? "?"})` });
-        continue;
-      }
-      seen.add(key);
-      origin.set(decoded.name, source);
       configs.set(decoded.name, { ...configs.get(decoded.name), ...decoded.config });
+      const seen = sources.get(decoded.name) ?? new Set<string>();
+      sources.set(decoded.name, seen.add(source));
     } catch (err) {
       problems.push(problemOf(source, label, err));
     }
   }
-  // The chains across the set: each service's own, as Consul checks a write against the chains it changes.
-  const known: KnownConfigs = { configOf: (s) => configs.get(s), services: () => configs.keys() };
+  // Each service's own chain across the set, once (linear in the services): every chain of the set is
+  // some service's own, and the set as a whole is what Consul would hold.
   for (const [service, config] of configs) {
+    const known: KnownConfigs = { configOf: (s) => (s === service ? undefined : configs.get(s)), services: () => [] };
     try {
       checkDiscoveryChains(service, config, known);
     } catch (err) {
-      problems.push(problemOf(origin.get(service) ?? "?", `chain/${service}`, err));
+      problems.push(problemOf([...(sources.get(service) ?? [])].join(", "), `chain/${service}`, err));
     }
   }
   return problems;
@@ -75,9 +79,25 @@ function checkIntentions(source: string, label: string, entry: { Name?: unknown;
   if (typeof entry.Name !== "string" || entry.Name === "") return [{ source, entry: label, field: "Name", message: "a service-intentions entry needs a Name" }];
   if (entry.Sources !== undefined && !Array.isArray(entry.Sources)) return [{ source, entry: label, field: "Sources", message: "expected a list of sources" }];
   const sources = (entry.Sources ?? []) as readonly IntentionSource[];
-  const bad = sources.findIndex((s) => s === null || typeof s !== "object" || typeof s.Name !== "string");
-  if (bad !== -1) return [{ source, entry: label, field: `Sources[${String(bad)}].Name`, message: "each source needs a Name (a service, or *)" }];
-  return intentionProblems(sources).map((err) => problemOf(source, label, err));
+  const problems: CheckProblem[] = [];
+  const named = new Set<string>();
+  for (const [i, s] of sources.entries()) {
+    if (s === null || typeof s !== "object" || typeof s.Name !== "string" || s.Name === "") return [{ source, entry: label, field: `Sources[${String(i)}].Name`, message: "each source needs a Name (a service, or *)" }];
+    const who = JSON.stringify([s.Name, s.Namespace, s.Partition, s.Peer, s.SamenessGroup]);
+    if (named.has(who)) problems.push({ source, entry: label, field: `Sources[${String(i)}]`, message: `the source '${s.Name}' is given twice` });
+    named.add(who);
+    const permissions = s.Permissions as readonly { Action?: unknown }[] | undefined;
+    const hasPermissions = Array.isArray(permissions) && permissions.length > 0;
+    if (!hasPermissions && s.Action !== "allow" && s.Action !== "deny") problems.push({ source, entry: label, field: `Sources[${String(i)}].Action`, message: `expected allow or deny (or Permissions), got ${JSON.stringify(s.Action) ?? "nothing"}` });
+    if (hasPermissions && s.Action !== undefined) problems.push({ source, entry: label, field: `Sources[${String(i)}].Action`, message: "a source has an Action or Permissions, not both" });
+    const list: readonly unknown[] = hasPermissions ? permissions : [];
+    for (const [j, p] of list.entries()) {
+      // The authorizer allows on "allow" only: any other Action would deny without saying so.
+      const action = p !== null && typeof p === "object" ? (p as { Action?: unknown }).Action : undefined;
+      if (action !== "allow" && action !== "deny") problems.push({ source, entry: label, field: `Sources[${String(i)}].Permissions[${String(j)}].Action`, message: `expected allow or deny, got ${JSON.stringify(action) ?? "nothing"}` });
+    }
+  }
+  return [...problems, ...intentionProblems(sources).map((err) => problemOf(source, label, err))];
 }
 
 function problemOf(source: string, label: string, err: unknown): CheckProblem {

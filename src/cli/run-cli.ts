@@ -6,6 +6,7 @@ import type { RouteExplanation } from "../routing/explain.ts";
 import type { MeshSnapshot } from "../telemetry/snapshot.ts";
 import { createMesh } from "../mesh.ts";
 import { ConsulRegistry } from "../registry/consul/consul-registry.ts";
+import { adminJson } from "../admin/admin-json.ts";
 import { checkEntries, type SourcedEntry } from "./check-entries.ts";
 import { table } from "./table.ts";
 
@@ -17,8 +18,10 @@ export const EXIT = {
   problems: 1,
   /** The command line is wrong (unknown command or option, missing argument). */
   usage: 2,
-  /** Consul, the admin server or a file could not be read. */
+  /** Consul, the admin server or a file could not be read (or answered what it should not). */
   unreachable: 3,
+  /** proxyless itself failed: a bug to report, with the message printed. */
+  internal: 4,
 } as const;
 
 /** Where the CLI writes, and the environment it reads (`CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN`, `PROXYLESS_ADMIN_TOKEN`). */
@@ -46,7 +49,7 @@ Options:
   --version      the version
 
 Exit codes: 0 done, 1 problems found (check) or the request would fail (explain), 2 usage error,
-3 Consul, the admin server or a file could not be read.
+3 Consul, the admin server or a file could not be read, 4 proxyless itself failed.
 `;
 
 const COMMAND_HELP: Readonly<Record<string, string>> = {
@@ -101,6 +104,12 @@ export async function runCli(args: readonly string[], io: CliIo, version: string
       io.out(`${version}\n`);
       return EXIT.ok;
     }
+    if (command === "help") {
+      const help = rest[0] === undefined ? HELP : COMMAND_HELP[rest[0]];
+      if (help === undefined) throw new UsageError(`unknown command '${rest[0] ?? ""}'`);
+      io.out(help);
+      return EXIT.ok;
+    }
     if (command === undefined) {
       (options.help === true ? io.out : io.err)(HELP);
       return options.help === true ? EXIT.ok : EXIT.usage;
@@ -131,7 +140,8 @@ export async function runCli(args: readonly string[], io: CliIo, version: string
       io.err(`proxyless: ${(err as Error).message}\nRun 'proxyless --help' for usage.\n`);
       return EXIT.usage;
     }
-    throw err;
+    io.err(`proxyless: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT.internal;
   }
 }
 
@@ -147,17 +157,21 @@ async function check(files: readonly string[], options: Options, io: CliIo): Pro
   const consul = options.consul;
   if (files.length > 0 && consul !== undefined) throw new UsageError("check takes files or --consul, not both");
   let entries: SourcedEntry[];
+  let filtered: readonly string[] = [];
   if (files.length > 0) entries = (await Promise.all(files.map(readEntries))).flat();
   else {
     const url = consul ?? io.env.CONSUL_HTTP_ADDR;
     if (url === undefined) throw new UsageError("check needs FILE... or --consul URL");
-    entries = await consulEntries(consulUrl(url), options.token ?? io.env.CONSUL_HTTP_TOKEN);
+    const read = await consulEntries(consulUrl(url), tokenOf(options.token ?? io.env.CONSUL_HTTP_TOKEN));
+    entries = read.entries;
+    filtered = read.filtered;
   }
-  const problems = checkEntries(entries);
+  const problems = [...checkEntries(entries), ...filtered.map((kind) => ({ source: "consul", entry: kind, field: "", message: "Consul left out entries this token may not read (X-Consul-Results-Filtered-By-ACLs): check them with a token that reads every service's config" }))];
   if (options.json === true) io.out(`${JSON.stringify({ entries: entries.length, problems }, null, 2)}\n`);
   else {
     for (const p of problems) io.out(`${p.source}: ${p.entry}${p.field === "" ? "" : ` at '${p.field}'`}: ${p.message}\n`);
-    io.out(problems.length === 0 ? `ok: ${String(entries.length)} entries compile\n` : `${String(problems.length)} problem${problems.length === 1 ? "" : "s"} in ${String(entries.length)} entries\n`);
+    const counted = `${String(entries.length)} ${entries.length === 1 ? "entry" : "entries"}`;
+    io.out(problems.length === 0 ? `ok: ${counted} compile${entries.length === 0 ? " (there were none to check)" : ""}\n` : `${String(problems.length)} problem${problems.length === 1 ? "" : "s"} in ${counted}\n`);
   }
   return problems.length === 0 ? EXIT.ok : EXIT.problems;
 }
@@ -181,34 +195,72 @@ async function readEntries(file: string): Promise<SourcedEntry[]> {
 
 function consulUrl(raw: string): string {
   const withScheme = /^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`;
+  // Never echoed with its credentials.
+  const shown = JSON.stringify(withScheme.replace(/\/\/[^/@]*@/, "//<credentials>@").slice(0, 200));
+  let url: URL;
   try {
-    const url = new URL(withScheme);
-    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error(url.protocol);
-    return url.origin;
+    url = new URL(withScheme);
   } catch {
-    throw new UsageError(`--consul takes Consul's HTTP address, such as http://127.0.0.1:8500; got ${JSON.stringify(raw.slice(0, 200))}`);
+    throw new UsageError(`--consul takes Consul's HTTP address, such as http://127.0.0.1:8500; got ${shown}`);
   }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`--consul takes an http:// or https:// address; got ${shown}`);
+  if (url.username !== "" || url.password !== "") throw new UsageError("--consul takes no credentials in the URL: give the ACL token with --token or CONSUL_HTTP_TOKEN");
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search !== "") throw new UsageError(`--consul takes Consul's address without a path or query (the API is at /v1/...); got ${shown}`);
+  return url.origin;
 }
 
-/** Every config entry Consul holds, of the kinds the mesh reads, and its intentions. */
-async function consulEntries(base: string, token: string | undefined): Promise<SourcedEntry[]> {
+function tokenOf(token: string | undefined): string | undefined {
+  return token === undefined || token === "" ? undefined : token;
+}
+
+/** Why a fetch failed, in a few words: the system's code (ECONNREFUSED...) or a timeout. */
+function whyFailed(err: unknown): string {
+  if ((err as { name?: unknown }).name === "TimeoutError") return "timed out after 10 s";
+  const cause = (err as { cause?: { code?: unknown; errors?: readonly { code?: unknown }[] } }).cause;
+  const code = cause?.code ?? cause?.errors?.[0]?.code;
+  return typeof code === "string" ? code : "no connection";
+}
+
+/** Every config entry Consul holds, of the kinds the mesh reads, and its intentions; and the kinds ACLs filtered. */
+async function consulEntries(base: string, token: string | undefined): Promise<{ readonly entries: SourcedEntry[]; readonly filtered: string[] }> {
   const kinds = [...CONSUL_ENTRY_KINDS, "service-intentions"];
-  const lists = await Promise.all(kinds.map((kind) => consulGet(`${base}/v1/config/${kind}`, token)));
-  return lists.flatMap((list, i) => (Array.isArray(list) ? list : []).map((entry: unknown) => ({ source: `consul ${kinds[i] ?? ""}`, entry })));
+  const answers = await Promise.all(kinds.map((kind) => consulGet(`${base}/v1/config/${kind}`, token, kind === "service-intentions")));
+  const entries: SourcedEntry[] = [];
+  const filtered: string[] = [];
+  for (const [i, answer] of answers.entries()) {
+    const kind = kinds[i] ?? "";
+    if (!Array.isArray(answer.json)) throw new UnreachableError(`${base} answered ${kind} with something other than a list of config entries: is it Consul's HTTP address?`);
+    if (answer.filtered) filtered.push(kind);
+    for (const entry of answer.json as unknown[]) entries.push({ source: `consul ${kind}`, entry });
+  }
+  return { entries, filtered };
 }
 
-async function consulGet(url: string, token: string | undefined): Promise<unknown> {
-  let res: Response;
+/**
+ * A GET to Consul's API, as JSON.
+ *
+ * @param missingIsEmpty - a 404 is an empty list (an older Consul without the kind)
+ */
+async function consulGet(url: string, token: string | undefined, missingIsEmpty = false): Promise<{ readonly json: unknown; readonly filtered: boolean }> {
+  const origin = new URL(url).origin;
+  const path = new URL(url).pathname;
   try {
-    res = await fetch(url, { headers: token === undefined ? {} : { "x-consul-token": token }, signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(url, { headers: token === undefined ? {} : { "x-consul-token": token }, signal: AbortSignal.timeout(10_000) });
+    if (res.status === 403) throw new UnreachableError(`Consul refused ${path} (403): give a token with read access to config entries (--token or CONSUL_HTTP_TOKEN)`);
+    if (res.status === 404 && missingIsEmpty) return { json: [], filtered: false };
+    if (!res.ok) throw new UnreachableError(`${origin} answered ${String(res.status)} for ${path}: is it Consul's HTTP address?`);
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch (err) {
+      if ((err as { name?: unknown }).name === "TimeoutError") throw err;
+      throw new UnreachableError(`${origin} answered ${path} with something other than JSON: is it Consul's HTTP address?`);
+    }
+    return { json, filtered: res.headers.get("x-consul-results-filtered-by-acls") === "true" };
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code;
-    throw new UnreachableError(`cannot reach Consul at ${new URL(url).origin}${cause === undefined ? "" : ` (${cause})`}`);
+    if (err instanceof UnreachableError) throw err;
+    throw new UnreachableError(`cannot reach Consul at ${origin} (${whyFailed(err)})`);
   }
-  if (res.status === 403) throw new UnreachableError(`Consul refused ${new URL(url).pathname} (403): give a token with read access to config entries (--token or CONSUL_HTTP_TOKEN)`);
-  if (res.status === 404) return [];
-  if (!res.ok) throw new UnreachableError(`Consul answered ${String(res.status)} for ${new URL(url).pathname}`);
-  return (await res.json());
 }
 
 async function explain(positionals: readonly string[], options: Options, io: CliIo): Promise<number> {
@@ -224,8 +276,9 @@ async function explain(positionals: readonly string[], options: Options, io: Cli
   }
   const base = consulUrl(url);
   // Reach Consul first: a mesh would wait out its discovery timeout instead of saying it cannot.
-  await consulGet(`${base}/v1/config/service-defaults`, options.token ?? io.env.CONSUL_HTTP_TOKEN);
-  const mesh = createMesh({ registry: new ConsulRegistry({ url: base, token: options.token ?? io.env.CONSUL_HTTP_TOKEN }), discoveryTimeout: 5000 });
+  const token = tokenOf(options.token ?? io.env.CONSUL_HTTP_TOKEN);
+  await consulGet(`${base}/v1/config/service-defaults`, token);
+  const mesh = createMesh({ registry: new ConsulRegistry({ url: base, token }), discoveryTimeout: 5000 });
   try {
     let why: RouteExplanation;
     try {
@@ -234,7 +287,8 @@ async function explain(positionals: readonly string[], options: Options, io: Cli
       if (isMeshError(err)) throw new UsageError(err.message);
       throw err;
     }
-    if (options.json === true) io.out(`${JSON.stringify(why, null, 2)}\n`);
+    // Header values a route sets under a credential's name are redacted, as the admin server does: output lands in CI logs.
+    if (options.json === true) io.out(`${adminJson(why)}\n`);
     else io.out(describeExplanation(why));
     return why.error === undefined ? EXIT.ok : EXIT.problems;
   } finally {
@@ -251,6 +305,12 @@ function describeExplanation(why: RouteExplanation): string {
   for (const skip of why.skipped) lines.push(`  skipped: ${target(skip.target)}: ${skip.reason}`);
   if (why.endpointsFrom !== undefined && why.target !== undefined && target(why.endpointsFrom) !== target(why.target)) lines.push(`  endpoints from (failover): ${target(why.endpointsFrom)}`);
   if (why.path !== why.request.path) lines.push(`  path sent: ${why.path}`);
+  for (const [which, changes] of [["request", why.requestHeaders], ["response", why.responseHeaders]] as const) {
+    for (const c of changes) {
+      const parts = [...Object.keys(c.set ?? {}).map((h) => `set ${h}`), ...Object.keys(c.add ?? {}).map((h) => `add ${h}`), ...(c.remove ?? []).map((h) => `remove ${h}`)];
+      if (parts.length > 0) lines.push(`  ${which} headers: ${parts.join(", ")}`);
+    }
+  }
   if (why.balancer !== undefined) lines.push(`  balancer: ${why.balancer}`);
   lines.push(`  endpoints: ${why.candidates.length === 0 ? "none" : why.candidates.map((c) => `${c.id} ${c.address}:${String(c.port)} (${c.health}, weight ${String(c.weight)})`).join(", ")}`);
   if (why.error !== undefined) lines.push(`  fails: ${why.error.code}: ${why.error.message}`);
@@ -270,17 +330,26 @@ async function status(positionals: readonly string[], options: Options, io: CliI
   } catch {
     throw new UsageError(`status takes the admin server's URL, such as http://127.0.0.1:9901; got ${JSON.stringify(admin.slice(0, 200))}`);
   }
-  const token = options.token ?? io.env.PROXYLESS_ADMIN_TOKEN;
-  let res: Response;
+  if (base.protocol !== "http:" && base.protocol !== "https:") throw new UsageError("status takes the admin server's http:// URL, such as http://127.0.0.1:9901");
+  if (base.username !== "" || base.password !== "") throw new UsageError("status takes no credentials in the URL: give the admin token with --token or PROXYLESS_ADMIN_TOKEN");
+  const token = tokenOf(options.token ?? io.env.PROXYLESS_ADMIN_TOKEN);
+  // Under the URL's path, for an admin server behind a proxy at a prefix.
+  const url = new URL(`${base.pathname.replace(/\/$/, "")}/api/snapshot`, base.origin);
+  let snapshot: MeshSnapshot;
   try {
-    res = await fetch(new URL("/api/snapshot", base), { headers: token === undefined ? {} : { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(url, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+    if (res.status === 401) throw new UnreachableError("the admin server wants its token: --token or PROXYLESS_ADMIN_TOKEN");
+    if (!res.ok) throw new UnreachableError(`${base.origin} answered ${String(res.status)} for ${url.pathname}: is it a proxyless admin server (startAdmin)?`);
+    const json: unknown = await res.json().catch((err: unknown) => {
+      if ((err as { name?: unknown }).name === "TimeoutError") throw err;
+      return undefined;
+    });
+    if (json === null || typeof json !== "object" || !Array.isArray((json as { services?: unknown }).services)) throw new UnreachableError(`${base.origin} answered ${url.pathname} with something other than a mesh snapshot: is it a proxyless admin server (startAdmin)?`);
+    snapshot = json as MeshSnapshot;
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code;
-    throw new UnreachableError(`cannot reach the admin server at ${base.origin}${cause === undefined ? "" : ` (${cause})`}`);
+    if (err instanceof UnreachableError) throw err;
+    throw new UnreachableError(`cannot reach the admin server at ${base.origin} (${whyFailed(err)})`);
   }
-  if (res.status === 401) throw new UnreachableError("the admin server wants its token: --token or PROXYLESS_ADMIN_TOKEN");
-  if (!res.ok) throw new UnreachableError(`the admin server answered ${String(res.status)}`);
-  const snapshot = (await res.json()) as MeshSnapshot;
   if (options.json === true) {
     io.out(`${JSON.stringify(snapshot, null, 2)}\n`);
     return EXIT.ok;

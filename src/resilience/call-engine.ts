@@ -16,6 +16,8 @@ export type Verdict = "deliver" | "discard" | "drop";
 /** What the engine needs of an endpoint handle: its endpoint's id (outlier detection's key). @internal */
 export interface EngineTarget {
   readonly endpoint: { readonly id: string };
+  /** Its load, which counts the attempts answered with a server error. */
+  readonly load: { answeredWithError(): void };
 }
 
 /** Picks the endpoint of each attempt, preferring ones not in `tried`. @internal */
@@ -405,7 +407,10 @@ export abstract class EngineCall<H extends EngineTarget, A extends EngineAttempt
     if (status < 500) {
       guard.observe(now - attempt.sentAt);
       guard.outlier?.success(id);
-    } else this.#outlierFailure(attempt.handle);
+    } else {
+      attempt.handle.load.answeredWithError();
+      this.#outlierFailure(attempt.handle);
+    }
     const policy = this.policy;
     if (retriesStatus(policy, status)) {
       if (this.#b !== undefined) {

@@ -26,12 +26,26 @@ export interface ServiceSnapshot {
   readonly registry: RegistrySnapshot;
   /** The circuit breaker's state, or null without one. */
   readonly breaker: "closed" | "open" | "half-open" | null;
+  /** The retry budget's window now. */
+  readonly budget: BudgetSnapshot;
   /** Open connections to its endpoints. */
   readonly openConnections: number;
   /** Mirrored copies in flight to it. */
   readonly mirrorsInFlight: number;
   /** Its endpoints, ready or not. */
   readonly endpoints: readonly EndpointSnapshot[];
+}
+
+/** The retry budget part of a {@link ServiceSnapshot}: its sliding window as it stands. */
+export interface BudgetSnapshot {
+  /** The window's length, in ms. */
+  readonly windowMs: number;
+  /** Calls to the service in the window. */
+  readonly requests: number;
+  /** Retries and hedges sent in the window. */
+  readonly retries: number;
+  /** The retries the window allows: the budget's ratio of the calls, plus its floor. */
+  readonly allowed: number;
 }
 
 /** The configuration part of a {@link ServiceSnapshot}. */
@@ -84,7 +98,7 @@ export interface EndpointSnapshot {
   readonly rttMs: number | null;
   /** Attempts sent to it that have ended (a response, or a failure before one), since it was first picked: their rate is its request rate. */
   readonly attempts: number;
-  /** Of those, the attempts that failed before any response (refused, reset, timed out). */
+  /** Of those, the attempts that failed: before any response (refused, reset, timed out), or with a 5xx. */
   readonly failures: number;
   /** Open connections to it. */
   readonly connections: number;

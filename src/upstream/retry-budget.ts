@@ -35,6 +35,18 @@ export class RetryBudget {
     this.#requests[this.#slot] = (this.#requests[this.#slot] ?? 0) + 1;
   }
 
+  /** The window now: requests and retries in it, and how many retries it allows (for the snapshot). */
+  reading(): { readonly windowMs: number; readonly requests: number; readonly retries: number; readonly allowed: number } {
+    this.#advance(this.#clock.now());
+    let requests = 0;
+    let retries = 0;
+    for (let i = 0; i < SLOTS; i++) {
+      requests += this.#requests[i] ?? 0;
+      retries += this.#retries[i] ?? 0;
+    }
+    return { windowMs: SLOTS * SLOT_MS, requests, retries, allowed: Math.floor(this.#ratio * requests + this.#min) };
+  }
+
   /** Takes one retry from the budget; false when it is spent. */
   tryRetry(): boolean {
     this.#advance(this.#clock.now());
