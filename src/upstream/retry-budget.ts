@@ -37,18 +37,20 @@ export class RetryBudget {
 
   /** The window now: requests and retries in it, and how many retries it allows (for the snapshot). */
   reading(): { readonly windowMs: number; readonly requests: number; readonly retries: number; readonly allowed: number } {
-    this.#advance(this.#clock.now());
-    let requests = 0;
-    let retries = 0;
-    for (let i = 0; i < SLOTS; i++) {
-      requests += this.#requests[i] ?? 0;
-      retries += this.#retries[i] ?? 0;
-    }
+    const { requests, retries } = this.#window();
     return { windowMs: SLOTS * SLOT_MS, requests, retries, allowed: Math.floor(this.#ratio * requests + this.#min) };
   }
 
   /** Takes one retry from the budget; false when it is spent. */
   tryRetry(): boolean {
+    const { requests, retries } = this.#window();
+    if (retries + 1 > this.#ratio * requests + this.#min) return false;
+    this.#retries[this.#slot] = (this.#retries[this.#slot] ?? 0) + 1;
+    return true;
+  }
+
+  /** The calls and retries in the window as it stands now. */
+  #window(): { readonly requests: number; readonly retries: number } {
     this.#advance(this.#clock.now());
     let requests = 0;
     let retries = 0;
@@ -56,9 +58,7 @@ export class RetryBudget {
       requests += this.#requests[i] ?? 0;
       retries += this.#retries[i] ?? 0;
     }
-    if (retries + 1 > this.#ratio * requests + this.#min) return false;
-    this.#retries[this.#slot] = (this.#retries[this.#slot] ?? 0) + 1;
-    return true;
+    return { requests, retries };
   }
 
   #advance(now: number): void {
