@@ -126,11 +126,15 @@ export async function startAdmin(mesh: Mesh, options: AdminOptions = {}): Promis
     if (socket.writable) socket.end(`HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error: { code: tooLarge ? "HEADERS_TOO_LARGE" : "BAD_REQUEST", message: "The request could not be read as HTTP." } })}`);
     else socket.destroy();
   });
+  // Listened for only until it listens: a later error must not reject a promise nobody waits on.
+  const listening = new AbortController();
   try {
     // Exclusive: in a node:cluster worker, its own port rather than one shared by every worker's mesh.
     server.listen({ port: settings.port, host: settings.host.replace(/^\[(.*)\]$/, "$1"), exclusive: true });
-    await Promise.race([once(server, "listening"), once(server, "error").then(([err]) => Promise.reject(err as Error))]);
+    await Promise.race([once(server, "listening", { signal: listening.signal }), once(server, "error", { signal: listening.signal }).then(([err]) => Promise.reject(err as Error))]);
+    listening.abort();
   } catch (err) {
+    listening.abort();
     ring.close();
     const code = (err as { code?: unknown }).code;
     throw invalidArgument(`The admin server could not listen on ${settings.host}:${String(settings.port)}${typeof code === "string" ? ` (${code})` : ""}: pick another port, or port 0 for any free one`, err);
