@@ -119,3 +119,42 @@ describe("the service breaker opens for a failing service, never for one bad ins
     assert.deepEqual(states, []);
   });
 });
+
+describe("a caller that retries in a tight loop against an open breaker", () => {
+  it("does not starve the event loop: refusals come after the loop turns, so timers run and the breaker half-opens", async (t) => {
+    const [backend] = await startBackends(1);
+    backend!.failWith = 503;
+    const mesh = createMesh({ registry: new MockRegistry({ orders: [backend!.endpoint] }), resilience: { retries: false, outlier: false, breaker: { kind: "consecutive", threshold: 2, halfOpenAfterMs: 50 } } });
+    t.after(() => Promise.all([mesh.destroy(new Error("test over")), backend!.close()]));
+    const client = mesh.client("orders");
+    // Open it.
+    for (let i = 0; i < 2; i++) await (await client.request({ path: "/" })).body.dump();
+    backend!.failWith = undefined;
+    let ticked = false;
+    setTimeout(() => (ticked = true), 1);
+    // As the rotation test's eight loops did: no delay between tries. One loop's probe waits on a socket
+    // while the others are refused; if refusals came in microtasks, the socket would never be read.
+    // Bounded by count, so a starved event loop shows as loops that ran out rather than as a hang.
+    let ok = 0;
+    let ranOut = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let i = 0; ok === 0; i++) {
+          if (i === 20_000) {
+            ranOut++;
+            return;
+          }
+          try {
+            await (await client.request({ path: "/" })).body.dump();
+            ok++;
+          } catch {
+            // ERR_CIRCUIT_OPEN until the breaker half-opens and its probe succeeds
+          }
+        }
+      }),
+    );
+    assert.ok(ticked, "a timer ran while the callers looped");
+    assert.equal(ranOut, 0, "every loop saw the probe succeed before running out");
+    assert.ok(ok >= 1, "the breaker half-opened and its probe went through");
+  });
+});

@@ -35,7 +35,9 @@ export function meshDispatch(state: UpstreamView, policy: CallPolicy, options: D
   call.trace = state.telemetry.start(state, label, options.method, options.path, options.headers);
   // The caller can abort from now on: while queued for a slot, during a backoff, not only once an attempt connected.
   call.user.onConnect?.(call.abortCall, undefined);
+  call.starting = true;
   call.run();
+  call.starting = false;
 }
 
 /** The request shapes of HTTP calls with no caller's limit and no upgrade, by idempotent (2) and replayable (1). */
@@ -87,8 +89,19 @@ class HttpCall extends EngineCall<EndpointHandle, HttpAttempt> {
     attempt.cancel(reason);
   }
 
+  /** Whether run() is still on the caller's stack: a refusal then is told on the next turn of the loop. */
+  starting = false;
+
   protected fail(error: Error): void {
     this.trace?.end(undefined, error);
+    // A call refused at once (breaker open, limit full, mesh closed, no endpoint) is told after the event
+    // loop turns, not in the caller's own microtasks: a caller that retries in a tight loop would
+    // otherwise never let timers and sockets run, and so never see the breaker half-open (a livelock).
+    if (this.starting) setImmediate(() => this.#tell(error));
+    else this.#tell(error);
+  }
+
+  #tell(error: Error): void {
     if (this.user.onError === undefined) failHandler(this.#handler, error);
     else this.user.onError(error);
   }
