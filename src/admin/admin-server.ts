@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { MeshError } from "../core/errors.ts";
+import { headersFromLines } from "../core/headers.ts";
 import { invalidArgument } from "../core/request-arguments.ts";
 import { describe } from "../core/validate.ts";
 import type { Mesh } from "../mesh.ts";
@@ -259,12 +260,9 @@ function configs(mesh: Mesh, only: string | undefined): unknown {
 async function explain(mesh: Mesh, query: URLSearchParams): Promise<unknown> {
   const service = query.get("service");
   if (service === null || service === "") throw invalidArgument("explain needs ?service=NAME (and method, path, header=name:value as the request would have them)");
-  const headers: Record<string, string> = {};
-  for (const header of query.getAll("header")) {
-    const colon = header.indexOf(":");
-    if (colon <= 0) throw invalidArgument(`header must be name:value, got ${JSON.stringify(header.slice(0, 100))}`);
-    headers[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
-  }
+  const parsed = headersFromLines(query.getAll("header"));
+  if ("bad" in parsed) throw invalidArgument(`header must be name:value, got ${JSON.stringify(parsed.bad.slice(0, 100))}`);
+  const headers = parsed.headers;
   // Read-only: watch: false looks only at services the mesh watches already, and starts no watch.
   return mesh.explain(service, { method: query.get("method") ?? "GET", path: query.get("path") ?? "/", headers }, { watch: false });
 }

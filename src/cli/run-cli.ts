@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isMeshError } from "../core/errors.ts";
+import { headersFromLines } from "../core/headers.ts";
 import { CONSUL_ENTRY_KINDS } from "../config/decode-consul.ts";
 import type { RouteExplanation } from "../routing/explain.ts";
 import type { MeshSnapshot } from "../telemetry/snapshot.ts";
@@ -268,12 +269,9 @@ async function explain(positionals: readonly string[], options: Options, io: Cli
   if (service === undefined || method === undefined || path === undefined || extra.length > 0) throw new UsageError("explain takes SERVICE METHOD PATH, such as: explain --consul http://127.0.0.1:8500 orders GET /v1/orders");
   const url = options.consul ?? io.env.CONSUL_HTTP_ADDR;
   if (url === undefined) throw new UsageError("explain needs --consul URL (or CONSUL_HTTP_ADDR)");
-  const headers: Record<string, string> = {};
-  for (const header of options.header ?? []) {
-    const colon = header.indexOf(":");
-    if (colon <= 0) throw new UsageError(`-H takes name:value, got ${JSON.stringify(header.slice(0, 100))}`);
-    headers[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
-  }
+  const parsed = headersFromLines(options.header ?? []);
+  if ("bad" in parsed) throw new UsageError(`-H takes name:value, got ${JSON.stringify(parsed.bad.slice(0, 100))}`);
+  const headers = parsed.headers;
   const base = consulUrl(url);
   // Reach Consul first: a mesh would wait out its discovery timeout instead of saying it cannot.
   const token = tokenOf(options.token ?? io.env.CONSUL_HTTP_TOKEN);

@@ -137,3 +137,17 @@ export function withoutHeaders(headers: unknown, names: ReadonlySet<string>): st
 function pairsWithout(headers: unknown, names: ReadonlySet<string>): [string, string][] {
   return headerPairs(headers).filter(([n]) => !names.has(n.toLowerCase()));
 }
+
+/**
+ * Headers written as `name: value` lines (a form field, a `-H` option, a query's `header=`), by lower-case
+ * name; or the first line that is not of that form. @internal
+ */
+export function headersFromLines(lines: Iterable<string>): { readonly headers: Record<string, string> } | { readonly bad: string } {
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) return { bad: line };
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { headers };
+}

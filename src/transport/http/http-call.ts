@@ -36,8 +36,11 @@ export function meshDispatch(state: UpstreamView, policy: CallPolicy, options: D
   // The caller can abort from now on: while queued for a slot, during a backoff, not only once an attempt connected.
   call.user.onConnect?.(call.abortCall, undefined);
   call.starting = true;
-  call.run();
-  call.starting = false;
+  try {
+    call.run();
+  } finally {
+    call.starting = false;
+  }
 }
 
 /** The request shapes of HTTP calls with no caller's limit and no upgrade, by idempotent (2) and replayable (1). */
